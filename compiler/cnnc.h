@@ -1,0 +1,383 @@
+/* cnnc.h: the compiler's one internal header, a section per source file.
+ *
+ * Data flows one way:
+ *   source text  --lexer.l/parser.y-->  Ast (statements with locations)
+ *                --check.c-->           Network (every layer with its shapes,
+ *                                       settled arguments and parameters)
+ *                --plan.c/summary.c/emit*.c--> memory plan, summary, C.
+ * No phase reaches back into an earlier one's internals: the checker reads the
+ * Ast, everything after it reads only the Network.
+ */
+#ifndef CNNC_H
+#define CNNC_H
+
+#include <stdarg.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+
+#if defined(__GNUC__)
+#define CNNC_PRINTF(f, a) __attribute__((format(printf, f, a)))
+#else
+#define CNNC_PRINTF(f, a)
+#endif
+
+/* ------------------------------------------------------------------------
+ * util.c: memory that never returns NULL, checked size arithmetic
+ */
+
+void *xmalloc(size_t n);
+void *xcalloc(size_t n, size_t size);
+void *xrealloc(void *p, size_t n);
+char *xstrdup(const char *s);
+char *xstrndup(const char *s, size_t n);
+char *xasprintf(const char *fmt, ...) CNNC_PRINTF(1, 2);
+
+/* The largest element count of one sample's tensor. Generated code indexes a
+ * sample with int, so every per-sample size must stay below this. */
+#define CNNC_MAX_ELEMS INT32_MAX
+
+/* *out = a * b, false when the product overflows int64 or a or b < 0. */
+bool mul_ok(int64_t a, int64_t b, int64_t *out);
+bool add_ok(int64_t a, int64_t b, int64_t *out);
+
+/* Levenshtein distance, for "did you mean" hints. */
+int edit_distance(const char *a, const char *b);
+
+/* ------------------------------------------------------------------------
+ * source.c: a whole input file in memory, with its lines indexed
+ */
+
+typedef struct Source {
+    char *name;         /* as given on the command line; "<stdin>" for "-" */
+    char *text;         /* the bytes, NUL-terminated (may hold NULs inside) */
+    size_t len;         /* bytes in text, without the terminator */
+    size_t *line_start; /* byte offset of each line's start; line i at [i-1] */
+    int nlines;
+} Source;
+
+/* Reads path ("-" is standard input). On failure prints
+ * "cnnc: error: PATH: reason" to stderr and returns NULL. */
+Source *source_read(const char *path);
+Source *source_from_string(const char *name, const char *text, size_t len);
+void source_free(Source *s);
+/* The text of line (1-based) without its newline; *len gets its length. */
+const char *source_line(const Source *s, int line, size_t *len);
+
+/* ------------------------------------------------------------------------
+ * diag.c: the one diagnostics path
+ *
+ *   bad.net:7:5: error: Dense needs a vector, but MaxPool (line 6) gives 10x10x105
+ *       7 |     Dense(n=945)
+ *         |     ^~~~~
+ *         = hint: insert Flatten before it
+ */
+
+/* A source range. Lines and columns are 1-based; columns count bytes.
+ * last_column is the column of the range's last byte (inclusive), as bison's
+ * default location tracking makes it when the lexer sets it so. */
+typedef struct Loc {
+    int first_line, first_column;
+    int last_line, last_column;
+} Loc;
+
+typedef struct Diag {
+    const Source *src;
+    FILE *out;        /* stderr, or a memory stream in tests */
+    int errors;
+    int warnings;
+    int max_errors;   /* stop reporting after this many errors */
+    bool werror;      /* warnings count as errors */
+    bool stopped;     /* the limit was hit; further messages are dropped */
+    bool last_shown;  /* the last error/warning was printed: its notes and
+                         hints may follow */
+} Diag;
+
+#define DIAG_DEFAULT_MAX_ERRORS 20
+
+void diag_init(Diag *d, const Source *src, FILE *out);
+void diag_error(Diag *d, Loc loc, const char *fmt, ...) CNNC_PRINTF(3, 4);
+void diag_warning(Diag *d, Loc loc, const char *fmt, ...) CNNC_PRINTF(3, 4);
+/* A note about another place ("previous definition here"), after an error. */
+void diag_note(Diag *d, Loc loc, const char *fmt, ...) CNNC_PRINTF(3, 4);
+/* "= hint: ..." under the last error or warning printed. */
+void diag_hint(Diag *d, const char *fmt, ...) CNNC_PRINTF(2, 3);
+void diag_verror(Diag *d, Loc loc, const char *fmt, va_list ap);
+/* An error with no place in the file (e.g. an empty file). */
+void diag_file_error(Diag *d, const char *fmt, ...) CNNC_PRINTF(2, 3);
+/* True once the error limit is reached: callers may stop early. */
+bool diag_full(const Diag *d);
+
+/* ------------------------------------------------------------------------
+ * ast.c: the syntax tree the parser builds; every node keeps its range
+ */
+
+typedef enum ValueKind {
+    VAL_INT,   /* 40, -3 */
+    VAL_FLOAT, /* 0.01, 1e-3, .5 */
+    VAL_BOOL,  /* true, false */
+    VAL_NAME,  /* valid, he_normal, momentum */
+    VAL_DIMS,  /* 4x4, 96x96x3 */
+} ValueKind;
+
+typedef struct Value {
+    ValueKind kind;
+    Loc loc;
+    union {
+        int64_t i;
+        double f;
+        bool b;
+        char *name;
+        struct {
+            int n;          /* 2 or 3 */
+            int64_t d[3];
+        } dims;
+    } u;
+} Value;
+
+/* key=value, or a positional value when key is NULL. */
+typedef struct Arg {
+    char *key;
+    Loc key_loc;
+    Value value;
+    Loc loc;            /* the whole argument */
+    struct Arg *next;
+} Arg;
+
+/* [LABEL ':'] Word ['(' arguments ')'] ['->' SHAPE] */
+typedef struct Stmt {
+    char *label;          /* NULL when unlabelled */
+    Loc label_loc;
+    char *word;
+    Loc word_loc;
+    Arg *args;            /* in source order */
+    bool has_parens;      /* "ReLU()" as opposed to "ReLU" */
+    bool has_annotation;
+    Value annotation;     /* VAL_DIMS or VAL_INT */
+    Loc loc;              /* the whole statement */
+    struct Stmt *next;
+} Stmt;
+
+typedef struct Ast {
+    Stmt *first;
+    int nstmts;
+} Ast;
+
+Stmt *stmt_new(void);
+Arg *arg_new(void);
+void value_free(Value *v);
+void arg_free_list(Arg *a);
+void stmt_free(Stmt *s);
+void ast_free(Ast *a);
+/* Prints a value as written: "4x4", "0.01", "true". */
+void value_print(FILE *f, const Value *v);
+
+/* ------------------------------------------------------------------------
+ * parse.c (driving lexer.l and parser.y): source -> Ast
+ */
+
+/* Parses the whole source. Syntax errors go to d; the Ast holds every
+ * statement that parsed. Returns NULL only when nothing could be parsed at all
+ * (the caller still checks d->errors). */
+Ast *parse_source(const Source *src, Diag *d);
+
+/* Longest identifier accepted: labels end up in C names and checkpoints. */
+#define CNNC_MAX_IDENT 255
+
+/* ------------------------------------------------------------------------
+ * shape.c: per-sample tensor shapes
+ */
+
+typedef struct Shape {
+    int rank;           /* 3: an HxWxC map; 1: a vector of c features */
+    int64_t h, w, c;    /* for a vector, h = w = 1 */
+} Shape;
+
+Shape shape_map(int64_t h, int64_t w, int64_t c);
+Shape shape_vector(int64_t n);
+int64_t shape_elems(Shape s);          /* h*w*c; callers keep it in range */
+bool shape_equal(Shape a, Shape b);
+/* "47x47x40" or "945" into buf (at least 64 bytes); returns buf. */
+char *shape_str(Shape s, char *buf, size_t size);
+
+/* ------------------------------------------------------------------------
+ * args.c: argument schemas, matched against what the source says
+ */
+
+typedef enum ArgType {
+    ARG_INT,      /* an integer in [imin, imax] */
+    ARG_FLOAT,    /* a number (integers accepted) in the range given */
+    ARG_BOOL,     /* true | false */
+    ARG_SIZE2,    /* HxW, or N meaning NxN: kernels, windows, strides */
+    ARG_PADDING,  /* valid | same | P | PHxPW */
+    ARG_CHOICE,   /* one name of choices[] */
+    ARG_SHAPE,    /* HxWxC | HxW | F: Input's */
+} ArgType;
+
+typedef struct ArgSpec {
+    const char *key;
+    ArgType type;
+    bool required;
+    int position;               /* 0-based position when given positionally,
+                                   -1: keyword only */
+    int64_t imin, imax;         /* ARG_INT, ARG_SIZE2 (each side), ARG_PADDING */
+    double fmin, fmax;          /* ARG_FLOAT */
+    bool fmin_open, fmax_open;  /* exclusive bounds */
+    const char *const *choices; /* ARG_CHOICE, NULL-terminated */
+    const char *doc;            /* for messages and --help: "output channels" */
+} ArgSpec;
+
+typedef enum PadMode { PAD_VALID, PAD_SAME, PAD_EXPLICIT } PadMode;
+
+/* A padding once the shape rule has resolved it. */
+typedef struct Pad {
+    PadMode mode;
+    int64_t top, bottom, left, right;
+} Pad;
+
+/* One settled argument: the source's value, or the default. */
+typedef struct ArgVal {
+    bool given;       /* written in the source (else a default) */
+    Loc loc;          /* of the value when given */
+    union {
+        int64_t i;
+        double f;
+        bool b;
+        int choice;               /* index into spec->choices */
+        struct { int64_t h, w; } size;
+        Pad pad;
+        Shape shape;
+    } u;
+} ArgVal;
+
+#define CNNC_MAX_ARGS 16
+
+/* Matches the statement's arguments against specs[0..n): reports unknown,
+ * duplicate, missing, ill-typed and out-of-range arguments (with a "did you
+ * mean" hint for near-miss keys), and fills vals[i] for each spec. Values not
+ * given are left with given=false and zeroed; the caller applies defaults.
+ * Returns false when an argument was bad. */
+bool args_match(const Stmt *st, const ArgSpec *specs, int n, ArgVal *vals, Diag *d);
+
+/* ------------------------------------------------------------------------
+ * Layer kinds: one file each (conv.c, pool.c, ...), listed in layers.def
+ */
+
+struct Layer;
+struct Network;
+
+/* A parameter tensor, in PyTorch's layout ("weight" [n, C_in, KH, KW]). */
+typedef struct Param {
+    const char *suffix;   /* "weight" or "bias" */
+    int rank;
+    int64_t dims[4];
+    int64_t count;
+    int64_t fan_in, fan_out;   /* for the initializers */
+    bool is_bias;              /* starts at zero */
+} Param;
+
+typedef struct LayerKind {
+    const char *name;          /* as written in source: "Conv" */
+    const char *auto_prefix;   /* automatic labels: "conv" -> conv1, conv2 */
+    const ArgSpec *args;
+    int nargs;
+    bool must_be_last;         /* Softmax */
+    /* The shape rule: from l->in and l->args, set l->out and l->params.
+     * Reports problems at l->loc or an argument's loc; returns false when
+     * no output shape can be given (checking goes on past the layer). */
+    bool (*infer)(struct Layer *l, Diag *d);
+    /* Forward FLOP per sample: 2 per multiply-add of Conv and Dense; 0 for
+     * layers that only move or compare data. */
+    double (*flops)(const struct Layer *l);
+} LayerKind;
+
+/* The registered kinds, in layers.def order. */
+#define LAYER(kind_, var_) extern const LayerKind var_;
+#include "layers.def"
+#undef LAYER
+extern const LayerKind *const layer_kinds[];
+extern const int nlayer_kinds;
+const LayerKind *layer_kind_find(const char *name);
+
+/* ------------------------------------------------------------------------
+ * check.c: Ast -> Network, with every rule of the language spec
+ */
+
+typedef enum Loss { LOSS_CROSS_ENTROPY, LOSS_MSE } Loss;
+typedef enum Optimizer { OPT_SGD, OPT_MOMENTUM, OPT_NESTEROV, OPT_ADAM } Optimizer;
+typedef enum Init { INIT_HE_NORMAL, INIT_HE_UNIFORM, INIT_GLOROT_NORMAL, INIT_GLOROT_UNIFORM } Init;
+
+/* Names in the same order as the enums above (tag: enum-names). */
+extern const char *const loss_names[];
+extern const char *const optimizer_names[];
+extern const char *const init_names[];
+
+typedef struct Train {
+    int64_t batch, epochs;
+    Loss loss;
+    Optimizer optimizer;
+    double lr, momentum, beta1, beta2, eps, decay;
+    Init init;
+    uint64_t seed;
+    bool declared;     /* a Train statement was written */
+    Loc loc;
+} Train;
+
+typedef struct Layer {
+    const LayerKind *kind;
+    int index;             /* 0-based position among the layers */
+    char *label;           /* the source's label or the automatic name */
+    bool auto_label;
+    Loc loc;               /* the kind's word in the source */
+    Loc stmt_loc;
+    Shape in, out;
+    ArgVal args[CNNC_MAX_ARGS];   /* settled, indexed as kind->args */
+    Param params[2];
+    int nparams;
+    Init init;             /* the layer's init= or Train's */
+} Layer;
+
+typedef struct Network {
+    char *name;            /* file stem: "seed" for models/seed.net */
+    char *source_name;
+    Shape input;
+    Loc input_loc;
+    Layer *layers;
+    int nlayers;
+    Train train;
+} Network;
+
+/* Checks the Ast. Returns the Network when it has no errors (warnings are
+ * fine), NULL otherwise; all problems are reported through d. */
+Network *check_ast(const Ast *ast, const char *source_name, Diag *d);
+void network_free(Network *n);
+
+/* Train's defaults as the spec gives them. */
+Train train_defaults(void);
+
+/* ------------------------------------------------------------------------
+ * plan.c: the memory plan, shared by --summary and the code generator
+ */
+
+typedef struct MemPlan {
+    int64_t real_size;      /* bytes of one value: 4 (f32) or 8 (f64) */
+    int64_t batch;
+    int64_t params;         /* elements */
+    int64_t grads;
+    int64_t opt_state;
+    int64_t activations;    /* kept for backward, at the batch */
+    int64_t scratch;        /* gradient ping-pong buffers, at the batch */
+    int64_t total_bytes;
+} MemPlan;
+
+/* False when a byte count would overflow int64 (reported through d). */
+bool plan_network(const Network *n, int64_t real_size, MemPlan *p);
+
+/* ------------------------------------------------------------------------
+ * summary.c: cnnc --summary
+ */
+
+void summary_print(FILE *f, const Network *n, int64_t real_size);
+
+#endif /* CNNC_H */

@@ -1,0 +1,169 @@
+/* main.c: the cnnc command line.
+ *
+ *   cnnc model.net -o model.c      emit a trainer
+ *   cnnc --check model.net         parse and shape-check only
+ *   cnnc --summary model.net       layers, shapes, parameters, FLOP, memory plan
+ *
+ * Exit status: 0 compiled, 1 the model has errors, 2 usage or I/O problems. */
+#include "config.h"
+#include "cnnc.h"
+
+#include <errno.h>
+#include <getopt.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+enum { EXIT_MODEL = 1, EXIT_USAGE = 2 };
+
+typedef enum Mode { MODE_EMIT, MODE_CHECK, MODE_SUMMARY } Mode;
+
+typedef struct Options {
+    Mode mode;
+    const char *input;
+    const char *output;     /* -o; NULL with --check/--summary */
+    int64_t real_size;      /* 4 or 8 */
+    int max_errors;
+    bool werror;
+} Options;
+
+static void usage(FILE *f)
+{
+    fputs("Usage: cnnc [OPTION]... MODEL.net\n"
+          "Compile a network description into the C source of its trainer.\n"
+          "\n"
+          "  -o FILE             write the trainer's C to FILE ('-': standard output)\n"
+          "      --check         parse and shape-check only\n"
+          "      --summary       print layers, shapes, parameters, FLOP and memory plan\n"
+          "      --precision=P   f32 (default) or f64\n"
+          "      --max-errors=N  stop after N errors (default 20)\n"
+          "      -Werror         treat warnings as errors\n"
+          "  -h, --help          show this help and exit\n"
+          "  -V, --version       show the version and exit\n"
+          "\n"
+          "MODEL.net '-' reads standard input. Exit status: 0 compiled, 1 the model\n"
+          "has errors, 2 usage or I/O problems. The language: docs/language.md.\n",
+          f);
+}
+
+static int usage_error(const char *fmt, const char *arg)
+{
+    fputs("cnnc: error: ", stderr);
+    fprintf(stderr, fmt, arg);
+    fputs("\nTry 'cnnc --help' for more information.\n", stderr);
+    return EXIT_USAGE;
+}
+
+/* Returns -1 when the options are good, else the exit status to end with. */
+static int parse_options(int argc, char **argv, Options *o)
+{
+    enum { OPT_CHECK = 256, OPT_SUMMARY, OPT_PRECISION, OPT_MAX_ERRORS, OPT_WERROR };
+    static const struct option longopts[] = {
+        {"check", no_argument, NULL, OPT_CHECK},
+        {"summary", no_argument, NULL, OPT_SUMMARY},
+        {"precision", required_argument, NULL, OPT_PRECISION},
+        {"max-errors", required_argument, NULL, OPT_MAX_ERRORS},
+        {"Werror", no_argument, NULL, OPT_WERROR},
+        {"help", no_argument, NULL, 'h'},
+        {"version", no_argument, NULL, 'V'},
+        {NULL, 0, NULL, 0},
+    };
+    *o = (Options){.mode = MODE_EMIT, .real_size = 4, .max_errors = DIAG_DEFAULT_MAX_ERRORS};
+    bool check = false, summary = false;
+    opterr = 0;
+    int c;
+    while ((c = getopt_long_only(argc, argv, "+o:hV", longopts, NULL)) != -1) {
+        switch (c) {
+        case 'o': o->output = optarg; break;
+        case OPT_CHECK: check = true; break;
+        case OPT_SUMMARY: summary = true; break;
+        case OPT_WERROR: o->werror = true; break;
+        case OPT_PRECISION:
+            if (strcmp(optarg, "f32") == 0)
+                o->real_size = 4;
+            else if (strcmp(optarg, "f64") == 0)
+                o->real_size = 8;
+            else
+                return usage_error("--precision must be f32 or f64, not '%s'", optarg);
+            break;
+        case OPT_MAX_ERRORS: {
+            char *end;
+            errno = 0;
+            long n = strtol(optarg, &end, 10);
+            if (errno || *end || end == optarg || n < 1 || n > 100000)
+                return usage_error("--max-errors needs a number from 1 to 100000, not '%s'",
+                                   optarg);
+            o->max_errors = (int)n;
+            break;
+        }
+        case 'h': usage(stdout); return 0;
+        case 'V': printf("cnnc %s\n", PACKAGE_VERSION); return 0;
+        case ':': return usage_error("option '%s' needs an argument", argv[optind - 1]);
+        default: return usage_error("unknown option '%s'", argv[optind - 1]);
+        }
+    }
+    if (optind >= argc)
+        return usage_error("%s", "no model file given");
+    if (optind + 1 < argc)
+        return usage_error("one model file at a time; '%s' is one too many", argv[optind + 1]);
+    o->input = argv[optind];
+    if (check && summary)
+        return usage_error("%s", "--check and --summary do not go together");
+    o->mode = check ? MODE_CHECK : summary ? MODE_SUMMARY : MODE_EMIT;
+    if (o->mode != MODE_EMIT && o->output)
+        return usage_error("-o writes a trainer; it does not go with --%s",
+                           check ? "check" : "summary");
+    if (o->mode == MODE_EMIT && !o->output)
+        return usage_error("%s", "say where the trainer goes with -o FILE (or use --check)");
+    return -1;
+}
+
+/* Front end: source -> checked network. NULL when the model has errors. */
+static Network *compile_front(const Options *o, Source *src)
+{
+    Diag d;
+    diag_init(&d, src, stderr);
+    d.max_errors = o->max_errors;
+    d.werror = o->werror;
+    Ast *ast = parse_source(src, &d);
+    Network *net = NULL;
+    if (ast && !diag_full(&d))
+        net = check_ast(ast, src->name, &d);
+    if (net && d.errors > 0) {
+        network_free(net);
+        net = NULL;
+    }
+    ast_free(ast);
+    return net;
+}
+
+int main(int argc, char **argv)
+{
+    Options o;
+    int status = parse_options(argc, argv, &o);
+    if (status >= 0)
+        return status;
+    Source *src = source_read(o.input);
+    if (!src)
+        return EXIT_USAGE;
+    Network *net = compile_front(&o, src);
+    if (!net) {
+        source_free(src);
+        return EXIT_MODEL;
+    }
+    status = 0;
+    if (o.mode == MODE_SUMMARY) {
+        summary_print(stdout, net, o.real_size);
+    } else if (o.mode == MODE_EMIT) {
+        fputs("cnnc: error: code generation is not built yet; use --check or --summary\n",
+              stderr);
+        status = EXIT_USAGE;
+    }
+    if (fflush(stdout) != 0 || ferror(stdout)) {
+        fprintf(stderr, "cnnc: error: writing standard output: %s\n", strerror(errno));
+        status = EXIT_USAGE;
+    }
+    network_free(net);
+    source_free(src);
+    return status;
+}
