@@ -260,6 +260,11 @@ typedef struct ArgVal {
  * Returns false when an argument was bad. */
 bool args_match(const Stmt *st, const ArgSpec *specs, int n, ArgVal *vals, Diag *d);
 
+/* The name of names[] (NULL-terminated) closest to word, for "did you mean"
+ * hints: equal but for case, a few edits away, or one holding the other
+ * ("kernel_size" -> "kernel"). NULL when none is close. */
+const char *nearest_name(const char *word, const char *const names[]);
+
 /* ------------------------------------------------------------------------
  * Layer kinds: one file each (conv.c, pool.c, ...), listed in layers.def
  */
@@ -291,6 +296,20 @@ typedef struct LayerKind {
      * layers that only move or compare data. */
     double (*flops)(const struct Layer *l);
 } LayerKind;
+
+/* conv.c: the sliding-window rule that Conv, MaxPool and AvgPool share. */
+typedef struct Window {
+    const char *what;   /* "kernel" or "window", for messages */
+    Loc loc;            /* where to report: the kernel's or size's value */
+    int64_t kh, kw;     /* its size */
+    int64_t sh, sw;     /* its stride */
+    Pad pad;            /* as written; the sides of same are filled in */
+} Window;
+/* The output size of w slid over l->in (a map): valid floor((in-k)/s)+1,
+ * same ceil(in/s) (padding split TensorFlow's way, the extra at the
+ * bottom/right), explicit floor((in+2p-k)/s)+1. Reports a window larger than
+ * its padded input; warns when the last rows/columns are never covered. */
+bool window_rule(const struct Layer *l, Window *w, int64_t *oh, int64_t *ow, Diag *d);
 
 /* The registered kinds, in layers.def order. */
 #define LAYER(kind_, var_) extern const LayerKind var_;
@@ -336,6 +355,8 @@ typedef struct Layer {
     Param params[2];
     int nparams;
     Init init;             /* the layer's init= or Train's */
+    const char *in_from;   /* what gives l->in, for messages: "MaxPool", "Input" */
+    int in_line;           /* the line of that statement */
 } Layer;
 
 typedef struct Network {
@@ -355,6 +376,19 @@ void network_free(Network *n);
 
 /* Train's defaults as the spec gives them. */
 Train train_defaults(void);
+
+/* For the shape rules in the layer files: check that l->in is a map (or a
+ * vector), else report "Dense needs a vector, but MaxPool (line 6) gives
+ * 10x10x105" at l->loc with the hint given (may be NULL). */
+bool layer_need_map(const Layer *l, const char *hint, Diag *d);
+bool layer_need_vector(const Layer *l, const char *hint, Diag *d);
+/* Appends a parameter tensor (dims in PyTorch's layout) to l->params; the
+ * suffix "bias" marks a bias. Reports a tensor whose element count
+ * overflows or exceeds CNNC_MAX_ELEMS. */
+bool layer_add_param(Layer *l, const char *suffix, int rank, const int64_t dims[],
+                     int64_t fan_in, int64_t fan_out, Diag *d);
+/* LayerKind.flops of the kinds that do no multiply-adds: 0. */
+double layer_no_flops(const Layer *l);
 
 /* ------------------------------------------------------------------------
  * plan.c: the memory plan, shared by --summary and the code generator
@@ -379,5 +413,67 @@ bool plan_network(const Network *n, int64_t real_size, MemPlan *p);
  */
 
 void summary_print(FILE *f, const Network *n, int64_t real_size);
+
+/* ------------------------------------------------------------------------
+ * emit.c: Network -> the C of its trainer (against runtime/cnnrt.h)
+ *
+ * The emitted file holds, per layer, two functions with the same signature
+ * for every kind, so that the network's driver calls them uniformly:
+ *
+ *   static void L_forward(cnnrt_ctx *ctx, int n,
+ *                         const real *restrict x,   // [n][in]
+ *                         real *restrict y);        // [n][out]
+ *   static void L_backward(cnnrt_ctx *ctx, int n,
+ *                          const real *restrict x, const real *restrict y,
+ *                          const real *restrict dy, // [n][out]
+ *                          real *restrict dx);      // [n][in]: NULL when
+ *                                                   // nobody consumes it
+ *
+ * Backward writes (=, not +=) the layer's parameter gradients at
+ * grad(ctx) + L_weight / L_bias, and dx only when LayerCode.need_dx: a layer
+ * with no parameterised layer before it computes no input gradient, by
+ * construction. Maps are NHWC per sample; parameters keep PyTorch's layout in
+ * the parameter block (what checkpoints hold) and kernels repack them into
+ * their scratch as they need.
+ */
+
+typedef struct Emitter {
+    FILE *out;
+    int indent;            /* in levels of four spaces */
+    const Network *net;
+    int64_t real_size;     /* 4: float, 8: double */
+} Emitter;
+
+/* What the driver decided for one layer; its emitter reads only this. */
+typedef struct LayerCode {
+    const Layer *l;
+    const char *name;      /* the C prefix: the layer's label */
+    bool need_dx;          /* an earlier layer has parameters */
+    int64_t batch;         /* the compiled (largest) batch */
+    int64_t scratch_off;   /* bytes into the workspace: the layer's scratch */
+} LayerCode;
+
+/* Emits one line of C: the text is formatted, indented, and a line ending in
+ * '{' opens a level, one starting with '}' closes it. "" is a blank line. */
+void emit(Emitter *e, const char *fmt, ...) CNNC_PRINTF(2, 3);
+/* Emits "for (int VAR = 0; VAR < LIMIT; VAR++) {". */
+void emit_for(Emitter *e, const char *var, int64_t limit);
+/* A comment line "/" "* text *" "/", indented. */
+void emit_comment(Emitter *e, const char *fmt, ...) CNNC_PRINTF(2, 3);
+
+/* Whether the kernel window of taps is small enough to unroll. */
+#define EMIT_UNROLL_TAPS 16
+
+typedef struct EmitOptions {
+    int64_t real_size;     /* 4 or 8 */
+    const Source *src;     /* embedded in the trainer (checkpoint metadata) */
+} EmitOptions;
+
+/* Writes the trainer's C for n to out. False on a write error. */
+bool emit_network(FILE *out, const Network *n, const EmitOptions *o);
+
+/* FLOP per sample of one training step: forward, the weight gradients, and
+ * the input gradients that are computed (not the first layer's). */
+double network_train_flops(const Network *n);
 
 #endif /* CNNC_H */

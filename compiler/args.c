@@ -1,0 +1,460 @@
+/* args.c: a statement's arguments matched against a schema (ArgSpec[]).
+ *
+ *   Conv(4x4, 40, stride=2)   positional values first, in spec->position
+ *                             order, then key=value pairs in any order.
+ *
+ * Every problem is reported where it is written: unknown keys (with a "did
+ * you mean"), duplicates (with a note at the first), missing required
+ * arguments (at the statement's word), values of the wrong type or out of
+ * range. Defaults are not applied here: the schema's owner knows them. */
+#include "cnnc.h"
+
+#include <ctype.h>
+#include <inttypes.h>
+#include <limits.h>
+#include <math.h>
+#include <string.h>
+
+/* A value as written, for messages: "4x4", "0.01", "same". */
+static const char *value_text(const Value *v, char *buf, size_t size)
+{
+    switch (v->kind) {
+    case VAL_INT: snprintf(buf, size, "%" PRId64, v->u.i); break;
+    case VAL_FLOAT: snprintf(buf, size, "%g", v->u.f); break;
+    case VAL_BOOL: snprintf(buf, size, "%s", v->u.b ? "true" : "false"); break;
+    case VAL_NAME: snprintf(buf, size, "%.60s", v->u.name); break;
+    case VAL_DIMS:
+        if (v->u.dims.n == 3)
+            snprintf(buf, size, "%" PRId64 "x%" PRId64 "x%" PRId64, v->u.dims.d[0],
+                     v->u.dims.d[1], v->u.dims.d[2]);
+        else
+            snprintf(buf, size, "%" PRId64 "x%" PRId64, v->u.dims.d[0], v->u.dims.d[1]);
+        break;
+    }
+    return buf;
+}
+
+/* ------------------------------------------------------------------------
+ * Near misses
+ */
+
+static void lower_copy(char *dst, const char *src, size_t size)
+{
+    size_t i = 0;
+    for (; src[i] && i + 1 < size; i++)
+        dst[i] = (char)tolower((unsigned char)src[i]);
+    dst[i] = '\0';
+}
+
+/* How far apart two lowercased names are, or -1 when too far to suggest.
+ * Close means: a small edit distance (a third of the longer name),
+ * or one holding the other ("kernel_size" holds "kernel", "Conv2d" "conv"). */
+static int closeness(const char *a, const char *b)
+{
+    size_t la = strlen(a), lb = strlen(b);
+    size_t longer = la > lb ? la : lb, shorter = la < lb ? la : lb;
+    int dist = edit_distance(a, b);
+    if (dist <= (int)(longer + 1) / 3)
+        return dist;
+    if (shorter >= 3 && (strstr(a, b) || strstr(b, a)))
+        return dist;
+    return -1;
+}
+
+const char *nearest_name(const char *word, const char *const names[])
+{
+    char w[72], n[72];
+    lower_copy(w, word, sizeof w);
+    const char *best = NULL;
+    int best_dist = INT_MAX;
+    for (int i = 0; names[i]; i++) {
+        lower_copy(n, names[i], sizeof n);
+        int dist = closeness(w, n);
+        if (dist >= 0 && dist < best_dist) {
+            best = names[i];
+            best_dist = dist;
+        }
+    }
+    return best;
+}
+
+/* "kernel, n, stride" into buf: the keys of specs, for hints. */
+static const char *key_list(const ArgSpec *specs, int n, bool positional_only, char *buf,
+                            size_t size)
+{
+    size_t used = 0;
+    buf[0] = '\0';
+    for (int pos = 0; pos < n; pos++) {
+        const ArgSpec *s = NULL;
+        if (!positional_only)
+            s = &specs[pos];
+        else
+            for (int i = 0; i < n; i++)
+                if (specs[i].position == pos)
+                    s = &specs[i];
+        if (!s)
+            break;
+        int k = snprintf(buf + used, size - used, "%s%s", used ? ", " : "", s->key);
+        if (k < 0 || (size_t)k >= size - used)
+            break;
+        used += (size_t)k;
+    }
+    return buf;
+}
+
+static int count_positional(const ArgSpec *specs, int n)
+{
+    int count = 0;
+    for (int i = 0; i < n; i++)
+        if (specs[i].position >= 0)
+            count++;
+    return count;
+}
+
+/* ------------------------------------------------------------------------
+ * Ranges
+ */
+
+/* Reports an integer (or a side of a size) outside [imin, imax]. */
+static void int_range_error(const ArgSpec *s, const Value *v, int64_t bad, Diag *d)
+{
+    char got[80];
+    value_text(v, got, sizeof got);
+    if (bad < s->imin && s->imin == 1)
+        diag_error(d, v->loc, "%s must be positive, got %s", s->key, got);
+    else if (bad < s->imin && s->imin == 0)
+        diag_error(d, v->loc, "%s must not be negative, got %s", s->key, got);
+    else if (bad > s->imax && s->imin <= 1)
+        diag_error(d, v->loc, "%s must be at most %" PRId64 ", got %s", s->key, s->imax, got);
+    else
+        diag_error(d, v->loc, "%s must be in [%" PRId64 ", %" PRId64 "], got %s", s->key,
+                   s->imin, s->imax, got);
+}
+
+static bool int_in_range(const ArgSpec *s, const Value *v, int64_t x, Diag *d)
+{
+    if (x >= s->imin && x <= s->imax)
+        return true;
+    int_range_error(s, v, x, d);
+    return false;
+}
+
+/* "> 0", ">= 0", "in [0, 1)": the allowed range of a float, for messages. */
+static const char *float_range_text(const ArgSpec *s, char *buf, size_t size)
+{
+    if (isinf(s->fmax))
+        snprintf(buf, size, "%s %g", s->fmin_open ? ">" : ">=", s->fmin);
+    else if (isinf(s->fmin))
+        snprintf(buf, size, "%s %g", s->fmax_open ? "<" : "<=", s->fmax);
+    else
+        snprintf(buf, size, "in %c%g, %g%c", s->fmin_open ? '(' : '[', s->fmin, s->fmax,
+                 s->fmax_open ? ')' : ']');
+    return buf;
+}
+
+static bool float_in_range(const ArgSpec *s, double x)
+{
+    if (!isfinite(x))
+        return false;
+    if (s->fmin_open ? !(x > s->fmin) : !(x >= s->fmin))
+        return false;
+    if (s->fmax_open ? !(x < s->fmax) : !(x <= s->fmax))
+        return false;
+    return true;
+}
+
+/* ------------------------------------------------------------------------
+ * One value, by type
+ */
+
+static void type_error(const ArgSpec *s, const Value *v, const char *expects, Diag *d)
+{
+    char got[80];
+    diag_error(d, v->loc, "%s expects %s, got '%s'", s->key, expects,
+               value_text(v, got, sizeof got));
+}
+
+static bool is_dims(const Value *v, int n)
+{
+    return v->kind == VAL_DIMS && v->u.dims.n == n;
+}
+
+static int choice_count(const char *const *choices)
+{
+    int n = 0;
+    while (choices[n])
+        n++;
+    return n;
+}
+
+/* "one of sgd, momentum, nesterov, adam" */
+static const char *choice_text(const char *const *choices, char *buf, size_t size)
+{
+    size_t used = (size_t)snprintf(buf, size, "one of");
+    for (int i = 0; choices[i] && used < size; i++)
+        used += (size_t)snprintf(buf + used, size - used, "%s %s", i ? "," : "", choices[i]);
+    return buf;
+}
+
+static void suggest(const char *name, const char *const *names, Diag *d)
+{
+    const char *near = nearest_name(name, names);
+    if (near)
+        diag_hint(d, "did you mean '%s'?", near);
+}
+
+static bool take_int(const ArgSpec *s, const Value *v, ArgVal *out, Diag *d)
+{
+    if (v->kind != VAL_INT) {
+        type_error(s, v, "an integer", d);
+        return false;
+    }
+    out->u.i = v->u.i;
+    return int_in_range(s, v, v->u.i, d);
+}
+
+static bool take_float(const ArgSpec *s, const Value *v, ArgVal *out, Diag *d)
+{
+    if (v->kind != VAL_INT && v->kind != VAL_FLOAT) {
+        type_error(s, v, "a number", d);
+        return false;
+    }
+    out->u.f = v->kind == VAL_INT ? (double)v->u.i : v->u.f;
+    if (float_in_range(s, out->u.f))
+        return true;
+    char range[64], got[80];
+    diag_error(d, v->loc, "%s must be %s, got %s", s->key,
+               float_range_text(s, range, sizeof range), value_text(v, got, sizeof got));
+    return false;
+}
+
+static bool take_bool(const ArgSpec *s, const Value *v, ArgVal *out, Diag *d)
+{
+    if (v->kind != VAL_BOOL) {
+        type_error(s, v, "true or false", d);
+        return false;
+    }
+    out->u.b = v->u.b;
+    return true;
+}
+
+/* N means NxN; HxW as written. Each side in [imin, imax]. */
+static bool take_size2(const ArgSpec *s, const Value *v, ArgVal *out, Diag *d)
+{
+    if (v->kind == VAL_INT) {
+        out->u.size.h = out->u.size.w = v->u.i;
+    } else if (is_dims(v, 2)) {
+        out->u.size.h = v->u.dims.d[0];
+        out->u.size.w = v->u.dims.d[1];
+    } else {
+        type_error(s, v, "a size like 2 or 2x2", d);
+        return false;
+    }
+    int64_t lo = out->u.size.h < out->u.size.w ? out->u.size.h : out->u.size.w;
+    int64_t hi = out->u.size.h > out->u.size.w ? out->u.size.h : out->u.size.w;
+    return int_in_range(s, v, lo < s->imin ? lo : hi, d);
+}
+
+/* valid | same | P | PHxPW. Sides of same are resolved by the shape rule. */
+static bool take_padding(const ArgSpec *s, const Value *v, ArgVal *out, Diag *d)
+{
+    static const char *const modes[] = {"valid", "same", NULL};
+    Pad *p = &out->u.pad;
+    if (v->kind == VAL_NAME && strcmp(v->u.name, "valid") == 0) {
+        p->mode = PAD_VALID;
+        return true;
+    }
+    if (v->kind == VAL_NAME && strcmp(v->u.name, "same") == 0) {
+        p->mode = PAD_SAME;
+        return true;
+    }
+    if (v->kind == VAL_INT) {
+        p->top = p->bottom = p->left = p->right = v->u.i;
+    } else if (is_dims(v, 2)) {
+        p->top = p->bottom = v->u.dims.d[0];
+        p->left = p->right = v->u.dims.d[1];
+    } else {
+        type_error(s, v, "valid, same, a number P or PHxPW", d);
+        if (v->kind == VAL_NAME)
+            suggest(v->u.name, modes, d);
+        return false;
+    }
+    p->mode = PAD_EXPLICIT;
+    int64_t lo = p->top < p->left ? p->top : p->left;
+    int64_t hi = p->top > p->left ? p->top : p->left;
+    return int_in_range(s, v, lo < s->imin ? lo : hi, d);
+}
+
+static bool take_choice(const ArgSpec *s, const Value *v, ArgVal *out, Diag *d)
+{
+    char list[256];
+    choice_text(s->choices, list, sizeof list);
+    if (v->kind != VAL_NAME) {
+        type_error(s, v, list, d);
+        return false;
+    }
+    for (int i = 0; i < choice_count(s->choices); i++)
+        if (strcmp(v->u.name, s->choices[i]) == 0) {
+            out->u.choice = i;
+            return true;
+        }
+    type_error(s, v, list, d);
+    suggest(v->u.name, s->choices, d);
+    return false;
+}
+
+/* Input's: HxWxC, HxW (one channel) or F (a vector). Each side in range;
+ * the product is the checker's to bound. */
+static bool take_shape(const ArgSpec *s, const Value *v, ArgVal *out, Diag *d)
+{
+    if (v->kind == VAL_INT) {
+        out->u.shape = shape_vector(v->u.i);
+    } else if (is_dims(v, 3)) {
+        out->u.shape = shape_map(v->u.dims.d[0], v->u.dims.d[1], v->u.dims.d[2]);
+    } else if (is_dims(v, 2)) {
+        out->u.shape = shape_map(v->u.dims.d[0], v->u.dims.d[1], 1);
+    } else {
+        type_error(s, v, "a shape like 28x28x1, 28x28 or 784", d);
+        return false;
+    }
+    Shape sh = out->u.shape;
+    int64_t lo = sh.h < sh.w ? sh.h : sh.w, hi = sh.h > sh.w ? sh.h : sh.w;
+    lo = lo < sh.c ? lo : sh.c;
+    hi = hi > sh.c ? hi : sh.c;
+    return int_in_range(s, v, lo < s->imin ? lo : hi, d);
+}
+
+static bool take_value(const ArgSpec *s, const Value *v, ArgVal *out, Diag *d)
+{
+    switch (s->type) {
+    case ARG_INT: return take_int(s, v, out, d);
+    case ARG_FLOAT: return take_float(s, v, out, d);
+    case ARG_BOOL: return take_bool(s, v, out, d);
+    case ARG_SIZE2: return take_size2(s, v, out, d);
+    case ARG_PADDING: return take_padding(s, v, out, d);
+    case ARG_CHOICE: return take_choice(s, v, out, d);
+    case ARG_SHAPE: return take_shape(s, v, out, d);
+    }
+    return false;
+}
+
+/* ------------------------------------------------------------------------
+ * Matching
+ */
+
+static int find_key(const char *key, const ArgSpec *specs, int n)
+{
+    for (int i = 0; i < n; i++)
+        if (strcmp(specs[i].key, key) == 0)
+            return i;
+    return -1;
+}
+
+static int find_position(int pos, const ArgSpec *specs, int n)
+{
+    for (int i = 0; i < n; i++)
+        if (specs[i].position == pos)
+            return i;
+    return -1;
+}
+
+static void unknown_key(const Stmt *st, const Arg *a, const ArgSpec *specs, int n, Diag *d)
+{
+    diag_error(d, a->key_loc, "%s has no argument '%s'", st->word, a->key);
+    if (n == 0) {
+        diag_hint(d, "%s takes no arguments", st->word);
+        return;
+    }
+    const char *keys[CNNC_MAX_ARGS + 1];
+    for (int i = 0; i < n; i++)
+        keys[i] = specs[i].key;
+    keys[n] = NULL;
+    const char *near = nearest_name(a->key, keys);
+    char list[256];
+    if (near)
+        diag_hint(d, "did you mean '%s'?", near);
+    else
+        diag_hint(d, "%s takes %s", st->word, key_list(specs, n, false, list, sizeof list));
+}
+
+static void too_many_positional(const Stmt *st, const Arg *a, const ArgSpec *specs, int n,
+                                Diag *d)
+{
+    int npos = count_positional(specs, n);
+    char list[256];
+    if (n == 0) {
+        diag_error(d, a->loc, "%s takes no arguments", st->word);
+    } else if (npos == 0) {
+        diag_error(d, a->loc, "%s takes only key=value arguments", st->word);
+        diag_hint(d, "%s takes %s", st->word, key_list(specs, n, false, list, sizeof list));
+    } else {
+        diag_error(d, a->loc, "too many positional arguments: %s takes at most %d (%s)",
+                   st->word, npos, key_list(specs, n, true, list, sizeof list));
+        diag_hint(d, "write the others as key=value");
+    }
+}
+
+/* Which spec a given argument is for, or -1 after reporting why none. */
+static int spec_for(const Stmt *st, const Arg *a, int *npositional, bool seen_keyword,
+                    const ArgSpec *specs, int n, Diag *d)
+{
+    if (a->key) {
+        int i = find_key(a->key, specs, n);
+        if (i < 0)
+            unknown_key(st, a, specs, n, d);
+        return i;
+    }
+    if (seen_keyword) {
+        diag_error(d, a->loc, "a positional argument cannot follow key=value arguments");
+        diag_hint(d, "write it as key=value, or move it before the keyword arguments");
+        return -1;
+    }
+    int i = find_position((*npositional)++, specs, n);
+    if (i < 0)
+        too_many_positional(st, a, specs, n, d);
+    return i;
+}
+
+static void missing(const Stmt *st, const ArgSpec *s, Diag *d)
+{
+    if (s->doc)
+        diag_error(d, st->word_loc, "%s needs %s= (%s)", st->word, s->key, s->doc);
+    else
+        diag_error(d, st->word_loc, "%s needs %s=", st->word, s->key);
+}
+
+bool args_match(const Stmt *st, const ArgSpec *specs, int n, ArgVal *vals, Diag *d)
+{
+    const Arg *seen[CNNC_MAX_ARGS] = {0};
+    bool ok = true, seen_keyword = false;
+    int npositional = 0;
+    memset(vals, 0, sizeof *vals * (size_t)n);
+    for (const Arg *a = st->args; a; a = a->next) {
+        int i = spec_for(st, a, &npositional, seen_keyword, specs, n, d);
+        seen_keyword |= a->key != NULL;
+        if (i < 0) {
+            ok = false;
+            continue;
+        }
+        if (seen[i]) {
+            diag_error(d, a->key ? a->key_loc : a->loc, "%s is given twice", specs[i].key);
+            diag_note(d, seen[i]->loc, "first given here");
+            ok = false;
+            continue;
+        }
+        seen[i] = a;
+        if (!take_value(&specs[i], &a->value, &vals[i], d)) {
+            vals[i] = (ArgVal){0};
+            ok = false;
+            continue;
+        }
+        vals[i].given = true;
+        vals[i].loc = a->value.loc;
+    }
+    for (int i = 0; i < n; i++)
+        if (specs[i].required && !seen[i]) {
+            missing(st, &specs[i], d);
+            ok = false;
+        }
+    return ok;
+}

@@ -1,0 +1,676 @@
+/* check.c: the shape checker, Ast -> Network.
+ *
+ * A survey of the statements first (where Input is, which layers have which
+ * labels, which layer is last), then one pass in source order, so that the
+ * messages come out in the order of the file:
+ *
+ *   Input(HxWxC | HxW | F)       first, once; it starts shape inference
+ *   [LABEL:] Layer(args) [-> S]  args matched against the kind's schema,
+ *                                the kind's shape rule run on the shape so
+ *                                far, the annotation compared with it
+ *   Train(settings)              once, anywhere
+ *
+ * After errors: shape inference stops at the first layer that cannot give an
+ * output shape (bad arguments, a failed shape rule, an output too large),
+ * since every later shape would be a guess and its errors noise. Later
+ * statements still have their words, labels and arguments checked, and the
+ * file-wide rules (Softmax last, loss, no layers) are checked at the end.
+ * When syntax errors dropped statements from the Ast, rules about what is
+ * missing (no Input, no layers) are not checked: the statement may be there.
+ * The Network is returned only when there are no errors at all. */
+#include "cnnc.h"
+
+#include <ctype.h>
+#include <inttypes.h>
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+
+/* ------------------------------------------------------------------------
+ * The registry of layer kinds and the enum names
+ */
+
+const LayerKind *const layer_kinds[] = {
+#define LAYER(kind_, var_) &var_,
+#include "layers.def"
+#undef LAYER
+};
+const int nlayer_kinds = (int)(sizeof layer_kinds / sizeof layer_kinds[0]);
+
+const LayerKind *layer_kind_find(const char *name)
+{
+    for (int i = 0; i < nlayer_kinds; i++)
+        if (strcmp(layer_kinds[i]->name, name) == 0)
+            return layer_kinds[i];
+    return NULL;
+}
+
+static int kind_index(const LayerKind *k)
+{
+    for (int i = 0; i < nlayer_kinds; i++)
+        if (layer_kinds[i] == k)
+            return i;
+    return 0;
+}
+
+/* tag: enum-names. NULL-terminated: they are ARG_CHOICE lists too. */
+const char *const loss_names[] = {"cross_entropy", "mse", NULL};
+const char *const optimizer_names[] = {"sgd", "momentum", "nesterov", "adam", NULL};
+const char *const init_names[] = {"he_normal", "he_uniform", "glorot_normal",
+                                  "glorot_uniform", NULL};
+
+/* ------------------------------------------------------------------------
+ * Schemas of the declarations
+ */
+
+enum { INPUT_SHAPE, INPUT_NARGS };
+
+/* Input(HxWxC) = Input(shape=HxWxC). Each side may be as large as int64
+ * holds here, so that a too-large input gets the "holds N values" message. */
+static const ArgSpec input_args[INPUT_NARGS] = {
+    [INPUT_SHAPE] = {.key = "shape", .type = ARG_SHAPE, .required = true, .position = 0,
+                     .imin = 1, .imax = INT64_MAX, .doc = "HxWxC, HxW or F, e.g. 28x28x1"},
+};
+
+enum {
+    TRAIN_BATCH, TRAIN_EPOCHS, TRAIN_LOSS, TRAIN_OPTIMIZER, TRAIN_LR, TRAIN_MOMENTUM,
+    TRAIN_BETA1, TRAIN_BETA2, TRAIN_EPS, TRAIN_DECAY, TRAIN_INIT, TRAIN_SEED, TRAIN_NARGS
+};
+
+/* Ranges as PyTorch checks them, but eps > 0 (Adam divides by it when a
+ * gradient is exactly zero) and momentum < 1 (it would never forget). */
+static const ArgSpec train_args[TRAIN_NARGS] = {
+    [TRAIN_BATCH] = {.key = "batch", .type = ARG_INT, .position = -1, .imin = 1,
+                     .imax = CNNC_MAX_ELEMS, .doc = "samples per step"},
+    [TRAIN_EPOCHS] = {.key = "epochs", .type = ARG_INT, .position = -1, .imin = 1,
+                      .imax = INT32_MAX, .doc = "passes over the data"},
+    [TRAIN_LOSS] = {.key = "loss", .type = ARG_CHOICE, .position = -1, .choices = loss_names},
+    [TRAIN_OPTIMIZER] = {.key = "optimizer", .type = ARG_CHOICE, .position = -1,
+                         .choices = optimizer_names},
+    [TRAIN_LR] = {.key = "lr", .type = ARG_FLOAT, .position = -1, .fmin = 0,
+                  .fmin_open = true, .fmax = INFINITY, .doc = "learning rate"},
+    [TRAIN_MOMENTUM] = {.key = "momentum", .type = ARG_FLOAT, .position = -1, .fmin = 0,
+                        .fmax = 1, .fmax_open = true},
+    [TRAIN_BETA1] = {.key = "beta1", .type = ARG_FLOAT, .position = -1, .fmin = 0, .fmax = 1,
+                     .fmax_open = true},
+    [TRAIN_BETA2] = {.key = "beta2", .type = ARG_FLOAT, .position = -1, .fmin = 0, .fmax = 1,
+                     .fmax_open = true},
+    [TRAIN_EPS] = {.key = "eps", .type = ARG_FLOAT, .position = -1, .fmin = 0,
+                   .fmin_open = true, .fmax = INFINITY},
+    [TRAIN_DECAY] = {.key = "decay", .type = ARG_FLOAT, .position = -1, .fmin = 0,
+                     .fmax = INFINITY, .doc = "L2 weight decay"},
+    [TRAIN_INIT] = {.key = "init", .type = ARG_CHOICE, .position = -1, .choices = init_names},
+    [TRAIN_SEED] = {.key = "seed", .type = ARG_INT, .position = -1, .imin = 0,
+                    .imax = INT64_MAX},
+};
+
+Train train_defaults(void)
+{
+    return (Train){
+        .batch = 32,
+        .epochs = 1,
+        .loss = LOSS_CROSS_ENTROPY,
+        .optimizer = OPT_SGD,
+        .lr = 0.01,
+        .momentum = 0.9,
+        .beta1 = 0.9,
+        .beta2 = 0.999,
+        .eps = 1e-8,
+        .decay = 0,
+        .init = INIT_HE_NORMAL,
+        .seed = 1,
+    };
+}
+
+/* ------------------------------------------------------------------------
+ * Helpers for the layer files' shape rules
+ */
+
+double layer_no_flops(const Layer *l)
+{
+    (void)l;
+    return 0.0;
+}
+
+bool layer_need_map(const Layer *l, const char *hint, Diag *d)
+{
+    if (l->in.rank == 3)
+        return true;
+    char buf[64];
+    diag_error(d, l->loc, "%s needs an HxWxC map, but %s (line %d) gives a vector of %s",
+               l->kind->name, l->in_from, l->in_line, shape_str(l->in, buf, sizeof buf));
+    if (hint)
+        diag_hint(d, "%s", hint);
+    return false;
+}
+
+bool layer_need_vector(const Layer *l, const char *hint, Diag *d)
+{
+    if (l->in.rank == 1)
+        return true;
+    char buf[64];
+    diag_error(d, l->loc, "%s needs a vector, but %s (line %d) gives %s", l->kind->name,
+               l->in_from, l->in_line, shape_str(l->in, buf, sizeof buf));
+    if (hint)
+        diag_hint(d, "%s", hint);
+    return false;
+}
+
+/* "[945, 945]" */
+static const char *dims_text(int rank, const int64_t dims[], char *buf, size_t size)
+{
+    size_t used = (size_t)snprintf(buf, size, "[");
+    for (int i = 0; i < rank && used < size; i++)
+        used += (size_t)snprintf(buf + used, size - used, "%s%" PRId64, i ? ", " : "",
+                                 dims[i]);
+    if (used < size)
+        snprintf(buf + used, size - used, "]");
+    return buf;
+}
+
+bool layer_add_param(Layer *l, const char *suffix, int rank, const int64_t dims[],
+                     int64_t fan_in, int64_t fan_out, Diag *d)
+{
+    int64_t count = 1;
+    bool fits = true;
+    for (int i = 0; i < rank; i++)
+        fits = fits && mul_ok(count, dims[i], &count);
+    if (!fits || count > CNNC_MAX_ELEMS) {
+        char buf[128];
+        dims_text(rank, dims, buf, sizeof buf);
+        if (fits)
+            diag_error(d, l->loc, "%s.%s %s holds %" PRId64 " values; at most %d per tensor",
+                       l->label, suffix, buf, count, CNNC_MAX_ELEMS);
+        else
+            diag_error(d, l->loc, "%s.%s %s holds more than %" PRId64
+                       " values; at most %d per tensor", l->label, suffix, buf, INT64_MAX,
+                       CNNC_MAX_ELEMS);
+        return false;
+    }
+    Param *p = &l->params[l->nparams++];
+    *p = (Param){.suffix = suffix, .rank = rank, .count = count, .fan_in = fan_in,
+                 .fan_out = fan_out, .is_bias = strcmp(suffix, "bias") == 0};
+    for (int i = 0; i < rank; i++)
+        p->dims[i] = dims[i];
+    return true;
+}
+
+/* ------------------------------------------------------------------------
+ * The checker's state
+ */
+
+typedef struct Checker {
+    Diag *d;
+    Network *net;
+    /* From the survey. */
+    const Stmt *input;        /* the first Input */
+    const Stmt *train;        /* the first Train */
+    const Stmt *first_layer, *last_layer;
+    bool input_late;          /* a layer comes before the first Input */
+    bool partial;             /* syntax errors dropped statements from the Ast */
+    const Stmt **labelled;    /* the labelled layer statements, in order */
+    int nlabelled;
+    /* Along the pass. */
+    int *kind_counts;         /* layers of each kind so far, for automatic names */
+    bool shapes_on;           /* shape inference still runs */
+    Shape cur;                /* what the last layer gives */
+    const char *cur_from;     /* and which statement that is */
+    int cur_line;
+    ArgVal train_vals[TRAIN_NARGS];
+} Checker;
+
+static bool is_word(const Stmt *st, const char *word)
+{
+    return strcmp(st->word, word) == 0;
+}
+
+static void survey(Checker *c, const Ast *ast)
+{
+    int nlayers = 0;
+    for (const Stmt *st = ast->first; st; st = st->next) {
+        if (is_word(st, "Input") && !c->input)
+            c->input = st;
+        else if (is_word(st, "Train") && !c->train)
+            c->train = st;
+        if (!layer_kind_find(st->word))
+            continue;
+        nlayers++;
+        if (!c->first_layer)
+            c->first_layer = st;
+        c->last_layer = st;
+        if (!c->input)
+            c->input_late = true;
+        if (st->label)
+            c->nlabelled++;
+    }
+    c->labelled = xcalloc((size_t)c->nlabelled + 1, sizeof *c->labelled);
+    c->nlabelled = 0;
+    for (const Stmt *st = ast->first; st; st = st->next)
+        if (st->label && layer_kind_find(st->word))
+            c->labelled[c->nlabelled++] = st;
+    c->net->layers = xcalloc((size_t)nlayers + 1, sizeof *c->net->layers);
+    c->kind_counts = xcalloc((size_t)nlayer_kinds, sizeof *c->kind_counts);
+}
+
+/* The first labelled layer statement with this label, or NULL. */
+static const Stmt *label_owner(const Checker *c, const char *label)
+{
+    for (int i = 0; i < c->nlabelled; i++)
+        if (strcmp(c->labelled[i]->label, label) == 0)
+            return c->labelled[i];
+    return NULL;
+}
+
+/* ------------------------------------------------------------------------
+ * Sizes and annotations
+ */
+
+/* A per-sample tensor must hold at most CNNC_MAX_ELEMS values. */
+static bool elems_ok(Diag *d, Loc loc, const char *what, Shape s)
+{
+    int64_t n;
+    char buf[64];
+    shape_str(s, buf, sizeof buf);
+    if (mul_ok(s.h, s.w, &n) && mul_ok(n, s.c, &n)) {
+        if (n <= CNNC_MAX_ELEMS)
+            return true;
+        diag_error(d, loc, "%s %s holds %" PRId64 " values; at most %d per sample", what, buf,
+                   n, CNNC_MAX_ELEMS);
+    } else {
+        diag_error(d, loc, "%s %s holds more than %" PRId64 " values; at most %d per sample",
+                   what, buf, INT64_MAX, CNNC_MAX_ELEMS);
+    }
+    return false;
+}
+
+/* -> 10x10x3 (a map), -> 28x28 (a map of one channel), -> 945 (a vector). */
+static bool annotation_shape(const Value *v, Shape *s, char *text, size_t size)
+{
+    if (v->kind == VAL_INT) {
+        *s = shape_vector(v->u.i);
+        snprintf(text, size, "%" PRId64, v->u.i);
+    } else if (v->kind == VAL_DIMS && v->u.dims.n == 3) {
+        *s = shape_map(v->u.dims.d[0], v->u.dims.d[1], v->u.dims.d[2]);
+        shape_str(*s, text, size);
+    } else if (v->kind == VAL_DIMS && v->u.dims.n == 2) {
+        *s = shape_map(v->u.dims.d[0], v->u.dims.d[1], 1);
+        snprintf(text, size, "%" PRId64 "x%" PRId64, v->u.dims.d[0], v->u.dims.d[1]);
+    } else {
+        return false;
+    }
+    return true;
+}
+
+static void check_annotation(Checker *c, const Stmt *st, const char *what, Shape got)
+{
+    if (!st->has_annotation)
+        return;
+    Shape want;
+    char said[64], gives[64];
+    if (!annotation_shape(&st->annotation, &want, said, sizeof said)) {
+        diag_error(c->d, st->annotation.loc, "an annotation is a shape like 10x10x3 or 945");
+        return;
+    }
+    if (!shape_equal(want, got))
+        diag_error(c->d, st->annotation.loc, "annotation says %s, but %s gives %s", said, what,
+                   shape_str(got, gives, sizeof gives));
+}
+
+/* ------------------------------------------------------------------------
+ * Input and Train
+ */
+
+static void no_label(Checker *c, const Stmt *st)
+{
+    if (!st->label)
+        return;
+    diag_error(c->d, st->label_loc, "%s cannot have a label", st->word);
+    diag_hint(c->d, "labels name layers; remove '%s:'", st->label);
+}
+
+static void check_input(Checker *c, const Stmt *st)
+{
+    Diag *d = c->d;
+    ArgVal v[INPUT_NARGS];
+    no_label(c, st);
+    if (st != c->input) {
+        diag_error(d, st->word_loc, "Input is given twice; a network has one input");
+        diag_note(d, c->input->word_loc, "first given here");
+        args_match(st, input_args, INPUT_NARGS, v, d);
+        return;
+    }
+    if (c->input_late) {
+        diag_error(d, st->word_loc, "Input must come before the layers");
+        diag_note(d, c->first_layer->word_loc, "the first layer is here");
+    }
+    c->net->input_loc = st->word_loc;
+    if (!args_match(st, input_args, INPUT_NARGS, v, d) ||
+        !elems_ok(d, v[INPUT_SHAPE].loc, "Input", v[INPUT_SHAPE].u.shape))
+        return;
+    c->net->input = v[INPUT_SHAPE].u.shape;
+    check_annotation(c, st, "Input", c->net->input);
+    if (c->input_late)
+        return;
+    c->shapes_on = true;
+    c->cur = c->net->input;
+    c->cur_from = "Input";
+    c->cur_line = st->word_loc.first_line;
+}
+
+/* The settings written in Train over the defaults. */
+static void train_settle(Train *t, const ArgVal *a)
+{
+    if (a[TRAIN_BATCH].given) t->batch = a[TRAIN_BATCH].u.i;
+    if (a[TRAIN_EPOCHS].given) t->epochs = a[TRAIN_EPOCHS].u.i;
+    if (a[TRAIN_LOSS].given) t->loss = (Loss)a[TRAIN_LOSS].u.choice;
+    if (a[TRAIN_OPTIMIZER].given) t->optimizer = (Optimizer)a[TRAIN_OPTIMIZER].u.choice;
+    if (a[TRAIN_LR].given) t->lr = a[TRAIN_LR].u.f;
+    if (a[TRAIN_MOMENTUM].given) t->momentum = a[TRAIN_MOMENTUM].u.f;
+    if (a[TRAIN_BETA1].given) t->beta1 = a[TRAIN_BETA1].u.f;
+    if (a[TRAIN_BETA2].given) t->beta2 = a[TRAIN_BETA2].u.f;
+    if (a[TRAIN_EPS].given) t->eps = a[TRAIN_EPS].u.f;
+    if (a[TRAIN_DECAY].given) t->decay = a[TRAIN_DECAY].u.f;
+    if (a[TRAIN_INIT].given) t->init = (Init)a[TRAIN_INIT].u.choice;
+    if (a[TRAIN_SEED].given) t->seed = (uint64_t)a[TRAIN_SEED].u.i;
+}
+
+static void check_train(Checker *c, const Stmt *st)
+{
+    Diag *d = c->d;
+    no_label(c, st);
+    if (st->has_annotation)
+        diag_error(d, st->annotation.loc, "Train has no shape to annotate");
+    if (st != c->train) {
+        ArgVal scratch[TRAIN_NARGS];
+        diag_error(d, st->word_loc, "Train is given twice");
+        diag_hint(d, "put all the settings in one Train");
+        diag_note(d, c->train->word_loc, "first given here");
+        args_match(st, train_args, TRAIN_NARGS, scratch, d);
+        return;
+    }
+    Train *t = &c->net->train;
+    args_match(st, train_args, TRAIN_NARGS, c->train_vals, d);
+    train_settle(t, c->train_vals);
+    t->declared = true;
+    t->loc = st->word_loc;
+    /* PyTorch refuses Nesterov without momentum: it would be plain SGD. */
+    if (t->optimizer == OPT_NESTEROV && t->momentum == 0)
+        diag_error(d, c->train_vals[TRAIN_MOMENTUM].loc, "optimizer=nesterov needs momentum > 0");
+}
+
+/* ------------------------------------------------------------------------
+ * Layers
+ */
+
+/* Aliases that other frameworks' users write, for the hint. */
+static const char *const aliases[][2] = {
+    {"Linear", "Dense"},        {"FC", "Dense"},     {"FullyConnected", "Dense"},
+    {"Connected", "Dense"},     {"Convolution", "Conv"},
+    {"GlobalAveragePooling2D", "GlobalAvgPool"}, {"AdaptiveAvgPool2d", "GlobalAvgPool"},
+};
+
+static const char *known_word_like(const char *word)
+{
+    for (size_t i = 0; i < sizeof aliases / sizeof aliases[0]; i++)
+        if (strcasecmp(word, aliases[i][0]) == 0)
+            return aliases[i][1];
+    const char *names[64];
+    int n = 0;
+    for (int i = 0; i < nlayer_kinds && n < 61; i++)
+        names[n++] = layer_kinds[i]->name;
+    names[n++] = "Input";
+    names[n++] = "Train";
+    names[n] = NULL;
+    return nearest_name(word, names);
+}
+
+static void unknown_word(Checker *c, const Stmt *st)
+{
+    diag_error(c->d, st->word_loc, "unknown layer '%s'", st->word);
+    const char *near = known_word_like(st->word);
+    if (near) {
+        diag_hint(c->d, "did you mean '%s'?", near);
+        return;
+    }
+    char list[512];
+    size_t used = 0;
+    for (int i = 0; i < nlayer_kinds && used < sizeof list; i++)
+        used += (size_t)snprintf(list + used, sizeof list - used, "%s%s", i ? ", " : "",
+                                 layer_kinds[i]->name);
+    diag_hint(c->d, "the layers are %s; Input and Train declare the rest", list);
+}
+
+/* The label, or an automatic name (kind prefix + its count so far) that
+ * must not be a label written elsewhere in the file. */
+static void name_layer(Checker *c, Layer *l, const Stmt *st)
+{
+    int count = ++c->kind_counts[kind_index(l->kind)];
+    if (st->label) {
+        l->label = xstrdup(st->label);
+        const Stmt *first = label_owner(c, st->label);
+        if (first != st) {
+            diag_error(c->d, st->label_loc, "label '%s' is already used", st->label);
+            diag_note(c->d, first->label_loc, "first used here");
+        }
+        return;
+    }
+    l->label = xasprintf("%s%d", l->kind->auto_prefix, count);
+    l->auto_label = true;
+    const Stmt *owner = label_owner(c, l->label);
+    if (owner) {
+        diag_error(c->d, st->word_loc, "this %s's automatic name '%s' is already a label",
+                   l->kind->name, l->label);
+        diag_hint(c->d, "give this layer a label of its own");
+        diag_note(c->d, owner->label_loc, "'%s' labels this layer", l->label);
+    }
+}
+
+/* The next layer statement after st, or NULL. */
+static const Stmt *next_layer(const Stmt *st)
+{
+    for (st = st->next; st; st = st->next)
+        if (layer_kind_find(st->word))
+            return st;
+    return NULL;
+}
+
+/* Rules about the layer's place in the file. */
+static void check_place(Checker *c, const Stmt *st, const LayerKind *k)
+{
+    if (st == c->first_layer && !c->input && !c->partial) {
+        diag_error(c->d, st->word_loc, "missing Input: the network must start with Input");
+        diag_hint(c->d, "e.g. Input(28x28x1) for 28x28 gray images, Input(784) for vectors");
+    }
+    const Stmt *next = next_layer(st);
+    if (k->must_be_last && next) {
+        diag_error(c->d, st->word_loc, "%s must be the last layer, but %s (line %d) follows it",
+                   k->name, next->word, next->word_loc.first_line);
+        diag_hint(c->d, "move it to the end");
+    }
+}
+
+/* Runs the kind's shape rule on the shape so far, if inference still runs. */
+static void infer_layer(Checker *c, Layer *l, const Stmt *st, bool args_ok)
+{
+    if (!c->shapes_on || !args_ok) {
+        c->shapes_on = false;
+        return;
+    }
+    char what[80];
+    snprintf(what, sizeof what, "%s output", l->kind->name);
+    l->in = c->cur;
+    l->in_from = c->cur_from;
+    l->in_line = c->cur_line;
+    if (!l->kind->infer(l, c->d) || !elems_ok(c->d, l->loc, what, l->out)) {
+        c->shapes_on = false;
+        return;
+    }
+    check_annotation(c, st, l->kind->name, l->out);
+    c->cur = l->out;
+    c->cur_from = l->kind->name;
+    c->cur_line = l->loc.first_line;
+}
+
+static void check_layer(Checker *c, const Stmt *st, const LayerKind *k)
+{
+    Network *n = c->net;
+    Layer *l = &n->layers[n->nlayers];
+    l->kind = k;
+    l->index = n->nlayers++;
+    l->loc = st->word_loc;
+    l->stmt_loc = st->loc;
+    name_layer(c, l, st);
+    check_place(c, st, k);
+    bool args_ok = args_match(st, k->args, k->nargs, l->args, c->d);
+    infer_layer(c, l, st, args_ok);
+}
+
+static void check_stmt(Checker *c, const Stmt *st)
+{
+    const LayerKind *k;
+    if (is_word(st, "Input"))
+        check_input(c, st);
+    else if (is_word(st, "Train"))
+        check_train(c, st);
+    else if ((k = layer_kind_find(st->word)))
+        check_layer(c, st, k);
+    else
+        unknown_word(c, st);
+}
+
+/* ------------------------------------------------------------------------
+ * File-wide rules
+ */
+
+static void check_not_empty(Checker *c, const Ast *ast)
+{
+    if (c->net->nlayers > 0 || c->partial)
+        return;
+    if (c->input) {
+        diag_error(c->d, c->input->word_loc, "the network has no layers");
+        diag_hint(c->d, "add layers after Input, e.g. Flatten, Dense(n=10) and Softmax");
+    } else if (!ast->first) {
+        diag_file_error(c->d, "the file holds no network: it needs Input(...) and layers");
+    } else {
+        diag_file_error(c->d, "the file holds no network: no Input and no layers");
+    }
+}
+
+/* loss=cross_entropy takes the log of Softmax's output. Checked only on a
+ * network free of other errors: in a broken one (a misspelt "softmax", a
+ * statement lost to a syntax error) the last layer is often not the one
+ * meant to be last, and the message would be noise. */
+static void check_loss(Checker *c)
+{
+    Network *n = c->net;
+    if (n->nlayers == 0 || n->train.loss != LOSS_CROSS_ENTROPY || c->d->errors > 0)
+        return;
+    /* A Softmax elsewhere has had its own error: it must be last. */
+    for (int i = 0; i < n->nlayers; i++)
+        if (n->layers[i].kind == &layer_softmax)
+            return;
+    const Layer *last = &n->layers[n->nlayers - 1];
+    const ArgVal *loss = &c->train_vals[TRAIN_LOSS];
+    diag_error(c->d, loss->given ? loss->loc : last->loc,
+               "loss=cross_entropy needs Softmax as the last layer, but the last layer is "
+               "%s (%s)", last->kind->name, last->label);
+    if (loss->given)
+        diag_hint(c->d, "add Softmax at the end, or use loss=mse");
+    else
+        diag_hint(c->d, "cross_entropy is the default loss: add Softmax at the end, or "
+                        "write Train(loss=mse)");
+}
+
+/* Each layer's init= or else Train's. */
+static void settle_inits(Network *n)
+{
+    for (int i = 0; i < n->nlayers; i++) {
+        Layer *l = &n->layers[i];
+        l->init = n->train.init;
+        for (int a = 0; a < l->kind->nargs; a++) {
+            if (strcmp(l->kind->args[a].key, "init") != 0)
+                continue;
+            if (l->args[a].given)
+                l->init = (Init)l->args[a].u.choice;
+            else
+                l->args[a].u.choice = (int)l->init;
+        }
+    }
+}
+
+/* The memory plan's byte counts must fit int64, even in double precision. */
+static void check_plan(Checker *c)
+{
+    MemPlan p;
+    if (plan_network(c->net, 8, &p))
+        return;
+    const ArgVal *batch = &c->train_vals[TRAIN_BATCH];
+    if (batch->given) {
+        diag_error(c->d, batch->loc, "at batch %" PRId64 " the memory plan overflows 64-bit "
+                   "byte counts", c->net->train.batch);
+    } else {
+        diag_file_error(c->d, "the memory plan overflows 64-bit byte counts");
+    }
+}
+
+/* "models/seed.net" -> "seed", made a C identifier. */
+static char *network_name(const char *source_name)
+{
+    const char *base = strrchr(source_name, '/');
+    base = base ? base + 1 : source_name;
+    if (strcmp(source_name, "<stdin>") == 0)
+        base = "stdin";
+    const char *dot = strrchr(base, '.');
+    size_t len = dot && dot != base ? (size_t)(dot - base) : strlen(base);
+    char *s = xstrndup(base, len);
+    for (char *p = s; *p; p++)
+        if (!isalnum((unsigned char)*p) && *p != '_')
+            *p = '_';
+    if (!s[0] || isdigit((unsigned char)s[0])) {
+        char *t = xasprintf("net_%s", s);
+        free(s);
+        s = t;
+    }
+    return s;
+}
+
+/* ------------------------------------------------------------------------
+ * The entry point
+ */
+
+Network *check_ast(const Ast *ast, const char *source_name, Diag *d)
+{
+    Network *n = xcalloc(1, sizeof *n);
+    n->name = network_name(source_name);
+    n->source_name = xstrdup(source_name);
+    n->train = train_defaults();
+    Checker c = {.d = d, .net = n, .partial = d->errors > 0};
+    survey(&c, ast);
+    for (const Stmt *st = ast->first; st && !diag_full(d); st = st->next)
+        check_stmt(&c, st);
+    check_not_empty(&c, ast);
+    check_loss(&c);
+    settle_inits(n);
+    if (d->errors == 0)
+        check_plan(&c);
+    free(c.labelled);
+    free(c.kind_counts);
+    if (d->errors > 0) {
+        network_free(n);
+        return NULL;
+    }
+    return n;
+}
+
+void network_free(Network *n)
+{
+    if (!n)
+        return;
+    for (int i = 0; i < n->nlayers; i++)
+        free(n->layers[i].label);
+    free(n->layers);
+    free(n->name);
+    free(n->source_name);
+    free(n);
+}

@@ -1,0 +1,148 @@
+/* summary.c: cnnc --summary, a table of the layers, the totals, the training
+ * settings and the memory plan at the batch.
+ *
+ *   layer  kind     output    parameters  MFLOP
+ *   -      Input    96x96x3            -      -
+ *   C1     Conv     47x47x40       1,960   8.48
+ *   ...
+ *   total                      1,598,990  57.47
+ *
+ * Columns size themselves to the longest entry, so long labels stay aligned.
+ * MFLOP are forward, per sample, 10^6 FLOP (2 per multiply-add). */
+#include "cnnc.h"
+
+#include <inttypes.h>
+#include <string.h>
+
+/* 1598990 -> "1,598,990" */
+static const char *commas(int64_t v, char *buf, size_t size)
+{
+    char digits[32];
+    int n = snprintf(digits, sizeof digits, "%" PRId64, v < 0 ? -v : v);
+    size_t used = 0;
+    if (v < 0 && used + 1 < size)
+        buf[used++] = '-';
+    for (int i = 0; i < n && used + 1 < size; i++) {
+        buf[used++] = digits[i];
+        if ((n - 1 - i) % 3 == 0 && i != n - 1 && used + 1 < size)
+            buf[used++] = ',';
+    }
+    buf[used] = '\0';
+    return buf;
+}
+
+static int64_t layer_params(const Layer *l)
+{
+    int64_t sum = 0;
+    for (int i = 0; i < l->nparams; i++)
+        sum += l->params[i].count;   /* each < 2^31, at most two */
+    return sum;
+}
+
+typedef struct Widths {
+    int label, kind, shape, params, mflop;
+} Widths;
+
+static int max_int(int a, int b)
+{
+    return a > b ? a : b;
+}
+
+static Widths measure(const Network *n, int64_t total_params, double total_mflop)
+{
+    char buf[64];
+    Widths w = {.label = 5, .kind = 5, .shape = 6, .params = 10, .mflop = 5};
+    w.shape = max_int(w.shape, (int)strlen(shape_str(n->input, buf, sizeof buf)));
+    for (int i = 0; i < n->nlayers; i++) {
+        const Layer *l = &n->layers[i];
+        w.label = max_int(w.label, (int)strlen(l->label));
+        w.kind = max_int(w.kind, (int)strlen(l->kind->name));
+        w.shape = max_int(w.shape, (int)strlen(shape_str(l->out, buf, sizeof buf)));
+    }
+    w.params = max_int(w.params, (int)strlen(commas(total_params, buf, sizeof buf)));
+    w.mflop = max_int(w.mflop, snprintf(buf, sizeof buf, "%.2f", total_mflop));
+    return w;
+}
+
+static void print_row(FILE *f, const Widths *w, const char *label, const char *kind,
+                      const char *shape, const char *params, const char *mflop)
+{
+    fprintf(f, "  %-*s  %-*s  %-*s  %*s  %*s\n", w->label, label, w->kind, kind, w->shape,
+            shape, w->params, params, w->mflop, mflop);
+}
+
+static void print_layers(FILE *f, const Network *n)
+{
+    int64_t total_params = 0;
+    double total_flops = 0;
+    for (int i = 0; i < n->nlayers; i++) {
+        total_params += layer_params(&n->layers[i]);
+        total_flops += n->layers[i].kind->flops(&n->layers[i]);
+    }
+    Widths w = measure(n, total_params, total_flops / 1e6);
+    char shape[64], params[32], mflop[32];
+    print_row(f, &w, "layer", "kind", "output", "parameters", "MFLOP");
+    print_row(f, &w, "-", "Input", shape_str(n->input, shape, sizeof shape), "-", "-");
+    for (int i = 0; i < n->nlayers; i++) {
+        const Layer *l = &n->layers[i];
+        snprintf(mflop, sizeof mflop, "%.2f", l->kind->flops(l) / 1e6);
+        print_row(f, &w, l->label, l->kind->name, shape_str(l->out, shape, sizeof shape),
+                  commas(layer_params(l), params, sizeof params), mflop);
+    }
+    snprintf(mflop, sizeof mflop, "%.2f", total_flops / 1e6);
+    print_row(f, &w, "total", "", "", commas(total_params, params, sizeof params), mflop);
+}
+
+static void print_train(FILE *f, const Train *t)
+{
+    fprintf(f, "training%s: batch %" PRId64 ", %" PRId64 " epoch%s, loss %s, optimizer %s "
+            "(lr %g", t->declared ? "" : " (defaults)", t->batch, t->epochs,
+            t->epochs == 1 ? "" : "s", loss_names[t->loss], optimizer_names[t->optimizer],
+            t->lr);
+    if (t->optimizer == OPT_MOMENTUM || t->optimizer == OPT_NESTEROV)
+        fprintf(f, ", momentum %g", t->momentum);
+    if (t->optimizer == OPT_ADAM)
+        fprintf(f, ", beta1 %g, beta2 %g, eps %g", t->beta1, t->beta2, t->eps);
+    if (t->decay > 0)
+        fprintf(f, ", decay %g", t->decay);
+    fprintf(f, "), init %s, seed %" PRIu64 "\n", init_names[t->init], t->seed);
+}
+
+static void print_mem_row(FILE *f, const char *what, int64_t values, int64_t real_size)
+{
+    char v[32], b[32];
+    fprintf(f, "  %-28s %14s values %16s bytes %10.2f MiB\n", what, commas(values, v, sizeof v),
+            commas(values * real_size, b, sizeof b),
+            (double)values * (double)real_size / (1024.0 * 1024.0));
+}
+
+static void print_plan(FILE *f, const Network *n, int64_t real_size)
+{
+    MemPlan p;
+    if (!plan_network(n, real_size, &p)) {
+        fputs("memory plan: too large to count in 64 bits\n", f);
+        return;
+    }
+    char b[32];
+    fprintf(f, "memory plan at batch %" PRId64 " (f%d, %" PRId64 " bytes per value):\n",
+            p.batch, (int)(real_size * 8), real_size);
+    print_mem_row(f, "parameters", p.params, real_size);
+    print_mem_row(f, "gradients", p.grads, real_size);
+    print_mem_row(f, "optimizer state", p.opt_state, real_size);
+    print_mem_row(f, "activations for backward", p.activations, real_size);
+    print_mem_row(f, "scratch (2 gradient buffers)", p.scratch, real_size);
+    fprintf(f, "  %-28s %14s        %16s bytes %10.2f MiB\n", "total", "",
+            commas(p.total_bytes, b, sizeof b), (double)p.total_bytes / (1024.0 * 1024.0));
+}
+
+void summary_print(FILE *f, const Network *n, int64_t real_size)
+{
+    char shape[64];
+    fprintf(f, "%s (%s): input %s, %d layer%s\n\n", n->name, n->source_name,
+            shape_str(n->input, shape, sizeof shape), n->nlayers, n->nlayers == 1 ? "" : "s");
+    print_layers(f, n);
+    fputc('\n', f);
+    print_train(f, &n->train);
+    fputc('\n', f);
+    print_plan(f, n, real_size);
+}
