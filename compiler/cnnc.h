@@ -33,6 +33,7 @@ void *xrealloc(void *p, size_t n);
 char *xstrdup(const char *s);
 char *xstrndup(const char *s, size_t n);
 char *xasprintf(const char *fmt, ...) CNNC_PRINTF(1, 2);
+char *xvasprintf(const char *fmt, va_list ap) CNNC_PRINTF(1, 0);
 
 /* The largest element count of one sample's tensor. Generated code indexes a
  * sample with int, so every per-sample size must stay below this. */
@@ -271,6 +272,8 @@ const char *nearest_name(const char *word, const char *const names[]);
 
 struct Layer;
 struct Network;
+struct Emitter;
+struct LayerCode;
 
 /* A parameter tensor, in PyTorch's layout ("weight" [n, C_in, KH, KW]). */
 typedef struct Param {
@@ -295,6 +298,12 @@ typedef struct LayerKind {
     /* Forward FLOP per sample: 2 per multiply-add of Conv and Dense; 0 for
      * layers that only move or compare data. */
     double (*flops)(const struct Layer *l);
+    /* Bytes of workspace the layer's emitted code needs at the batch
+     * (repacked weights, masks, argmax indices); NULL when none. */
+    int64_t (*scratch_bytes)(const struct Layer *l, int64_t batch, int64_t real_size);
+    /* Emits the layer's forward and backward functions, side by side, with
+     * the signatures described in the emit.c section below. */
+    void (*emit)(struct Emitter *e, const struct LayerCode *c);
 } LayerKind;
 
 /* conv.c: the sliding-window rule that Conv, MaxPool and AvgPool share. */
@@ -454,8 +463,9 @@ typedef struct LayerCode {
 } LayerCode;
 
 /* Emits one line of C: the text is formatted, indented, and a line ending in
- * '{' opens a level, one starting with '}' closes it. "" is a blank line. */
+ * '{' opens a level, one starting with '}' closes it. */
 void emit(Emitter *e, const char *fmt, ...) CNNC_PRINTF(2, 3);
+void emit_blank(Emitter *e);
 /* Emits "for (int VAR = 0; VAR < LIMIT; VAR++) {". */
 void emit_for(Emitter *e, const char *var, int64_t limit);
 /* A comment line "/" "* text *" "/", indented. */

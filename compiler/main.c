@@ -12,6 +12,7 @@
 #include <getopt.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 enum { EXIT_MODEL = 1, EXIT_USAGE = 2 };
@@ -72,7 +73,7 @@ static int parse_options(int argc, char **argv, Options *o)
     bool check = false, summary = false;
     opterr = 0;
     int c;
-    while ((c = getopt_long_only(argc, argv, "+o:hV", longopts, NULL)) != -1) {
+    while ((c = getopt_long_only(argc, argv, "o:hV", longopts, NULL)) != -1) {
         switch (c) {
         case 'o': o->output = optarg; break;
         case OPT_CHECK: check = true; break;
@@ -118,6 +119,51 @@ static int parse_options(int argc, char **argv, Options *o)
     return -1;
 }
 
+/* mkstemp makes the file 0600; a generated source is as readable as any
+ * other file the user writes. */
+static bool fchmod_like(const char *tmp)
+{
+    mode_t mask = umask(0);
+    umask(mask);
+    return chmod(tmp, 0666 & ~mask) == 0;
+}
+
+/* Writes the trainer to path so that a reader sees either the old file or
+ * the whole new one: a temporary beside it, fsync, then rename. */
+static int write_output(const char *path, const Network *net, const Options *o,
+                        const Source *src)
+{
+    EmitOptions eo = {.real_size = o->real_size, .src = src};
+    if (strcmp(path, "-") == 0)
+        return emit_network(stdout, net, &eo) ? 0 : EXIT_USAGE;
+    char *tmp = xasprintf("%s.XXXXXX", path);
+    int fd = mkstemp(tmp);
+    if (fd < 0) {
+        fprintf(stderr, "cnnc: error: %s: cannot create a file beside it: %s\n", path,
+                strerror(errno));
+        free(tmp);
+        return EXIT_USAGE;
+    }
+    FILE *f = fdopen(fd, "w");
+    bool ok = f && emit_network(f, net, &eo);
+    ok = ok && fflush(f) == 0 && fsync(fd) == 0;
+    int saved = errno;
+    if (f)
+        ok = (fclose(f) == 0) && ok;
+    else
+        close(fd);
+    if (ok && fchmod_like(tmp) && rename(tmp, path) == 0) {
+        free(tmp);
+        return 0;
+    }
+    if (!ok)
+        errno = saved;
+    fprintf(stderr, "cnnc: error: %s: %s\n", path, strerror(errno));
+    unlink(tmp);
+    free(tmp);
+    return EXIT_USAGE;
+}
+
 /* Front end: source -> checked network. NULL when the model has errors. */
 static Network *compile_front(const Options *o, Source *src)
 {
@@ -155,9 +201,7 @@ int main(int argc, char **argv)
     if (o.mode == MODE_SUMMARY) {
         summary_print(stdout, net, o.real_size);
     } else if (o.mode == MODE_EMIT) {
-        fputs("cnnc: error: code generation is not built yet; use --check or --summary\n",
-              stderr);
-        status = EXIT_USAGE;
+        status = write_output(o.output, net, &o, src);
     }
     if (fflush(stdout) != 0 || ferror(stdout)) {
         fprintf(stderr, "cnnc: error: writing standard output: %s\n", strerror(errno));
