@@ -1,0 +1,225 @@
+#!/bin/sh
+# cli.sh: cnnc's command line: options, exit statuses, files and streams.
+#
+# Usage: tests/cli.sh (make check sets CNNC, the compiler to test, and srcdir,
+# the source tree's top). Exit status: 0 all passed, 1 some failed, 77 (skip)
+# when there is no compiler to test.
+
+: "${srcdir:=$(dirname "$0")/..}"
+: "${CNNC:=./cnnc}"
+case $CNNC in
+/*) ;;
+*) CNNC=$(pwd)/$CNNC ;;
+esac
+if [ ! -x "$CNNC" ]; then
+    echo "SKIP: no compiler at $CNNC (set CNNC)"
+    exit 77
+fi
+models=$srcdir/models
+
+tmp=$(mktemp -d "${TMPDIR:-/tmp}/cnnc-cli.XXXXXX") || exit 1
+trap 'rm -rf "$tmp"' EXIT
+trap 'exit 1' HUP INT TERM
+
+pass=0
+fail=0
+ok() { echo "PASS: $1"; pass=$((pass + 1)); }
+not_ok() {
+    echo "FAIL: $1"
+    shift
+    for line in "$@"; do echo "    $line"; done
+    if [ -s "$tmp/out" ]; then echo "    stdout:"; sed 's/^/      /' "$tmp/out"; fi
+    if [ -s "$tmp/err" ]; then echo "    stderr:"; sed 's/^/      /' "$tmp/err"; fi
+    fail=$((fail + 1))
+}
+
+# run ARGS...: runs cnnc with standard input from /dev/null (unless the
+# caller redirects it), leaves $tmp/out, $tmp/err and $status.
+run() {
+    "$CNNC" "$@" >"$tmp/out" 2>"$tmp/err"
+    status=$?
+}
+
+# expect NAME STATUS: the last run ended with STATUS.
+expect() {
+    if [ "$status" -eq "$2" ]; then
+        ok "$1"
+    else
+        not_ok "$1" "exit status $status, expected $2"
+    fi
+}
+
+# expect_out NAME STRING...: stdout holds every STRING (fixed strings).
+expect_out() {
+    name=$1
+    shift
+    for s in "$@"; do
+        if ! grep -F -e "$s" "$tmp/out" >/dev/null; then
+            not_ok "$name" "stdout lacks '$s'"
+            return
+        fi
+    done
+    ok "$name"
+}
+
+# expect_err NAME STRING: stderr holds STRING.
+expect_err() {
+    if grep -F -e "$2" "$tmp/err" >/dev/null; then
+        ok "$1"
+    else
+        not_ok "$1" "stderr lacks '$2'"
+    fi
+}
+
+# expect_empty NAME FILE: FILE (out or err) is empty.
+expect_empty() {
+    if [ -s "$tmp/$2" ]; then
+        not_ok "$1" "std$2 should be empty"
+    else
+        ok "$1"
+    fi
+}
+
+# ---- help and version ------------------------------------------------------
+run --help </dev/null
+expect "--help exits 0" 0
+expect_out "--help shows usage" "Usage: cnnc" "--check" "--summary" "--precision" "-o FILE"
+expect_empty "--help writes nothing to stderr" err
+
+run -h </dev/null
+expect "-h exits 0" 0
+
+run --version </dev/null
+expect "--version exits 0" 0
+expect_out "--version names cnnc" "cnnc "
+
+# ---- usage errors: status 2 ------------------------------------------------
+run </dev/null
+expect "no model file: status 2" 2
+expect_err "no model file: says so" "no model file given"
+expect_empty "no model file: nothing on stdout" out
+
+run --check "$tmp/does-not-exist.net" </dev/null
+expect "missing file: status 2" 2
+expect_err "missing file: names it and why" "does-not-exist.net: No such file or directory"
+
+run --check "$tmp" </dev/null
+expect "directory: status 2" 2
+expect_err "directory: says so" "is a directory"
+
+run --frobnicate --check "$models/seed.net" </dev/null
+expect "unknown option: status 2" 2
+expect_err "unknown option: names it" "frobnicate"
+expect_err "unknown option: points to --help" "cnnc --help"
+
+run --precision=f16 --check "$models/seed.net" </dev/null
+expect "--precision=f16: status 2" 2
+expect_err "--precision=f16: names the choices" "f32 or f64"
+
+run --max-errors=0 --check "$models/seed.net" </dev/null
+expect "--max-errors=0: status 2" 2
+
+run --max-errors=many --check "$models/seed.net" </dev/null
+expect "--max-errors=many: status 2" 2
+
+run --check "$models/seed.net" "$models/mlp.net" </dev/null
+expect "two model files: status 2" 2
+
+run --check --summary "$models/seed.net" </dev/null
+expect "--check with --summary: status 2" 2
+
+run "$models/seed.net" </dev/null
+expect "no -o and no --check: status 2" 2
+
+# ---- the shipped models check cleanly ----------------------------------------
+for m in "$models"/*.net; do
+    run --check "$m" </dev/null
+    expect "--check $(basename "$m"): status 0" 0
+    expect_empty "--check $(basename "$m"): no diagnostics" err
+    expect_empty "--check $(basename "$m"): nothing on stdout" out
+    run -Werror --check "$m" </dev/null
+    expect "-Werror --check $(basename "$m"): no warnings either" 0
+done
+
+for p in f32 f64; do
+    run --precision=$p --check "$models/lenet5.net" </dev/null
+    expect "--precision=$p --check: status 0" 0
+done
+
+# ---- --summary on the seed network -----------------------------------------
+run --summary "$models/seed.net" </dev/null
+expect "--summary seed.net: status 0" 0
+expect_out "--summary seed.net: every shape" \
+    47x47x40 23x23x40 22x22x105 10x10x105 9x9x158 8x8x158 7x7x105 3x3x105 945
+expect_out "--summary seed.net: labels" C1 C2 C3 C4 C5 D1 D2 D3
+expect_out "--summary seed.net: total parameters" "1,598,990"
+expect_empty "--summary seed.net: no diagnostics" err
+
+run --summary --precision=f64 "$models/seed.net" </dev/null
+expect "--summary --precision=f64: status 0" 0
+expect_out "--summary --precision=f64: same parameters" "1,598,990"
+
+# ---- standard input ----------------------------------------------------------
+run --check - <"$models/seed.net"
+expect "--check - (stdin): status 0" 0
+
+run --summary - <"$models/seed.net"
+expect "--summary - (stdin): status 0" 0
+expect_out "--summary - (stdin): shapes" 47x47x40 945 "1,598,990"
+
+printf 'Input(8)\nDense(n=0)\n' >"$tmp/bad.net"
+run --check - <"$tmp/bad.net"
+expect "bad model on stdin: status 1" 1
+expect_err "bad model on stdin: messages name <stdin>" "<stdin>:2:"
+
+# ---- a bad model: status 1, diagnostics only on stderr -----------------------
+cat >"$tmp/bad.net" <<'EOF'
+Input(28x28x1)
+Conv(kernel=5x5, n=6)
+Dense(n=10)
+Softmax
+EOF
+run --check "$tmp/bad.net" </dev/null
+expect "bad model --check: status 1" 1
+expect_err "bad model --check: file:line:col: error:" "bad.net:3:1: error:"
+expect_empty "bad model --check: nothing on stdout" out
+
+run --summary "$tmp/bad.net" </dev/null
+expect "bad model --summary: status 1" 1
+expect_empty "bad model --summary: nothing on stdout" out
+
+# ---- warnings: -Werror turns them into errors ----------------------------------
+cat >"$tmp/warn.net" <<'EOF'
+Input(10x10x1)
+MaxPool(size=3x3, stride=2)
+Flatten
+Dense(n=2)
+Softmax
+EOF
+run --check "$tmp/warn.net" </dev/null
+expect "warning only: status 0" 0
+expect_err "warning only: says warning" "warning:"
+run -Werror --check "$tmp/warn.net" </dev/null
+expect "-Werror turns the warning into an error: status 1" 1
+expect_err "-Werror: says error" "error:"
+
+# ---- --max-errors -----------------------------------------------------------------
+{
+    echo "Input(8)"
+    i=0
+    while [ $i -lt 30 ]; do
+        echo "Dense(n=0)"
+        i=$((i + 1))
+    done
+} >"$tmp/many.net"
+run --check "$tmp/many.net" </dev/null
+expect "30 errors: status 1" 1
+n=$(grep -c ': error: ' "$tmp/err")
+if [ "$n" -eq 20 ]; then ok "30 errors: stops after 20"; else not_ok "30 errors: stops after 20" "$n errors shown"; fi
+run --max-errors=3 --check "$tmp/many.net" </dev/null
+expect "--max-errors=3: status 1" 1
+n=$(grep -c ': error: ' "$tmp/err")
+if [ "$n" -eq 3 ]; then ok "--max-errors=3: three errors shown"; else not_ok "--max-errors=3: three errors shown" "$n errors shown"; fi
+
+echo "cli: $pass passed, $fail failed"
+[ $fail -eq 0 ]
