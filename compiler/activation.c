@@ -4,6 +4,7 @@
  *   LeakyReLU(alpha) = LeakyReLU(alpha=0.01): x if x > 0 else alpha*x */
 #include "cnnc.h"
 
+#include <inttypes.h>
 #include <math.h>
 
 enum { LEAKY_ALPHA, LEAKY_NARGS };
@@ -28,11 +29,109 @@ static bool leaky_infer(Layer *l, Diag *d)
     return activation_infer(l, d);
 }
 
+/* ------------------------------------------------------------------------
+ * The activations' code: one flat loop over the n*S values each way, in
+ * parallel chunks that vectorize. Backward needs x (LeakyReLU) or y (the
+ * others) besides dy.
+ */
+
+typedef struct ActCode {
+    const char *formula;   /* for the comment: "y = max(x, 0)" */
+    const char *forward;   /* y[j] from x[j] */
+    const char *backward;  /* dx[j] from dy[j] and x[j] or y[j] */
+    bool uses_x;           /* backward reads x (else y) */
+} ActCode;
+
+static void activation_emit_code(Emitter *e, const LayerCode *c, const ActCode *a,
+                                 const char *alpha)
+{
+    int64_t count = shape_elems(c->l->in);
+    emit(e, "/* %s, elementwise over x[n][%" PRId64 "] */", a->formula, count);
+    emit(e, "static void %s_forward(cnnrt_ctx *ctx, int n, const real *restrict x, "
+            "real *restrict y)", c->name);
+    emit(e, "{");
+    emit(e, "(void)ctx;");
+    if (alpha)
+        emit(e, "const real alpha = %s;", alpha);
+    emit(e, "const size_t count = (size_t)n * %" PRId64 ";", count);
+    emit(e, "PARALLEL_FOR");
+    emit(e, "for (size_t j = 0; j < count; j++) y[j] = %s;", a->forward);
+    emit(e, "}");
+    emit_blank(e);
+    if (c->need_dx)
+        emit(e, "/* dx[n][%" PRId64 "] from dy[n][%" PRId64 "] and %s */", count, count,
+             a->uses_x ? "x" : "y");
+    else
+        emit_comment(e, "no layer before it learns: nothing to do");
+    emit(e, "static void %s_backward(cnnrt_ctx *ctx, int n, const real *restrict x, "
+            "const real *restrict y, const real *restrict dy, real *restrict dx)", c->name);
+    emit(e, "{");
+    emit(e, "(void)ctx;");
+    if (!c->need_dx) {
+        emit(e, "(void)n;");
+        emit(e, "(void)x;");
+        emit(e, "(void)y;");
+        emit(e, "(void)dy;");
+        emit(e, "(void)dx;");
+        emit(e, "}");
+        return;
+    }
+    emit(e, "(void)%s;", a->uses_x ? "y" : "x");
+    if (alpha)
+        emit(e, "const real alpha = %s;", alpha);
+    emit(e, "const size_t count = (size_t)n * %" PRId64 ";", count);
+    emit(e, "PARALLEL_FOR");
+    emit(e, "for (size_t j = 0; j < count; j++) dx[j] = %s;", a->backward);
+    emit(e, "}");
+}
+
+static void relu_emit(Emitter *e, const LayerCode *c)
+{
+    /* x < 0 ? 0 : x lets a NaN through, as PyTorch's relu does. */
+    static const ActCode a = {.formula = "y = max(x, 0)",
+                              .forward = "x[j] < 0 ? 0 : x[j]",
+                              .backward = "y[j] > 0 ? dy[j] : 0"};
+    activation_emit_code(e, c, &a, NULL);
+}
+
+/* alpha goes in as a constant with every digit of the double. */
+static void leaky_emit(Emitter *e, const LayerCode *c)
+{
+    static const ActCode a = {.formula = "y = x > 0 ? x : alpha*x",
+                              .forward = "x[j] > 0 ? x[j] : alpha * x[j]",
+                              .backward = "x[j] > 0 ? dy[j] : alpha * dy[j]",
+                              .uses_x = true};
+    double alpha = c->l->args[LEAKY_ALPHA].u.f;
+    char text[64];
+    if (isfinite(alpha))
+        snprintf(text, sizeof text, "(real)%.17g", alpha);
+    else
+        snprintf(text, sizeof text, "(real)INFINITY");
+    activation_emit_code(e, c, &a, text);
+}
+
+static void sigmoid_emit(Emitter *e, const LayerCode *c)
+{
+    static const ActCode a = {.formula = "y = 1/(1 + exp(-x)); dx = dy*y*(1 - y)",
+                              .forward = "1 / (1 + EXP(-x[j]))",
+                              .backward = "dy[j] * y[j] * (1 - y[j])"};
+    activation_emit_code(e, c, &a, NULL);
+}
+
+static void tanh_emit(Emitter *e, const LayerCode *c)
+{
+    static const ActCode a = {.formula = "y = tanh(x); dx = dy*(1 - y*y)",
+                              .forward = "TANH(x[j])",
+                              .backward = "dy[j] * (1 - y[j] * y[j])"};
+    activation_emit_code(e, c, &a, NULL);
+}
+
 const LayerKind layer_relu = {
     .name = "ReLU",
     .auto_prefix = "relu",
     .infer = activation_infer,
     .flops = layer_no_flops,
+    .emit = relu_emit,
 };
 
 const LayerKind layer_leakyrelu = {
@@ -42,6 +141,7 @@ const LayerKind layer_leakyrelu = {
     .nargs = LEAKY_NARGS,
     .infer = leaky_infer,
     .flops = layer_no_flops,
+    .emit = leaky_emit,
 };
 
 const LayerKind layer_sigmoid = {
@@ -49,6 +149,7 @@ const LayerKind layer_sigmoid = {
     .auto_prefix = "sigmoid",
     .infer = activation_infer,
     .flops = layer_no_flops,
+    .emit = sigmoid_emit,
 };
 
 const LayerKind layer_tanh = {
@@ -56,4 +157,5 @@ const LayerKind layer_tanh = {
     .auto_prefix = "tanh",
     .infer = activation_infer,
     .flops = layer_no_flops,
+    .emit = tanh_emit,
 };

@@ -403,19 +403,34 @@ double layer_no_flops(const Layer *l);
  * plan.c: the memory plan, shared by --summary and the code generator
  */
 
+/* Where layer i's things live. */
+typedef struct LayerPlace {
+    int64_t param_off[2];   /* values into the parameter block: weight, bias */
+    int64_t out_off;        /* bytes into the workspace: its output [batch][out] */
+    int64_t scratch_off;    /* bytes into the workspace: its own scratch */
+    bool need_dx;           /* an earlier layer has parameters */
+} LayerPlace;
+
 typedef struct MemPlan {
     int64_t real_size;      /* bytes of one value: 4 (f32) or 8 (f64) */
     int64_t batch;
-    int64_t params;         /* elements */
-    int64_t grads;
-    int64_t opt_state;
-    int64_t activations;    /* kept for backward, at the batch */
-    int64_t scratch;        /* gradient ping-pong buffers, at the batch */
-    int64_t total_bytes;
+    LayerPlace *at;         /* [nlayers] */
+    int64_t params;         /* values (and as many gradients) */
+    int64_t opt_state;      /* values */
+    int64_t dbuf_off[2];    /* bytes: the two gradient buffers */
+    int64_t activations;    /* bytes: every layer's output at the batch */
+    int64_t gradient_buffers; /* bytes */
+    int64_t layer_scratch;  /* bytes: repacked weights, argmax, masks */
+    int64_t workspace;      /* bytes in all, header and alignment included */
+    int64_t total_bytes;    /* parameters, gradients, state and workspace */
+    int backward_from;      /* the last layer backward runs (the Softmax
+                               fused with cross-entropy is not) */
 } MemPlan;
 
-/* False when a byte count would overflow int64 (reported through d). */
+/* False when a size would overflow int64; the plan is then empty.
+ * plan_free releases a plan that succeeded. */
 bool plan_network(const Network *n, int64_t real_size, MemPlan *p);
+void plan_free(MemPlan *p);
 
 /* ------------------------------------------------------------------------
  * summary.c: cnnc --summary
@@ -458,6 +473,8 @@ typedef struct LayerCode {
     const Layer *l;
     const char *name;      /* the C prefix: the layer's label */
     bool need_dx;          /* an earlier layer has parameters */
+    bool fused_into_loss;  /* the last Softmax under cross-entropy: the loss
+                              computes its input gradient; emit no backward */
     int64_t batch;         /* the compiled (largest) batch */
     int64_t scratch_off;   /* bytes into the workspace: the layer's scratch */
 } LayerCode;

@@ -6,6 +6,8 @@
  * Positional form: Dropout(p) = p, default 0.5. */
 #include "cnnc.h"
 
+#include <inttypes.h>
+
 enum { DROPOUT_P, DROPOUT_NARGS };
 
 static const ArgSpec dropout_args[DROPOUT_NARGS] = {
@@ -23,6 +25,63 @@ static bool dropout_infer(Layer *l, Diag *d)
     return true;
 }
 
+/* The mask of the last training forward: one real per value, at the batch. */
+static int64_t dropout_scratch_bytes(const Layer *l, int64_t batch, int64_t real_size)
+{
+    return batch * shape_elems(l->out) * real_size;
+}
+
+/* The mask is drawn from ctx->rng one value after another in element order
+ * (sample-major), never in parallel, so that it depends on the seed alone;
+ * applying it runs in parallel. */
+static void dropout_emit(Emitter *e, const LayerCode *c)
+{
+    const char *L = c->name;
+    int64_t count = shape_elems(c->l->out);
+    double p = c->l->args[DROPOUT_P].u.f;
+    emit(e, "/* y[n][%" PRId64 "] = x[n][%" PRId64 "] * mask while training, mask[n][%" PRId64
+            "] (in scratch) 0 with probability %.17g, else 1/(1 - %.17g); y = x otherwise */",
+         count, count, count, p, p);
+    emit(e, "static void %s_forward(cnnrt_ctx *ctx, int n, const real *restrict x, "
+            "real *restrict y)", L);
+    emit(e, "{");
+    emit(e, "const size_t count = (size_t)n * %" PRId64 ";", count);
+    emit(e, "if (!ctx->training) {");
+    emit(e, "memcpy(y, x, sizeof(real) * count);");
+    emit(e, "return;");
+    emit(e, "}");
+    emit(e, "real *restrict mask = work(ctx, %s_SCRATCH);", L);
+    emit(e, "const real scale = 1 / (1 - (real)%.17g);", p);
+    emit(e, "for (size_t j = 0; j < count; j++)");
+    emit(e, "    mask[j] = cnnrt_rng_uniformf(&ctx->rng) >= %.17g ? scale : 0;", p);
+    emit(e, "PARALLEL_FOR");
+    emit(e, "for (size_t j = 0; j < count; j++) y[j] = x[j] * mask[j];");
+    emit(e, "}");
+    emit_blank(e);
+    if (c->need_dx)
+        emit(e, "/* dx[n][%" PRId64 "] = dy[n][%" PRId64 "] * the mask of the last forward"
+                " (only called while training) */", count, count);
+    else
+        emit_comment(e, "no layer before it learns: nothing to do");
+    emit(e, "static void %s_backward(cnnrt_ctx *ctx, int n, const real *restrict x, "
+            "const real *restrict y, const real *restrict dy, real *restrict dx)", L);
+    emit(e, "{");
+    emit(e, "(void)x;");
+    emit(e, "(void)y;");
+    if (c->need_dx) {
+        emit(e, "const real *restrict mask = work(ctx, %s_SCRATCH);", L);
+        emit(e, "const size_t count = (size_t)n * %" PRId64 ";", count);
+        emit(e, "PARALLEL_FOR");
+        emit(e, "for (size_t j = 0; j < count; j++) dx[j] = dy[j] * mask[j];");
+    } else {
+        emit(e, "(void)ctx;");
+        emit(e, "(void)n;");
+        emit(e, "(void)dy;");
+        emit(e, "(void)dx;");
+    }
+    emit(e, "}");
+}
+
 const LayerKind layer_dropout = {
     .name = "Dropout",
     .auto_prefix = "dropout",
@@ -30,4 +89,6 @@ const LayerKind layer_dropout = {
     .nargs = DROPOUT_NARGS,
     .infer = dropout_infer,
     .flops = layer_no_flops,
+    .scratch_bytes = dropout_scratch_bytes,
+    .emit = dropout_emit,
 };

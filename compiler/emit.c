@@ -7,7 +7,12 @@
  *   cnnrt_model that runtime/cnnrt.h describes, and main().
  * Layer bodies come from each kind's emit hook; this file knows no kind but
  * through LayerKind, except for the loss, which fuses Softmax with
- * cross-entropy as the language defines. */
+ * cross-entropy as the language defines.
+ *
+ * Names: everything of a layer is LABEL_forward, LABEL_backward,
+ * LABEL_weight, LABEL_bias, LABEL_OUT, LABEL_SCRATCH. The driver's own names
+ * (forward_all, loss_all, net_params, ...) end in none of those suffixes, so
+ * no label, not even one that is a C keyword, can collide with them. */
 #include "config.h"
 #include "cnnc.h"
 
@@ -71,33 +76,8 @@ void emit_comment(Emitter *e, const char *fmt, ...)
 }
 
 /* ------------------------------------------------------------------------
- * The plan: where every buffer lives
+ * The plan (plan.c) decides where every buffer lives
  */
-
-/* Byte offsets are rounded up to a cache line so vector loads stay aligned. */
-static int64_t align64(int64_t n)
-{
-    return (n + 63) & ~(int64_t)63;
-}
-
-/* Per layer i: where its parameters, output and scratch live. */
-typedef struct LayerPlace {
-    int64_t param_off[2];      /* reals into the parameter block */
-    int64_t out_off;           /* bytes: the output [B][out] */
-    int64_t scratch_off;       /* bytes: the layer's own scratch */
-    bool need_dx;              /* an earlier layer has parameters */
-} LayerPlace;
-
-typedef struct Layout {
-    LayerPlace *at;            /* [nlayers] */
-    int64_t param_count;
-    int64_t dbuf_off[2];       /* bytes: the gradient ping-pong buffers */
-    int64_t workspace;         /* bytes in all */
-    int backward_from;         /* the last layer backward runs through */
-} Layout;
-
-/* State the generated code keeps at the workspace's start. */
-#define STATE_BYTES 64
 
 static bool has_params(const Layer *l)
 {
@@ -107,39 +87,6 @@ static bool has_params(const Layer *l)
 static bool fused_softmax(const Network *n)
 {
     return n->train.loss == LOSS_CROSS_ENTROPY;
-}
-
-static void layout_network(const Network *n, int64_t real_size, Layout *lay)
-{
-    memset(lay, 0, sizeof *lay);
-    lay->at = xcalloc((size_t)n->nlayers, sizeof *lay->at);
-    int64_t B = n->train.batch, off = STATE_BYTES, dmax = shape_elems(n->input);
-    bool params_before = false;
-    for (int i = 0; i < n->nlayers; i++) {
-        const Layer *l = &n->layers[i];
-        for (int p = 0; p < l->nparams; p++) {
-            lay->at[i].param_off[p] = lay->param_count;
-            lay->param_count += l->params[p].count;
-        }
-        lay->at[i].need_dx = params_before;
-        params_before |= has_params(l);
-        lay->at[i].out_off = off;
-        off = align64(off + B * shape_elems(l->out) * real_size);
-        if (shape_elems(l->out) > dmax)
-            dmax = shape_elems(l->out);
-    }
-    for (int k = 0; k < 2; k++) {
-        lay->dbuf_off[k] = off;
-        off = align64(off + B * dmax * real_size);
-    }
-    for (int i = 0; i < n->nlayers; i++) {
-        const Layer *l = &n->layers[i];
-        lay->at[i].scratch_off = off;
-        if (l->kind->scratch_bytes)
-            off = align64(off + l->kind->scratch_bytes(l, B, real_size));
-    }
-    lay->workspace = off;
-    lay->backward_from = fused_softmax(n) ? n->nlayers - 2 : n->nlayers - 1;
 }
 
 double network_train_flops(const Network *n)
@@ -201,7 +148,7 @@ static void emit_prelude(Emitter *e, const EmitOptions *o)
     emit_blank(e);
 }
 
-static void emit_offsets(Emitter *e, const Layout *lay)
+static void emit_offsets(Emitter *e, const MemPlan *lay)
 {
     const Network *n = e->net;
     emit_comment(e, "Parameter tensors: offsets in reals into the parameter (and gradient) block.");
@@ -211,7 +158,7 @@ static void emit_offsets(Emitter *e, const Layout *lay)
         for (int p = 0; p < l->nparams; p++)
             emit(e, "%s_%s = %" PRId64 ",", l->label, l->params[p].suffix, lay->at[i].param_off[p]);
     }
-    emit(e, "PARAM_COUNT = %" PRId64, lay->param_count);
+    emit(e, "PARAM_COUNT = %" PRId64, lay->params);
     emit(e, "};");
     emit_blank(e);
     emit_comment(e, "The workspace, in bytes at the batch of %" PRId64 ".", n->train.batch);
@@ -232,13 +179,14 @@ static void emit_offsets(Emitter *e, const Layout *lay)
     emit_blank(e);
 }
 
-static void emit_layer(Emitter *e, const Layer *l, const Layout *lay, int i)
+static void emit_layer(Emitter *e, const Layer *l, const MemPlan *lay, int i)
 {
     char in[64], out[64];
     emit(e, "/* ---- %s: %s, %s -> %s %s */", l->label, l->kind->name,
          shape_str(l->in, in, sizeof in), shape_str(l->out, out, sizeof out),
          "------------------------------------------------");
     LayerCode c = {.l = l, .name = l->label, .need_dx = lay->at[i].need_dx,
+                   .fused_into_loss = i > lay->backward_from,
                    .batch = e->net->train.batch, .scratch_off = lay->at[i].scratch_off};
     l->kind->emit(e, &c);
     emit_blank(e);
@@ -256,7 +204,7 @@ static void emit_layer_input(Emitter *e, const Network *n, int i, const char *va
 static void emit_forward(Emitter *e)
 {
     const Network *n = e->net;
-    emit(e, "static void net_forward(cnnrt_ctx *ctx, int n, const void *x)");
+    emit(e, "static void forward_all(cnnrt_ctx *ctx, int n, const void *x)");
     emit(e, "{");
     emit(e, "SET_THREADS(ctx);");
     emit(e, "net_state *st = work(ctx, 0);");
@@ -275,7 +223,7 @@ static void emit_forward(Emitter *e)
     emit_blank(e);
 }
 
-static void emit_loss(Emitter *e, const Layout *lay)
+static void emit_loss(Emitter *e, const MemPlan *lay)
 {
     const Network *n = e->net;
     const Layer *last = &n->layers[n->nlayers - 1];
@@ -283,10 +231,9 @@ static void emit_loss(Emitter *e, const Layout *lay)
     int dy = lay->backward_from % 2;
     emit_comment(e, "The mean loss of the last forward; leaves dL/d(output of %s) in DBUF%d.",
                  lay->backward_from >= 0 ? n->layers[lay->backward_from].label : "the input", dy);
-    emit(e, "static double net_loss(cnnrt_ctx *ctx, int n, const int32_t *labels, "
+    emit(e, "static double loss_all(cnnrt_ctx *ctx, int n, const int32_t *labels, "
             "const void *targets)");
     emit(e, "{");
-    emit(e, "net_state *st = work(ctx, 0);");
     emit(e, "real *dy = work(ctx, DBUF%d);", dy);
     emit(e, "double total = 0;");
     if (fused_softmax(n)) {
@@ -297,7 +244,7 @@ static void emit_loss(Emitter *e, const Layout *lay)
         if (n->nlayers >= 2)
             emit(e, "const real *z = work(ctx, %s_OUT);", n->layers[n->nlayers - 2].label);
         else
-            emit(e, "const real *z = st->x;");
+            emit(e, "const real *z = ((const net_state *)work(ctx, 0))->x;");
         emit(e, "const real *p = work(ctx, %s_OUT);", last->label);
         emit(e, "for (int i = 0; i < n; i++) {");
         emit(e, "const real *zi = z + (size_t)i * %" PRId64 ";", k);
@@ -314,7 +261,6 @@ static void emit_loss(Emitter *e, const Layout *lay)
     } else {
         emit_comment(e, "Mean squared error over all n*%" PRId64 " outputs, as PyTorch's MSELoss.",
                      k);
-        emit(e, "(void)st;");
         emit(e, "const real *y = work(ctx, %s_OUT);", last->label);
         emit(e, "const real *t = targets;");
         emit(e, "const size_t count = (size_t)n * %" PRId64 ";", k);
@@ -331,18 +277,16 @@ static void emit_loss(Emitter *e, const Layout *lay)
     emit_blank(e);
 }
 
-static void emit_backward(Emitter *e, const Layout *lay)
+static void emit_backward(Emitter *e, const MemPlan *lay)
 {
     const Network *n = e->net;
-    emit(e, "static void net_backward(cnnrt_ctx *ctx, int n)");
+    emit(e, "static void backward_all(cnnrt_ctx *ctx, int n)");
     emit(e, "{");
     emit(e, "SET_THREADS(ctx);");
     emit(e, "net_state *st = work(ctx, 0);");
     emit(e, "memset(ctx->grads, 0, sizeof(real) * PARAM_COUNT);");
     for (int i = lay->backward_from; i >= 0; i--) {
         const Layer *l = &n->layers[i];
-        if (!lay->at[i].need_dx && !has_params(l))
-            continue;  /* nothing before it learns: no gradient to pass on */
         emit(e, "{");
         emit_layer_input(e, n, i, "x");
         emit(e, "%s_backward(ctx, n, x, work(ctx, %s_OUT), work(ctx, DBUF%d), %s);", l->label,
@@ -359,7 +303,7 @@ static void emit_backward(Emitter *e, const Layout *lay)
  * semantics (torch.optim.SGD with momentum/nesterov, torch.optim.Adam). */
 static void emit_update(Emitter *e)
 {
-    emit(e, "static void net_update(cnnrt_ctx *ctx)");
+    emit(e, "static void update_all(cnnrt_ctx *ctx)");
     emit(e, "{");
     emit(e, "SET_THREADS(ctx);");
     emit(e, "real *w = param(ctx), *g = grad(ctx), *s = ctx->opt_state;");
@@ -409,7 +353,7 @@ static void emit_update(Emitter *e)
 static void emit_first_nonfinite(Emitter *e)
 {
     const Network *n = e->net;
-    emit(e, "static const char *net_first_nonfinite(cnnrt_ctx *ctx)");
+    emit(e, "static const char *first_nonfinite_all(cnnrt_ctx *ctx)");
     emit(e, "{");
     emit(e, "const net_state *st = work(ctx, 0);");
     emit(e, "static const struct { const char *label; size_t off, per_sample; } outs[] = {");
@@ -540,11 +484,11 @@ static void emit_model(Emitter *e, const EmitOptions *o)
     emit(e, ".nlayers = %d,", n->nlayers);
     emit(e, ".summary = net_summary,");
     emit(e, ".train_flops = %.17g,", network_train_flops(n));
-    emit(e, ".forward = net_forward,");
-    emit(e, ".loss = net_loss,");
-    emit(e, ".backward = net_backward,");
-    emit(e, ".update = net_update,");
-    emit(e, ".first_nonfinite = net_first_nonfinite,");
+    emit(e, ".forward = forward_all,");
+    emit(e, ".loss = loss_all,");
+    emit(e, ".backward = backward_all,");
+    emit(e, ".update = update_all,");
+    emit(e, ".first_nonfinite = first_nonfinite_all,");
     emit(e, ".train_step = NULL,");
     emit(e, "};");
     emit_blank(e);
@@ -558,8 +502,12 @@ static void emit_model(Emitter *e, const EmitOptions *o)
 bool emit_network(FILE *out, const Network *n, const EmitOptions *o)
 {
     Emitter e = {.out = out, .net = n, .real_size = o->real_size};
-    Layout lay;
-    layout_network(n, o->real_size, &lay);
+    MemPlan lay;
+    if (!plan_network(n, o->real_size, &lay)) {
+        fprintf(stderr, "cnnc: error: %s: the buffers at batch %" PRId64
+                " do not fit in 64-bit sizes\n", n->source_name, n->train.batch);
+        return false;
+    }
     emit_prelude(&e, o);
     emit_offsets(&e, &lay);
     for (int i = 0; i < n->nlayers; i++)
@@ -581,6 +529,6 @@ bool emit_network(FILE *out, const Network *n, const EmitOptions *o)
     emit_string(&e, "net_summary", summary, summary_len);
     free(summary);
     emit_model(&e, o);
-    free(lay.at);
+    plan_free(&lay);
     return !ferror(out);
 }

@@ -1,10 +1,14 @@
 /* flatten.c: Flatten, a map seen as a vector.
  *
  *   in HxWxC -> out H*W*C, no parameters, no arguments.
- * The data do not move: the order of the vector is the order the map has in
- * memory. (A Dense after it numbers its weights' inputs in PyTorch's flatten
- * order, c*H*W + y*W + x; that is the Dense emitter's business.) */
+ * The vector is numbered in PyTorch's flatten order, c*H*W + y*W + x, so
+ * that a Dense after it has PyTorch's weight layout (checkpoints move
+ * between the two unchanged): our maps are NHWC, so forward permutes each
+ * sample HWC -> CHW and backward permutes the gradient back. When H*W or C
+ * is 1 the two orders agree and the data are copied as they are. */
 #include "cnnc.h"
+
+#include <inttypes.h>
 
 /* HxWxC -> H*W*C. */
 static bool flatten_infer(Layer *l, Diag *d)
@@ -21,9 +25,68 @@ static bool flatten_infer(Layer *l, Diag *d)
     return true;
 }
 
+/* y[i][c*HW + p] = x[i][p*C + c], p = y*W + x: read in memory order, write
+ * with the stride HW. */
+static void flatten_emit(Emitter *e, const LayerCode *c)
+{
+    const Layer *l = c->l;
+    int64_t h = l->in.h, w = l->in.w, ch = l->in.c, hw = h * w, count = hw * ch;
+    bool same_order = hw == 1 || ch == 1;
+    emit(e, "/* y[n][%" PRId64 "] = x[n][%" PRId64 "][%" PRId64 "][%" PRId64 "]%s */", count, h,
+         w, ch, same_order ? " as it is (HWC and CHW orders agree)"
+                           : " in PyTorch's order: channel-major (CHW)");
+    emit(e, "static void %s_forward(cnnrt_ctx *ctx, int n, const real *restrict x, "
+            "real *restrict y)", c->name);
+    emit(e, "{");
+    emit(e, "(void)ctx;");
+    if (same_order) {
+        emit(e, "memcpy(y, x, sizeof(real) * (size_t)n * %" PRId64 ");", count);
+    } else {
+        emit(e, "PARALLEL_FOR");
+        emit(e, "for (int i = 0; i < n; i++) {");
+        emit(e, "const real *restrict xi = x + (size_t)i * %" PRId64 ";", count);
+        emit(e, "real *restrict yi = y + (size_t)i * %" PRId64 ";", count);
+        emit(e, "for (int p = 0; p < %" PRId64 "; p++)", hw);
+        emit(e, "    for (int c = 0; c < %" PRId64 "; c++) yi[c * %" PRId64 " + p] = xi[p * %"
+                PRId64 " + c];", ch, hw, ch);
+        emit(e, "}");
+    }
+    emit(e, "}");
+    emit_blank(e);
+    if (c->need_dx)
+        emit(e, "/* dx[n][%" PRId64 "][%" PRId64 "][%" PRId64 "] = dy[n][%" PRId64 "]%s */", h,
+             w, ch, count, same_order ? " as it is" : " back from CHW to HWC");
+    else
+        emit_comment(e, "no layer before it learns: nothing to do");
+    emit(e, "static void %s_backward(cnnrt_ctx *ctx, int n, const real *restrict x, "
+            "const real *restrict y, const real *restrict dy, real *restrict dx)", c->name);
+    emit(e, "{");
+    emit(e, "(void)ctx;");
+    emit(e, "(void)x;");
+    emit(e, "(void)y;");
+    if (!c->need_dx) {
+        emit(e, "(void)n;");
+        emit(e, "(void)dy;");
+        emit(e, "(void)dx;");
+    } else if (same_order) {
+        emit(e, "memcpy(dx, dy, sizeof(real) * (size_t)n * %" PRId64 ");", count);
+    } else {
+        emit(e, "PARALLEL_FOR");
+        emit(e, "for (int i = 0; i < n; i++) {");
+        emit(e, "const real *restrict dyi = dy + (size_t)i * %" PRId64 ";", count);
+        emit(e, "real *restrict dxi = dx + (size_t)i * %" PRId64 ";", count);
+        emit(e, "for (int p = 0; p < %" PRId64 "; p++)", hw);
+        emit(e, "    for (int c = 0; c < %" PRId64 "; c++) dxi[p * %" PRId64 " + c] = dyi[c * %"
+                PRId64 " + p];", ch, ch, hw);
+        emit(e, "}");
+    }
+    emit(e, "}");
+}
+
 const LayerKind layer_flatten = {
     .name = "Flatten",
     .auto_prefix = "flatten",
     .infer = flatten_infer,
     .flops = layer_no_flops,
+    .emit = flatten_emit,
 };

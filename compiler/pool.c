@@ -81,6 +81,367 @@ static double pool_flops(const Layer *l)
     return 0.0;
 }
 
+/* ------------------------------------------------------------------------
+ * The pools' code
+ *
+ * Maps are NHWC, so one window position is a run of taps, each a contiguous
+ * row of C channels: the innermost loop runs over channels. An output pixel
+ * whose window lies wholly inside the input (every pixel of a valid pool) is
+ * "inside"; only with padding are there pixels whose window is clipped, and
+ * only those pay for the clipping. Padding never takes part: MaxPool's
+ * padding never wins (it is -inf), AvgPool's never counts into the mean.
+ */
+
+typedef struct PoolGeom {
+    int64_t h, w, c;        /* input */
+    int64_t oh, ow;         /* output (C channels too) */
+    int64_t kh, kw, sh, sw; /* window and stride */
+    int64_t pt, pl;         /* padding at the top and left */
+    bool padded;            /* some window is clipped */
+} PoolGeom;
+
+static PoolGeom pool_geom(const Layer *l)
+{
+    const ArgVal *a = l->args;
+    const Pad *p = &a[POOL_PADDING].u.pad;
+    PoolGeom g = {.h = l->in.h, .w = l->in.w, .c = l->in.c, .oh = l->out.h, .ow = l->out.w,
+                  .kh = a[POOL_SIZE].u.size.h, .kw = a[POOL_SIZE].u.size.w,
+                  .sh = a[POOL_STRIDE].u.size.h, .sw = a[POOL_STRIDE].u.size.w,
+                  .pt = p->top, .pl = p->left};
+    /* Windows reach past the bottom/right edge only through padding there. */
+    g.padded = p->top > 0 || p->left > 0 || (g.oh - 1) * g.sh + g.kh - g.pt > g.h ||
+               (g.ow - 1) * g.sw + g.kw - g.pl > g.w;
+    return g;
+}
+
+static int64_t pool_in_elems(const PoolGeom *g)
+{
+    return g->h * g->w * g->c;
+}
+
+static int64_t pool_out_elems(const PoolGeom *g)
+{
+    return g->oh * g->ow * g->c;
+}
+
+static bool pool_unrolled(const PoolGeom *g)
+{
+    return g->kh * g->kw <= EMIT_UNROLL_TAPS;
+}
+
+/* "x[n][H][W][C]" into buf. */
+static const char *dims4(char *buf, size_t size, const char *name, int64_t h, int64_t w,
+                         int64_t c)
+{
+    snprintf(buf, size, "%s[n][%" PRId64 "][%" PRId64 "][%" PRId64 "]", name, h, w, c);
+    return buf;
+}
+
+/* MaxPool keeps, per output element, the index of the input element (within
+ * its sample) that won: int32 at the batch. */
+static int64_t maxpool_scratch_bytes(const Layer *l, int64_t batch, int64_t real_size)
+{
+    (void)real_size;
+    return batch * shape_elems(l->out) * (int64_t)sizeof(int32_t);
+}
+
+/* Opens the parallel loop over samples (one level to close) with the
+ * sample's rows: xi and yi forward, dyi and dxi backward. */
+static void pool_emit_pixels(Emitter *e, const PoolGeom *g, bool dx_side)
+{
+    emit(e, "PARALLEL_FOR");
+    emit(e, "for (int i = 0; i < n; i++) {");
+    if (dx_side) {
+        emit(e, "const real *restrict dyi = dy + (size_t)i * %" PRId64 ";", pool_out_elems(g));
+        emit(e, "real *restrict dxi = dx + (size_t)i * %" PRId64 ";", pool_in_elems(g));
+    } else {
+        emit(e, "const real *restrict xi = x + (size_t)i * %" PRId64 ";", pool_in_elems(g));
+        emit(e, "real *restrict yi = y + (size_t)i * %" PRId64 ";", pool_out_elems(g));
+    }
+}
+
+/* "o * s - p" into buf, without a stride or padding of 1 or 0. */
+static const char *window_start(char *buf, size_t size, const char *o, int64_t s, int64_t p)
+{
+    int len = snprintf(buf, size, "%s", o);
+    if (s != 1)
+        len += snprintf(buf + len, size - (size_t)len, " * %" PRId64, s);
+    if (p != 0)
+        snprintf(buf + len, size - (size_t)len, " - %" PRId64, p);
+    return buf;
+}
+
+/* Opens the loops over output pixels (two levels to close) with p, the
+ * pixel's index, and iy0, ix0, its window's first row and column (negative
+ * in the padding). */
+static void pool_emit_pixel_loops(Emitter *e, const PoolGeom *g)
+{
+    char iy0[64], ix0[64];
+    emit_for(e, "oy", g->oh);
+    emit_for(e, "ox", g->ow);
+    emit(e, "const int p = oy * %" PRId64 " + ox;", g->ow);
+    emit(e, "const int iy0 = %s, ix0 = %s;", window_start(iy0, sizeof iy0, "oy", g->sh, g->pt),
+         window_start(ix0, sizeof ix0, "ox", g->sw, g->pl));
+}
+
+/* The test that the window at (iy0, ix0) lies wholly inside the input. */
+static void pool_emit_inside_test(Emitter *e, const PoolGeom *g)
+{
+    emit(e, "if (iy0 >= 0 && iy0 + %" PRId64 " <= %" PRId64 " && ix0 >= 0 && ix0 + %" PRId64
+            " <= %" PRId64 ") {", g->kh, g->h, g->kw, g->w);
+}
+
+/* Opens the loops over the window's taps inside the input (two levels to
+ * close), rows ky0..ky1-1 and columns kx0..kx1-1, with at, the tap's first
+ * element within the sample; count, when wanted, is how many taps there are. */
+static void pool_emit_clipped_taps(Emitter *e, const PoolGeom *g, bool want_count)
+{
+    if (g->padded) {
+        emit(e, "const int ky0 = iy0 < 0 ? -iy0 : 0, ky1 = iy0 + %" PRId64 " > %" PRId64
+                " ? %" PRId64 " - iy0 : %" PRId64 ";", g->kh, g->h, g->h, g->kh);
+        emit(e, "const int kx0 = ix0 < 0 ? -ix0 : 0, kx1 = ix0 + %" PRId64 " > %" PRId64
+                " ? %" PRId64 " - ix0 : %" PRId64 ";", g->kw, g->w, g->w, g->kw);
+        if (want_count)
+            emit(e, "const real count = (real)((ky1 - ky0) * (kx1 - kx0));");
+        emit(e, "for (int ky = ky0; ky < ky1; ky++) {");
+        emit(e, "for (int kx = kx0; kx < kx1; kx++) {");
+    } else {
+        if (want_count)
+            emit(e, "const real count = %" PRId64 ";", g->kh * g->kw);
+        emit_for(e, "ky", g->kh);
+        emit_for(e, "kx", g->kw);
+    }
+    emit(e, "const int at = ((iy0 + ky) * %" PRId64 " + ix0 + kx) * %" PRId64 ";", g->w, g->c);
+}
+
+/* The first tap inside the window: where MaxPool's running max starts. */
+static void pool_emit_first_tap(Emitter *e, const PoolGeom *g)
+{
+    if (g->padded)
+        emit(e, "const int first = ((iy0 + (iy0 < 0 ? -iy0 : 0)) * %" PRId64
+                " + ix0 + (ix0 < 0 ? -ix0 : 0)) * %" PRId64 ";", g->w, g->c);
+    else
+        emit(e, "const int first = (iy0 * %" PRId64 " + ix0) * %" PRId64 ";", g->w, g->c);
+}
+
+/* An inside window, unrolled: per channel, the running max over the taps
+ * in row-major order, the first of equal values winning. */
+static void maxpool_emit_unrolled(Emitter *e, const PoolGeom *g)
+{
+    emit(e, "const int base = (iy0 * %" PRId64 " + ix0) * %" PRId64 ";", g->w, g->c);
+    emit_for(e, "c", g->c);
+    emit(e, "const int at = base + c;");
+    emit(e, "real best = xi[at];");
+    emit(e, "int arg = at;");
+    for (int64_t ky = 0; ky < g->kh; ky++)
+        for (int64_t kx = 0; kx < g->kw; kx++) {
+            int64_t off = (ky * g->w + kx) * g->c;
+            if (off == 0)
+                continue;
+            emit(e, "if (xi[at + %" PRId64 "] > best) { best = xi[at + %" PRId64
+                    "]; arg = at + %" PRId64 "; }", off, off, off);
+        }
+    emit(e, "yo[c] = best;");
+    emit(e, "ao[c] = arg;");
+    emit(e, "}");
+}
+
+/* Any window, in loops over its taps inside the input. */
+static void maxpool_emit_loops(Emitter *e, const PoolGeom *g)
+{
+    pool_emit_first_tap(e, g);
+    emit(e, "for (int c = 0; c < %" PRId64 "; c++) {", g->c);
+    emit(e, "yo[c] = xi[first + c];");
+    emit(e, "ao[c] = first + c;");
+    emit(e, "}");
+    pool_emit_clipped_taps(e, g, false);
+    emit_comment(e, "strict >: the first tap (compared again here) and earlier ties keep it");
+    emit_for(e, "c", g->c);
+    emit(e, "const real v = xi[at + c];");
+    emit(e, "if (v > yo[c]) { yo[c] = v; ao[c] = at + c; }");
+    emit(e, "}");
+    emit(e, "}");
+    emit(e, "}");
+}
+
+static void maxpool_emit_forward(Emitter *e, const LayerCode *c, const PoolGeom *g)
+{
+    char in[96], out[96];
+    emit(e, "/* %s = the max of each %" PRId64 "x%" PRId64 " window of %s at stride %" PRId64
+            "x%" PRId64 "; argmax[n][%" PRId64 "][%" PRId64 "][%" PRId64 "] (int32: the input"
+            " element within its sample) in scratch */",
+         dims4(out, sizeof out, "y", g->oh, g->ow, g->c), g->kh, g->kw,
+         dims4(in, sizeof in, "x", g->h, g->w, g->c), g->sh, g->sw, g->oh, g->ow, g->c);
+    emit(e, "static void %s_forward(cnnrt_ctx *ctx, int n, const real *restrict x, "
+            "real *restrict y)", c->name);
+    emit(e, "{");
+    emit(e, "int32_t *restrict argmax = work(ctx, %s_SCRATCH);", c->name);
+    pool_emit_pixels(e, g, false);
+    emit(e, "int32_t *restrict ai = argmax + (size_t)i * %" PRId64 ";", pool_out_elems(g));
+    pool_emit_pixel_loops(e, g);
+    emit(e, "real *restrict yo = yi + p * %" PRId64 ";", g->c);
+    emit(e, "int32_t *restrict ao = ai + p * %" PRId64 ";", g->c);
+    if (pool_unrolled(g) && g->padded) {
+        pool_emit_inside_test(e, g);
+        maxpool_emit_unrolled(e, g);
+        emit(e, "} else {");
+        maxpool_emit_loops(e, g);
+        emit(e, "}");
+    } else if (pool_unrolled(g)) {
+        maxpool_emit_unrolled(e, g);
+    } else {
+        maxpool_emit_loops(e, g);
+    }
+    emit(e, "}");
+    emit(e, "}");
+    emit(e, "}");
+    emit(e, "}");
+}
+
+static void maxpool_emit_backward(Emitter *e, const LayerCode *c, const PoolGeom *g)
+{
+    char in[96], out[96];
+    if (c->need_dx)
+        emit(e, "/* %s: each of %s to the input element that won (windows may overlap) */",
+             dims4(in, sizeof in, "dx", g->h, g->w, g->c),
+             dims4(out, sizeof out, "dy", g->oh, g->ow, g->c));
+    else
+        emit_comment(e, "no layer before it learns: nothing to do");
+    emit(e, "static void %s_backward(cnnrt_ctx *ctx, int n, const real *restrict x, "
+            "const real *restrict y, const real *restrict dy, real *restrict dx)", c->name);
+    emit(e, "{");
+    emit(e, "(void)x;");
+    emit(e, "(void)y;");
+    if (!c->need_dx) {
+        emit(e, "(void)ctx;");
+        emit(e, "(void)n;");
+        emit(e, "(void)dy;");
+        emit(e, "(void)dx;");
+        emit(e, "}");
+        return;
+    }
+    emit(e, "const int32_t *restrict argmax = work(ctx, %s_SCRATCH);", c->name);
+    pool_emit_pixels(e, g, true);
+    emit(e, "const int32_t *restrict ai = argmax + (size_t)i * %" PRId64 ";", pool_out_elems(g));
+    emit(e, "for (int j = 0; j < %" PRId64 "; j++) dxi[j] = 0;", pool_in_elems(g));
+    emit(e, "for (int j = 0; j < %" PRId64 "; j++) dxi[ai[j]] += dyi[j];", pool_out_elems(g));
+    emit(e, "}");
+    emit(e, "}");
+}
+
+static void maxpool_emit(Emitter *e, const LayerCode *c)
+{
+    PoolGeom g = pool_geom(c->l);
+    maxpool_emit_forward(e, c, &g);
+    emit_blank(e);
+    maxpool_emit_backward(e, c, &g);
+}
+
+/* An inside window, unrolled: per channel, the sum over the taps in
+ * row-major order, over their number. */
+static void avgpool_emit_unrolled(Emitter *e, const PoolGeom *g)
+{
+    emit(e, "const int base = (iy0 * %" PRId64 " + ix0) * %" PRId64 ";", g->w, g->c);
+    emit_for(e, "c", g->c);
+    emit(e, "const int at = base + c;");
+    emit(e, "real sum = xi[at];");
+    for (int64_t ky = 0; ky < g->kh; ky++)
+        for (int64_t kx = 0; kx < g->kw; kx++) {
+            int64_t off = (ky * g->w + kx) * g->c;
+            if (off != 0)
+                emit(e, "sum += xi[at + %" PRId64 "];", off);
+        }
+    emit(e, "yo[c] = sum / %" PRId64 ";", g->kh * g->kw);
+    emit(e, "}");
+}
+
+/* Any window, in loops over its taps inside the input. */
+static void avgpool_emit_loops(Emitter *e, const PoolGeom *g)
+{
+    emit(e, "for (int c = 0; c < %" PRId64 "; c++) yo[c] = 0;", g->c);
+    pool_emit_clipped_taps(e, g, true);
+    emit(e, "for (int c = 0; c < %" PRId64 "; c++) yo[c] += xi[at + c];", g->c);
+    emit(e, "}");
+    emit(e, "}");
+    emit(e, "for (int c = 0; c < %" PRId64 "; c++) yo[c] /= count;", g->c);
+}
+
+static void avgpool_emit_forward(Emitter *e, const LayerCode *c, const PoolGeom *g)
+{
+    char in[96], out[96];
+    emit(e, "/* %s = the mean of each %" PRId64 "x%" PRId64 " window of %s at stride %" PRId64
+            "x%" PRId64 "%s */",
+         dims4(out, sizeof out, "y", g->oh, g->ow, g->c), g->kh, g->kw,
+         dims4(in, sizeof in, "x", g->h, g->w, g->c), g->sh, g->sw,
+         g->padded ? ", over its elements inside the input" : "");
+    emit(e, "static void %s_forward(cnnrt_ctx *ctx, int n, const real *restrict x, "
+            "real *restrict y)", c->name);
+    emit(e, "{");
+    emit(e, "(void)ctx;");
+    pool_emit_pixels(e, g, false);
+    pool_emit_pixel_loops(e, g);
+    emit(e, "real *restrict yo = yi + p * %" PRId64 ";", g->c);
+    if (pool_unrolled(g) && g->padded) {
+        pool_emit_inside_test(e, g);
+        avgpool_emit_unrolled(e, g);
+        emit(e, "} else {");
+        avgpool_emit_loops(e, g);
+        emit(e, "}");
+    } else if (pool_unrolled(g)) {
+        avgpool_emit_unrolled(e, g);
+    } else {
+        avgpool_emit_loops(e, g);
+    }
+    emit(e, "}");
+    emit(e, "}");
+    emit(e, "}");
+    emit(e, "}");
+}
+
+static void avgpool_emit_backward(Emitter *e, const LayerCode *c, const PoolGeom *g)
+{
+    char in[96], out[96];
+    if (c->need_dx)
+        emit(e, "/* %s: each of %s spread evenly over its window's elements */",
+             dims4(in, sizeof in, "dx", g->h, g->w, g->c),
+             dims4(out, sizeof out, "dy", g->oh, g->ow, g->c));
+    else
+        emit_comment(e, "no layer before it learns: nothing to do");
+    emit(e, "static void %s_backward(cnnrt_ctx *ctx, int n, const real *restrict x, "
+            "const real *restrict y, const real *restrict dy, real *restrict dx)", c->name);
+    emit(e, "{");
+    emit(e, "(void)ctx;");
+    emit(e, "(void)x;");
+    emit(e, "(void)y;");
+    if (!c->need_dx) {
+        emit(e, "(void)n;");
+        emit(e, "(void)dy;");
+        emit(e, "(void)dx;");
+        emit(e, "}");
+        return;
+    }
+    pool_emit_pixels(e, g, true);
+    emit(e, "for (int j = 0; j < %" PRId64 "; j++) dxi[j] = 0;", pool_in_elems(g));
+    pool_emit_pixel_loops(e, g);
+    emit(e, "const real *restrict dyo = dyi + p * %" PRId64 ";", g->c);
+    pool_emit_clipped_taps(e, g, true);
+    emit(e, "for (int c = 0; c < %" PRId64 "; c++) dxi[at + c] += dyo[c] / count;", g->c);
+    emit(e, "}");
+    emit(e, "}");
+    emit(e, "}");
+    emit(e, "}");
+    emit(e, "}");
+    emit(e, "}");
+}
+
+static void avgpool_emit(Emitter *e, const LayerCode *c)
+{
+    PoolGeom g = pool_geom(c->l);
+    avgpool_emit_forward(e, c, &g);
+    emit_blank(e);
+    avgpool_emit_backward(e, c, &g);
+}
+
 const LayerKind layer_maxpool = {
     .name = "MaxPool",
     .auto_prefix = "maxpool",
@@ -88,6 +449,8 @@ const LayerKind layer_maxpool = {
     .nargs = POOL_NARGS,
     .infer = pool_infer,
     .flops = pool_flops,
+    .scratch_bytes = maxpool_scratch_bytes,
+    .emit = maxpool_emit,
 };
 
 const LayerKind layer_avgpool = {
@@ -97,4 +460,5 @@ const LayerKind layer_avgpool = {
     .nargs = POOL_NARGS,
     .infer = pool_infer,
     .flops = pool_flops,
+    .emit = avgpool_emit,
 };

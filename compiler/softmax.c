@@ -5,6 +5,8 @@
  *   in F -> out F, no parameters, no arguments */
 #include "cnnc.h"
 
+#include <inttypes.h>
+
 /* F -> F. */
 static bool softmax_infer(Layer *l, Diag *d)
 {
@@ -14,10 +16,69 @@ static bool softmax_infer(Layer *l, Diag *d)
     return true;
 }
 
+/* Forward subtracts each row's max before exp, so no exp overflows. Backward
+ * is the Jacobian-vector product of softmax; with loss=cross_entropy the
+ * trainer's loss gives the gradient of the logits directly, and no backward
+ * is emitted. */
+static void softmax_emit(Emitter *e, const LayerCode *c)
+{
+    const char *L = c->name;
+    int64_t k = shape_elems(c->l->out);
+    emit(e, "/* y[n][%" PRId64 "] = exp(x - max x) / sum of exp(x - max x), per sample */", k);
+    emit(e, "static void %s_forward(cnnrt_ctx *ctx, int n, const real *restrict x, "
+            "real *restrict y)", L);
+    emit(e, "{");
+    emit(e, "(void)ctx;");
+    emit(e, "PARALLEL_FOR");
+    emit(e, "for (int i = 0; i < n; i++) {");
+    emit(e, "const real *restrict xi = x + (size_t)i * %" PRId64 ";", k);
+    emit(e, "real *restrict yi = y + (size_t)i * %" PRId64 ";", k);
+    emit(e, "real max = xi[0], sum = 0;");
+    emit(e, "for (int j = 1; j < %" PRId64 "; j++) max = xi[j] > max ? xi[j] : max;", k);
+    emit(e, "for (int j = 0; j < %" PRId64 "; j++) sum += yi[j] = EXP(xi[j] - max);", k);
+    emit(e, "for (int j = 0; j < %" PRId64 "; j++) yi[j] /= sum;", k);
+    emit(e, "}");
+    emit(e, "}");
+    emit_blank(e);
+    if (c->fused_into_loss) {
+        emit_comment(e, "backward: fused with cross-entropy in loss_all, dL/dx = (y - onehot)/n");
+        return;
+    }
+    if (c->need_dx)
+        emit(e, "/* dx[n][%" PRId64 "] = y * (dy - sum of y*dy), per sample (loss=mse only) */",
+             k);
+    else
+        emit_comment(e, "no layer before it learns: nothing to do");
+    emit(e, "static void %s_backward(cnnrt_ctx *ctx, int n, const real *restrict x, "
+            "const real *restrict y, const real *restrict dy, real *restrict dx)", L);
+    emit(e, "{");
+    emit(e, "(void)ctx;");
+    emit(e, "(void)x;");
+    if (!c->need_dx) {
+        emit(e, "(void)n;");
+        emit(e, "(void)y;");
+        emit(e, "(void)dy;");
+        emit(e, "(void)dx;");
+        emit(e, "}");
+        return;
+    }
+    emit(e, "PARALLEL_FOR");
+    emit(e, "for (int i = 0; i < n; i++) {");
+    emit(e, "const real *restrict yi = y + (size_t)i * %" PRId64 ";", k);
+    emit(e, "const real *restrict dyi = dy + (size_t)i * %" PRId64 ";", k);
+    emit(e, "real *restrict dxi = dx + (size_t)i * %" PRId64 ";", k);
+    emit(e, "real dot = 0;");
+    emit(e, "for (int j = 0; j < %" PRId64 "; j++) dot += yi[j] * dyi[j];", k);
+    emit(e, "for (int j = 0; j < %" PRId64 "; j++) dxi[j] = yi[j] * (dyi[j] - dot);", k);
+    emit(e, "}");
+    emit(e, "}");
+}
+
 const LayerKind layer_softmax = {
     .name = "Softmax",
     .auto_prefix = "softmax",
     .must_be_last = true,
     .infer = softmax_infer,
     .flops = layer_no_flops,
+    .emit = softmax_emit,
 };

@@ -108,7 +108,7 @@ static void print_train(FILE *f, const Train *t)
     fprintf(f, "), init %s, seed %" PRIu64 "\n", init_names[t->init], t->seed);
 }
 
-static void print_mem_row(FILE *f, const char *what, int64_t values, int64_t real_size)
+static void print_values_row(FILE *f, const char *what, int64_t values, int64_t real_size)
 {
     char v[32], b[32];
     fprintf(f, "  %-28s %14s values %16s bytes %10.2f MiB\n", what, commas(values, v, sizeof v),
@@ -116,6 +116,14 @@ static void print_mem_row(FILE *f, const char *what, int64_t values, int64_t rea
             (double)values * (double)real_size / (1024.0 * 1024.0));
 }
 
+static void print_bytes_row(FILE *f, const char *what, int64_t bytes)
+{
+    char b[32];
+    fprintf(f, "  %-28s %14s        %16s bytes %10.2f MiB\n", what, "", commas(bytes, b, sizeof b),
+            (double)bytes / (1024.0 * 1024.0));
+}
+
+/* The plan the generated trainer allocates (plan.c). */
 static void print_plan(FILE *f, const Network *n, int64_t real_size)
 {
     MemPlan p;
@@ -123,16 +131,16 @@ static void print_plan(FILE *f, const Network *n, int64_t real_size)
         fputs("memory plan: too large to count in 64 bits\n", f);
         return;
     }
-    char b[32];
     fprintf(f, "memory plan at batch %" PRId64 " (f%d, %" PRId64 " bytes per value):\n",
             p.batch, (int)(real_size * 8), real_size);
-    print_mem_row(f, "parameters", p.params, real_size);
-    print_mem_row(f, "gradients", p.grads, real_size);
-    print_mem_row(f, "optimizer state", p.opt_state, real_size);
-    print_mem_row(f, "activations for backward", p.activations, real_size);
-    print_mem_row(f, "scratch (2 gradient buffers)", p.scratch, real_size);
-    fprintf(f, "  %-28s %14s        %16s bytes %10.2f MiB\n", "total", "",
-            commas(p.total_bytes, b, sizeof b), (double)p.total_bytes / (1024.0 * 1024.0));
+    print_values_row(f, "parameters", p.params, real_size);
+    print_values_row(f, "gradients", p.params, real_size);
+    print_values_row(f, "optimizer state", p.opt_state, real_size);
+    print_bytes_row(f, "activations for backward", p.activations);
+    print_bytes_row(f, "gradient buffers (2)", p.gradient_buffers);
+    print_bytes_row(f, "layer scratch", p.layer_scratch);
+    print_bytes_row(f, "total", p.total_bytes);
+    plan_free(&p);
 }
 
 void summary_print(FILE *f, const Network *n, int64_t real_size)

@@ -775,12 +775,15 @@ END_TEST
  */
 
 /* Input 4x4x1 -> Conv 3x3 2 -> 2x2x2 -> ReLU -> Flatten 8 -> Dropout ->
- * Dense 3 -> Softmax, batch 10, adam:
- *   params  conv 2*1*3*3 + 2 = 20, dense 3*8 + 3 = 27: 47; grads 47; adam 94
- *   kept    16 (input) + 8 (conv) + 8 (relu) + 0 (flatten) + 16 (dropout and
- *           mask) + 3 (dense) + 3 (softmax) = 54 per sample: 540
- *   scratch 2 * 10 * 16 (the input is the largest) = 320
- *   total   47 + 47 + 94 + 540 + 320 = 1048 values: 4192 bytes in f32 */
+ * Dense 3 -> Softmax, batch 10, adam, f32 (byte offsets round up to 64):
+ *   params   conv 2*1*3*3 + 2 = 20, dense 3*8 + 3 = 27: 47; adam state 94
+ *   outputs  from 64 (the header): conv, relu, flatten, dropout 10*8*4 = 320
+ *            each (to 1344), dense and softmax 10*3*4 = 120 -> 128 each (to
+ *            1600): 1536 bytes
+ *   dbufs    2 * 10*16*4 (the input is the largest): 1280 (to 2880)
+ *   scratch  conv 2 repacked weights 2*9*1*2*4 = 144 -> 192, dropout mask
+ *            320, dense transposed weight 8*3*4 = 96 -> 128: 640 (to 3520)
+ *   total    (47 + 47 + 94) * 4 + 3520 = 4272 bytes */
 START_TEST(memory_plan)
 {
     TuResult r = compiles("Input(4x4x1)\nConv(3x3, 2)\nReLU\nFlatten\nDropout\n"
@@ -789,13 +792,22 @@ START_TEST(memory_plan)
     ck_assert(plan_network(r.net, 4, &p));
     ck_assert_int_eq(p.batch, 10);
     ck_assert_int_eq(p.params, 47);
-    ck_assert_int_eq(p.grads, 47);
     ck_assert_int_eq(p.opt_state, 94);
-    ck_assert_int_eq(p.activations, 540);
-    ck_assert_int_eq(p.scratch, 320);
-    ck_assert_int_eq(p.total_bytes, 4192);
+    ck_assert_int_eq(p.activations, 1536);
+    ck_assert_int_eq(p.gradient_buffers, 1280);
+    ck_assert_int_eq(p.layer_scratch, 640);
+    ck_assert_int_eq(p.workspace, 3520);
+    ck_assert_int_eq(p.total_bytes, 4272);
+    ck_assert_int_eq(p.at[0].out_off, 64);
+    ck_assert_int_eq(p.at[0].need_dx, false);
+    ck_assert_int_eq(p.at[4].need_dx, true);
+    ck_assert_int_eq(p.at[4].param_off[0], 20);
+    ck_assert_int_eq(p.backward_from, 4);
+    plan_free(&p);
     ck_assert(plan_network(r.net, 8, &p));
-    ck_assert_int_eq(p.total_bytes, 8384);
+    ck_assert_int_eq(p.workspace, 6848);
+    ck_assert_int_eq(p.total_bytes, 8352);
+    plan_free(&p);
     tu_free(&r);
 }
 END_TEST
@@ -814,7 +826,8 @@ START_TEST(memory_plan_optimizers)
         ck_assert(plan_network(r.net, 4, &p));
         ck_assert_int_eq(p.params, 27);
         ck_assert_int_eq(p.opt_state, cases[i].state);
-        ck_assert_int_eq(p.activations, 32 * (8 + 3 + 3));   /* default batch 32 */
+        ck_assert_int_eq(p.activations, 2 * 32 * 3 * 4);   /* default batch 32 */
+        plan_free(&p);
         tu_free(&r);
     }
 }

@@ -1,0 +1,129 @@
+#!/bin/sh
+# trainers.sh: generated trainers, checked numerically end to end.
+#
+# For every tests/nets/*.net and models/*.net: compile with cnnc in f64 and
+# f32, build each warning-free against the runtime, and run gradcheck
+# (backward against central finite differences on every parameter). Then,
+# on data that cnnc-data makes: the f32 trainer against the f64 one, bitwise
+# determinism (same seed; 1 thread against 2), and a small network trained
+# to a held-out accuracy.
+#
+# Environment (from make check): CNNC, srcdir, RT_BUILDDIR; CC and
+# TRAINER_CFLAGS to build trainers.
+set -u
+: "${CNNC:?}" "${srcdir:?}" "${RT_BUILDDIR:?}"
+CC=${CC:-cc}
+CFLAGS_T="-std=c11 -O2 -Wall -Wextra -Werror -fopenmp ${TRAINER_CFLAGS:-}"
+work=$(mktemp -d "${TMPDIR:-/tmp}/cnnc-trainers.XXXXXX")
+trap 'rm -rf "$work"' EXIT
+failed=0 passed=0
+
+pass() { passed=$((passed + 1)); echo "PASS: $*"; }
+fail() { failed=$((failed + 1)); echo "FAIL: $*"; }
+
+# build NET PRECISION -> prints the trainer's path, or nothing on failure
+build() {
+    name=$(basename "$1" .net)_$2
+    if ! "$CNNC" --precision="$2" "$1" -o "$work/$name.c" 2>"$work/$name.cnnc.log"; then
+        cat "$work/$name.cnnc.log" >&2
+        return 1
+    fi
+    # shellcheck disable=SC2086
+    $CC $CFLAGS_T -I"$srcdir/runtime" "$work/$name.c" "$RT_BUILDDIR/libcnnrt.a" -lm \
+        -o "$work/$name" 2>"$work/$name.cc.log" || { cat "$work/$name.cc.log" >&2; return 1; }
+    echo "$work/$name"
+}
+
+echo "== gradcheck, f64 (tight) and f32 (loose)"
+for net in "$srcdir"/tests/nets/*.net "$srcdir"/models/lenet5.net "$srcdir"/models/mlp.net; do
+    for p in f64 f32; do
+        t=$(build "$net" "$p") || { fail "build $(basename "$net") $p"; continue; }
+        if "$t" gradcheck --seed 3 >"$t.grad.log" 2>&1; then
+            pass "gradcheck $(basename "$net") $p: $(tail -n 1 "$t.grad.log")"
+        else
+            cat "$t.grad.log"
+            fail "gradcheck $(basename "$net") $p"
+        fi
+    done
+done
+
+echo "== the seed and CIFAR models build warning-free in both precisions"
+for net in "$srcdir"/models/seed.net "$srcdir"/models/cifar10.net; do
+    for p in f32 f64; do
+        if build "$net" "$p" >/dev/null; then pass "build $(basename "$net") $p"
+        else fail "build $(basename "$net") $p"; fi
+    done
+done
+
+echo "== training: f32 against f64, determinism, accuracy"
+data="$work/blobs"
+"$RT_BUILDDIR/cnnc-data" blobs --out "$data" --shape 12x12x2 --classes 3 --train 600 \
+    --test 200 --seed 5 >/dev/null || fail "cnnc-data blobs"
+cat > "$work/small.net" <<'NET'
+Input(12x12x2)
+C1: Conv(kernel=3x3, n=6, padding=same)
+ReLU
+MaxPool(2x2)
+C2: Conv(kernel=3x3, n=8, stride=2)
+ReLU
+Flatten
+D1: Dense(n=16)
+ReLU
+Dropout(p=0.2)
+D2: Dense(n=3)
+Softmax
+Train(batch=32, optimizer=momentum, lr=0.05, epochs=3)
+NET
+t32=$(build "$work/small.net" f32) || fail "build small f32"
+t64=$(build "$work/small.net" f64) || fail "build small f64"
+train() {  # trainer checkpoint threads [extra flags]
+    tr=$1 ck=$2 th=$3
+    shift 3
+    "$tr" train --data "$data/train-images.npy" --labels "$data/train-labels.npy" \
+        --threads "$th" --save "$ck" "$@" >"$ck.log" 2>&1
+}
+if train "$t32" "$work/a32.st" 2 --steps 5 --no-shuffle &&
+   train "$t64" "$work/a64.st" 2 --steps 5 --no-shuffle; then
+    l32=$("$t64" eval --data "$data/test-images.npy" --labels "$data/test-labels.npy" \
+        --weights "$work/a32.st" | sed -n 's/.*loss \([0-9.e+-]*\).*/\1/p')
+    l64=$("$t64" eval --data "$data/test-images.npy" --labels "$data/test-labels.npy" \
+        --weights "$work/a64.st" | sed -n 's/.*loss \([0-9.e+-]*\).*/\1/p')
+    if awk -v a="$l32" -v b="$l64" 'BEGIN { d = a - b; if (d < 0) d = -d;
+            exit !(a != "" && d <= 1e-4 * (b < 0 ? -b : b) + 1e-6) }'; then
+        pass "f32 and f64 trainers agree after 5 steps: loss $l32 vs $l64"
+    else
+        fail "f32 and f64 trainers differ after 5 steps: loss '$l32' vs '$l64'"
+    fi
+else
+    cat "$work/a32.st.log" "$work/a64.st.log"
+    fail "training 5 steps"
+fi
+
+if train "$t32" "$work/d1.st" 1 --epochs 1 && train "$t32" "$work/d2.st" 2 --epochs 1 &&
+   train "$t32" "$work/d3.st" 2 --epochs 1; then
+    if cmp -s "$work/d2.st" "$work/d3.st"; then pass "same seed, same threads: bitwise the same checkpoint"
+    else fail "same seed, same threads: checkpoints differ"; fi
+    if cmp -s "$work/d1.st" "$work/d2.st"; then pass "1 thread and 2 threads: bitwise the same checkpoint"
+    else fail "1 thread and 2 threads: checkpoints differ"; fi
+else
+    fail "training for determinism"
+fi
+
+if train "$t32" "$work/acc.st" 2 --epochs 3 \
+        --val-data "$data/test-images.npy" --val-labels "$data/test-labels.npy"; then
+    out=$("$t32" eval --data "$data/test-images.npy" --labels "$data/test-labels.npy" \
+        --weights "$work/acc.st")
+    acc=$(echo "$out" | sed -n 's/.*accuracy \([0-9.]*\).*/\1/p')
+    if awk -v a="$acc" 'BEGIN { exit !(a != "" && a + 0 >= 0.9) }'; then
+        pass "small network learns: held-out $out"
+    else
+        cat "$work/acc.st.log"
+        fail "small network did not reach 0.9 held-out accuracy: $out"
+    fi
+else
+    cat "$work/acc.st.log"
+    fail "training to accuracy"
+fi
+
+echo "$passed passed, $failed failed"
+[ "$failed" -eq 0 ]
