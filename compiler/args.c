@@ -4,9 +4,14 @@
  *                             order, then key=value pairs in any order.
  *
  * Every problem is reported where it is written: unknown keys (with a "did
- * you mean"), duplicates (with a note at the first), missing required
- * arguments (at the statement's word), values of the wrong type or out of
- * range. Defaults are not applied here: the schema's owner knows them. */
+ * you mean", also for other frameworks' names), duplicates (with a note at
+ * the first), missing required arguments (at the statement's word), values
+ * of the wrong type or out of range. An argument that was given but
+ * misspelt or misplaced accounts for the one it was probably meant to be,
+ * which is then not reported missing too. Keys and values that are no
+ * names (the scanner's bad names, "k?rnel") were reported by the scanner:
+ * they fail quietly here. Defaults are not applied here: the schema's owner
+ * knows them. */
 #include "cnnc.h"
 
 #include <ctype.h>
@@ -14,6 +19,7 @@
 #include <limits.h>
 #include <math.h>
 #include <string.h>
+#include <strings.h>
 
 /* A value as written, for messages: "4x4", "0.01", "same". */
 static const char *value_text(const Value *v, char *buf, size_t size)
@@ -115,19 +121,21 @@ static int count_positional(const ArgSpec *specs, int n)
  * Ranges
  */
 
-/* Reports an integer (or a side of a size) outside [imin, imax]. */
-static void int_range_error(const ArgSpec *s, const Value *v, int64_t bad, Diag *d)
+/* Reports an integer (or a side of a size) outside [imin, imax]; what names
+ * it: the key, or "Input sizes". */
+static void int_range_error(const char *what, const ArgSpec *s, const Value *v, int64_t bad,
+                            Diag *d)
 {
     char got[80];
     value_text(v, got, sizeof got);
     if (bad < s->imin && s->imin == 1)
-        diag_error(d, v->loc, "%s must be positive, got %s", s->key, got);
+        diag_error(d, v->loc, "%s must be positive, got %s", what, got);
     else if (bad < s->imin && s->imin == 0)
-        diag_error(d, v->loc, "%s must not be negative, got %s", s->key, got);
+        diag_error(d, v->loc, "%s must not be negative, got %s", what, got);
     else if (bad > s->imax && s->imin <= 1)
-        diag_error(d, v->loc, "%s must be at most %" PRId64 ", got %s", s->key, s->imax, got);
+        diag_error(d, v->loc, "%s must be at most %" PRId64 ", got %s", what, s->imax, got);
     else
-        diag_error(d, v->loc, "%s must be in [%" PRId64 ", %" PRId64 "], got %s", s->key,
+        diag_error(d, v->loc, "%s must be in [%" PRId64 ", %" PRId64 "], got %s", what,
                    s->imin, s->imax, got);
 }
 
@@ -135,7 +143,7 @@ static bool int_in_range(const ArgSpec *s, const Value *v, int64_t x, Diag *d)
 {
     if (x >= s->imin && x <= s->imax)
         return true;
-    int_range_error(s, v, x, d);
+    int_range_error(s->key, s, v, x, d);
     return false;
 }
 
@@ -196,9 +204,52 @@ static const char *choice_text(const char *const *choices, char *buf, size_t siz
     return buf;
 }
 
+/* Other frameworks' names, for "did you mean": [i][0] is theirs (compared
+ * ignoring case and PyTorch's trailing '_'), [i][1] ours. Used only where
+ * ours is among the names allowed. */
+static const char *const value_aliases[][2] = {
+    {"xavier", "glorot_uniform"},        {"xavier_uniform", "glorot_uniform"},
+    {"xavier_normal", "glorot_normal"},  {"glorot", "glorot_uniform"},
+    {"kaiming", "he_normal"},            {"kaiming_normal", "he_normal"},
+    {"kaiming_uniform", "he_uniform"},   {"categorical_crossentropy", "cross_entropy"},
+    {"CrossEntropyLoss", "cross_entropy"}, {"mean_squared_error", "mse"},
+    {"MSELoss", "mse"},
+};
+
+static const char *const key_aliases[][2] = {
+    {"filters", "n"},          {"out_channels", "n"},     {"units", "n"},
+    {"out_features", "n"},     {"kernel_size", "kernel"}, {"strides", "stride"},
+    {"pool_size", "size"},     {"rate", "p"},             {"negative_slope", "alpha"},
+    {"use_bias", "bias"},      {"kernel_initializer", "init"},
+    {"learning_rate", "lr"},   {"batch_size", "batch"},   {"weight_decay", "decay"},
+};
+
+static bool among(const char *name, const char *const *names)
+{
+    for (int i = 0; names[i]; i++)
+        if (strcmp(name, names[i]) == 0)
+            return true;
+    return false;
+}
+
+/* The name of names[] that word is an alias of or near to, or NULL. */
+static const char *alias_or_nearest(const char *word, const char *const aliases[][2],
+                                    size_t naliases, const char *const *names)
+{
+    size_t len = strlen(word);
+    while (len > 0 && word[len - 1] == '_')
+        len--;
+    for (size_t i = 0; i < naliases; i++)
+        if (strlen(aliases[i][0]) == len && strncasecmp(word, aliases[i][0], len) == 0 &&
+            among(aliases[i][1], names))
+            return aliases[i][1];
+    return nearest_name(word, names);
+}
+
 static void suggest(const char *name, const char *const *names, Diag *d)
 {
-    const char *near = nearest_name(name, names);
+    const char *near = alias_or_nearest(name, value_aliases,
+                                        sizeof value_aliases / sizeof value_aliases[0], names);
     if (near)
         diag_hint(d, "did you mean '%s'?", near);
 }
@@ -304,9 +355,12 @@ static bool take_choice(const ArgSpec *s, const Value *v, ArgVal *out, Diag *d)
 }
 
 /* Input's: HxWxC, HxW (one channel) or F (a vector). Each side in range;
- * the product is the checker's to bound. */
-static bool take_shape(const ArgSpec *s, const Value *v, ArgVal *out, Diag *d)
+ * the product is the checker's to bound. Messages name the statement
+ * ("Input sizes"), since the key is seldom written. */
+static bool take_shape(const Stmt *st, const ArgSpec *s, const Value *v, ArgVal *out,
+                       Diag *d)
 {
+    char got[80];
     if (v->kind == VAL_INT) {
         out->u.shape = shape_vector(v->u.i);
     } else if (is_dims(v, 3)) {
@@ -314,18 +368,28 @@ static bool take_shape(const ArgSpec *s, const Value *v, ArgVal *out, Diag *d)
     } else if (is_dims(v, 2)) {
         out->u.shape = shape_map(v->u.dims.d[0], v->u.dims.d[1], 1);
     } else {
-        type_error(s, v, "a shape like 28x28x1, 28x28 or 784", d);
+        diag_error(d, v->loc, "%s expects a shape like 28x28x1, 28x28 or 784, got '%s'",
+                   st->word, value_text(v, got, sizeof got));
         return false;
     }
     Shape sh = out->u.shape;
     int64_t lo = sh.h < sh.w ? sh.h : sh.w, hi = sh.h > sh.w ? sh.h : sh.w;
     lo = lo < sh.c ? lo : sh.c;
     hi = hi > sh.c ? hi : sh.c;
-    return int_in_range(s, v, lo < s->imin ? lo : hi, d);
+    int64_t x = lo < s->imin ? lo : hi;
+    if (x >= s->imin && x <= s->imax)
+        return true;
+    char what[80];
+    snprintf(what, sizeof what, "%s sizes", st->word);
+    int_range_error(what, s, v, x, d);
+    return false;
 }
 
-static bool take_value(const ArgSpec *s, const Value *v, ArgVal *out, Diag *d)
+static bool take_value(const Stmt *st, const ArgSpec *s, const Value *v, ArgVal *out,
+                       Diag *d)
 {
+    if (v->kind == VAL_NAME && !is_name(v->u.name))
+        return false;   /* the scanner has reported it */
     switch (s->type) {
     case ARG_INT: return take_int(s, v, out, d);
     case ARG_FLOAT: return take_float(s, v, out, d);
@@ -333,7 +397,7 @@ static bool take_value(const ArgSpec *s, const Value *v, ArgVal *out, Diag *d)
     case ARG_SIZE2: return take_size2(s, v, out, d);
     case ARG_PADDING: return take_padding(s, v, out, d);
     case ARG_CHOICE: return take_choice(s, v, out, d);
-    case ARG_SHAPE: return take_shape(s, v, out, d);
+    case ARG_SHAPE: return take_shape(st, s, v, out, d);
     }
     return false;
 }
@@ -358,23 +422,48 @@ static int find_position(int pos, const ArgSpec *specs, int n)
     return -1;
 }
 
-static void unknown_key(const Stmt *st, const Arg *a, const ArgSpec *specs, int n, Diag *d)
+/* Arguments that belong to another layer: "ReLU(alpha=0.1)" is LeakyReLU's. */
+static const struct {
+    const char *word, *key;     /* as written */
+    const char *layer, *as;     /* the layer that takes it, and its key there */
+} other_layer_keys[] = {
+    {"ReLU", "alpha", "LeakyReLU", "alpha"},
+    {"ReLU", "negative_slope", "LeakyReLU", "alpha"},
+};
+
+/* Reports a key the schema does not have, with a hint; returns the index
+ * of the spec it was probably meant to be, or -1. A key that is no name has
+ * been reported by the scanner. */
+static int unknown_key(const Stmt *st, const Arg *a, const ArgSpec *specs, int n, Diag *d)
 {
-    diag_error(d, a->key_loc, "%s has no argument '%s'", st->word, a->key);
-    if (n == 0) {
-        diag_hint(d, "%s takes no arguments", st->word);
-        return;
-    }
     const char *keys[CNNC_MAX_ARGS + 1];
     for (int i = 0; i < n; i++)
         keys[i] = specs[i].key;
     keys[n] = NULL;
-    const char *near = nearest_name(a->key, keys);
-    char list[256];
-    if (near)
+    const char *near = alias_or_nearest(a->key, key_aliases,
+                                        sizeof key_aliases / sizeof key_aliases[0], keys);
+    int meant = near ? find_key(near, specs, n) : -1;
+    if (!is_name(a->key))
+        return meant;
+
+    diag_error(d, a->key_loc, "%s has no argument '%s'", st->word, a->key);
+    char list[256], val[80];
+    for (size_t i = 0; i < sizeof other_layer_keys / sizeof other_layer_keys[0]; i++)
+        if (strcmp(st->word, other_layer_keys[i].word) == 0 &&
+            strcmp(a->key, other_layer_keys[i].key) == 0) {
+            diag_hint(d, "%s takes %s; did you mean %s(%s=%s)?", st->word,
+                      n ? key_list(specs, n, false, list, sizeof list) : "no arguments",
+                      other_layer_keys[i].layer, other_layer_keys[i].as,
+                      value_text(&a->value, val, sizeof val));
+            return meant;
+        }
+    if (n == 0)
+        diag_hint(d, "%s takes no arguments", st->word);
+    else if (near)
         diag_hint(d, "did you mean '%s'?", near);
     else
         diag_hint(d, "%s takes %s", st->word, key_list(specs, n, false, list, sizeof list));
+    return meant;
 }
 
 static void too_many_positional(const Stmt *st, const Arg *a, const ArgSpec *specs, int n,
@@ -394,19 +483,86 @@ static void too_many_positional(const Stmt *st, const Arg *a, const ArgSpec *spe
     }
 }
 
-/* Which spec a given argument is for, or -1 after reporting why none. */
+/* Whether a value of v's kind can be an argument of type s at all. */
+static bool kind_fits(const ArgSpec *s, const Value *v)
+{
+    switch (s->type) {
+    case ARG_INT: return v->kind == VAL_INT;
+    case ARG_FLOAT: return v->kind == VAL_INT || v->kind == VAL_FLOAT;
+    case ARG_BOOL: return v->kind == VAL_BOOL;
+    case ARG_SIZE2: return v->kind == VAL_INT || is_dims(v, 2);
+    case ARG_PADDING:
+        return v->kind == VAL_INT || is_dims(v, 2) ||
+               (v->kind == VAL_NAME && (strcmp(v->u.name, "valid") == 0 ||
+                                        strcmp(v->u.name, "same") == 0));
+    case ARG_CHOICE: return v->kind == VAL_NAME && among(v->u.name, s->choices);
+    case ARG_SHAPE: return v->kind == VAL_INT || v->kind == VAL_DIMS;
+    }
+    return false;
+}
+
+static bool given_by_key(const Stmt *st, const char *key)
+{
+    for (const Arg *a = st->args; a; a = a->next)
+        if (a->key && strcmp(a->key, key) == 0)
+            return true;
+    return false;
+}
+
+static bool could_be(const Stmt *st, const Arg *a, const ArgSpec *s, bool accounted)
+{
+    return !accounted && !given_by_key(st, s->key) && kind_fits(s, &a->value);
+}
+
+/* "Conv(n=8, 3x3)": the spec the value was probably meant for, one not
+ * given otherwise whose type takes it: the first such positional one, else
+ * the only such keyword one ("Conv(n=8, 3x3, same)": padding). -1: none. */
+static int guess_positional(const Stmt *st, const Arg *a, const ArgSpec *specs, int n,
+                            const bool *accounted)
+{
+    for (int pos = 0;; pos++) {
+        int i = find_position(pos, specs, n);
+        if (i < 0)
+            break;
+        if (could_be(st, a, &specs[i], accounted[i]))
+            return i;
+    }
+    int only = -1;
+    for (int i = 0; i < n; i++) {
+        if (specs[i].position >= 0 || !could_be(st, a, &specs[i], accounted[i]))
+            continue;
+        if (only >= 0)
+            return -1;
+        only = i;
+    }
+    return only;
+}
+
+/* Which spec a given argument is for, or -1 after reporting why none. When
+ * it is none but probably meant to be one, accounted[] marks that one. */
 static int spec_for(const Stmt *st, const Arg *a, int *npositional, bool seen_keyword,
-                    const ArgSpec *specs, int n, Diag *d)
+                    const ArgSpec *specs, int n, bool *accounted, Diag *d)
 {
     if (a->key) {
         int i = find_key(a->key, specs, n);
-        if (i < 0)
-            unknown_key(st, a, specs, n, d);
+        if (i < 0) {
+            int meant = unknown_key(st, a, specs, n, d);
+            if (meant >= 0)
+                accounted[meant] = true;
+        }
         return i;
     }
     if (seen_keyword) {
         diag_error(d, a->loc, "a positional argument cannot follow key=value arguments");
-        diag_hint(d, "write it as key=value, or move it before the keyword arguments");
+        int meant = guess_positional(st, a, specs, n, accounted);
+        char val[80];
+        if (meant >= 0) {
+            accounted[meant] = true;
+            diag_hint(d, "write %s=%s", specs[meant].key,
+                      value_text(&a->value, val, sizeof val));
+        } else {
+            diag_hint(d, "write it as key=value, or move it before the keyword arguments");
+        }
         return -1;
     }
     int i = find_position((*npositional)++, specs, n);
@@ -417,7 +573,11 @@ static int spec_for(const Stmt *st, const Arg *a, int *npositional, bool seen_ke
 
 static void missing(const Stmt *st, const ArgSpec *s, Diag *d)
 {
-    if (s->doc)
+    if (s->type == ARG_SHAPE && s->doc)
+        diag_error(d, st->word_loc, "%s needs a shape (%s)", st->word, s->doc);
+    else if (s->type == ARG_SHAPE)
+        diag_error(d, st->word_loc, "%s needs a shape", st->word);
+    else if (s->doc)
         diag_error(d, st->word_loc, "%s needs %s= (%s)", st->word, s->key, s->doc);
     else
         diag_error(d, st->word_loc, "%s needs %s=", st->word, s->key);
@@ -426,16 +586,19 @@ static void missing(const Stmt *st, const ArgSpec *s, Diag *d)
 bool args_match(const Stmt *st, const ArgSpec *specs, int n, ArgVal *vals, Diag *d)
 {
     const Arg *seen[CNNC_MAX_ARGS] = {0};
+    /* Given, or probably meant by an argument already reported. */
+    bool accounted[CNNC_MAX_ARGS] = {false};
     bool ok = true, seen_keyword = false;
     int npositional = 0;
     memset(vals, 0, sizeof *vals * (size_t)n);
     for (const Arg *a = st->args; a; a = a->next) {
-        int i = spec_for(st, a, &npositional, seen_keyword, specs, n, d);
+        int i = spec_for(st, a, &npositional, seen_keyword, specs, n, accounted, d);
         seen_keyword |= a->key != NULL;
         if (i < 0) {
             ok = false;
             continue;
         }
+        accounted[i] = true;
         if (seen[i]) {
             diag_error(d, a->key ? a->key_loc : a->loc, "%s is given twice", specs[i].key);
             diag_note(d, seen[i]->loc, "first given here");
@@ -443,7 +606,7 @@ bool args_match(const Stmt *st, const ArgSpec *specs, int n, ArgVal *vals, Diag 
             continue;
         }
         seen[i] = a;
-        if (!take_value(&specs[i], &a->value, &vals[i], d)) {
+        if (!take_value(st, &specs[i], &a->value, &vals[i], d)) {
             vals[i] = (ArgVal){0};
             ok = false;
             continue;
@@ -452,7 +615,7 @@ bool args_match(const Stmt *st, const ArgSpec *specs, int n, ArgVal *vals, Diag 
         vals[i].loc = a->value.loc;
     }
     for (int i = 0; i < n; i++)
-        if (specs[i].required && !seen[i]) {
+        if (specs[i].required && !accounted[i]) {
             missing(st, &specs[i], d);
             ok = false;
         }

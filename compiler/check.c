@@ -17,7 +17,15 @@
  * file-wide rules (Softmax last, loss, no layers) are checked at the end.
  * When syntax errors dropped statements from the Ast, rules about what is
  * missing (no Input, no layers) are not checked: the statement may be there.
- * The Network is returned only when there are no errors at all. */
+ * Likewise an unknown word is taken for the layer or declaration it failed
+ * to name: shapes stop there, a misspelt Input is no "missing Input", and
+ * unknown layers are no "network with no layers".
+ *
+ * A statement whose word is no name at all ("" for one the parser lost to a
+ * syntax error, "R?LU" for one with a stray byte) has been reported by the
+ * parser or the scanner: the checker says nothing more about it, but stops
+ * inferring shapes there. The Network is returned only when there are no
+ * errors at all. */
 #include "cnnc.h"
 
 #include <ctype.h>
@@ -140,6 +148,10 @@ bool layer_need_map(const Layer *l, const char *hint, Diag *d)
     char buf[64];
     diag_error(d, l->loc, "%s needs an HxWxC map, but %s (line %d) gives a vector of %s",
                l->kind->name, l->in_from, l->in_line, shape_str(l->in, buf, sizeof buf));
+    /* GlobalAvgPool only makes a vector of a map: on a vector it is not
+     * needed (as Flatten, which says so itself). */
+    if (!hint && l->kind == &layer_globalavgpool)
+        hint = "remove this GlobalAvgPool: its input is already a vector";
     if (hint)
         diag_hint(d, "%s", hint);
     return false;
@@ -155,6 +167,21 @@ bool layer_need_vector(const Layer *l, const char *hint, Diag *d)
     if (hint)
         diag_hint(d, "%s", hint);
     return false;
+}
+
+/* "10,000,000,000": a count as people read it (v >= 0). */
+static const char *grouped(int64_t v, char *buf, size_t size)
+{
+    char digits[32];
+    int n = snprintf(digits, sizeof digits, "%" PRId64, v);
+    size_t used = 0;
+    for (int i = 0; i < n && used + 2 < size; i++) {
+        if (i > 0 && (n - i) % 3 == 0)
+            buf[used++] = ',';
+        buf[used++] = digits[i];
+    }
+    buf[used] = '\0';
+    return buf;
 }
 
 /* "[945, 945]" */
@@ -177,15 +204,15 @@ bool layer_add_param(Layer *l, const char *suffix, int rank, const int64_t dims[
     for (int i = 0; i < rank; i++)
         fits = fits && mul_ok(count, dims[i], &count);
     if (!fits || count > CNNC_MAX_ELEMS) {
-        char buf[128];
+        char buf[128], n[32], most[32];
         dims_text(rank, dims, buf, sizeof buf);
+        grouped(CNNC_MAX_ELEMS, most, sizeof most);
         if (fits)
-            diag_error(d, l->loc, "%s.%s %s holds %" PRId64 " values; at most %d per tensor",
-                       l->label, suffix, buf, count, CNNC_MAX_ELEMS);
+            diag_error(d, l->loc, "%s.%s %s holds %s values; at most %s per tensor", l->label,
+                       suffix, buf, grouped(count, n, sizeof n), most);
         else
-            diag_error(d, l->loc, "%s.%s %s holds more than %" PRId64
-                       " values; at most %d per tensor", l->label, suffix, buf, INT64_MAX,
-                       CNNC_MAX_ELEMS);
+            diag_error(d, l->loc, "%s.%s %s holds more than %s values; at most %s per tensor",
+                       l->label, suffix, buf, grouped(INT64_MAX, n, sizeof n), most);
         return false;
     }
     Param *p = &l->params[l->nparams++];
@@ -208,6 +235,8 @@ typedef struct Checker {
     const Stmt *train;        /* the first Train */
     const Stmt *first_layer, *last_layer;
     bool input_late;          /* a layer comes before the first Input */
+    bool input_misspelt;      /* an unknown word looks like Input */
+    int nunknown;             /* statements whose word is unknown */
     bool partial;             /* syntax errors dropped statements from the Ast */
     const Stmt **labelled;    /* the labelled layer statements, in order */
     int nlabelled;
@@ -225,6 +254,21 @@ static bool is_word(const Stmt *st, const char *word)
     return strcmp(st->word, word) == 0;
 }
 
+static bool is_known_word(const char *word)
+{
+    return layer_kind_find(word) || strcmp(word, "Input") == 0 || strcmp(word, "Train") == 0;
+}
+
+static const char *known_word_like(const char *word);
+
+/* "C1 Conv(...)": a word alone, then a known word on the same line. */
+static bool label_without_colon(const Stmt *st)
+{
+    const Stmt *next = st->next;
+    return next && is_name(st->word) && !st->label && !st->has_parens && !st->has_annotation && !next->label &&
+           next->word_loc.first_line == st->word_loc.last_line && is_known_word(next->word);
+}
+
 static void survey(Checker *c, const Ast *ast)
 {
     int nlayers = 0;
@@ -233,6 +277,11 @@ static void survey(Checker *c, const Ast *ast)
             c->input = st;
         else if (is_word(st, "Train") && !c->train)
             c->train = st;
+        if (!is_known_word(st->word) && !label_without_colon(st)) {
+            const char *near = is_name(st->word) ? known_word_like(st->word) : NULL;
+            c->input_misspelt |= near && strcmp(near, "Input") == 0;
+            c->nunknown++;
+        }
         if (!layer_kind_find(st->word))
             continue;
         nlayers++;
@@ -270,16 +319,17 @@ static const Stmt *label_owner(const Checker *c, const char *label)
 static bool elems_ok(Diag *d, Loc loc, const char *what, Shape s)
 {
     int64_t n;
-    char buf[64];
+    char buf[64], count[32], most[32];
     shape_str(s, buf, sizeof buf);
+    grouped(CNNC_MAX_ELEMS, most, sizeof most);
     if (mul_ok(s.h, s.w, &n) && mul_ok(n, s.c, &n)) {
         if (n <= CNNC_MAX_ELEMS)
             return true;
-        diag_error(d, loc, "%s %s holds %" PRId64 " values; at most %d per sample", what, buf,
-                   n, CNNC_MAX_ELEMS);
+        diag_error(d, loc, "%s %s holds %s values; at most %s per sample", what, buf,
+                   grouped(n, count, sizeof count), most);
     } else {
-        diag_error(d, loc, "%s %s holds more than %" PRId64 " values; at most %d per sample",
-                   what, buf, INT64_MAX, CNNC_MAX_ELEMS);
+        diag_error(d, loc, "%s %s holds more than %s values; at most %s per sample", what, buf,
+                   grouped(INT64_MAX, count, sizeof count), most);
     }
     return false;
 }
@@ -425,10 +475,20 @@ static const char *known_word_like(const char *word)
     return nearest_name(word, names);
 }
 
+/* An unknown word stands for the layer or declaration it failed to name,
+ * whose output is unknown: shapes stop here. Unless it is a label that lost
+ * its ':', where the layer is the statement after it. */
 static void unknown_word(Checker *c, const Stmt *st)
 {
-    diag_error(c->d, st->word_loc, "unknown layer '%s'", st->word);
     const char *near = known_word_like(st->word);
+    bool declaration = near && (strcmp(near, "Input") == 0 || strcmp(near, "Train") == 0);
+    diag_error(c->d, st->word_loc, "unknown %s '%s'", declaration ? "statement" : "layer",
+               st->word);
+    if (label_without_colon(st)) {
+        diag_hint(c->d, "missing ':' after the label '%s'?", st->word);
+        return;
+    }
+    c->shapes_on = false;
     if (near) {
         diag_hint(c->d, "did you mean '%s'?", near);
         return;
@@ -438,7 +498,7 @@ static void unknown_word(Checker *c, const Stmt *st)
     for (int i = 0; i < nlayer_kinds && used < sizeof list; i++)
         used += (size_t)snprintf(list + used, sizeof list - used, "%s%s", i ? ", " : "",
                                  layer_kinds[i]->name);
-    diag_hint(c->d, "the layers are %s; Input and Train declare the rest", list);
+    diag_hint(c->d, "the layers are %s; Input and Train are declarations", list);
 }
 
 /* The label, or an automatic name (kind prefix + its count so far) that
@@ -478,7 +538,7 @@ static const Stmt *next_layer(const Stmt *st)
 /* Rules about the layer's place in the file. */
 static void check_place(Checker *c, const Stmt *st, const LayerKind *k)
 {
-    if (st == c->first_layer && !c->input && !c->partial) {
+    if (st == c->first_layer && !c->input && !c->partial && !c->input_misspelt) {
         diag_error(c->d, st->word_loc, "missing Input: the network must start with Input");
         diag_hint(c->d, "e.g. Input(28x28x1) for 28x28 gray images, Input(784) for vectors");
     }
@@ -529,7 +589,9 @@ static void check_layer(Checker *c, const Stmt *st, const LayerKind *k)
 static void check_stmt(Checker *c, const Stmt *st)
 {
     const LayerKind *k;
-    if (is_word(st, "Input"))
+    if (!is_name(st->word))
+        c->shapes_on = false;     /* reported by the parser or the scanner */
+    else if (is_word(st, "Input"))
         check_input(c, st);
     else if (is_word(st, "Train"))
         check_train(c, st);
@@ -545,7 +607,7 @@ static void check_stmt(Checker *c, const Stmt *st)
 
 static void check_not_empty(Checker *c, const Ast *ast)
 {
-    if (c->net->nlayers > 0 || c->partial)
+    if (c->net->nlayers > 0 || c->partial || c->nunknown > 0)
         return;
     if (c->input) {
         diag_error(c->d, c->input->word_loc, "the network has no layers");
@@ -603,8 +665,10 @@ static void settle_inits(Network *n)
 static void check_plan(Checker *c)
 {
     MemPlan p;
-    if (plan_network(c->net, 8, &p))
+    if (plan_network(c->net, 8, &p)) {
+        plan_free(&p);
         return;
+    }
     const ArgVal *batch = &c->train_vals[TRAIN_BATCH];
     if (batch->given) {
         diag_error(c->d, batch->loc, "at batch %" PRId64 " the memory plan overflows 64-bit "

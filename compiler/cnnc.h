@@ -43,6 +43,11 @@ char *xvasprintf(const char *fmt, va_list ap) CNNC_PRINTF(1, 0);
 bool mul_ok(int64_t a, int64_t b, int64_t *out);
 bool add_ok(int64_t a, int64_t b, int64_t *out);
 
+/* [A-Za-z_][A-Za-z0-9_]*: a name the scanner could read, as opposed to a
+ * bad one it kept for recovery (with '?' for stray bytes) or the "" of a
+ * statement lost to a syntax error. */
+bool is_name(const char *s);
+
 /* Levenshtein distance, for "did you mean" hints. */
 int edit_distance(const char *a, const char *b);
 
@@ -107,7 +112,7 @@ void diag_hint(Diag *d, const char *fmt, ...) CNNC_PRINTF(2, 3);
 void diag_verror(Diag *d, Loc loc, const char *fmt, va_list ap);
 /* An error with no place in the file (e.g. an empty file). */
 void diag_file_error(Diag *d, const char *fmt, ...) CNNC_PRINTF(2, 3);
-/* True once the error limit is reached: callers may stop early. */
+/* True once an error past the limit was dropped: callers may stop early. */
 bool diag_full(const Diag *d);
 
 /* ------------------------------------------------------------------------
@@ -150,7 +155,9 @@ typedef struct Arg {
 typedef struct Stmt {
     char *label;          /* NULL when unlabelled */
     Loc label_loc;
-    char *word;
+    char *word;           /* "" for a statement lost to a syntax error; a bad
+                             name (not is_name) when the scanner met stray
+                             bytes in it */
     Loc word_loc;
     Arg *args;            /* in source order */
     bool has_parens;      /* "ReLU()" as opposed to "ReLU" */

@@ -129,26 +129,43 @@ static void show_line(Diag *d, Loc loc)
     fputc('\n', d->out);
 }
 
-static void report(Diag *d, Loc loc, const char *what, const char *fmt, va_list ap)
+/* The message line, then the source line. tail ends the message line: ""
+ * or, for a warning made an error, " [-Werror]" as GCC has it. */
+static void report(Diag *d, Loc loc, const char *what, const char *tail, const char *fmt,
+                   va_list ap)
 {
     fprintf(d->out, "%s:%d:%d: %s: ", d->src->name, loc.first_line, loc.first_column, what);
     vfprintf(d->out, fmt, ap);
+    fputs(tail, d->out);
     fputc('\n', d->out);
     show_line(d, loc);
 }
 
-void diag_verror(Diag *d, Loc loc, const char *fmt, va_list ap)
+/* Whether one more error may be shown (and counts it). The first error past
+ * the limit is not: instead the note that reporting stops is printed, after
+ * the last error's hints and notes, and every later message is dropped.
+ * As GCC's -fmax-errors, a file with exactly the limit gets no such note. */
+static bool admit_error(Diag *d)
 {
     d->last_shown = false;
     if (d->stopped)
-        return;
-    d->errors++;
-    report(d, loc, "error", fmt, ap);
-    d->last_shown = true;
+        return false;
     if (d->errors >= d->max_errors) {
-        fprintf(d->out, "%s: note: stopping after %d errors\n", d->src->name, d->errors);
+        fprintf(d->out, "%s: note: stopping after %d error%s\n", d->src->name, d->errors,
+                d->errors == 1 ? "" : "s");
         d->stopped = true;
+        return false;
     }
+    d->errors++;
+    return true;
+}
+
+void diag_verror(Diag *d, Loc loc, const char *fmt, va_list ap)
+{
+    if (!admit_error(d))
+        return;
+    report(d, loc, "error", "", fmt, ap);
+    d->last_shown = true;
 }
 
 void diag_error(Diag *d, Loc loc, const char *fmt, ...)
@@ -162,16 +179,15 @@ void diag_error(Diag *d, Loc loc, const char *fmt, ...)
 void diag_warning(Diag *d, Loc loc, const char *fmt, ...)
 {
     d->last_shown = false;
-    if (d->stopped)
+    if (d->stopped || (d->werror && !admit_error(d)))
         return;
     va_list ap;
     va_start(ap, fmt);
     if (d->werror) {
-        d->errors++;
-        report(d, loc, "error", fmt, ap);
+        report(d, loc, "error", " [-Werror]", fmt, ap);
     } else {
         d->warnings++;
-        report(d, loc, "warning", fmt, ap);
+        report(d, loc, "warning", "", fmt, ap);
     }
     va_end(ap);
     d->last_shown = true;
@@ -183,7 +199,7 @@ void diag_note(Diag *d, Loc loc, const char *fmt, ...)
         return;
     va_list ap;
     va_start(ap, fmt);
-    report(d, loc, "note", fmt, ap);
+    report(d, loc, "note", "", fmt, ap);
     va_end(ap);
 }
 
@@ -201,10 +217,8 @@ void diag_hint(Diag *d, const char *fmt, ...)
 
 void diag_file_error(Diag *d, const char *fmt, ...)
 {
-    d->last_shown = false;
-    if (d->stopped)
+    if (!admit_error(d))
         return;
-    d->errors++;
     va_list ap;
     va_start(ap, fmt);
     fprintf(d->out, "%s: error: ", d->src->name);

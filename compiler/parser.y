@@ -20,7 +20,14 @@
  *
  * Statements go into the Ast as they complete. A statement holding a syntax
  * or lexical error is dropped whole, with any bare words (ReLU) skipped while
- * looking for the next sure start. */
+ * looking for the next sure start; in its place goes one statement whose
+ * word is "" (a lost statement), so that the checker knows something stood
+ * there and infers no shapes past it.
+ *
+ * The words true and false are values, so "true: Dense(n=10)" would be a
+ * puzzling syntax error; yylex() says instead that they cannot be labels
+ * and hands the parser a label with no name, so that the rest of the
+ * statement is still checked. */
 
 %code requires {
 #include "cnnc.h"
@@ -34,6 +41,7 @@ typedef struct ParseState ParseState;
 typedef struct LexMsg {
     Loc loc;
     char *text;
+    char *hint;             /* NULL, or a hint to print under it */
     struct LexMsg *next;
 } LexMsg;
 
@@ -85,6 +93,7 @@ void parse_state_finish(ParseState *ps);
 static int yylex(YYSTYPE *val, YYLTYPE *loc, ParseState *ps);
 static void yyerror(YYLTYPE *loc, ParseState *ps, const char *msg);
 static void append_stmt(ParseState *ps, Stmt *s);
+static void append_lost(ParseState *ps, Loc loc);
 static Stmt *make_stmt(char *word, Loc word_loc, Arg *rev_args, bool parens);
 static void annotate(Stmt *s, Value *shape);
 static Arg *make_arg(char *key, Loc key_loc, Value v, Loc loc);
@@ -142,17 +151,19 @@ static Loc span(Loc a, Loc b);
  *    | file error      a syntax error that runs to the end of the file */
 top
     : file
-    | file error
+    | file error                            { append_lost(ps, @2); }
     ;
 
 /* file: stmt*
  *
  * After a syntax error, skip to a statement that surely starts one (a label,
- * or a name before '(') and report errors again from there on. */
+ * or a name before '(') and report errors again from there on. What was
+ * skipped becomes one lost statement. */
 file
     : %empty
     | file stmt                             { append_stmt(ps, $2); }
-    | file error { yyerrok; } sync_stmt     { append_stmt(ps, $4); }
+    | file error { yyerrok; append_lost(ps, @2); } sync_stmt
+                                            { append_stmt(ps, $4); }
     ;
 
 stmt
@@ -249,6 +260,18 @@ static void append_stmt(ParseState *ps, Stmt *s)
     ps->ast->nstmts++;
 }
 
+/* A lost statement: what a syntax error made the parser skip. Its word ""
+ * is no name, so the checker reports nothing about it (the parser has)
+ * but knows that shapes cannot be inferred past it. */
+static void append_lost(ParseState *ps, Loc loc)
+{
+    Stmt *s = stmt_new();
+    s->word = xstrdup("");
+    s->word_loc = loc;
+    s->loc = loc;
+    append_stmt(ps, s);
+}
+
 /* rev_args is in reverse source order, as the grammar builds it. */
 static Stmt *make_stmt(char *word, Loc word_loc, Arg *rev_args, bool parens)
 {
@@ -303,6 +326,7 @@ static void free_msgs(LexMsg *m)
     while (m) {
         LexMsg *next = m->next;
         free(m->text);
+        free(m->hint);
         free(m);
         m = next;
     }
@@ -370,14 +394,17 @@ static int yylex(YYSTYPE *val, YYLTYPE *loc, ParseState *ps)
         next_token(ps, &t);
     }
     int kind = t.kind;
-    if (kind == TOK_IDENT) {
+    if (kind == TOK_IDENT || kind == TOK_BOOL) {
         next_token(ps, &ps->peek);
         ps->have_peek = true;
-        kind = name_kind(ps, ps->peek.kind);
     }
+    if (kind == TOK_IDENT)
+        kind = name_kind(ps, ps->peek.kind);
 
     for (LexMsg *m = t.msgs; m; m = m->next) {
         diag_error(ps->d, m->loc, "%s", m->text);
+        if (m->hint)
+            diag_hint(ps->d, "%s", m->hint);
         ps->nqueued--;
     }
     free_msgs(t.msgs);
@@ -386,6 +413,20 @@ static int yylex(YYSTYPE *val, YYLTYPE *loc, ParseState *ps)
         token_free(&t);
         *loc = ps->end;
         return TOK_YYEOF;
+    }
+
+    /* "true: Dense(n=10)": a label that cannot be one, where a statement
+     * may start (not a value, as in "bias=true: n=3"). The parser gets a
+     * label with no name, and the statement is checked unlabelled. */
+    int before = ps->cur.kind;
+    if (kind == TOK_BOOL && ps->peek.kind == TOK_COLON && before != TOK_EQUALS &&
+        before != TOK_LPAREN && before != TOK_COMMA && before != TOK_ARROW &&
+        before != TOK_COLON) {
+        diag_error(ps->d, t.loc, "'%s' is reserved and cannot be a label",
+                   t.val.val.u.b ? "true" : "false");
+        diag_hint(ps->d, "true and false are values; choose another label");
+        kind = TOK_LABEL;
+        t.val.str = NULL;
     }
 
     ps->prev_kind = ps->cur.kind;
@@ -440,17 +481,20 @@ static const char *expected_name(yysymbol_kind_t k)
 }
 
 /* "before 'ReLU'" or "at end of input": where the error is. Long tokens are
- * cut short; every token the scanner returns is printable ASCII. */
+ * cut short; bytes that are not printable ASCII (in a bad name) show as '?'. */
 static char *where(const ParseState *ps, yysymbol_kind_t la)
 {
     enum { SHOW = 32 };
     if (la == YYSYMBOL_YYEOF)
         return xstrdup("at end of input");
-    const char *text = ps->src->text + ps->cur.off;
-    size_t len = ps->cur.len;
-    if (len > SHOW)
-        return xasprintf("before '%.*s...'", SHOW, text);
-    return xasprintf("before '%.*s'", (int)len, text);
+    size_t len = ps->cur.len, show = len > SHOW ? SHOW : len;
+    char *text = xstrndup(ps->src->text + ps->cur.off, show);
+    for (size_t i = 0; i < show; i++)
+        if ((unsigned char)text[i] < 0x20 || (unsigned char)text[i] >= 0x7f)
+            text[i] = '?';
+    char *s = xasprintf("before '%s%s'", text, len > SHOW ? "..." : "");
+    free(text);
+    return s;
 }
 
 static bool is_value(yysymbol_kind_t k)

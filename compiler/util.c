@@ -1,6 +1,7 @@
 /* util.c: allocation that never returns NULL, checked size arithmetic. */
 #include "cnnc.h"
 
+#include <ctype.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -101,4 +102,14 @@ int edit_distance(const char *a, const char *b)
         memcpy(prev, cur, sizeof(int) * (lb + 1));
     }
     return prev[lb];
+}
+
+bool is_name(const char *s)
+{
+    if (!isalpha((unsigned char)*s) && *s != '_')
+        return false;
+    for (; *s; s++)
+        if (!isalnum((unsigned char)*s) && *s != '_')
+            return false;
+    return true;
 }

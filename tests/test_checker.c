@@ -437,9 +437,85 @@ START_TEST(unknown_words)
                "t.net:2:1: error: unknown layer 'Maxpol'", "hint: did you mean 'MaxPool'?",
                NULL);
     fails_with("Input(4)\nLinear(n=2)\nSoftmax\n", "hint: did you mean 'Dense'?", NULL);
-    fails_with("Inptu(4)\nDense(n=2)\nSoftmax\n", "hint: did you mean 'Input'?", NULL);
     fails_with("Input(4)\nFrobnicate\nDense(n=2)\nSoftmax\n",
-               "hint: the layers are Conv, MaxPool, AvgPool", NULL);
+               "hint: the layers are Conv, MaxPool, AvgPool, GlobalAvgPool, ReLU, LeakyReLU, "
+               "Sigmoid, Tanh, Flatten, Dense, Dropout, Softmax; Input and Train are "
+               "declarations\n", NULL);
+}
+END_TEST
+
+/* Exactly these messages, and nothing else. */
+static void only(const char *text, int nerrors, ...)
+{
+    TuResult r = tu_check(text);
+    ck_assert_ptr_null(r.net);
+    ck_assert_msg(r.errors == nerrors, "%d errors, expected %d, in:\n%s", r.errors, nerrors,
+                  r.diags);
+    va_list ap;
+    va_start(ap, nerrors);
+    for (const char *want; (want = va_arg(ap, const char *));)
+        ck_assert_msg(strstr(r.diags, want) != NULL, "expected \"%s\" in:\n%s", want,
+                      r.diags);
+    va_end(ap);
+    tu_free(&r);
+}
+
+/* A misspelt declaration is an unknown statement, and no "missing Input"
+ * follows it: the Input is there, misspelt. */
+START_TEST(unknown_declaration)
+{
+    only("Inptu(4)\nDense(n=2)\nSoftmax\n", 1,
+         "t.net:1:1: error: unknown statement 'Inptu'\n", "hint: did you mean 'Input'?", NULL);
+    only("Input(4)\nDense(n=2)\nSoftmax\nTrian(batch=2)\n", 1,
+         "t.net:4:1: error: unknown statement 'Trian'\n", "hint: did you mean 'Train'?", NULL);
+}
+END_TEST
+
+/* An unknown word stands for a layer: no "no layers", and no shapes
+ * inferred past it (no "insert Flatten" after a misspelt Flatten). */
+START_TEST(unknown_words_no_cascade)
+{
+    only("Input(784)\nLinear(10)\nFC(3)\n", 2, "t.net:2:1: error: unknown layer 'Linear'",
+         "t.net:3:1: error: unknown layer 'FC'", NULL);
+    only("Input(4x4x1)\nConv(kernel=3x3, n=2)\nFlaten\nDense(n=2)\nSoftmax\n", 1,
+         "t.net:3:1: error: unknown layer 'Flaten'", NULL);
+}
+END_TEST
+
+/* "C1 Conv(...)": the hint says what is missing, and the layer after the
+ * label is checked as usual, shapes and all. */
+START_TEST(label_without_colon)
+{
+    only("Input(4x4x1)\nC1 Conv(kernel=9x9, n=1)\n", 2,
+         "t.net:2:1: error: unknown layer 'C1'\n"
+         "    2 | C1 Conv(kernel=9x9, n=1)\n"
+         "      | ^~\n"
+         "      = hint: missing ':' after the label 'C1'?\n",
+         "t.net:2:16: error: kernel 9x9 is larger", NULL);
+    /* Not when the word is alone on its line. */
+    fails_with("Input(4)\nC1\nDense(n=2)\nSoftmax\n", "hint: the layers are", NULL);
+}
+END_TEST
+
+/* Statements the scanner or the parser has reported (a stray byte in a
+ * name, a lost statement) get no second message, nor do shapes go on past
+ * them. */
+START_TEST(reported_statements_no_cascade)
+{
+    static const char bad_word[] = "Input(4x4x1)\nFl\xe4tten\nDense(n=2)\nSoftmax\n";
+    TuResult r = tu_check_bytes(bad_word, sizeof bad_word - 1);
+    ck_assert_int_eq(r.errors, 1);
+    ck_assert_msg(strstr(r.diags, "t.net:2:3: error: unexpected byte 0xe4"), "%s", r.diags);
+    tu_free(&r);
+    /* A bad key: no "has no argument", no "needs kernel=". */
+    only("Input(4x4x1)\nConv(k\xe9rnel=3x3, n=1)\n", 1,
+         "t.net:2:7: error: unexpected byte 0xe9", NULL);
+    only("Input(4)\nDense(n=2)\nSoftmax\nTrain(loss='mse')\n", 1,
+         "t.net:4:12: error: unexpected character \"'\"", NULL);
+    only("Input(4x4x1)\nConv(kernel=3x, n=8)\nFlatten\nDense(n=10)\nSoftmax\n", 1,
+         "t.net:2:13: error: malformed number '3x'", NULL);
+    only("Input(784)\ntrue: Dense(n=10)\nSoftmax\n", 1,
+         "t.net:2:1: error: 'true' is reserved and cannot be a label", NULL);
 }
 END_TEST
 
@@ -455,7 +531,156 @@ START_TEST(arg_unknown_key)
     fails_with("Input(8x8x1)\nConv(kernel=3x3, n=2, dilation=2)\n",
                "hint: Conv takes kernel, n, stride, padding, bias, init", NULL);
     fails_with("Input(4)\nReLU(alpha=0.1)\n", "t.net:2:6: error: ReLU has no argument 'alpha'",
-               "hint: ReLU takes no arguments", NULL);
+               "hint: ReLU takes no arguments; did you mean LeakyReLU(alpha=0.1)?\n", NULL);
+    fails_with("Input(4)\nReLU(negative_slope=0.2)\n",
+               "hint: ReLU takes no arguments; did you mean LeakyReLU(alpha=0.2)?\n", NULL);
+    fails_with("Input(4)\nSigmoid(alpha=0.1)\n", "hint: Sigmoid takes no arguments\n", NULL);
+}
+END_TEST
+
+/* A misspelt or misplaced argument is not reported missing as well. */
+START_TEST(arg_accounted_not_missing)
+{
+    only("Input(8x8x1)\nConv(kernel_size=3x3, n=8)\n", 1,
+         "t.net:2:6: error: Conv has no argument 'kernel_size'",
+         "hint: did you mean 'kernel'?", NULL);
+    only("Input(8x8x1)\nConv(n=8, 3x3)\n", 1,
+         "t.net:2:11: error: a positional argument cannot follow key=value arguments\n"
+         "    2 | Conv(n=8, 3x3)\n"
+         "      |           ^~~\n"
+         "      = hint: write kernel=3x3\n", NULL);
+    /* Only the one it stands for: n is still missing. */
+    only("Input(8x8x1)\nConv(stride=2, 3x3)\n", 2, "hint: write kernel=3x3\n",
+         "t.net:2:1: error: Conv needs n= (output channels)", NULL);
+    /* A value no positional argument takes, but one keyword argument does. */
+    only("Input(8x8x1)\nConv(n=8, same)\n", 2, "hint: write padding=same\n",
+         "t.net:2:1: error: Conv needs kernel=", NULL);
+    only("Input(8x8x1)\nConv(kernel=3x3, n=8, 2)\n", 1,
+         "hint: write it as key=value, or move it before the keyword arguments", NULL);
+    /* Other frameworks' names. */
+    only("Input(8x8x1)\nConv(filters=8, kernel=3x3)\nFlatten\nDense(units=2)\n"
+         "Dropout(rate=0.5)\nSoftmax\nTrain(learning_rate=0.1)\n", 4,
+         "t.net:2:6: error: Conv has no argument 'filters'\n"
+         "    2 | Conv(filters=8, kernel=3x3)\n"
+         "      |      ^~~~~~~\n"
+         "      = hint: did you mean 'n'?\n",
+         "t.net:4:7: error: Dense has no argument 'units'", "t.net:5:9: error: Dropout has no "
+         "argument 'rate'", "hint: did you mean 'p'?", "hint: did you mean 'lr'?", NULL);
+}
+END_TEST
+
+/* Other frameworks' names for the initialisations and losses. */
+START_TEST(choice_aliases)
+{
+    only("Input(4)\nDense(n=2, init=xavier)\nSoftmax\n", 1,
+         "t.net:2:17: error: init expects one of he_normal, he_uniform, glorot_normal, "
+         "glorot_uniform, got 'xavier'\n",
+         "      = hint: did you mean 'glorot_uniform'?\n", NULL);
+    only("Input(4)\nDense(n=2, init=xavier_uniform_)\nSoftmax\n", 1,
+         "hint: did you mean 'glorot_uniform'?", NULL);
+    only("Input(4)\nDense(n=2)\nSoftmax\nTrain(init=Xavier_Normal)\n", 1,
+         "hint: did you mean 'glorot_normal'?", NULL);
+    only("Input(4)\nDense(n=2)\nSoftmax\nTrain(init=kaiming_uniform)\n", 1,
+         "hint: did you mean 'he_uniform'?", NULL);
+    only("Input(4)\nDense(n=2)\nSoftmax\nTrain(loss=mean_squared_error)\n", 1,
+         "hint: did you mean 'mse'?", NULL);
+}
+END_TEST
+
+/* Input's shape is its own: messages name Input, not the key "shape". */
+START_TEST(input_shape_messages)
+{
+    only("Input(0x28x1)\nFlatten\n", 1,
+         "t.net:1:7: error: Input sizes must be positive, got 0x28x1\n", NULL);
+    only("Input()\nFlatten\n", 1,
+         "t.net:1:1: error: Input needs a shape (HxWxC, HxW or F, e.g. 28x28x1)\n", NULL);
+    only("Input(same)\nFlatten\n", 1,
+         "t.net:1:7: error: Input expects a shape like 28x28x1, 28x28 or 784, got 'same'\n",
+         NULL);
+}
+END_TEST
+
+/* GlobalAvgPool on a vector: it is not needed. */
+START_TEST(global_pool_on_vector)
+{
+    only("Input(784)\nGlobalAvgPool\nDense(n=2)\nSoftmax\n", 1,
+         "t.net:2:1: error: GlobalAvgPool needs an HxWxC map, but Input (line 1) gives a "
+         "vector of 784\n",
+         "      = hint: remove this GlobalAvgPool: its input is already a vector\n", NULL);
+}
+END_TEST
+
+/* Runs the front end on text with the given limit and -Werror setting;
+ * returns what it printed (to free) and the error count in *errors. */
+static char *run_with(const char *text, int max_errors, bool werror, int *errors)
+{
+    Source *src = source_from_string("t.net", text, strlen(text));
+    char *buf = NULL;
+    size_t size = 0;
+    FILE *out = open_memstream(&buf, &size);
+    Diag d;
+    diag_init(&d, src, out);
+    d.max_errors = max_errors;
+    d.werror = werror;
+    Ast *ast = parse_source(src, &d);
+    if (ast && !diag_full(&d))
+        network_free(check_ast(ast, src->name, &d));
+    fclose(out);
+    ast_free(ast);
+    source_free(src);
+    *errors = d.errors;
+    return buf;
+}
+
+/* The note that reporting stops comes once an error goes over the limit,
+ * after the last error's hints; exactly the limit gets no note. Errors made
+ * of warnings by -Werror count. */
+START_TEST(error_limit)
+{
+    int errors;
+    char *out = run_with("Input(4)\nMaxPol(2)\nDense(n=0)\n", 1, false, &errors);
+    ck_assert_int_eq(errors, 1);
+    ck_assert_msg(strstr(out, "      = hint: did you mean 'MaxPool'?\n"
+                              "t.net: note: stopping after 1 error\n"), "%s", out);
+    free(out);
+    out = run_with("Input(4)\nMaxPol(2)\nDense(n=0)\n", 2, false, &errors);
+    ck_assert_int_eq(errors, 2);
+    ck_assert_msg(!strstr(out, "stopping"), "%s", out);
+    free(out);
+    out = run_with("Input(5x5x1)\nMaxPool(size=2x2)\nMaxPool(size=1x1, stride=2)\n"
+                   "Dense(n=0)\n", 1, true, &errors);
+    ck_assert_int_eq(errors, 1);
+    ck_assert_msg(strstr(out, "unused [-Werror]\n"), "%s", out);
+    ck_assert_msg(strstr(out, "t.net: note: stopping after 1 error\n"), "%s", out);
+    free(out);
+}
+END_TEST
+
+/* With -Werror a warning is an error, marked as GCC marks it. */
+START_TEST(werror_marks_warnings)
+{
+    const char *text = "Input(5x5x1)\nMaxPool(size=2x2)\nFlatten\nDense(n=2)\nSoftmax\n";
+    Source *src = source_from_string("t.net", text, strlen(text));
+    char *buf = NULL;
+    size_t size = 0;
+    FILE *out = open_memstream(&buf, &size);
+    Diag d;
+    diag_init(&d, src, out);
+    d.werror = true;
+    Ast *ast = parse_source(src, &d);
+    Network *n = check_ast(ast, src->name, &d);
+    fclose(out);
+    ck_assert_ptr_null(n);
+    ck_assert_int_eq(d.errors, 1);
+    ck_assert_int_eq(d.warnings, 0);
+    ck_assert_msg(strstr(buf, "t.net:2:1: error: MaxPool window 2x2 at stride 2 leaves the "
+                              "last 1 row and 1 column of its 5x5 input unused [-Werror]\n"),
+                  "%s", buf);
+    ck_assert_msg(strstr(buf, "      = hint: 5 - 2 is not a multiple of the stride 2\n"), "%s",
+                  buf);
+    ast_free(ast);
+    source_free(src);
+    free(buf);
 }
 END_TEST
 
@@ -720,21 +945,24 @@ END_TEST
 START_TEST(overflow_input)
 {
     fails_with("Input(100000x100000x100000)\nFlatten\n",
-               "t.net:1:7: error: Input 100000x100000x100000 holds 1000000000000000 values; "
-               "at most 2147483647 per sample", NULL);
+               "t.net:1:7: error: Input 100000x100000x100000 holds 1,000,000,000,000,000 "
+               "values; at most 2,147,483,647 per sample", NULL);
     fails_with("Input(4000000000x4000000000x4000000000)\nFlatten\n",
-               "holds more than 9223372036854775807 values", NULL);
+               "holds more than 9,223,372,036,854,775,807 values", NULL);
 }
 END_TEST
 
 START_TEST(overflow_layers)
 {
     fails_with("Input(40000x40000x1)\nConv(kernel=3x3, n=8, padding=same)\n",
-               "t.net:2:1: error: Conv output 40000x40000x8 holds 12800000000 values; "
-               "at most 2147483647 per sample", NULL);
+               "t.net:2:1: error: Conv output 40000x40000x8 holds 12,800,000,000 values; "
+               "at most 2,147,483,647 per sample", NULL);
     fails_with("Input(100000)\nD: Dense(n=100000)\n",
-               "t.net:2:4: error: D.weight [100000, 100000] holds 10000000000 values; "
-               "at most 2147483647 per tensor", NULL);
+               "t.net:2:4: error: D.weight [100000, 100000] holds 10,000,000,000 values; "
+               "at most 2,147,483,647 per tensor", NULL);
+    fails_with("Input(2147483648)\nDense(n=2)\n",
+               "t.net:1:7: error: Input 2147483648 holds 2,147,483,648 values; "
+               "at most 2,147,483,647 per sample", NULL);
 }
 END_TEST
 
@@ -990,6 +1218,11 @@ static Suite *checker_suite(void)
     tcase_add_test(names, init_per_layer);
     tcase_add_test(names, no_layers);
     tcase_add_test(names, unknown_words);
+    tcase_add_test(names, unknown_declaration);
+    tcase_add_test(names, unknown_words_no_cascade);
+    tcase_add_test(names, label_without_colon);
+    tcase_add_test(names, reported_statements_no_cascade);
+    tcase_add_test(names, input_shape_messages);
     suite_add_tcase(s, names);
 
     TCase *args = tcase_create("arguments");
@@ -1001,6 +1234,8 @@ static Suite *checker_suite(void)
     tcase_add_test(args, arg_choices);
     tcase_add_test(args, arg_positional);
     tcase_add_test(args, arg_defaults);
+    tcase_add_test(args, arg_accounted_not_missing);
+    tcase_add_test(args, choice_aliases);
     suite_add_tcase(s, args);
 
     TCase *shapes = tcase_create("shapes");
@@ -1017,6 +1252,9 @@ static Suite *checker_suite(void)
     tcase_add_test(shapes, overflow_input);
     tcase_add_test(shapes, overflow_layers);
     tcase_add_test(shapes, several_errors);
+    tcase_add_test(shapes, global_pool_on_vector);
+    tcase_add_test(shapes, werror_marks_warnings);
+    tcase_add_test(shapes, error_limit);
     suite_add_tcase(s, shapes);
 
     TCase *more = tcase_create("more");

@@ -327,14 +327,22 @@ END_TEST
 
 START_TEST(test_nul_bytes)
 {
-    static const char text[] = "ReLU\0Flatten\0\0";
+    static const char text[] = "ReLU \0 Flatten\n\0\0";
     TuResult r = tu_parse_bytes(text, sizeof text - 1);
     ck_assert_int_eq(r.errors, 3);
-    ck_assert_diag(r, "t.net:1:5: error: unexpected NUL byte");
-    ck_assert_diag(r, "t.net:1:13: error: unexpected NUL byte");
-    ck_assert_diag(r, "t.net:1:14: error: unexpected NUL byte");
+    ck_assert_diag(r, "t.net:1:6: error: unexpected NUL byte");
+    ck_assert_diag(r, "t.net:2:1: error: unexpected NUL byte");
+    ck_assert_diag(r, "t.net:2:2: error: unexpected NUL byte");
     ck_assert_int_eq(r.ast->nstmts, 2);
     ck_assert_str_eq(r.ast->first->next->word, "Flatten");
+    tu_free(&r);
+    /* Inside a name, NULs make it one bad name, which shows them as '?'. */
+    static const char glued[] = "ReLU\0Flatten\0\0";
+    r = tu_parse_bytes(glued, sizeof glued - 1);
+    ck_assert_int_eq(r.errors, 1);
+    ck_assert_diag(r, "t.net:1:5: error: unexpected NUL byte");
+    ck_assert_int_eq(r.ast->nstmts, 1);
+    ck_assert_str_eq(r.ast->first->word, "ReLU?Flatten??");
     tu_free(&r);
 }
 END_TEST
@@ -348,6 +356,65 @@ START_TEST(test_non_ascii_bytes)
     EXPECT_ONE_ERROR("T(4\xc3\x97)", "t.net:1:4: error: unexpected bytes 0xc3 0x97");
     EXPECT_ONE_ERROR("\x80\x81\x82\x83\x84\x85",
                      "t.net:1:1: error: unexpected bytes 0x80 0x81 0x82 0x83 ...");
+}
+END_TEST
+
+/* Stray bytes glued to a name make one bad name: one message, at the first
+ * stray byte, and the name kept whole (unprintable bytes as '?'), so that
+ * the statement keeps its shape and the checker can pass over it. */
+START_TEST(test_stray_in_name)
+{
+    TuResult r = tu_parse("Input(8)\nR\xe9LU\nFlatten");
+    ck_assert_int_eq(r.errors, 1);
+    ck_assert_diag(r, "t.net:2:2: error: unexpected byte 0xe9");
+    ck_assert_diag(r, "    2 | R?LU");
+    ck_assert_diag(r, "      |  ^");
+    ck_assert_diag(r, "      = hint: names are made of ASCII letters, digits and '_'");
+    ck_assert_int_eq(r.ast->nstmts, 3);
+    ck_assert_str_eq(r.ast->first->next->word, "R?LU");
+    assert_loc(r.ast->first->next->word_loc, 2, 1, 2, 4);
+    tu_free(&r);
+
+    /* UTF-8 inside a name, a stray byte before one, a label, a key. */
+    r = tu_parse("D\xc3\xa9nse(n=1) @ReLU C\xe9: Conv(k\xe9y=2)");
+    ck_assert_int_eq(r.errors, 4);
+    ck_assert_diag(r, "t.net:1:2: error: unexpected bytes 0xc3 0xa9");
+    ck_assert_diag(r, "t.net:1:13: error: unexpected character '@'");
+    ck_assert_diag(r, "t.net:1:20: error: unexpected byte 0xe9");
+    ck_assert_diag(r, "t.net:1:29: error: unexpected byte 0xe9");
+    ck_assert_int_eq(r.ast->nstmts, 3);
+    const Stmt *s = r.ast->first;
+    ck_assert_str_eq(s->word, "D??nse");
+    ck_assert(s->has_parens);
+    ck_assert_str_eq(s->next->word, "@ReLU");
+    ck_assert_str_eq(s->next->next->label, "C?");
+    ck_assert_str_eq(s->next->next->args->key, "k?y");
+    tu_free(&r);
+
+    /* A name in quotes, as in Python: one message, and a hint. */
+    r = tu_parse("Train(loss='mse', optimizer=\"adam\")");
+    ck_assert_int_eq(r.errors, 2);
+    ck_assert_diag(r, "t.net:1:12: error: unexpected character \"'\"");
+    ck_assert_diag(r, "      = hint: write mse without quotes");
+    ck_assert_diag(r, "t.net:1:29: error: unexpected character '\"'");
+    ck_assert_diag(r, "      = hint: write adam without quotes");
+    ck_assert_int_eq(r.ast->first->args->value.kind, VAL_NAME);
+    ck_assert_str_eq(r.ast->first->args->value.u.name, "'mse'");
+    tu_free(&r);
+
+    /* A bad name in a syntax error's "before '...'" shows as printed. */
+    r = tu_parse("Dense n\xe9=10");
+    ck_assert_int_eq(r.errors, 2);
+    ck_assert_diag(r, "t.net:1:8: error: unexpected byte 0xe9");
+    ck_assert_diag(r, "t.net:1:7: error: expected '(' before 'n?'");
+    tu_free(&r);
+
+    /* Numbers keep their value: the stray bytes after them are alone. */
+    r = tu_parse("T(3x3\xe9)");
+    ck_assert_int_eq(r.errors, 1);
+    ck_assert_diag(r, "t.net:1:6: error: unexpected byte 0xe9");
+    ck_assert_int_eq(r.ast->first->args->value.kind, VAL_DIMS);
+    tu_free(&r);
 }
 END_TEST
 
@@ -439,10 +506,11 @@ START_TEST(test_megabyte_tokens)
 {
     size_t n = 1 << 20;
     char *text = xmalloc(n + 1);
-    static const char fill[] = {'a', '7', 'x'};
-    for (int kind = 0; kind < 3; kind++) {
+    static const char fill[] = {'a', '7', 'x', '\xe9'};
+    for (int kind = 0; kind < 4; kind++) {
+        /* a..., 777..., 1x1x..., a\xe9a\xe9... (one bad name) */
         for (size_t i = 0; i < n; i++)
-            text[i] = kind < 2 ? fill[kind] : (i % 2 ? 'x' : '1');
+            text[i] = kind < 2 ? fill[kind] : i % 2 ? fill[kind] : kind == 2 ? '1' : 'a';
         text[n] = '\0';
         TuResult r = tu_parse(text);
         ck_assert_msg(r.errors == 1, "kind %d: %d errors", kind, r.errors);
@@ -511,6 +579,7 @@ static Suite *lexer_suite(void)
     tcase_add_test(bytes, test_unexpected_character);
     tcase_add_test(bytes, test_nul_bytes);
     tcase_add_test(bytes, test_non_ascii_bytes);
+    tcase_add_test(bytes, test_stray_in_name);
     tcase_add_test(bytes, test_every_byte);
     tcase_add_test(bytes, test_random_input);
     suite_add_tcase(s, bytes);

@@ -45,12 +45,13 @@ static void assert_loc(Loc l, int fl, int fc, int ll, int lc)
                   l.last_line, l.last_column, fl, fc, ll, lc);
 }
 
-/* The words of all statements, space separated: "Input Conv ReLU". */
+/* The words of all statements, space separated: "Input Conv ReLU"; a
+ * statement lost to a syntax error (its word "") shows as "<lost>". */
 static char *words(const Ast *ast)
 {
     char *s = xstrdup("");
     for (const Stmt *st = ast->first; st; st = st->next) {
-        char *t = xasprintf("%s%s%s", s, *s ? " " : "", st->word);
+        char *t = xasprintf("%s%s%s", s, *s ? " " : "", *st->word ? st->word : "<lost>");
         free(s);
         s = t;
     }
@@ -361,9 +362,9 @@ START_TEST(test_missing_paren)
     ck_assert_diag(r, "t.net:1:26: error: expected ')' before 'C2'");
     ck_assert_diag(r, "    1 | C1: Conv(kernel=4x4, n=40");
     ck_assert_diag(r, "      |                          ^");
-    /* Recovery: the next statement is parsed. */
-    ck_assert_int_eq(r.ast->nstmts, 1);
-    ck_assert_str_eq(r.ast->first->label, "C2");
+    /* Recovery: the broken statement is lost, the next one parsed. */
+    ck_assert_words(r, "<lost> Conv");
+    ck_assert_str_eq(r.ast->first->next->label, "C2");
     tu_free(&r);
 
     expect_one_error("Conv(n=4 ReLU()", "t.net:1:10: error: expected ')' before 'ReLU'");
@@ -458,8 +459,9 @@ START_TEST(test_several_errors)
     ck_assert_diag(r, "t.net:4:24: error: expected a value after '='");
     ck_assert_diag(r, "t.net:5:22: error: expected ')' before '->'");
     /* The good statements around them are there; ReLU and Flatten come
-     * right after a broken statement and are skipped with it. */
-    ck_assert_words(r, "Input Dense Softmax");
+     * right after a broken statement and are skipped with it. Each broken
+     * statement leaves a lost one in its place. */
+    ck_assert_words(r, "Input <lost> <lost> <lost> Dense Softmax");
     tu_free(&r);
 }
 END_TEST
@@ -473,7 +475,7 @@ START_TEST(test_errors_back_to_back)
     ck_assert_diag(r, "t.net:1:7: error: expected an argument before '='");
     ck_assert_diag(r, "t.net:1:11: error: expected an argument before '='");
     ck_assert_diag(r, "t.net:2:4: error: expected a layer name after ':'");
-    ck_assert_int_eq(r.ast->nstmts, 0);
+    ck_assert_words(r, "<lost> <lost> <lost> <lost>");
     tu_free(&r);
 }
 END_TEST
@@ -485,8 +487,8 @@ START_TEST(test_lexical_error_no_cascade)
     TuResult r = tu_parse("Input(8)\nDense(n=4x, bias=true) ReLU\nDense(n=3)");
     ck_assert_int_eq(r.errors, 1);
     ck_assert_diag(r, "t.net:2:9: error: malformed number '4x'");
-    ck_assert_words(r, "Input Dense");
-    ck_assert_int_eq(nth_arg(nth_stmt(r.ast, 1), 0)->value.u.i, 3);
+    ck_assert_words(r, "Input <lost> Dense");
+    ck_assert_int_eq(nth_arg(nth_stmt(r.ast, 2), 0)->value.u.i, 3);
     tu_free(&r);
 }
 END_TEST
@@ -498,17 +500,28 @@ START_TEST(test_error_runs_to_end)
     TuResult r = tu_parse("Input(1) Flatten\nConv(= ReLU Flatten ) ) ,");
     ck_assert_int_eq(r.errors, 1);
     ck_assert_diag(r, "t.net:2:6: error: expected an argument before '='");
-    ck_assert_words(r, "Input Flatten");
+    ck_assert_words(r, "Input Flatten <lost>");
     tu_free(&r);
 }
 END_TEST
 
-/* true and false are values, never names. */
+/* true and false are values, never names. As a label, the message says so
+ * at the word, and the statement is kept, unlabelled. */
 START_TEST(test_reserved_words)
 {
-    expect_one_error("true: Conv(n=1)", "t.net:1:1: error: expected a layer name before 'true'");
+    TuResult r = tu_parse("Input(784)\ntrue: Dense(n=10)\nfalse : Softmax");
+    ck_assert_int_eq(r.errors, 2);
+    ck_assert_diag(r, "t.net:2:1: error: 'true' is reserved and cannot be a label");
+    ck_assert_diag(r, "      = hint: true and false are values; choose another label");
+    ck_assert_diag(r, "t.net:3:1: error: 'false' is reserved and cannot be a label");
+    ck_assert_words(r, "Input Dense Softmax");
+    ck_assert_ptr_null(nth_stmt(r.ast, 1)->label);
+    ck_assert_int_eq(nth_arg(nth_stmt(r.ast, 1), 0)->value.u.i, 10);
+    tu_free(&r);
     expect_one_error("Conv(false=1)", "t.net:1:11: error: expected ',' or ')' before '='");
-    TuResult r = tu_parse("Conv(true_ish=1, False=2)");
+    /* A value before ':' is no label. */
+    expect_one_error("Dense(bias=true: n=3)", "t.net:1:16: error: expected ',' or ')' before ':'");
+    r = tu_parse("Conv(true_ish=1, False=2)");
     ck_assert_int_eq(r.errors, 0);
     ck_assert_str_eq(nth_arg(nth_stmt(r.ast, 0), 1)->key, "False");
     tu_free(&r);
