@@ -1,0 +1,56 @@
+#!/bin/sh
+# torch_compare.sh: generated trainers against PyTorch, step for step.
+#
+# Optional: skipped (exit 77) when no Python with torch and numpy is found
+# ($PYTHON if set, then /usr/bin/python3, python3, python). Builds the
+# trainers of tests/nets/torch_*.net in f64 and f32, then
+# tests/torch_compare.py trains each a few steps from a random checkpoint
+# with every optimizer and compares the saved parameters and optimizer state,
+# eval and predict with the same model trained by PyTorch (float64).
+#
+# Environment (from make check): CNNC, srcdir, RT_BUILDDIR; CC and
+# TRAINER_CFLAGS to build trainers.
+set -u
+: "${CNNC:?}" "${srcdir:?}" "${RT_BUILDDIR:?}"
+CC=${CC:-cc}
+CFLAGS_T="-std=c11 -O2 -Wall -Wextra -Werror -fopenmp ${TRAINER_CFLAGS:-}"
+
+py=
+for p in ${PYTHON:-} /usr/bin/python3 python3 python; do
+    if "$p" -c 'import torch, numpy' >/dev/null 2>&1; then
+        py=$p
+        break
+    fi
+done
+if [ -z "$py" ]; then
+    echo "SKIP: no Python with torch and numpy found (tried ${PYTHON:+$PYTHON, }/usr/bin/python3, python3, python; set PYTHON)"
+    exit 77
+fi
+
+work=$(mktemp -d "${TMPDIR:-/tmp}/cnnc-torch.XXXXXX")
+trap 'rm -rf "$work"' EXIT
+echo "== using $py: torch $("$py" -c 'import torch; print(torch.__version__)')"
+
+# build NET PRECISION, in the background; a failure leaves no trainer, which
+# the Python side reports as a failed case.
+build() {
+    name=$(basename "$1" .net)_$2
+    if "$CNNC" --precision="$2" "$1" -o "$work/$name.c" 2>"$work/$name.cnnc.log"; then
+        # shellcheck disable=SC2086
+        $CC $CFLAGS_T -I"$srcdir/runtime" "$work/$name.c" "$RT_BUILDDIR/libcnnrt.a" -lm \
+            -o "$work/$name" 2>"$work/$name.cc.log" ||
+            { echo "FAIL: build $name:"; cat "$work/$name.cc.log"; }
+    else
+        echo "FAIL: cnnc $name:"
+        cat "$work/$name.cnnc.log"
+    fi
+}
+for net in "$srcdir"/tests/nets/torch_*.net; do
+    for p in f64 f32; do
+        build "$net" "$p" &
+    done
+done
+wait
+
+"$py" "$srcdir/tests/torch_compare.py" --bin "$work" --nets "$srcdir/tests/nets" \
+    --cnnc-data "$RT_BUILDDIR/cnnc-data" --work "$work"
