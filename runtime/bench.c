@@ -1,0 +1,70 @@
+/* bench.c: training steps on synthetic data, timed. */
+#include "rt.h"
+
+#include <stdlib.h>
+#include <string.h>
+#include <sys/resource.h>
+
+static int cmp_double(const void *a, const void *b)
+{
+    double x = *(const double *)a, y = *(const double *)b;
+    return (x > y) - (x < y);
+}
+
+int rt_cmd_bench(const cnnrt_model *m, const rt_opts *o)
+{
+    int rs = m->real_size;
+    int batch = o->batch_given ? (int)o->batch : m->max_batch;
+    int64_t steps = o->steps ? o->steps : 10;
+    cnnrt_ctx ctx;
+    if (cnnrt_ctx_init(&ctx, m, m->train.optimizer, (int)o->threads) != 0) {
+        rt_print_error();
+        return RT_FAIL;
+    }
+    void *x = rt_aligned_alloc((size_t)batch * (size_t)m->input_size * (size_t)rs);
+    void *targets = m->loss_kind == CNNRT_MSE
+                        ? rt_aligned_alloc((size_t)batch * (size_t)m->outputs * (size_t)rs)
+                        : NULL;
+    int32_t *labels = rt_calloc((size_t)batch, sizeof *labels);
+    double *times = rt_calloc((size_t)steps, sizeof *times);
+    int rc = RT_FAIL;
+    if (!x || !labels || !times || (m->loss_kind == CNNRT_MSE && !targets)) {
+        rt_print_error();
+        goto out;
+    }
+    cnnrt_init_params(&ctx, o->seed);
+    cnnrt_rng r;
+    cnnrt_rng_seed(&r, o->seed, 4);
+    for (int64_t j = 0; j < (int64_t)batch * m->input_size; j++)
+        rt_set(rs, x, j, cnnrt_rng_uniform(&r));
+    for (int i = 0; i < batch; i++) {
+        labels[i] = (int32_t)cnnrt_rng_below(&r, (uint64_t)m->outputs);
+        for (int64_t j = 0; targets && j < m->outputs; j++)
+            rt_set(rs, targets, i * m->outputs + j, j == labels[i]);
+    }
+    for (int64_t s = 0; s < o->warmup; s++)
+        rt_train_step(&ctx, batch, x, labels, targets);
+    for (int64_t s = 0; s < steps; s++) {
+        double t0 = rt_now();
+        rt_train_step(&ctx, batch, x, labels, targets);
+        times[s] = rt_now() - t0;
+    }
+    qsort(times, (size_t)steps, sizeof *times, cmp_double);
+    double med = steps % 2 ? times[steps / 2] : (times[steps / 2 - 1] + times[steps / 2]) / 2;
+    struct rusage ru;
+    getrusage(RUSAGE_SELF, &ru);
+    printf("bench %s (%s): batch %d, %d thread%s, %lld steps after %lld warm-up\n", m->name,
+           rs == 4 ? "f32" : "f64", batch, ctx.threads, ctx.threads == 1 ? "" : "s",
+           (long long)steps, (long long)o->warmup);
+    printf("median %.3f ms/step  %.1f images/s  %.2f GFLOP/s  peak RSS %.1f MiB\n",
+           med * 1e3, batch / med, m->train_flops * batch / med / 1e9,
+           ru.ru_maxrss / 1024.0);
+    rc = RT_OK;
+out:
+    free(x);
+    free(targets);
+    free(labels);
+    free(times);
+    cnnrt_ctx_free(&ctx);
+    return rc;
+}

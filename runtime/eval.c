@@ -1,0 +1,104 @@
+/* eval.c: the eval and predict commands. */
+#include "rt.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+static int setup(const cnnrt_model *m, const rt_opts *o, rt_data *d, bool need_y,
+                 cnnrt_ctx *ctx)
+{
+    int rc = rt_data_load(d, m, o->data, o->labels, need_y);
+    if (rc != 0) {
+        rt_print_error();
+        return rc == -2 ? RT_USAGE : RT_FAIL;
+    }
+    bool state;
+    if (cnnrt_ctx_init(ctx, m, CNNRT_SGD, (int)o->threads) != 0 ||
+        rt_ckpt_load(ctx, o->weights, false, &state) != 0) {
+        rt_print_error();
+        cnnrt_ctx_free(ctx);
+        rt_data_free(d);
+        return RT_FAIL;
+    }
+    return RT_OK;
+}
+
+int rt_cmd_eval(const cnnrt_model *m, const rt_opts *o)
+{
+    rt_data d;
+    cnnrt_ctx ctx;
+    int rc = setup(m, o, &d, true, &ctx);
+    if (rc != RT_OK)
+        return rc;
+    double loss, acc;
+    if (rt_evaluate(&ctx, &d, 0, d.n, (int)o->batch, &loss, &acc) != 0) {
+        rt_print_error();
+        rc = RT_FAIL;
+    } else if (acc >= 0) {
+        printf("loss %.6f  accuracy %.2f%% (%lld/%lld)\n", loss, 100 * acc,
+               (long long)(acc * (double)d.n + 0.5), (long long)d.n);
+    } else {
+        printf("loss %.6f  (%lld samples)\n", loss, (long long)d.n);
+    }
+    cnnrt_ctx_free(&ctx);
+    rt_data_free(&d);
+    return rc;
+}
+
+int rt_cmd_predict(const cnnrt_model *m, const rt_opts *o)
+{
+    rt_data d;
+    cnnrt_ctx ctx;
+    rt_opts po = *o;
+    po.labels = NULL;   /* predict reads no labels */
+    int rc = setup(m, &po, &d, false, &ctx);
+    if (rc != RT_OK)
+        return rc;
+    rt_atomic af = {0};
+    FILE *out = stdout;
+    bool to_file = o->out && strcmp(o->out, "-") != 0;
+    int batch = (int)o->batch;
+    int64_t *idx = rt_calloc((size_t)batch, sizeof *idx);
+    void *x = rt_aligned_alloc((size_t)batch * (size_t)m->input_size * (size_t)m->real_size);
+    if (!idx || !x || (to_file && !(out = rt_atomic_open(&af, o->out)))) {
+        rt_print_error();
+        rc = RT_FAIL;
+        goto out;
+    }
+    ctx.training = 0;
+    for (int64_t s = 0; s < d.n; s += batch) {
+        int n = (int)(d.n - s < batch ? d.n - s : batch);
+        for (int i = 0; i < n; i++)
+            idx[i] = s + i;
+        rt_data_inputs(&d, m, idx, n, x);
+        m->forward(&ctx, n, x);
+        for (int i = 0; i < n; i++) {
+            if (m->loss_kind == CNNRT_CROSS_ENTROPY) {
+                fprintf(out, "%d\n", rt_argmax(m, ctx.output, i));
+                continue;
+            }
+            for (int64_t j = 0; j < m->outputs; j++)
+                fprintf(out, "%s%.*g", j ? " " : "", m->real_size == 4 ? 9 : 17,
+                        rt_get(m->real_size, ctx.output, (int64_t)i * m->outputs + j));
+            fputc('\n', out);
+        }
+    }
+    if (to_file) {
+        if (rt_atomic_commit(&af) != 0) {
+            rt_print_error();
+            rc = RT_FAIL;
+        }
+    } else if (fflush(stdout) != 0) {
+        rt_error("cannot write the predictions to standard output");
+        rt_print_error();
+        rc = RT_FAIL;
+    }
+out:
+    if (rc != RT_OK && af.f)
+        rt_atomic_abort(&af);
+    free(idx);
+    free(x);
+    cnnrt_ctx_free(&ctx);
+    rt_data_free(&d);
+    return rc;
+}

@@ -1,0 +1,281 @@
+/* rt.h: the runtime's internal header, a section per source file.
+ *
+ * Public names start with cnnrt_ (cnnrt.h); names shared between the
+ * runtime's files start with rt_; file-local helpers have no prefix.
+ *
+ * Errors: a function that fails records one message with rt_error() and
+ * returns -1 (or NULL). The message names the file, tensor or flag, says what
+ * was expected and what was found; the command that called it prints it as
+ * "PROG: error: MESSAGE" and picks the exit status.
+ */
+#ifndef CNNRT_RT_H
+#define CNNRT_RT_H
+
+#include <stdarg.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+
+#include "cnnrt.h"
+
+#if defined(__GNUC__)
+#define RT_PRINTF(f, a) __attribute__((format(printf, f, a)))
+#else
+#define RT_PRINTF(f, a)
+#endif
+
+/* Exit statuses of the trainer. */
+enum { RT_OK = 0, RT_FAIL = 1, RT_USAGE = 2 };
+
+/* ------------------------------------------------------------------------
+ * util.c: errors, memory, checked arithmetic, values of either precision
+ */
+
+void rt_error(const char *fmt, ...) RT_PRINTF(1, 2);
+const char *rt_errmsg(void);
+/* Prints "PROG: error: <the recorded message>" on stderr. */
+void rt_print_error(void);
+/* The program name used in messages (basename of argv[0]). */
+extern const char *rt_prog;
+
+void *rt_calloc(size_t n, size_t size);   /* NULL + rt_error on failure */
+void *rt_aligned_alloc(size_t bytes);     /* 64-byte aligned, zeroed */
+
+bool rt_mul_ok(uint64_t a, uint64_t b, uint64_t *out);
+bool rt_add_ok(uint64_t a, uint64_t b, uint64_t *out);
+
+/* Element i of a block of reals of real_size bytes. */
+static inline double rt_get(int real_size, const void *p, int64_t i)
+{
+    return real_size == 4 ? (double)((const float *)p)[i] : ((const double *)p)[i];
+}
+static inline void rt_set(int real_size, void *p, int64_t i, double v)
+{
+    if (real_size == 4)
+        ((float *)p)[i] = (float)v;
+    else
+        ((double *)p)[i] = v;
+}
+
+/* Little-endian decoding of unaligned bytes. */
+uint16_t rt_le16(const unsigned char *p);
+uint32_t rt_le32(const unsigned char *p);
+uint64_t rt_le64(const unsigned char *p);
+uint32_t rt_be32(const unsigned char *p);
+float rt_lef32(const unsigned char *p);
+double rt_lef64(const unsigned char *p);
+void rt_put_le64(unsigned char *p, uint64_t v);
+
+double rt_now(void);   /* seconds, monotonic */
+
+/* ------------------------------------------------------------------------
+ * file.c: whole files, read-only and mapped; atomic replacement
+ */
+
+typedef struct rt_file {
+    const char *path;
+    const unsigned char *data;
+    size_t size;
+    size_t map_size;      /* 0 when not mapped */
+} rt_file;
+
+/* Maps path. Refuses a missing file, a directory, something that is not a
+ * regular file, and an empty file. */
+int rt_file_open(rt_file *f, const char *path);
+void rt_file_close(rt_file *f);
+
+/* Writing a file so that path holds either its old content or the whole new
+ * one, never a mix: a temporary file in the same directory, fsync, rename. */
+typedef struct rt_atomic {
+    char *path;
+    char *tmp;
+    FILE *f;
+} rt_atomic;
+
+FILE *rt_atomic_open(rt_atomic *a, const char *path);
+/* Flushes, syncs and renames over path; on any failure removes the
+ * temporary and returns -1. */
+int rt_atomic_commit(rt_atomic *a);
+/* Removes the temporary; path stays as it was. */
+void rt_atomic_abort(rt_atomic *a);
+/* Whether a file at path could be created (its directory exists and is
+ * writable, path is not a directory). */
+int rt_check_writable(const char *path, const char *what);
+
+/* ------------------------------------------------------------------------
+ * array.c: .npy, IDX and CIFAR-10 files as arrays of samples
+ */
+
+typedef enum rt_dtype { RT_U8, RT_I32, RT_I64, RT_F32, RT_F64 } rt_dtype;
+
+extern const char *const rt_dtype_names[];   /* "uint8", ... */
+int rt_dtype_size(rt_dtype t);
+
+#define RT_MAX_RANK 8
+
+/* A file's contents seen as n samples; nothing is copied or converted. */
+typedef struct rt_array {
+    const char *path;
+    const char *format;         /* "npy", "IDX", "CIFAR-10" */
+    rt_dtype dtype;
+    int rank;
+    int64_t dims[RT_MAX_RANK];  /* dims[0] = n */
+    int64_t n;
+    int64_t row;                /* elements per sample */
+    const unsigned char *base;  /* sample 0's first element */
+    size_t stride;              /* bytes from a sample to the next */
+    bool chw;                   /* CIFAR: C planes to be read as HWC */
+} rt_array;
+
+/* A .npy or IDX file, by its magic number. */
+int rt_array_parse(const rt_file *f, rt_array *a);
+/* A CIFAR-10 binary batch: images (n x 32 x 32 x 3, uint8) and labels. */
+int rt_cifar_parse(const rt_file *f, rt_array *images, rt_array *labels);
+/* Whether a file looks like a CIFAR-10 batch rather than .npy or IDX. */
+bool rt_is_cifar(const rt_file *f);
+/* "N x 28 x 28" into buf. */
+char *rt_dims_str(const rt_array *a, char *buf, size_t size);
+
+/* Writes a .npy (version 1.0) file atomically. */
+int rt_npy_write(const char *path, rt_dtype t, int rank, const int64_t *dims,
+                 const void *data);
+
+/* ------------------------------------------------------------------------
+ * data.c: a data set fitted to the model, converted per batch
+ */
+
+typedef struct rt_data {
+    rt_file xf, yf;
+    rt_array x, y;
+    bool has_y;
+    bool y_is_labels;    /* integer class labels (else float targets) */
+    int64_t n;
+} rt_data;
+
+/* Loads inputs (and labels or targets from ypath, or from a CIFAR-10 file)
+ * and checks that they fit the model. need_y: labels are required. Returns
+ * 0, -1 for bad data, -2 when need_y and no labels were given (usage). */
+int rt_data_load(rt_data *d, const cnnrt_model *m, const char *xpath,
+                 const char *ypath, bool need_y);
+void rt_data_free(rt_data *d);
+
+/* Samples idx[0..n) converted to the model's real type into x (n*input_size
+ * reals, NHWC). */
+void rt_data_inputs(const rt_data *d, const cnnrt_model *m, const int64_t *idx,
+                    int n, void *x);
+/* Their labels into labels (NULL when the data has none) and, for mse,
+ * targets into targets (n*outputs reals, one-hot from labels). */
+void rt_data_targets(const rt_data *d, const cnnrt_model *m, const int64_t *idx,
+                     int n, int32_t *labels, void *targets);
+
+/* ------------------------------------------------------------------------
+ * json.c: a strict, bounded JSON parser (RFC 8259) for safetensors headers
+ */
+
+typedef enum rt_jtype { RT_JNULL, RT_JBOOL, RT_JNUM, RT_JSTR, RT_JARR, RT_JOBJ } rt_jtype;
+
+typedef struct rt_json {
+    rt_jtype type;
+    size_t off;             /* byte offset of the value in the text */
+    bool b;
+    /* numbers: the value as a double, and exactly when it is a
+     * non-negative integer below 2^64 written without fraction/exponent */
+    double num;
+    bool is_uint;
+    uint64_t u;
+    char *str;              /* strings, decoded, NUL-terminated */
+    size_t len;
+    size_t n;               /* array items / object members */
+    struct rt_json *items;  /* n values */
+    char **keys;            /* objects: n keys, decoded */
+} rt_json;
+
+#define RT_JSON_MAX_DEPTH 32
+
+/* Parses text[0..len) as exactly one JSON value (surrounding white space
+ * allowed). Refuses duplicate keys, invalid UTF-8, nesting beyond the
+ * limit. On failure returns -1 with *err_off the byte offset of the problem
+ * and the reason recorded by rt_error (without the offset). */
+int rt_json_parse(const char *text, size_t len, rt_json *out, size_t *err_off);
+void rt_json_free(rt_json *v);
+const rt_json *rt_json_get(const rt_json *obj, const char *key);
+/* Writes s as a JSON string, escaping what must be; bytes that are not
+ * valid UTF-8 become U+FFFD. */
+void rt_json_write_str(FILE *f, const char *s);
+/* Length of the valid UTF-8 sequence at s[0..n), or 0 when invalid. */
+size_t rt_utf8_len(const unsigned char *s, size_t n);
+
+/* ------------------------------------------------------------------------
+ * ckpt.c: safetensors checkpoints
+ */
+
+int rt_ckpt_save(const cnnrt_ctx *ctx, const char *path);
+/* Loads parameters; with want_state also the optimizer state and step when
+ * the file holds state for ctx->optimizer (*state_loaded tells). */
+int rt_ckpt_load(cnnrt_ctx *ctx, const char *path, bool want_state, bool *state_loaded);
+
+/* ------------------------------------------------------------------------
+ * cli.c: the command line
+ */
+
+typedef enum rt_cmd {
+    RT_CMD_TRAIN, RT_CMD_EVAL, RT_CMD_PREDICT, RT_CMD_GRADCHECK, RT_CMD_BENCH,
+    RT_CMD_SUMMARY, RT_CMD_HELP
+} rt_cmd;
+
+typedef struct rt_opts {
+    rt_cmd cmd;
+    const char *data, *labels, *val_data, *val_labels;
+    const char *init, *save, *log, *weights, *out;
+    double val_split;             /* 0: none */
+    int64_t epochs, steps;        /* steps 0: by epochs */
+    int64_t batch;
+    bool batch_given;             /* --batch was on the command line */
+    double lr, momentum, beta1, beta2, eps, decay;
+    cnnrt_optimizer optimizer;
+    uint64_t seed;
+    bool no_shuffle;
+    int64_t threads;
+    /* gradcheck */
+    double tolerance, atol, step_size;
+    double max_fail;              /* < 0: the precision's default */
+    int64_t samples;
+    /* bench */
+    int64_t warmup;
+    bool help;                    /* <cmd> --help */
+} rt_opts;
+
+/* Parses argv into o, with defaults from the model. Returns RT_OK, or
+ * RT_USAGE with the message recorded. */
+int rt_parse_args(const cnnrt_model *m, int argc, char **argv, rt_opts *o);
+void rt_usage(const cnnrt_model *m, FILE *f);
+/* `COMMAND --help` on stdout. */
+int rt_print_command_help(const cnnrt_model *m, rt_cmd cmd);
+
+/* ------------------------------------------------------------------------
+ * train.c, eval.c, gradcheck.c, bench.c: the subcommands; each returns the
+ * exit status and prints its own errors.
+ */
+
+int rt_cmd_train(const cnnrt_model *m, const rt_opts *o);
+int rt_cmd_eval(const cnnrt_model *m, const rt_opts *o);
+int rt_cmd_predict(const cnnrt_model *m, const rt_opts *o);
+int rt_cmd_gradcheck(const cnnrt_model *m, const rt_opts *o);
+int rt_cmd_bench(const cnnrt_model *m, const rt_opts *o);
+
+/* Helpers shared by the subcommands (train.c). */
+/* One training step on n samples (train_step, or forward, loss, backward,
+ * update); a non-finite loss stops it before backward. Returns the loss. */
+double rt_train_step(cnnrt_ctx *ctx, int n, const void *x, const int32_t *labels,
+                     const void *targets);
+int rt_argmax(const cnnrt_model *m, const void *out, int i);
+int rt_count_correct(const cnnrt_ctx *ctx, int n, const int32_t *labels);
+/* Evaluates samples [start, start+count) of d in batches: mean loss, and
+ * accuracy when the data has labels (else *acc = -1). */
+int rt_evaluate(cnnrt_ctx *ctx, const rt_data *d, int64_t start, int64_t count,
+                int batch, double *loss, double *acc);
+const char *rt_optimizer_name(cnnrt_optimizer o);
+int rt_model_check(const cnnrt_model *m);
+
+#endif /* CNNRT_RT_H */

@@ -1,0 +1,383 @@
+/* train.c: the training loop, its progress output, and the helpers that
+ * eval and bench share (one step, accuracy, evaluation in batches). */
+#include "rt.h"
+
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+int rt_argmax(const cnnrt_model *m, const void *out, int i)
+{
+    int best = 0;
+    int64_t k = m->outputs;
+    double bv = rt_get(m->real_size, out, (int64_t)i * k);
+    for (int64_t j = 1; j < k; j++) {
+        double v = rt_get(m->real_size, out, (int64_t)i * k + j);
+        if (v > bv) {
+            bv = v;
+            best = (int)j;
+        }
+    }
+    return best;
+}
+
+int rt_count_correct(const cnnrt_ctx *ctx, int n, const int32_t *labels)
+{
+    int correct = 0;
+    if (!labels)
+        return 0;
+    for (int i = 0; i < n; i++)
+        correct += rt_argmax(ctx->model, ctx->output, i) == labels[i];
+    return correct;
+}
+
+double rt_train_step(cnnrt_ctx *ctx, int n, const void *x, const int32_t *labels,
+                     const void *targets)
+{
+    const cnnrt_model *m = ctx->model;
+    ctx->training = 1;
+    if (m->train_step) {
+        ctx->step++;
+        return m->train_step(ctx, n, x, labels, targets);
+    }
+    m->forward(ctx, n, x);
+    double loss = m->loss(ctx, n, labels, targets);
+    if (!isfinite(loss))
+        return loss;
+    m->backward(ctx, n);
+    ctx->step++;
+    m->update(ctx);
+    return loss;
+}
+
+/* Batch buffers in the model's reals. */
+typedef struct Batch {
+    void *x, *targets;
+    int32_t *labels;
+    int64_t *idx;
+} Batch;
+
+static int batch_alloc(Batch *b, const cnnrt_model *m, int batch)
+{
+    memset(b, 0, sizeof *b);
+    b->x = rt_aligned_alloc((size_t)batch * (size_t)m->input_size * (size_t)m->real_size);
+    b->labels = rt_calloc((size_t)batch, sizeof *b->labels);
+    b->idx = rt_calloc((size_t)batch, sizeof *b->idx);
+    if (m->loss_kind == CNNRT_MSE)
+        b->targets = rt_aligned_alloc((size_t)batch * (size_t)m->outputs *
+                                      (size_t)m->real_size);
+    return b->x && b->labels && b->idx && (m->loss_kind != CNNRT_MSE || b->targets) ? 0 : -1;
+}
+
+static void batch_free(Batch *b)
+{
+    free(b->x);
+    free(b->targets);
+    free(b->labels);
+    free(b->idx);
+}
+
+/* Fills the batch from samples order[0..n) of d. */
+static void batch_fill(Batch *b, const rt_data *d, const cnnrt_model *m,
+                       const int64_t *order, int n)
+{
+    rt_data_inputs(d, m, order, n, b->x);
+    rt_data_targets(d, m, order, n, b->labels, b->targets);
+}
+
+int rt_evaluate(cnnrt_ctx *ctx, const rt_data *d, int64_t start, int64_t count,
+                int batch, double *loss, double *acc)
+{
+    const cnnrt_model *m = ctx->model;
+    Batch b;
+    if (batch_alloc(&b, m, batch) != 0) {
+        batch_free(&b);
+        return -1;
+    }
+    int saved = ctx->training;
+    ctx->training = 0;
+    double sum = 0;
+    int64_t correct = 0;
+    for (int64_t s = 0; s < count; s += batch) {
+        int n = (int)(count - s < batch ? count - s : batch);
+        for (int i = 0; i < n; i++)
+            b.idx[i] = start + s + i;
+        batch_fill(&b, d, m, b.idx, n);
+        const int32_t *labels = d->y_is_labels ? b.labels : NULL;
+        m->forward(ctx, n, b.x);
+        sum += m->loss(ctx, n, labels, b.targets) * n;
+        correct += rt_count_correct(ctx, n, labels);
+    }
+    ctx->training = saved;
+    *loss = sum / (double)count;
+    *acc = d->y_is_labels ? (double)correct / (double)count : -1;
+    batch_free(&b);
+    return 0;
+}
+
+/* ---- progress ---------------------------------------------------------------- */
+
+typedef struct Progress {
+    bool tty;
+    double last_draw;
+    int64_t epoch, epochs;
+} Progress;
+
+static void fmt_time(char *buf, size_t size, double s)
+{
+    long t = (long)(s + 0.5);
+    if (t >= 3600)
+        snprintf(buf, size, "%ld:%02ld:%02ld", t / 3600, t / 60 % 60, t % 60);
+    else
+        snprintf(buf, size, "%ld:%02ld", t / 60, t % 60);
+}
+
+static void progress_draw(Progress *p, int64_t step, int64_t steps, double loss,
+                          double acc, double ips, double eta, bool force)
+{
+    double now = rt_now();
+    if (!p->tty || (!force && now - p->last_draw < 0.1))
+        return;
+    p->last_draw = now;
+    enum { WIDTH = 24 };
+    char bar[WIDTH + 1];
+    int filled = (int)(WIDTH * step / (steps ? steps : 1));
+    for (int i = 0; i < WIDTH; i++)
+        bar[i] = i < filled ? '=' : i == filled ? '>' : ' ';
+    bar[WIDTH] = '\0';
+    char etas[32], accs[32] = "";
+    fmt_time(etas, sizeof etas, eta);
+    if (acc >= 0)
+        snprintf(accs, sizeof accs, "  acc %.2f%%", 100 * acc);
+    fprintf(stderr, "\r\033[Kepoch %lld/%lld [%s] %lld/%lld  loss %.4f%s  %.0f img/s  ETA %s",
+            (long long)p->epoch, (long long)p->epochs, bar, (long long)step,
+            (long long)steps, loss, accs, ips, etas);
+    fflush(stderr);
+}
+
+/* ---- the loop ----------------------------------------------------------------- */
+
+/* what: "the loss is nan", ... */
+static int report_divergence(const cnnrt_ctx *ctx, int64_t step, int64_t epoch,
+                             const char *what, const char *save, int64_t saved_epoch)
+{
+    const char *layer = ctx->model->first_nonfinite((cnnrt_ctx *)ctx);
+    char kept[512];
+    if (save && saved_epoch > 0)
+        snprintf(kept, sizeof kept, "%s keeps the checkpoint of epoch %lld", save,
+                 (long long)saved_epoch);
+    else
+        snprintf(kept, sizeof kept, "no checkpoint was written");
+    char where[300];
+    if (layer)
+        snprintf(where, sizeof where, "the first layer with non-finite outputs is %s", layer);
+    else
+        snprintf(where, sizeof where, "every layer's outputs are finite, the loss is not");
+    rt_error("training diverged at step %lld (epoch %lld): %s; %s; %s "
+             "(try a lower --lr)", (long long)step, (long long)epoch, what, where, kept);
+    rt_print_error();
+    return RT_FAIL;
+}
+
+static bool params_finite(const cnnrt_ctx *ctx)
+{
+    const cnnrt_model *m = ctx->model;
+    for (int64_t j = 0; j < m->param_count; j++)
+        if (!isfinite(rt_get(m->real_size, ctx->params, j)))
+            return false;
+    return true;
+}
+
+static int load_data(rt_data *d, const cnnrt_model *m, const char *x, const char *y)
+{
+    int rc = rt_data_load(d, m, x, y, true);
+    if (rc == 0)
+        return RT_OK;
+    rt_print_error();
+    return rc == -2 ? RT_USAGE : RT_FAIL;
+}
+
+int rt_cmd_train(const cnnrt_model *m, const rt_opts *o)
+{
+    rt_data data, val;
+    cnnrt_ctx ctx;
+    Batch b;
+    FILE *log = NULL;
+    int64_t *order = NULL;
+    int rc = RT_FAIL;
+    memset(&val, 0, sizeof val);
+    memset(&ctx, 0, sizeof ctx);
+    memset(&b, 0, sizeof b);
+
+    if ((rc = load_data(&data, m, o->data, o->labels)) != RT_OK)
+        return rc;
+    if (o->val_data && (rc = load_data(&val, m, o->val_data, o->val_labels)) != RT_OK) {
+        rt_data_free(&data);
+        return rc;
+    }
+    rc = RT_FAIL;
+    int64_t n_val = 0;
+    if (o->val_split > 0) {
+        n_val = (int64_t)floor((double)data.n * o->val_split);
+        if (n_val < 1 || n_val >= data.n) {
+            rt_error("--val-split %g of the %lld samples of %s leaves %lld for "
+                     "validation and %lld for training; expected at least one of each",
+                     o->val_split, (long long)data.n, o->data, (long long)n_val,
+                     (long long)(data.n - n_val));
+            goto fail;
+        }
+    }
+    int64_t n_train = data.n - n_val;
+    if (o->save && rt_check_writable(o->save, "--save") != 0)
+        goto fail;
+    if (o->log && rt_check_writable(o->log, "--log") != 0)
+        goto fail;
+    if (cnnrt_ctx_init(&ctx, m, o->optimizer, (int)o->threads) != 0)
+        goto fail;
+    ctx.lr = o->lr;
+    ctx.momentum = o->momentum;
+    ctx.beta1 = o->beta1;
+    ctx.beta2 = o->beta2;
+    ctx.eps = o->eps;
+    ctx.decay = o->decay;
+    if (o->init) {
+        bool state;
+        if (rt_ckpt_load(&ctx, o->init, true, &state) != 0)
+            goto fail;
+    } else {
+        cnnrt_init_params(&ctx, o->seed);
+    }
+    int batch = (int)o->batch;
+    if (batch_alloc(&b, m, batch) != 0 || !(order = rt_calloc((size_t)n_train, sizeof *order)))
+        goto fail;
+    if (o->log) {
+        log = fopen(o->log, "w");
+        if (!log) {
+            rt_error("--log %s: cannot create the file", o->log);
+            goto fail;
+        }
+        fprintf(log, "epoch,step,loss,acc,val_loss,val_acc,images_per_s\n");
+        fflush(log);
+    }
+
+    cnnrt_rng shuffle;
+    cnnrt_rng_seed(&shuffle, o->seed, 2);
+    cnnrt_rng_seed(&ctx.rng, o->seed, 3);
+    int64_t per_epoch = (n_train + batch - 1) / batch;
+    int64_t total = o->steps ? o->steps : o->epochs * per_epoch;
+    int64_t epochs = (total + per_epoch - 1) / per_epoch;
+    int64_t done = 0, saved_epoch = 0;
+    Progress prog = {isatty(2) != 0, 0, 0, epochs};
+    if (!o->save)
+        fprintf(stderr, "%s: note: no --save given; the trained parameters will not be "
+                "kept\n", rt_prog);
+
+    for (int64_t epoch = 1; epoch <= epochs; epoch++) {
+        prog.epoch = epoch;
+        for (int64_t i = 0; i < n_train; i++)
+            order[i] = i;
+        if (!o->no_shuffle)
+            for (int64_t i = n_train - 1; i > 0; i--) {
+                int64_t j = (int64_t)cnnrt_rng_below(&shuffle, (uint64_t)i + 1);
+                int64_t t = order[i];
+                order[i] = order[j];
+                order[j] = t;
+            }
+        double t0 = rt_now(), loss_sum = 0;
+        int64_t seen = 0, correct = 0, steps = 0;
+        int64_t this_epoch = total - done < per_epoch ? total - done : per_epoch;
+        for (int64_t s = 0; s < this_epoch; s++) {
+            int n = (int)(n_train - s * batch < batch ? n_train - s * batch : batch);
+            batch_fill(&b, &data, m, order + s * batch, n);
+            const int32_t *labels = data.y_is_labels ? b.labels : NULL;
+            double loss = rt_train_step(&ctx, n, b.x, labels, b.targets);
+            if (!isfinite(loss)) {
+                if (log)
+                    fclose(log);
+                log = NULL;
+                char what[64];
+                snprintf(what, sizeof what, "the loss is %g", loss);
+                rc = report_divergence(&ctx, ctx.step + (m->train_step ? 0 : 1), epoch,
+                                       what, o->save, saved_epoch);
+                goto out;
+            }
+            loss_sum += loss * n;
+            correct += rt_count_correct(&ctx, n, labels);
+            seen += n;
+            steps++;
+            done++;
+            double el = rt_now() - t0;
+            progress_draw(&prog, steps, this_epoch, loss_sum / (double)seen,
+                          labels ? (double)correct / (double)seen : -1, (double)seen / el,
+                          el / (double)steps * (double)(this_epoch - steps),
+                          steps == this_epoch);
+        }
+        double elapsed = rt_now() - t0;
+        double ips = elapsed > 0 ? (double)seen / elapsed : 0;
+        double tl = loss_sum / (double)seen;
+        double ta = data.y_is_labels ? (double)correct / (double)seen : -1;
+        double vl = 0, va = -1;
+        bool has_val = o->val_data || n_val > 0;
+        if (has_val) {
+            if (o->val_data ? rt_evaluate(&ctx, &val, 0, val.n, batch, &vl, &va)
+                            : rt_evaluate(&ctx, &data, n_train, n_val, batch, &vl, &va))
+                goto fail;
+        }
+        if (prog.tty)
+            fprintf(stderr, "\r\033[K");
+        fprintf(stderr, "epoch %lld/%lld  step %lld  loss %.4f", (long long)epoch,
+                (long long)epochs, (long long)ctx.step, tl);
+        if (ta >= 0)
+            fprintf(stderr, "  acc %.2f%%", 100 * ta);
+        if (has_val) {
+            fprintf(stderr, "  val_loss %.4f", vl);
+            if (va >= 0)
+                fprintf(stderr, "  val_acc %.2f%%", 100 * va);
+        }
+        fprintf(stderr, "  %.0f img/s  %.1f s\n", ips, elapsed);
+        if (log) {
+            fprintf(log, "%lld,%lld,%.6g,", (long long)epoch, (long long)ctx.step, tl);
+            if (ta >= 0)
+                fprintf(log, "%.6f", ta);
+            fputc(',', log);
+            if (has_val)
+                fprintf(log, "%.6g", vl);
+            fputc(',', log);
+            if (has_val && va >= 0)
+                fprintf(log, "%.6f", va);
+            fprintf(log, ",%.1f\n", ips);
+            fflush(log);
+        }
+        if (o->save) {
+            if (!params_finite(&ctx)) {
+                rc = report_divergence(&ctx, ctx.step, epoch,
+                                       "the parameters are no longer finite", o->save,
+                                       saved_epoch);
+                goto out;
+            }
+            if (rt_ckpt_save(&ctx, o->save) != 0)
+                goto fail;
+            saved_epoch = epoch;
+        }
+    }
+    if (o->save)
+        fprintf(stderr, "saved %s (step %lld)\n", o->save, (long long)ctx.step);
+    rc = RT_OK;
+    goto out;
+fail:
+    rt_print_error();
+    rc = RT_FAIL;
+out:
+    if (log && fclose(log) != 0 && rc == RT_OK) {
+        rt_error("--log %s: cannot write", o->log);
+        rt_print_error();
+        rc = RT_FAIL;
+    }
+    free(order);
+    batch_free(&b);
+    cnnrt_ctx_free(&ctx);
+    rt_data_free(&val);
+    rt_data_free(&data);
+    return rc;
+}

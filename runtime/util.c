@@ -1,0 +1,125 @@
+/* util.c: errors, memory, checked arithmetic, byte order, the clock. */
+#include "rt.h"
+
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+const char *rt_prog = "cnnrt";
+
+static char errbuf[2048];
+
+void rt_error(const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(errbuf, sizeof errbuf, fmt, ap);
+    va_end(ap);
+}
+
+const char *rt_errmsg(void)
+{
+    return errbuf;
+}
+
+const char *cnnrt_last_error(void)
+{
+    return errbuf;
+}
+
+void rt_print_error(void)
+{
+    fprintf(stderr, "%s: error: %s\n", rt_prog, errbuf);
+}
+
+void *rt_calloc(size_t n, size_t size)
+{
+    void *p = calloc(n ? n : 1, size ? size : 1);
+    if (!p)
+        rt_error("out of memory allocating %zu x %zu bytes", n, size);
+    return p;
+}
+
+void *rt_aligned_alloc(size_t bytes)
+{
+    size_t rounded = (bytes + 63) / 64 * 64;
+    if (rounded < bytes) {
+        rt_error("out of memory: %zu bytes", bytes);
+        return NULL;
+    }
+    void *p = aligned_alloc(64, rounded ? rounded : 64);
+    if (!p) {
+        rt_error("out of memory allocating %zu bytes", bytes);
+        return NULL;
+    }
+    memset(p, 0, rounded ? rounded : 64);
+    return p;
+}
+
+bool rt_mul_ok(uint64_t a, uint64_t b, uint64_t *out)
+{
+    if (a != 0 && b > UINT64_MAX / a)
+        return false;
+    *out = a * b;
+    return true;
+}
+
+bool rt_add_ok(uint64_t a, uint64_t b, uint64_t *out)
+{
+    if (b > UINT64_MAX - a)
+        return false;
+    *out = a + b;
+    return true;
+}
+
+uint16_t rt_le16(const unsigned char *p)
+{
+    return (uint16_t)(p[0] | p[1] << 8);
+}
+
+uint32_t rt_le32(const unsigned char *p)
+{
+    return (uint32_t)p[0] | (uint32_t)p[1] << 8 | (uint32_t)p[2] << 16 |
+           (uint32_t)p[3] << 24;
+}
+
+uint64_t rt_le64(const unsigned char *p)
+{
+    return (uint64_t)rt_le32(p) | (uint64_t)rt_le32(p + 4) << 32;
+}
+
+uint32_t rt_be32(const unsigned char *p)
+{
+    return (uint32_t)p[3] | (uint32_t)p[2] << 8 | (uint32_t)p[1] << 16 |
+           (uint32_t)p[0] << 24;
+}
+
+float rt_lef32(const unsigned char *p)
+{
+    uint32_t u = rt_le32(p);
+    float f;
+    memcpy(&f, &u, 4);
+    return f;
+}
+
+double rt_lef64(const unsigned char *p)
+{
+    uint64_t u = rt_le64(p);
+    double d;
+    memcpy(&d, &u, 8);
+    return d;
+}
+
+void rt_put_le64(unsigned char *p, uint64_t v)
+{
+    for (int i = 0; i < 8; i++)
+        p[i] = (unsigned char)(v >> (8 * i));
+}
+
+double rt_now(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + (double)ts.tv_nsec * 1e-9;
+}

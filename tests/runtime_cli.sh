@@ -1,0 +1,162 @@
+#!/bin/sh
+# runtime_cli.sh: a trainer's command line and cnnc-data, as a user runs them:
+# exit statuses, messages, output streams, files left behind.
+#
+# Usage: tests/runtime_cli.sh (make check sets RT_BUILDDIR, the build tree
+# holding cnnc-data and tests/runtime_example, a trainer built from
+# runtime/example_model.c). Exit status: 0 all passed, 1 some failed, 77 skip.
+
+: "${RT_BUILDDIR:=.}"
+model=$RT_BUILDDIR/tests/runtime_example
+data=$RT_BUILDDIR/cnnc-data
+for p in "$model" "$data"; do
+    if [ ! -x "$p" ]; then
+        echo "SKIP: $p is not built (set RT_BUILDDIR)"
+        exit 77
+    fi
+done
+
+tmp=$(mktemp -d "${TMPDIR:-/tmp}/cnnrt-cli.XXXXXX") || exit 1
+trap 'rm -rf "$tmp"' EXIT
+trap 'exit 1' HUP INT TERM
+
+pass=0
+fail=0
+ok() { echo "PASS: $1"; pass=$((pass + 1)); }
+not_ok() { echo "FAIL: $1"; fail=$((fail + 1)); sed 's/^/    /' "$tmp/err" 2>/dev/null | head -5; }
+
+# expect STATUS 'PHRASE' NAME -- COMMAND...: the exit status, and the phrase in
+# standard error (an empty phrase: anything).
+expect() {
+    want=$1 phrase=$2 name=$3
+    shift 4
+    "$@" >"$tmp/out" 2>"$tmp/err"
+    got=$?
+    if [ "$got" -ne "$want" ]; then
+        not_ok "$name (exit $got, expected $want)"
+    elif [ -n "$phrase" ] && ! grep -qF -- "$phrase" "$tmp/err"; then
+        not_ok "$name (stderr lacks '$phrase')"
+    else
+        ok "$name"
+    fi
+}
+
+d=$tmp/blobs
+"$data" blobs --out "$d" --train 300 --test 90 --seed 4 || exit 1
+
+# ---- cnnc-data ----------------------------------------------------------------
+"$data" blobs --out "$tmp/blobs2" --train 300 --test 90 --seed 4
+if cmp -s "$d/train-images.npy" "$tmp/blobs2/train-images.npy" &&
+   cmp -s "$d/test-labels.npy" "$tmp/blobs2/test-labels.npy"; then
+    ok "cnnc-data: same arguments, same bytes"
+else
+    not_ok "cnnc-data: same arguments, same bytes"
+fi
+"$data" shapes --out "$tmp/shapes" --train 40 --test 8 --seed 2
+size=$(wc -c <"$tmp/shapes/train-images.npy")
+if [ "$size" -eq $((128 + 40 * 96 * 96 * 3)) ] &&
+   [ "$(wc -c <"$tmp/shapes/test-labels.npy")" -eq $((128 + 8)) ]; then
+    ok "cnnc-data shapes: 96x96x3 uint8 images"
+else
+    not_ok "cnnc-data shapes: 96x96x3 uint8 images (size $size)"
+fi
+expect 2 "unknown flag '--bogus'" "cnnc-data: unknown flag" -- "$data" blobs --out "$tmp/x" --bogus 1
+expect 2 "--train: expected" "cnnc-data: bad count" -- "$data" shapes --out "$tmp/x" --train 0
+expect 2 "--out DIR is required" "cnnc-data: no --out" -- "$data" shapes
+expect 1 "cannot create the directory" "cnnc-data: bad directory" -- \
+    "$data" blobs --out "$tmp/no/such/dir"
+
+# ---- training, non-interactive -------------------------------------------------
+expect 0 "epoch 4/4" "train" -- "$model" train --data "$d/train-images.npy" \
+    --labels "$d/train-labels.npy" --epochs 4 --save "$tmp/ck.st" --log "$tmp/log.csv"
+lines=$(grep -c '^epoch [0-9]*/4 ' "$tmp/err")
+if [ "$lines" -eq 4 ] && ! grep -q "$(printf '\r')" "$tmp/err"; then
+    ok "train: one plain line per epoch when stderr is not a terminal"
+else
+    not_ok "train: one plain line per epoch when stderr is not a terminal"
+fi
+if [ "$(wc -l <"$tmp/log.csv")" -eq 5 ]; then ok "train: --log"; else not_ok "train: --log"; fi
+expect 0 "" "eval" -- "$model" eval --data "$d/test-images.npy" --labels "$d/test-labels.npy" \
+    --weights "$tmp/ck.st"
+if grep -q '^loss [0-9.]*  accuracy [0-9.]*% ([0-9]*/90)$' "$tmp/out"; then
+    ok "eval: prints loss and accuracy"
+else
+    not_ok "eval: prints loss and accuracy"
+fi
+expect 0 "" "predict to stdout" -- "$model" predict --data "$d/test-images.npy" \
+    --weights "$tmp/ck.st"
+if [ "$(wc -l <"$tmp/out")" -eq 90 ]; then ok "predict: a line per sample"; else not_ok "predict: a line per sample"; fi
+
+# A terminal gets the progress bar (when script(1) can give us one).
+if command -v script >/dev/null 2>&1; then
+    script -qec "$model train --data $d/train-images.npy --labels $d/train-labels.npy --epochs 2" \
+        /dev/null >"$tmp/tty" 2>&1 </dev/null
+    if grep -q 'ETA' "$tmp/tty" && grep -q 'img/s' "$tmp/tty" && grep -q "$(printf '\r')" "$tmp/tty"; then
+        ok "train: a progress bar on a terminal"
+    else
+        not_ok "train: a progress bar on a terminal"
+    fi
+fi
+
+# ---- usage errors: exit 2 --------------------------------------------------------
+expect 2 "no command given" "no command" -- "$model"
+expect 2 "unknown command 'fit'" "unknown command" -- "$model" fit
+expect 2 "unknown flag '--learning-rate'" "unknown flag" -- "$model" train --data x --learning-rate 1
+expect 2 "--lr: expected a number > 0, found 'fast'" "non-numeric number" -- "$model" train --data x --lr fast
+expect 2 "--batch: expected an integer from 1 to 16 (the compiled batch), found '0'" "--batch 0" -- \
+    "$model" train --data x --batch 0
+expect 2 "found '17'" "--batch above the compiled batch" -- "$model" bench --batch 17
+expect 2 "--weights is required" "eval without weights" -- "$model" eval --data x --labels y
+expect 2 "--labels" "train without labels" -- "$model" train --data "$d/train-images.npy"
+expect 0 "" "--help" -- "$model" --help
+expect 0 "" "train --help" -- "$model" train --help
+
+# ---- bad input: exit 1, nothing written --------------------------------------------
+echo OLD >"$tmp/keep.st"
+expect 1 "$tmp/missing.npy: cannot open" "missing data file" -- "$model" train \
+    --data "$tmp/missing.npy" --labels "$d/train-labels.npy" --save "$tmp/keep.st"
+expect 1 "is a directory" "a directory as data" -- "$model" train --data "$tmp" \
+    --labels "$d/train-labels.npy" --save "$tmp/keep.st"
+expect 1 "300 labels for the 90 samples" "label count mismatch" -- "$model" train \
+    --data "$d/test-images.npy" --labels "$d/train-labels.npy" --save "$tmp/keep.st"
+head -c 1000 "$d/train-images.npy" >"$tmp/short.npy"
+expect 1 "truncated" "truncated data" -- "$model" train --data "$tmp/short.npy" \
+    --labels "$d/train-labels.npy" --save "$tmp/keep.st"
+expect 1 "directory $tmp/nodir does not exist" "--save into a missing directory" -- "$model" train \
+    --data "$d/train-images.npy" --labels "$d/train-labels.npy" --save "$tmp/nodir/ck.st"
+expect 1 "keep.st: truncated" "a bad checkpoint" -- "$model" eval --data "$d/test-images.npy" \
+    --labels "$d/test-labels.npy" --weights "$tmp/keep.st"
+expect 1 "does not exist" "predict -o into a missing directory" -- "$model" predict \
+    --data "$d/test-images.npy" --weights "$tmp/ck.st" -o "$tmp/nodir/p.txt"
+if [ "$(cat "$tmp/keep.st")" = OLD ] && [ -z "$(find "$tmp" -maxdepth 1 -name '.*tmp*')" ]; then
+    ok "bad input leaves --save untouched and no temporary files"
+else
+    not_ok "bad input leaves --save untouched and no temporary files"
+fi
+
+# ---- a kill never leaves a half-written checkpoint --------------------------------------
+# Many short epochs, so that saves are under way when the kill comes.
+good=0
+for delay in 0.2 0.35 0.5; do
+    "$model" train --data "$d/test-images.npy" --labels "$d/test-labels.npy" --epochs 1000000 \
+        --batch 1 --save "$tmp/killed.st" 2>/dev/null &
+    pid=$!
+    sleep "$delay"
+    kill -9 "$pid" 2>/dev/null
+    wait "$pid" 2>/dev/null
+    if [ ! -e "$tmp/killed.st" ] ||
+       "$model" eval --data "$d/test-images.npy" --labels "$d/test-labels.npy" \
+           --weights "$tmp/killed.st" >/dev/null 2>&1; then
+        good=$((good + 1))
+    fi
+done
+if [ "$good" -eq 3 ]; then ok "kill -9 while saving: the checkpoint stays whole"; else not_ok "kill -9 while saving: the checkpoint stays whole"; fi
+rm -f "$tmp"/.killed.st.tmp-*
+
+# ---- gradcheck and bench ---------------------------------------------------------------
+expect 0 "" "gradcheck" -- "$model" gradcheck --seed 2
+expect 0 "" "bench" -- "$model" bench --steps 3
+if grep -q 'ms/step.*images/s.*GFLOP/s.*peak RSS' "$tmp/out"; then ok "bench: its figures"; else not_ok "bench: its figures"; fi
+
+echo "$pass passed, $fail failed"
+[ "$fail" -eq 0 ]

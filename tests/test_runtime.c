@@ -1,0 +1,1589 @@
+/* test_runtime.c: the runtime library, unit by unit and end to end.
+ *
+ * The end-to-end tests drive cnnrt_main with the hand-written example model
+ * (runtime/example_model.c) in four variants: f64 and f32 cross_entropy, f64
+ * mse, f64 with dropout. Every file a test needs is written into a fresh
+ * temporary directory.
+ */
+#include <check.h>
+#include <dirent.h>
+#include <fcntl.h>
+#include <math.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "rt.h"
+
+extern const cnnrt_model cnnrt_model_example, cnnrt_model_example_f32,
+    cnnrt_model_example_mse, cnnrt_model_example_drop;
+
+/* ---- helpers ---------------------------------------------------------------- */
+
+static char tmpdir[256];
+
+static void make_tmpdir(void)
+{
+    snprintf(tmpdir, sizeof tmpdir, "/tmp/cnnrt-test-XXXXXX");
+    ck_assert_ptr_nonnull(mkdtemp(tmpdir));
+}
+
+static void remove_tmpdir(void)
+{
+    DIR *d = opendir(tmpdir);
+    if (!d)
+        return;
+    struct dirent *e;
+    char p[512];
+    while ((e = readdir(d)))
+        if (strcmp(e->d_name, ".") && strcmp(e->d_name, "..")) {
+            snprintf(p, sizeof p, "%s/%s", tmpdir, e->d_name);
+            if (unlink(p) != 0)
+                rmdir(p);
+        }
+    closedir(d);
+    rmdir(tmpdir);
+}
+
+/* A path in the temporary directory (a few rotating buffers). */
+static const char *tmp(const char *name)
+{
+    static char bufs[8][512];
+    static int next;
+    char *b = bufs[next++ % 8];
+    snprintf(b, 512, "%s/%s", tmpdir, name);
+    return b;
+}
+
+static void write_bytes(const char *path, const void *data, size_t n)
+{
+    FILE *f = fopen(path, "wb");
+    ck_assert_ptr_nonnull(f);
+    ck_assert_uint_eq(fwrite(data, 1, n, f), n);
+    fclose(f);
+}
+
+static char *read_all(const char *path, size_t *len)
+{
+    FILE *f = fopen(path, "rb");
+    if (!f)
+        return NULL;
+    fseek(f, 0, SEEK_END);
+    long n = ftell(f);
+    fseek(f, 0, SEEK_SET);
+    char *b = malloc((size_t)n + 1);
+    ck_assert_uint_eq(fread(b, 1, (size_t)n, f), (size_t)n);
+    b[n] = '\0';
+    fclose(f);
+    if (len)
+        *len = (size_t)n;
+    return b;
+}
+
+static int count_files(void)
+{
+    DIR *d = opendir(tmpdir);
+    int n = 0;
+    struct dirent *e;
+    while ((e = readdir(d)))
+        n += strcmp(e->d_name, ".") != 0 && strcmp(e->d_name, "..") != 0;
+    closedir(d);
+    return n;
+}
+
+/* A .npy file with a hand-made header (no padding rules enforced). */
+static void write_npy_raw(const char *path, int major, const char *header,
+                          const void *data, size_t n)
+{
+    size_t hl = strlen(header);
+    unsigned char pre[12] = {0x93, 'N', 'U', 'M', 'P', 'Y', (unsigned char)major, 0};
+    size_t pl = major == 1 ? 10 : 12;
+    if (major == 1) {
+        pre[8] = (unsigned char)hl;
+        pre[9] = (unsigned char)(hl >> 8);
+    } else {
+        for (int i = 0; i < 4; i++)
+            pre[8 + i] = (unsigned char)(hl >> (8 * i));
+    }
+    FILE *f = fopen(path, "wb");
+    ck_assert_ptr_nonnull(f);
+    fwrite(pre, 1, pl, f);
+    fwrite(header, 1, hl, f);
+    if (n)
+        fwrite(data, 1, n, f);
+    fclose(f);
+}
+
+static void write_f32(const char *path, int rank, const int64_t *dims, const float *v)
+{
+    ck_assert_int_eq(rt_npy_write(path, RT_F32, rank, dims, v), 0);
+}
+
+static void write_u8(const char *path, int rank, const int64_t *dims, const unsigned char *v)
+{
+    ck_assert_int_eq(rt_npy_write(path, RT_U8, rank, dims, v), 0);
+}
+
+#define assert_err(...) assert_err_(__FILE__, __LINE__, __VA_ARGS__, NULL)
+/* Every given phrase occurs in the recorded error message. */
+static void assert_err_(const char *file, int line, const char *first, ...)
+{
+    va_list ap;
+    va_start(ap, first);
+    for (const char *s = first; s; s = va_arg(ap, const char *))
+        if (!strstr(rt_errmsg(), s))
+            ck_abort_msg("%s:%d: error message \"%s\" lacks \"%s\"", file, line,
+                         rt_errmsg(), s);
+    va_end(ap);
+}
+
+static int parse_file(const char *path, rt_file *f, rt_array *a)
+{
+    if (rt_file_open(f, path) != 0)
+        return -1;
+    int rc = rt_array_parse(f, a);
+    if (rc != 0)
+        rt_file_close(f);
+    return rc;
+}
+
+/* Runs cnnrt_main with a command line split at spaces; stdout and stderr are
+ * captured into out and err (malloc'd, may be NULL). */
+static int run(const cnnrt_model *m, char **out, char **err, const char *fmt, ...)
+{
+    char cmd[4096];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(cmd, sizeof cmd, fmt, ap);
+    va_end(ap);
+    char *argv[64];
+    int argc = 0;
+    argv[argc++] = "model";
+    for (char *t = strtok(cmd, " "); t && argc < 63; t = strtok(NULL, " "))
+        argv[argc++] = t;
+    argv[argc] = NULL;
+
+    char opath[600], epath[600];
+    snprintf(opath, sizeof opath, "%s/.stdout", tmpdir);
+    snprintf(epath, sizeof epath, "%s/.stderr", tmpdir);
+    fflush(stdout);
+    fflush(stderr);
+    int so = dup(1), se = dup(2);
+    int fo = open(opath, O_WRONLY | O_CREAT | O_TRUNC, 0600);
+    int fe = open(epath, O_WRONLY | O_CREAT | O_TRUNC, 0600);
+    dup2(fo, 1);
+    dup2(fe, 2);
+    close(fo);
+    close(fe);
+    int rc = cnnrt_main(m, argc, argv);
+    fflush(stdout);
+    fflush(stderr);
+    dup2(so, 1);
+    dup2(se, 2);
+    close(so);
+    close(se);
+    char *o = read_all(opath, NULL), *e = read_all(epath, NULL);
+    unlink(opath);
+    unlink(epath);
+    if (out)
+        *out = o;
+    else
+        free(o);
+    if (err)
+        *err = e;
+    else
+        free(e);
+    return rc;
+}
+
+/* Three well separated classes in 4 features, n samples: blobs.npy and
+ * blobs-labels.npy. */
+static void write_blobs(int n, const char *x_name, const char *y_name)
+{
+    static const float centre[3][4] = {{1, 0, 0, 0}, {0, 1, 0, 0}, {0, 0, 1, 1}};
+    float *x = malloc((size_t)n * 4 * sizeof *x);
+    unsigned char *y = malloc((size_t)n);
+    cnnrt_rng r;
+    cnnrt_rng_seed(&r, 7, 0);
+    for (int i = 0; i < n; i++) {
+        y[i] = (unsigned char)(i % 3);
+        for (int j = 0; j < 4; j++)
+            x[i * 4 + j] = centre[y[i]][j] + 0.2f * (float)cnnrt_rng_normal(&r);
+    }
+    int64_t dims[2] = {n, 4};
+    write_f32(tmp(x_name), 2, dims, x);
+    write_u8(tmp(y_name), 1, dims, y);
+    free(x);
+    free(y);
+}
+
+/* Sends stderr to /dev/null until unquiet(): for tests that provoke warnings
+ * by the thousand. */
+static int saved_stderr = -1;
+
+static void quiet(void)
+{
+    fflush(stderr);
+    saved_stderr = dup(2);
+    int null = open("/dev/null", O_WRONLY);
+    dup2(null, 2);
+    close(null);
+}
+
+static void unquiet(void)
+{
+    fflush(stderr);
+    dup2(saved_stderr, 2);
+    close(saved_stderr);
+}
+
+static void setup(void)
+{
+    make_tmpdir();
+}
+
+static void teardown(void)
+{
+    remove_tmpdir();
+}
+
+/* ---- random numbers ------------------------------------------------------------ */
+
+START_TEST(rng_splitmix_reference)
+{
+    /* seed 0, stream 0: x = 0, and splitmix64's first output from 0 is the
+     * published 0xE220A8397B1DCDAF. */
+    cnnrt_rng r;
+    cnnrt_rng_seed(&r, 0, 0);
+    ck_assert_uint_eq(r.s[0], 0xE220A8397B1DCDAFu);
+    ck_assert_uint_eq(r.s[1], 0x6E789E6AA1B965F4u);
+}
+END_TEST
+
+START_TEST(rng_deterministic)
+{
+    cnnrt_rng a, b, c;
+    cnnrt_rng_seed(&a, 42, 1);
+    cnnrt_rng_seed(&b, 42, 1);
+    cnnrt_rng_seed(&c, 42, 2);
+    int differ = 0;
+    for (int i = 0; i < 1000; i++) {
+        uint64_t x = cnnrt_rng_next(&a);
+        ck_assert_uint_eq(x, cnnrt_rng_next(&b));
+        differ += x != cnnrt_rng_next(&c);
+    }
+    ck_assert_int_gt(differ, 990);
+}
+END_TEST
+
+START_TEST(rng_distributions)
+{
+    cnnrt_rng r;
+    cnnrt_rng_seed(&r, 3, 9);
+    enum { N = 200000 };
+    double sum = 0, sq = 0;
+    int counts[7] = {0};
+    for (int i = 0; i < N; i++) {
+        double u = cnnrt_rng_uniform(&r);
+        ck_assert(u >= 0 && u < 1);
+        float uf = cnnrt_rng_uniformf(&r);
+        ck_assert(uf >= 0 && uf < 1);
+        uint64_t k = cnnrt_rng_below(&r, 7);
+        ck_assert_uint_lt(k, 7);
+        counts[k]++;
+        double z = cnnrt_rng_normal(&r);
+        sum += z;
+        sq += z * z;
+    }
+    for (int k = 0; k < 7; k++)
+        ck_assert(fabs(counts[k] - N / 7.0) < 0.03 * N / 7.0);
+    ck_assert(fabs(sum / N) < 0.01);
+    ck_assert(fabs(sq / N - 1) < 0.02);
+    ck_assert_uint_eq(cnnrt_rng_below(&r, 1), 0);
+}
+END_TEST
+
+/* A model made only of a parameter table, for initialisation. */
+static cnnrt_param big_params[] = {
+    {"A.weight", 2, {1000, 100}, 0, 100000, 100, 1000, CNNRT_HE_NORMAL, 0},
+    {"A.bias", 1, {1000}, 100000, 1000, 100, 1000, CNNRT_HE_NORMAL, 1},
+    {"B.weight", 2, {1000, 100}, 101000, 100000, 100, 1000, CNNRT_HE_UNIFORM, 0},
+    {"C.weight", 2, {1000, 100}, 201000, 100000, 100, 1000, CNNRT_GLOROT_NORMAL, 0},
+    {"D.weight", 2, {1000, 100}, 301000, 100000, 100, 1000, CNNRT_GLOROT_UNIFORM, 0},
+};
+
+static double *init_big(uint64_t seed)
+{
+    static cnnrt_model m;
+    m = cnnrt_model_example;
+    m.params = big_params;
+    m.nparams = 5;
+    m.param_count = 401000;
+    cnnrt_ctx ctx = {.model = &m};
+    ctx.params = malloc(401000 * sizeof(double));
+    cnnrt_init_params(&ctx, seed);
+    return ctx.params;
+}
+
+static void moments(const double *p, int n, double *sd, double *maxabs)
+{
+    double s = 0, q = 0, mx = 0;
+    for (int i = 0; i < n; i++) {
+        s += p[i];
+        q += p[i] * p[i];
+        mx = fmax(mx, fabs(p[i]));
+    }
+    *sd = sqrt(q / n - (s / n) * (s / n));
+    *maxabs = mx;
+}
+
+START_TEST(init_kinds_and_determinism)
+{
+    double *a = init_big(5), *b = init_big(5), *c = init_big(6);
+    ck_assert_int_eq(memcmp(a, b, 401000 * sizeof(double)), 0);
+    ck_assert_int_ne(memcmp(a, c, 100000 * sizeof(double)), 0);
+    double sd, mx;
+    moments(a, 100000, &sd, &mx);                      /* he_normal */
+    ck_assert(fabs(sd - sqrt(2.0 / 100)) < 0.01 * sqrt(2.0 / 100));
+    for (int i = 0; i < 1000; i++)                      /* bias */
+        ck_assert(a[100000 + i] == 0);
+    moments(a + 101000, 100000, &sd, &mx);             /* he_uniform */
+    ck_assert(mx <= sqrt(6.0 / 100) && mx > 0.99 * sqrt(6.0 / 100));
+    ck_assert(fabs(sd - sqrt(2.0 / 100)) < 0.01 * sqrt(2.0 / 100));
+    moments(a + 201000, 100000, &sd, &mx);             /* glorot_normal */
+    ck_assert(fabs(sd - sqrt(2.0 / 1100)) < 0.01 * sqrt(2.0 / 1100));
+    moments(a + 301000, 100000, &sd, &mx);             /* glorot_uniform */
+    ck_assert(mx <= sqrt(6.0 / 1100) && mx > 0.99 * sqrt(6.0 / 1100));
+    free(a);
+    free(b);
+    free(c);
+}
+END_TEST
+
+/* ---- .npy ------------------------------------------------------------------------ */
+
+START_TEST(npy_good)
+{
+    float v[6] = {1, 2, 3, 4, 5, 6.5f};
+    int64_t dims[2] = {3, 2};
+    write_f32(tmp("a.npy"), 2, dims, v);
+    rt_file f;
+    rt_array a;
+    ck_assert_int_eq(parse_file(tmp("a.npy"), &f, &a), 0);
+    ck_assert_int_eq(a.dtype, RT_F32);
+    ck_assert_int_eq(a.rank, 2);
+    ck_assert_int_eq(a.n, 3);
+    ck_assert_int_eq(a.row, 2);
+    ck_assert(rt_lef32(a.base + 5 * 4) == 6.5f);
+    ck_assert_uint_eq((size_t)(a.base - f.data) % 64, 0);
+    rt_file_close(&f);
+
+    /* version 2.0, int64 labels, a Python 2 long and double quotes */
+    int64_t lab[2] = {7, 1};
+    write_npy_raw(tmp("b.npy"), 2,
+                  "{\"descr\": '<i8', 'shape': (2L,), 'fortran_order': False}\n", lab, 16);
+    ck_assert_int_eq(parse_file(tmp("b.npy"), &f, &a), 0);
+    ck_assert_int_eq(a.dtype, RT_I64);
+    ck_assert_int_eq(a.n, 2);
+    rt_file_close(&f);
+
+    /* uint8, rank 4 */
+    unsigned char img[2 * 3 * 3 * 1] = {0};
+    int64_t d4[4] = {2, 3, 3, 1};
+    write_u8(tmp("c.npy"), 4, d4, img);
+    ck_assert_int_eq(parse_file(tmp("c.npy"), &f, &a), 0);
+    ck_assert_int_eq(a.row, 9);
+    rt_file_close(&f);
+}
+END_TEST
+
+typedef struct BadNpy {
+    const char *header;
+    int major;
+    size_t data;        /* bytes of data after the header */
+    const char *phrase; /* in the message */
+} BadNpy;
+
+static const BadNpy bad_npys[] = {
+    {"{'descr': '<f4', 'fortran_order': False, 'shape': (3, 2), }", 1, 20, "truncated"},
+    {"{'descr': '<f4', 'fortran_order': False, 'shape': (3, 2), }", 1, 28, "unexpected data"},
+    {"{'descr': '<f4', 'fortran_order': False, 'shape': (0, 2), }", 1, 0, "no samples"},
+    {"{'descr': '<f4', 'fortran_order': False, 'shape': (), }", 1, 4, "scalar"},
+    {"{'descr': '>f4', 'fortran_order': False, 'shape': (3, 2), }", 1, 24, "big-endian"},
+    {"{'descr': '<c8', 'fortran_order': False, 'shape': (3, 2), }", 1, 48, "'<c8' is not supported"},
+    {"{'descr': '<f4', 'fortran_order': True, 'shape': (3, 2), }", 1, 24, "Fortran order"},
+    {"{'descr': '<f4', 'shape': (3, 2), }", 1, 24, "lacks the key 'fortran_order'"},
+    {"{'descr': '<f4', 'fortran_order': False, 'shape': (3, 2), 'x': 1}", 1, 24, "unexpected key 'x'"},
+    {"{'descr': '<f4', 'descr': '<f4', 'fortran_order': False, 'shape': (3, 2)}", 1, 24, "appears twice"},
+    {"{'descr': '<f4', 'fortran_order': False, 'shape': (3, 2)", 1, 24, "malformed .npy header"},
+    {"{'descr': '<f4', 'fortran_order': Maybe, 'shape': (3, 2)}", 1, 24, "True or False"},
+    {"{'descr': '<f4', 'fortran_order': False, 'shape': (3, -2)}", 1, 24, "non-negative integer"},
+    {"{'descr': '<f4', 'fortran_order': False, 'shape': (99999999999999999999,)}", 1, 0, "overflows"},
+    {"{'descr': '<f4', 'fortran_order': False, 'shape': (4294967296, 4294967296, 4294967296)}", 1, 0, "overflows"},
+    {"{'descr': '<f4', 'fortran_order': False, 'shape': (3, 2)} junk", 1, 24, "only white space"},
+    {"{'descr': '<f4', 'fortran_order': False, 'shape': (3, 2)}", 9, 24, "version 9.0"},
+};
+
+START_TEST(npy_bad)
+{
+    const BadNpy *b = &bad_npys[_i];
+    char data[64] = {0};
+    write_npy_raw(tmp("bad.npy"), b->major, b->header, data, b->data);
+    rt_file f;
+    rt_array a;
+    ck_assert_int_eq(parse_file(tmp("bad.npy"), &f, &a), -1);
+    assert_err(tmp("bad.npy"), b->phrase);
+}
+END_TEST
+
+START_TEST(npy_bad_preamble)
+{
+    rt_file f;
+    rt_array a;
+    write_bytes(tmp("short.npy"), "\x93NUMPY\x01", 7);
+    ck_assert_int_eq(parse_file(tmp("short.npy"), &f, &a), -1);
+    assert_err("short.npy", "truncated", "preamble");
+    /* header length 0x7fff, far beyond the file */
+    write_bytes(tmp("long.npy"), "\x93NUMPY\x01\x00\xff\x7f{}", 12);
+    ck_assert_int_eq(parse_file(tmp("long.npy"), &f, &a), -1);
+    assert_err("long.npy", "header length 32767", "runs past the end");
+    write_bytes(tmp("garbage.npy"), "hello, world", 12);
+    ck_assert_int_eq(parse_file(tmp("garbage.npy"), &f, &a), -1);
+    assert_err("garbage.npy", "starting with 68 65 6c 6c", "CIFAR-10");
+    write_bytes(tmp("empty.npy"), "", 0);
+    ck_assert_int_eq(parse_file(tmp("empty.npy"), &f, &a), -1);
+    assert_err("empty.npy", "empty");
+    ck_assert_int_eq(parse_file(tmp("missing.npy"), &f, &a), -1);
+    assert_err("missing.npy", "cannot open");
+    ck_assert_int_eq(parse_file(tmpdir, &f, &a), -1);
+    assert_err(tmpdir, "is a directory");
+}
+END_TEST
+
+/* ---- IDX and CIFAR-10 -------------------------------------------------------------- */
+
+START_TEST(idx_good_and_bad)
+{
+    unsigned char img[16 + 2 * 3 * 4] = {0, 0, 8, 3, 0, 0, 0, 2, 0, 0, 0, 3, 0, 0, 0, 4};
+    img[16 + 5] = 200;
+    write_bytes(tmp("imgs-idx3-ubyte"), img, sizeof img);
+    unsigned char lab[8 + 2] = {0, 0, 8, 1, 0, 0, 0, 2, 1, 0};
+    write_bytes(tmp("labs-idx1-ubyte"), lab, sizeof lab);
+    rt_file f;
+    rt_array a;
+    ck_assert_int_eq(parse_file(tmp("imgs-idx3-ubyte"), &f, &a), 0);
+    ck_assert_str_eq(a.format, "IDX");
+    ck_assert_int_eq(a.rank, 3);
+    ck_assert_int_eq(a.dims[1], 3);
+    ck_assert_int_eq(a.dims[2], 4);
+    ck_assert_int_eq(a.base[5], 200);
+    rt_file_close(&f);
+    ck_assert_int_eq(parse_file(tmp("labs-idx1-ubyte"), &f, &a), 0);
+    ck_assert_int_eq(a.n, 2);
+    rt_file_close(&f);
+
+    write_bytes(tmp("t1"), img, sizeof img - 1);
+    ck_assert_int_eq(parse_file(tmp("t1"), &f, &a), -1);
+    assert_err("t1", "truncated", "needs 24 bytes", "holds 23");
+    write_bytes(tmp("t2"), img, 10);
+    ck_assert_int_eq(parse_file(tmp("t2"), &f, &a), -1);
+    assert_err("t2", "truncated IDX header");
+    unsigned char fl[8] = {0, 0, 0x0D, 1, 0, 0, 0, 0};
+    write_bytes(tmp("t3"), fl, 8);
+    ck_assert_int_eq(parse_file(tmp("t3"), &f, &a), -1);
+    assert_err("t3", "0x0D (float32)", "expected 0x08");
+    unsigned char huge[16] = {0, 0, 8, 3, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff,
+                              0xff, 0xff, 0xff, 0xff};
+    write_bytes(tmp("t4"), huge, 16);
+    ck_assert_int_eq(parse_file(tmp("t4"), &f, &a), -1);
+    assert_err("t4", "overflows");
+}
+END_TEST
+
+static cnnrt_model image_model(int64_t h, int64_t w, int64_t c, int64_t outputs)
+{
+    cnnrt_model m = cnnrt_model_example;
+    m.input_rank = 3;
+    m.input_shape[0] = h;
+    m.input_shape[1] = w;
+    m.input_shape[2] = c;
+    m.input_size = h * w * c;
+    m.outputs = outputs;
+    return m;
+}
+
+START_TEST(cifar_records)
+{
+    enum { REC = 3073 };
+    unsigned char *buf = calloc(3, REC);
+    for (int r = 0; r < 3; r++) {
+        buf[r * REC] = (unsigned char)(r + 7);
+        for (int i = 0; i < 3072; i++)
+            buf[r * REC + 1 + i] = (unsigned char)((i * 7 + r) % 251);
+    }
+    write_bytes(tmp("data_batch_1.bin"), buf, 3 * REC);
+    cnnrt_model m = image_model(32, 32, 3, 10);
+    rt_data d;
+    ck_assert_int_eq(rt_data_load(&d, &m, tmp("data_batch_1.bin"), NULL, true), 0);
+    ck_assert_int_eq(d.n, 3);
+    int64_t idx[2] = {2, 0};
+    double *x = malloc(2 * 3072 * sizeof *x);
+    int32_t labels[2];
+    rt_data_inputs(&d, &m, idx, 2, x);
+    rt_data_targets(&d, &m, idx, 2, labels, NULL);
+    ck_assert_int_eq(labels[0], 9);
+    ck_assert_int_eq(labels[1], 7);
+    /* HWC element (y, x, c) comes from CHW byte c*1024 + y*32 + x */
+    int y = 5, xx = 17, c = 2;
+    int chw = c * 1024 + y * 32 + xx;
+    ck_assert(x[(y * 32 + xx) * 3 + c] == ((chw * 7 + 2) % 251) / 255.0);
+    ck_assert(x[3072 + (y * 32 + xx) * 3 + c] == ((chw * 7 + 0) % 251) / 255.0);
+    free(x);
+    rt_data_free(&d);
+
+    /* labels beyond the model's classes */
+    cnnrt_model m8 = image_model(32, 32, 3, 8);
+    ck_assert_int_eq(rt_data_load(&d, &m8, tmp("data_batch_1.bin"), NULL, true), -1);
+    assert_err("data_batch_1.bin", "label 8 of sample 1", "8 classes");
+    /* a separate labels file makes no sense */
+    ck_assert_int_eq(rt_data_load(&d, &m, tmp("data_batch_1.bin"), tmp("x"), true), -1);
+    assert_err("CIFAR-10", "holds its own labels");
+    /* a truncated batch is not recognised */
+    write_bytes(tmp("short.bin"), buf, 3 * REC - 1);
+    ck_assert_int_eq(rt_data_load(&d, &m, tmp("short.bin"), NULL, true), -1);
+    assert_err("short.bin", "CIFAR-10", "3073");
+    free(buf);
+}
+END_TEST
+
+/* ---- data against the model -------------------------------------------------------- */
+
+START_TEST(data_fit_vector)
+{
+    const cnnrt_model *m = &cnnrt_model_example;   /* 4 inputs, 3 classes */
+    float x[5 * 4] = {0};
+    unsigned char y[5] = {0, 1, 2, 1, 0};
+    int64_t d5[2] = {5, 4}, d4[1] = {4}, d55[2] = {5, 5};
+    rt_data d;
+    write_f32(tmp("x.npy"), 2, d5, x);
+    write_u8(tmp("y.npy"), 1, d5, y);
+    ck_assert_int_eq(rt_data_load(&d, m, tmp("x.npy"), tmp("y.npy"), true), 0);
+    ck_assert(d.y_is_labels);
+    rt_data_free(&d);
+
+    ck_assert_int_eq(rt_data_load(&d, m, tmp("x.npy"), NULL, true), -2);
+    assert_err("x.npy", "--labels");
+
+    write_u8(tmp("y4.npy"), 1, d4, y);
+    ck_assert_int_eq(rt_data_load(&d, m, tmp("x.npy"), tmp("y4.npy"), true), -1);
+    assert_err("y4.npy", "4 labels for the 5 samples");
+
+    float x55[25] = {0};
+    write_f32(tmp("x55.npy"), 2, d55, x55);
+    ck_assert_int_eq(rt_data_load(&d, m, tmp("x55.npy"), tmp("y.npy"), true), -1);
+    assert_err("x55.npy", "shape 5 x 5", "expected N x 4");
+
+    unsigned char y3[5] = {0, 1, 3, 1, 0};
+    write_u8(tmp("y3.npy"), 1, d5, y3);
+    ck_assert_int_eq(rt_data_load(&d, m, tmp("x.npy"), tmp("y3.npy"), true), -1);
+    assert_err("y3.npy", "label 3 of sample 2", "expected 0 to 2");
+
+    int32_t yn[5] = {0, 1, -1, 1, 0};
+    ck_assert_int_eq(rt_npy_write(tmp("yn.npy"), RT_I32, 1, d5, yn), 0);
+    ck_assert_int_eq(rt_data_load(&d, m, tmp("x.npy"), tmp("yn.npy"), true), -1);
+    assert_err("yn.npy", "label -1 of sample 2");
+
+    float yf[5] = {0};
+    write_f32(tmp("yf.npy"), 1, d5, yf);
+    ck_assert_int_eq(rt_data_load(&d, m, tmp("x.npy"), tmp("yf.npy"), true), -1);
+    assert_err("yf.npy", "integer class indices", "float32");
+
+    x[7] = NAN;
+    write_f32(tmp("xnan.npy"), 2, d5, x);
+    ck_assert_int_eq(rt_data_load(&d, m, tmp("xnan.npy"), tmp("y.npy"), true), -1);
+    assert_err("xnan.npy", "sample 1", "non-finite");
+    x[7] = INFINITY;
+    write_f32(tmp("xinf.npy"), 2, d5, x);
+    ck_assert_int_eq(rt_data_load(&d, m, tmp("xinf.npy"), tmp("y.npy"), true), -1);
+    assert_err("xinf.npy", "non-finite");
+
+    int32_t xi[20] = {0};
+    ck_assert_int_eq(rt_npy_write(tmp("xi.npy"), RT_I32, 2, d5, xi), 0);
+    ck_assert_int_eq(rt_data_load(&d, m, tmp("xi.npy"), tmp("y.npy"), true), -1);
+    assert_err("xi.npy", "uint8 or float32", "int32");
+
+    int64_t d52[2] = {5, 2};
+    unsigned char y52[10] = {0};
+    write_u8(tmp("y52.npy"), 2, d52, y52);
+    ck_assert_int_eq(rt_data_load(&d, m, tmp("x.npy"), tmp("y52.npy"), true), -1);
+    assert_err("y52.npy", "one label per sample");
+}
+END_TEST
+
+START_TEST(data_fit_images)
+{
+    cnnrt_model m1 = image_model(2, 3, 1, 3), m3 = image_model(2, 3, 3, 3);
+    unsigned char px[4 * 2 * 3 * 3];
+    for (size_t i = 0; i < sizeof px; i++)
+        px[i] = (unsigned char)(i * 13);
+    unsigned char y[4] = {0, 1, 2, 0};
+    int64_t hw[3] = {4, 2, 3}, hwc[4] = {4, 2, 3, 3}, hw1[4] = {4, 2, 3, 1};
+    write_u8(tmp("y.npy"), 1, hw, y);
+    write_u8(tmp("hw.npy"), 3, hw, px);
+    write_u8(tmp("hw1.npy"), 4, hw1, px);
+    write_u8(tmp("hwc.npy"), 4, hwc, px);
+    rt_data d;
+    /* N x H x W fits one channel, and so does N x H x W x 1 */
+    ck_assert_int_eq(rt_data_load(&d, &m1, tmp("hw.npy"), tmp("y.npy"), true), 0);
+    rt_data_free(&d);
+    ck_assert_int_eq(rt_data_load(&d, &m1, tmp("hw1.npy"), tmp("y.npy"), true), 0);
+    rt_data_free(&d);
+    ck_assert_int_eq(rt_data_load(&d, &m1, tmp("hwc.npy"), tmp("y.npy"), true), -1);
+    assert_err("hwc.npy", "4 x 2 x 3 x 3", "N x 2 x 3 x 1");
+    ck_assert_int_eq(rt_data_load(&d, &m3, tmp("hw.npy"), tmp("y.npy"), true), -1);
+    assert_err("hw.npy", "expected N x 2 x 3 x 3");
+    /* uint8 scaled by 1/255, in file order (NHWC) */
+    ck_assert_int_eq(rt_data_load(&d, &m3, tmp("hwc.npy"), tmp("y.npy"), true), 0);
+    int64_t idx[1] = {1};
+    double x[18];
+    rt_data_inputs(&d, &m3, idx, 1, x);
+    for (int j = 0; j < 18; j++)
+        ck_assert(x[j] == px[18 + j] / 255.0);
+    rt_data_free(&d);
+    /* and converted to float for a float model */
+    cnnrt_model mf = m3;
+    mf.real_size = 4;
+    ck_assert_int_eq(rt_data_load(&d, &mf, tmp("hwc.npy"), tmp("y.npy"), true), 0);
+    float xf[18];
+    rt_data_inputs(&d, &mf, idx, 1, xf);
+    ck_assert(xf[3] == (float)(px[21] / 255.0));
+    rt_data_free(&d);
+}
+END_TEST
+
+START_TEST(data_mse_targets)
+{
+    const cnnrt_model *m = &cnnrt_model_example_mse;   /* 3 outputs */
+    float x[3 * 4] = {0}, t[3 * 3] = {0.5f, 1, 2, 3, 4, 5, 6, 7, 8.25f};
+    unsigned char y[3] = {2, 0, 1};
+    int64_t d34[2] = {3, 4}, d33[2] = {3, 3}, d32[2] = {3, 2};
+    write_f32(tmp("x.npy"), 2, d34, x);
+    write_f32(tmp("t.npy"), 2, d33, t);
+    write_f32(tmp("t2.npy"), 2, d32, t);
+    write_u8(tmp("y.npy"), 1, d33, y);
+    rt_data d;
+    int64_t idx[2] = {2, 0};
+    double tg[6];
+    int32_t labels[2];
+    ck_assert_int_eq(rt_data_load(&d, m, tmp("x.npy"), tmp("t.npy"), true), 0);
+    ck_assert(!d.y_is_labels);
+    rt_data_targets(&d, m, idx, 2, labels, tg);
+    ck_assert(tg[2] == 8.25 && tg[3] == 0.5);
+    rt_data_free(&d);
+    /* integer labels become one-hot targets */
+    ck_assert_int_eq(rt_data_load(&d, m, tmp("x.npy"), tmp("y.npy"), true), 0);
+    rt_data_targets(&d, m, idx, 2, labels, tg);
+    ck_assert_int_eq(labels[0], 1);
+    ck_assert(tg[0] == 0 && tg[1] == 1 && tg[2] == 0 && tg[3] == 0 && tg[4] == 0 && tg[5] == 1);
+    rt_data_free(&d);
+    ck_assert_int_eq(rt_data_load(&d, m, tmp("x.npy"), tmp("t2.npy"), true), -1);
+    assert_err("t2.npy", "3 x 2", "3 outputs");
+    t[4] = NAN;
+    write_f32(tmp("tn.npy"), 2, d33, t);
+    ck_assert_int_eq(rt_data_load(&d, m, tmp("x.npy"), tmp("tn.npy"), true), -1);
+    assert_err("tn.npy", "sample 1", "non-finite");
+}
+END_TEST
+
+/* ---- JSON --------------------------------------------------------------------------- */
+
+START_TEST(json_good)
+{
+    const char *text = " {\"a\": [1, 2.5, -3, 1e2, true, false, null],"
+                       " \"s\": \"x\\u00e9\\ud83d\\ude00\\n\\\"\","
+                       " \"big\": 18446744073709551615, \"bigger\": 18446744073709551616,"
+                       " \"o\": {}} ";
+    rt_json v;
+    size_t off;
+    ck_assert_int_eq(rt_json_parse(text, strlen(text), &v, &off), 0);
+    ck_assert_int_eq(v.type, RT_JOBJ);
+    const rt_json *a = rt_json_get(&v, "a");
+    ck_assert_uint_eq(a->n, 7);
+    ck_assert(a->items[0].is_uint && a->items[0].u == 1);
+    ck_assert(!a->items[1].is_uint && a->items[1].num == 2.5);
+    ck_assert(!a->items[2].is_uint && a->items[2].num == -3);
+    ck_assert(!a->items[3].is_uint && a->items[3].num == 100);
+    ck_assert(a->items[4].type == RT_JBOOL && a->items[4].b);
+    ck_assert(a->items[6].type == RT_JNULL);
+    ck_assert_str_eq(rt_json_get(&v, "s")->str, "x\xc3\xa9\xf0\x9f\x98\x80\n\"");
+    ck_assert(rt_json_get(&v, "big")->is_uint);
+    ck_assert_uint_eq(rt_json_get(&v, "big")->u, UINT64_MAX);
+    ck_assert(!rt_json_get(&v, "bigger")->is_uint);
+    ck_assert_uint_eq(rt_json_get(&v, "o")->n, 0);
+    rt_json_free(&v);
+}
+END_TEST
+
+typedef struct BadJson {
+    const char *text;
+    size_t off;
+    const char *phrase;
+} BadJson;
+
+static const BadJson bad_jsons[] = {
+    {"", 0, "expected a value"},
+    {"{\"a\": 1,}", 8, "'\"' starting a key"},
+    {"[1, 2,]", 6, "expected a value"},
+    {"{\"a\": 01}", 7, "leading zeros"},
+    {"{\"a\": \"abc}", 6, "closing"},
+    {"{\"a\": \"a\tb\"}", 8, "control"},
+    {"{\"a\": \"\xff\"}", 7, "UTF-8"},
+    {"{\"a\": \"\xc0\xaf\"}", 7, "UTF-8"},
+    {"{\"a\": \"\\ud800x\"}", 7, "low surrogate"},
+    {"{\"a\": \"\\udc00\"}", 7, "high surrogate"},
+    {"{\"a\": \"\\q\"}", 8, "escape"},
+    {"{\"a\": \"\\u12g4\"}", 11, "hex digits"},
+    {"{\"a\": \"\\u0000\"}", 7, "\\u0000"},
+    {"{\"a\": 1, \"a\": 2}", 14, "duplicate key \"a\""},
+    {"{\"a\": 1} x", 9, "nothing after"},
+    {"{'a': 1}", 1, "'\"' starting a key"},
+    {"{\"a\": NaN}", 6, "expected a value"},
+    {"{\"a\" 1}", 5, "':'"},
+    {"[1 2]", 3, "',' or ']'"},
+    {"{\"a\": 1.}", 8, "digit after '.'"},
+    {"{\"a\": 1e}", 8, "exponent"},
+    {"{\"a\": -}", 7, "digit"},
+    {"[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]", 32, "32 deep"},
+};
+
+START_TEST(json_bad)
+{
+    const BadJson *b = &bad_jsons[_i];
+    rt_json v;
+    size_t off = 999;
+    ck_assert_int_eq(rt_json_parse(b->text, strlen(b->text), &v, &off), -1);
+    if (!strstr(rt_errmsg(), b->phrase))
+        ck_abort_msg("%s: message \"%s\" lacks \"%s\"", b->text, rt_errmsg(), b->phrase);
+    ck_assert_msg(off == b->off, "%s: offset %zu, expected %zu", b->text, off, b->off);
+}
+END_TEST
+
+/* ---- checkpoints -------------------------------------------------------------------- */
+
+static void ctx_new(cnnrt_ctx *ctx, const cnnrt_model *m, cnnrt_optimizer opt, uint64_t seed)
+{
+    ck_assert_int_eq(cnnrt_ctx_init(ctx, m, opt, 1), 0);
+    cnnrt_init_params(ctx, seed);
+}
+
+START_TEST(ckpt_round_trip)
+{
+    for (int opt = CNNRT_SGD; opt <= CNNRT_ADAM; opt++) {
+        const cnnrt_model *m = opt == CNNRT_NESTEROV ? &cnnrt_model_example_f32
+                                                     : &cnnrt_model_example;
+        cnnrt_ctx a, b;
+        ctx_new(&a, m, (cnnrt_optimizer)opt, 11);
+        ctx_new(&b, m, (cnnrt_optimizer)opt, 12);
+        int slots = cnnrt_opt_slots((cnnrt_optimizer)opt);
+        for (int64_t j = 0; j < slots * m->param_count; j++)
+            rt_set(m->real_size, a.opt_state, j, 0.25 * (double)j - 3);
+        a.step = 1234;
+        ck_assert_int_eq(rt_ckpt_save(&a, tmp("rt.safetensors")), 0);
+        bool state;
+        ck_assert_int_eq(rt_ckpt_load(&b, tmp("rt.safetensors"), true, &state), 0);
+        ck_assert(state == (slots > 0));
+        size_t rs = (size_t)m->real_size;
+        ck_assert_int_eq(memcmp(a.params, b.params, (size_t)m->param_count * rs), 0);
+        if (slots) {
+            ck_assert_int_eq(memcmp(a.opt_state, b.opt_state,
+                                    (size_t)(slots * m->param_count) * rs), 0);
+            ck_assert_int_eq(b.step, 1234);
+        }
+        cnnrt_ctx_free(&a);
+        cnnrt_ctx_free(&b);
+    }
+}
+END_TEST
+
+START_TEST(ckpt_precisions)
+{
+    cnnrt_ctx f, d;
+    ctx_new(&f, &cnnrt_model_example_f32, CNNRT_SGD, 3);
+    ctx_new(&d, &cnnrt_model_example, CNNRT_SGD, 4);
+    ck_assert_int_eq(rt_ckpt_save(&f, tmp("f32.st")), 0);
+    bool state;
+    /* an f64 trainer reads F32 */
+    ck_assert_int_eq(rt_ckpt_load(&d, tmp("f32.st"), true, &state), 0);
+    for (int j = 0; j < 67; j++)
+        ck_assert(((double *)d.params)[j] == ((float *)f.params)[j]);
+    /* an f32 trainer refuses F64 */
+    ck_assert_int_eq(rt_ckpt_save(&d, tmp("f64.st")), 0);
+    ck_assert_int_eq(rt_ckpt_load(&f, tmp("f64.st"), true, &state), -1);
+    assert_err("f64.st", "D1.weight", "dtype F64", "expected F32");
+    cnnrt_ctx_free(&f);
+    cnnrt_ctx_free(&d);
+}
+END_TEST
+
+/* A safetensors file from a header and data bytes. */
+static void write_st(const char *path, const char *header, const void *data, size_t n)
+{
+    size_t hl = strlen(header);
+    unsigned char len[8];
+    rt_put_le64(len, hl);
+    FILE *f = fopen(path, "wb");
+    fwrite(len, 1, 8, f);
+    fwrite(header, 1, hl, f);
+    if (n)
+        fwrite(data, 1, n, f);
+    fclose(f);
+}
+
+/* The example's four tensors as F64 entries, then extra text. */
+#define T_D1W "\"D1.weight\":{\"dtype\":\"F64\",\"shape\":[8,4],\"data_offsets\":[0,256]}"
+#define T_D1B "\"D1.bias\":{\"dtype\":\"F64\",\"shape\":[8],\"data_offsets\":[256,320]}"
+#define T_D2W "\"D2.weight\":{\"dtype\":\"F64\",\"shape\":[3,8],\"data_offsets\":[320,512]}"
+#define T_D2B "\"D2.bias\":{\"dtype\":\"F64\",\"shape\":[3],\"data_offsets\":[512,536]}"
+#define T_ALL T_D1W "," T_D1B "," T_D2W "," T_D2B
+
+typedef struct BadCkpt {
+    const char *header;
+    size_t data;
+    const char *phrase1, *phrase2;
+} BadCkpt;
+
+static const BadCkpt bad_ckpts[] = {
+    {"{" T_ALL "}", 535, "D2.bias", "out of range"},
+    {"{" T_ALL ",}", 536, "bad JSON", "at byte"},
+    {"[1]", 536, "not a JSON object", ""},
+    {"{\"__metadata__\":{\"a\":1}," T_ALL "}", 536, "__metadata__", "strings to strings"},
+    {"{" T_D1W "," T_D1B "," T_D2W "}", 536, "missing tensor D2.bias", "[3]"},
+    {"{" T_ALL ",\"D3.weight\":{\"dtype\":\"F64\",\"shape\":[0],\"data_offsets\":[536,536]}}", 536,
+     "unexpected tensor D3.weight", ""},
+    {"{" T_D1W "," T_D1B "," T_D2W ",\"D2.bias\":{\"dtype\":\"F64\",\"shape\":[1,3],"
+     "\"data_offsets\":[512,536]}}", 536, "D2.bias has shape [1, 3]", "expects [3]"},
+    {"{" T_D1W "," T_D1B "," T_D2W ",\"D2.bias\":{\"dtype\":\"I64\",\"shape\":[3],"
+     "\"data_offsets\":[512,536]}}", 536, "D2.bias has dtype I64", ""},
+    {"{" T_D1W "," T_D1B "," T_D2W ",\"D2.bias\":{\"dtype\":\"F65\",\"shape\":[3],"
+     "\"data_offsets\":[512,536]}}", 536, "D2.bias", "not a safetensors dtype"},
+    {"{" T_D1W "," T_D1B "," T_D2W ",\"D2.bias\":{\"dtype\":\"F64\",\"shape\":[-3],"
+     "\"data_offsets\":[512,536]}}", 536, "D2.bias", "non-negative integers"},
+    {"{" T_D1W "," T_D1B "," T_D2W ",\"D2.bias\":{\"dtype\":\"F64\",\"shape\":[3.5],"
+     "\"data_offsets\":[512,536]}}", 536, "D2.bias", "non-negative integers"},
+    {"{" T_D1W "," T_D1B "," T_D2W ",\"D2.bias\":{\"dtype\":\"F64\",\"shape\":[3],"
+     "\"data_offsets\":[536,512]}}", 536, "D2.bias", "out of range"},
+    {"{" T_D1W "," T_D1B "," T_D2W ",\"D2.bias\":{\"dtype\":\"F64\",\"shape\":[3],"
+     "\"data_offsets\":[504,528]}}", 536, "D2.weight (bytes 320-512) and D2.bias (bytes 504-528) overlap", ""},
+    {"{" T_D1W "," T_D1B "," T_D2W ",\"D2.bias\":{\"dtype\":\"F64\",\"shape\":[4],"
+     "\"data_offsets\":[512,536]}}", 536, "D2.bias", "needs 32"},
+    {"{" T_D1W "," T_D1B "," T_D2W ",\"D2.bias\":{\"dtype\":\"F64\",\"shape\":[4294967296,"
+     "4294967296],\"data_offsets\":[512,536]}}", 536, "D2.bias", "overflows"},
+    {"{" T_D1W "," T_D1B "," T_D2W ",\"D2.bias\":{\"dtype\":\"F64\",\"shape\":[2147483648,"
+     "2147483648,2],\"data_offsets\":[512,536]}}", 536, "D2.bias", "overflows"},
+    {"{" T_D1W "," T_D1B "," T_D2W ",\"D2.bias\":{\"dtype\":\"F64\",\"shape\":[3],"
+     "\"data_offsets\":[512]}}", 536, "D2.bias", "[begin, end]"},
+    {"{" T_D1W "," T_D1B "," T_D2W ",\"D2.bias\":{\"dtype\":\"F64\",\"shape\":[3],"
+     "\"data_offsets\":[512,536],\"x\":1}}", 536, "D2.bias", "unexpected key \"x\""},
+    {"{" T_D1W "," T_D1B "," T_D2W ",\"D2.bias\":{\"shape\":[3],"
+     "\"data_offsets\":[512,536]}}", 536, "D2.bias", "lacks \"dtype\""},
+    {"{" T_D1W "," T_D1B "," T_D2W ",\"D2.bias\":[]}", 536, "D2.bias", "expected an object"},
+    {"{" T_ALL ",\"__opt__.D1.weight.exp_avg\":{\"dtype\":\"F64\",\"shape\":[8,4],"
+     "\"data_offsets\":[536,792]}}", 792, "__opt__.D1.bias.exp_avg", "incomplete"},
+    {"{" T_ALL ",\"__opt__.D9.weight.exp_avg\":{\"dtype\":\"F64\",\"shape\":[8,4],"
+     "\"data_offsets\":[536,792]}}", 792, "unexpected tensor __opt__.D9.weight.exp_avg", ""},
+};
+
+START_TEST(ckpt_bad)
+{
+    const BadCkpt *b = &bad_ckpts[_i];
+    unsigned char *data = calloc(1, 1024);
+    write_st(tmp("bad.st"), b->header, data, b->data);
+    free(data);
+    cnnrt_ctx ctx;
+    ctx_new(&ctx, &cnnrt_model_example, CNNRT_ADAM, 1);
+    bool state;
+    ck_assert_int_eq(rt_ckpt_load(&ctx, tmp("bad.st"), true, &state), -1);
+    assert_err("bad.st", b->phrase1, b->phrase2);
+    cnnrt_ctx_free(&ctx);
+}
+END_TEST
+
+START_TEST(ckpt_bad_framing)
+{
+    cnnrt_ctx ctx;
+    ctx_new(&ctx, &cnnrt_model_example, CNNRT_SGD, 1);
+    bool state;
+    write_bytes(tmp("tiny.st"), "\x05\0\0", 3);
+    ck_assert_int_eq(rt_ckpt_load(&ctx, tmp("tiny.st"), false, &state), -1);
+    assert_err("tiny.st", "truncated");
+    write_bytes(tmp("len.st"), "\xff\xff\xff\xff\xff\xff\xff\xff{}", 10);
+    ck_assert_int_eq(rt_ckpt_load(&ctx, tmp("len.st"), false, &state), -1);
+    assert_err("len.st", "header length 18446744073709551615", "runs past the end");
+    write_bytes(tmp("json.st"), "\x04\0\0\0\0\0\0\0{\"a\"", 12);
+    ck_assert_int_eq(rt_ckpt_load(&ctx, tmp("json.st"), false, &state), -1);
+    assert_err("json.st", "bad JSON in the header at byte 12");
+    /* a non-finite value */
+    unsigned char data[536] = {0};
+    double inf = INFINITY;
+    memcpy(data + 512 + 8, &inf, 8);
+    write_st(tmp("inf.st"), "{" T_ALL "}", data, sizeof data);
+    ck_assert_int_eq(rt_ckpt_load(&ctx, tmp("inf.st"), false, &state), -1);
+    assert_err("inf.st", "D2.bias", "non-finite", "element 1");
+    /* and the same file, finite, loads; no metadata is needed */
+    memset(data, 0, sizeof data);
+    write_st(tmp("ok.st"), "{" T_ALL "}", data, sizeof data);
+    ck_assert_int_eq(rt_ckpt_load(&ctx, tmp("ok.st"), true, &state), 0);
+    ck_assert(!state);
+    cnnrt_ctx_free(&ctx);
+}
+END_TEST
+
+START_TEST(ckpt_other_optimizer_state)
+{
+    cnnrt_ctx a, b;
+    ctx_new(&a, &cnnrt_model_example, CNNRT_MOMENTUM, 1);
+    ctx_new(&b, &cnnrt_model_example, CNNRT_ADAM, 2);
+    a.step = 9;
+    ck_assert_int_eq(rt_ckpt_save(&a, tmp("m.st")), 0);
+    bool state = true;
+    quiet();   /* a warning: the state is for another optimizer */
+    ck_assert_int_eq(rt_ckpt_load(&b, tmp("m.st"), true, &state), 0);
+    unquiet();
+    ck_assert(!state);
+    ck_assert_int_eq(b.step, 0);
+    ck_assert_int_eq(memcmp(a.params, b.params, 67 * sizeof(double)), 0);
+    cnnrt_ctx_free(&a);
+    cnnrt_ctx_free(&b);
+    /* nesterov shares momentum's buffer */
+    ctx_new(&b, &cnnrt_model_example, CNNRT_NESTEROV, 2);
+    ck_assert_int_eq(rt_ckpt_load(&b, tmp("m.st"), true, &state), 0);
+    ck_assert(state);
+    ck_assert_int_eq(b.step, 9);
+    cnnrt_ctx_free(&b);
+}
+END_TEST
+
+START_TEST(ckpt_save_atomic_on_failure)
+{
+    cnnrt_ctx a;
+    ctx_new(&a, &cnnrt_model_example, CNNRT_SGD, 1);
+    ck_assert_int_eq(rt_ckpt_save(&a, tmp("nodir/x.st")), -1);
+    assert_err("nodir", "does not exist");
+    ck_assert_int_eq(rt_ckpt_save(&a, tmpdir), -1);
+    assert_err("is a directory");
+    ck_assert_int_eq(count_files(), 0);
+    cnnrt_ctx_free(&a);
+}
+END_TEST
+
+/* ---- atomic files ----------------------------------------------------------------------- */
+
+START_TEST(atomic_abort_and_commit)
+{
+    write_bytes(tmp("target"), "old", 3);
+    rt_atomic af;
+    FILE *f = rt_atomic_open(&af, tmp("target"));
+    ck_assert_ptr_nonnull(f);
+    fputs("new and longer", f);
+    ck_assert_int_eq(count_files(), 2);
+    rt_atomic_abort(&af);
+    char *s = read_all(tmp("target"), NULL);
+    ck_assert_str_eq(s, "old");
+    free(s);
+    ck_assert_int_eq(count_files(), 1);
+
+    f = rt_atomic_open(&af, tmp("target"));
+    fputs("new", f);
+    /* until the commit, the target keeps its old content */
+    s = read_all(tmp("target"), NULL);
+    ck_assert_str_eq(s, "old");
+    free(s);
+    ck_assert_int_eq(rt_atomic_commit(&af), 0);
+    s = read_all(tmp("target"), NULL);
+    ck_assert_str_eq(s, "new");
+    free(s);
+    ck_assert_int_eq(count_files(), 1);
+    /* with the permissions a new file gets, not mkstemp's 0600 */
+    struct stat st;
+    mode_t mask = umask(022);
+    umask(mask);
+    ck_assert_int_eq(stat(tmp("target"), &st), 0);
+    ck_assert_uint_eq(st.st_mode & 0777, 0666 & ~mask);
+}
+END_TEST
+
+/* ---- the command line --------------------------------------------------------------------- */
+
+static int parse(rt_opts *o, const char *line)
+{
+    char buf[1024];
+    snprintf(buf, sizeof buf, "%s", line);
+    char *argv[32];
+    int argc = 0;
+    argv[argc++] = "model";
+    for (char *t = strtok(buf, " "); t; t = strtok(NULL, " "))
+        argv[argc++] = t;
+    return rt_parse_args(&cnnrt_model_example, argc, argv, o);
+}
+
+START_TEST(cli_good)
+{
+    rt_opts o;
+    ck_assert_int_eq(parse(&o, "train --data x --labels y --lr=0.5 --batch 8 --epochs 3 "
+                               "--optimizer adam --seed 18446744073709551615 --no-shuffle "
+                               "--val-split 0.25 --threads 3 --decay 1e-4"), RT_OK);
+    ck_assert_int_eq(o.cmd, RT_CMD_TRAIN);
+    ck_assert(o.lr == 0.5 && o.batch == 8 && o.batch_given && o.epochs == 3);
+    ck_assert_int_eq(o.optimizer, CNNRT_ADAM);
+    ck_assert_uint_eq(o.seed, UINT64_MAX);
+    ck_assert(o.no_shuffle && o.val_split == 0.25 && o.threads == 3 && o.decay == 1e-4);
+    /* defaults from Train(...) */
+    ck_assert_int_eq(parse(&o, "train --data x --labels y"), RT_OK);
+    ck_assert(o.lr == 0.1 && o.batch == 16 && !o.batch_given && o.epochs == 20);
+    ck_assert_int_eq(o.optimizer, CNNRT_MOMENTUM);
+    ck_assert_int_eq(parse(&o, "predict --data x --weights w -o out"), RT_OK);
+    ck_assert_str_eq(o.out, "out");
+    ck_assert_int_eq(parse(&o, "--help"), RT_OK);
+    ck_assert_int_eq(o.cmd, RT_CMD_HELP);
+    ck_assert_int_eq(parse(&o, "train --help"), RT_OK);
+    ck_assert(o.help);
+}
+END_TEST
+
+typedef struct BadCli {
+    const char *line;
+    const char *phrase1, *phrase2;
+} BadCli;
+
+static const BadCli bad_clis[] = {
+    {"", "no command", ""},
+    {"fly", "unknown command 'fly'", ""},
+    {"train --data x --labels y --bogus 1", "unknown flag '--bogus'", ""},
+    {"train --data x --labels y --lr abc", "--lr", "found 'abc'"},
+    {"train --data x --labels y --lr 0", "--lr", "> 0"},
+    {"train --data x --labels y --lr nan", "--lr", "'nan'"},
+    {"train --data x --labels y --batch 0", "--batch", "from 1 to 16"},
+    {"train --data x --labels y --batch 17", "--batch", "compiled batch"},
+    {"train --data x --labels y --batch 4x", "--batch", "'4x'"},
+    {"train --data x --labels y --epochs -1", "--epochs", "'-1'"},
+    {"train --data x --labels y --epochs 1.5", "--epochs", "'1.5'"},
+    {"train --data x --labels y --steps 0", "--steps", "from 1"},
+    {"train --data x --labels y --threads 0", "--threads", "from 1"},
+    {"train --data x --labels y --momentum 1.5", "--momentum", "<= 1"},
+    {"train --data x --labels y --beta2 1", "--beta2", "< 1"},
+    {"train --data x --labels y --val-split 1", "--val-split", "< 1"},
+    {"train --data x --labels y --val-split 0", "--val-split", "> 0"},
+    {"train --data x --labels y --optimizer rmsprop", "--optimizer", "'rmsprop'"},
+    {"train --data x --labels y --seed -3", "--seed", "'-3'"},
+    {"train --data x --labels y --seed 99999999999999999999", "--seed", "below 2^64"},
+    {"train --data x --labels y --lr", "--lr needs a value", ""},
+    {"train --data x --labels y --weights w", "--weights", "belongs to eval, predict"},
+    {"train --data x --labels y extra", "unexpected argument 'extra'", ""},
+    {"train --data x --labels y --no-shuffle=yes", "--no-shuffle takes no value", ""},
+    {"train --labels y", "--data is required", ""},
+    {"train --data x --labels y --val-labels v", "--val-labels needs --val-data", ""},
+    {"train --data x --labels y --val-data v --val-split 0.1", "exclude each other", ""},
+    {"eval --data x --labels y", "--weights is required", ""},
+    {"predict --weights w", "--data is required", ""},
+    {"bench --epochs 3", "--epochs", "belongs to train"},
+    {"gradcheck --tolerance -1", "--tolerance", "'-1'"},
+    {"train --data= --labels y", "--data", "empty"},
+};
+
+START_TEST(cli_bad)
+{
+    const BadCli *b = &bad_clis[_i];
+    rt_opts o;
+    ck_assert_msg(parse(&o, b->line) == RT_USAGE, "'%s' was accepted", b->line);
+    if (!strstr(rt_errmsg(), b->phrase1) || !strstr(rt_errmsg(), b->phrase2))
+        ck_abort_msg("'%s': message \"%s\" lacks \"%s\" or \"%s\"", b->line, rt_errmsg(),
+                     b->phrase1, b->phrase2);
+}
+END_TEST
+
+/* ---- end to end ------------------------------------------------------------------------------ */
+
+START_TEST(e2e_train_eval_predict)
+{
+    write_blobs(300, "x.npy", "y.npy");
+    write_blobs(90, "vx.npy", "vy.npy");
+    char *out, *err;
+    int rc = run(&cnnrt_model_example, NULL, &err,
+                 "train --data %s --labels %s --val-data %s --val-labels %s --epochs 3 "
+                 "--save %s --log %s", tmp("x.npy"), tmp("y.npy"), tmp("vx.npy"),
+                 tmp("vy.npy"), tmp("ck.st"), tmp("log.csv"));
+    ck_assert_msg(rc == 0, "train failed: %s", err);
+    ck_assert_ptr_nonnull(strstr(err, "epoch 3/3"));
+    ck_assert_ptr_nonnull(strstr(err, "val_acc"));
+    free(err);
+    char *log = read_all(tmp("log.csv"), NULL);
+    ck_assert_ptr_nonnull(strstr(log, "epoch,step,loss,acc,val_loss,val_acc,images_per_s\n1,19,"));
+    ck_assert_ptr_nonnull(strstr(log, "\n3,57,"));
+    free(log);
+
+    rc = run(&cnnrt_model_example, &out, &err, "eval --data %s --labels %s --weights %s",
+             tmp("vx.npy"), tmp("vy.npy"), tmp("ck.st"));
+    ck_assert_msg(rc == 0, "eval failed: %s", err);
+    double loss, acc;
+    ck_assert_int_eq(sscanf(out, "loss %lf accuracy %lf%%", &loss, &acc), 2);
+    ck_assert_msg(acc >= 95, "accuracy %g%% after training", acc);
+    free(out);
+    free(err);
+
+    rc = run(&cnnrt_model_example, &out, NULL, "predict --data %s --weights %s -o %s",
+             tmp("vx.npy"), tmp("ck.st"), tmp("pred.txt"));
+    ck_assert_int_eq(rc, 0);
+    ck_assert_str_eq(out, "");
+    free(out);
+    char *pred = read_all(tmp("pred.txt"), NULL);
+    int lines = 0, right = 0;
+    for (char *p = pred; *p; p = strchr(p, '\n') + 1) {
+        ck_assert(*p >= '0' && *p <= '2' && p[1] == '\n');
+        right += *p - '0' == lines % 3;
+        lines++;
+    }
+    ck_assert_int_eq(lines, 90);
+    ck_assert_int_ge(right, 85);
+    free(pred);
+    /* and to stdout */
+    rc = run(&cnnrt_model_example, &out, NULL, "predict --data %s --weights %s",
+             tmp("vx.npy"), tmp("ck.st"));
+    ck_assert_int_eq(rc, 0);
+    ck_assert_int_eq(strlen(out), 180);
+    free(out);
+}
+END_TEST
+
+START_TEST(e2e_deterministic)
+{
+    write_blobs(100, "x.npy", "y.npy");
+    for (int i = 0; i < 3; i++)
+        ck_assert_int_eq(run(&cnnrt_model_example_drop, NULL, NULL,
+                             "train --data %s --labels %s --epochs 2 --seed %d --save %s",
+                             tmp("x.npy"), tmp("y.npy"), i == 2 ? 8 : 7,
+                             tmp(i == 0 ? "a.st" : i == 1 ? "b.st" : "c.st")), 0);
+    size_t na, nb, nc;
+    char *a = read_all(tmp("a.st"), &na), *b = read_all(tmp("b.st"), &nb),
+         *c = read_all(tmp("c.st"), &nc);
+    ck_assert_uint_eq(na, nb);
+    ck_assert_int_eq(memcmp(a, b, na), 0);
+    ck_assert(na != nc || memcmp(a, c, na) != 0);
+    free(a);
+    free(b);
+    free(c);
+}
+END_TEST
+
+/* --no-shuffle and one step: the checkpoint must equal one step taken by
+ * hand on samples 0..B-1 from the same initialisation. */
+START_TEST(e2e_no_shuffle_first_batch)
+{
+    write_blobs(40, "x.npy", "y.npy");
+    ck_assert_int_eq(run(&cnnrt_model_example, NULL, NULL,
+                         "train --data %s --labels %s --steps 1 --batch 8 --no-shuffle "
+                         "--seed 5 --optimizer sgd --lr 0.5 --save %s",
+                         tmp("x.npy"), tmp("y.npy"), tmp("one.st")), 0);
+    const cnnrt_model *m = &cnnrt_model_example;
+    cnnrt_ctx ctx, got;
+    ctx_new(&ctx, m, CNNRT_SGD, 5);
+    ctx.lr = 0.5;
+    rt_data d;
+    ck_assert_int_eq(rt_data_load(&d, m, tmp("x.npy"), tmp("y.npy"), true), 0);
+    int64_t idx[8] = {0, 1, 2, 3, 4, 5, 6, 7};
+    double x[8 * 4];
+    int32_t labels[8];
+    rt_data_inputs(&d, m, idx, 8, x);
+    rt_data_targets(&d, m, idx, 8, labels, NULL);
+    rt_train_step(&ctx, 8, x, labels, NULL);
+    ctx_new(&got, m, CNNRT_SGD, 99);
+    bool state;
+    ck_assert_int_eq(rt_ckpt_load(&got, tmp("one.st"), true, &state), 0);
+    ck_assert_int_eq(memcmp(ctx.params, got.params, 67 * sizeof(double)), 0);
+    /* a shuffled first batch is another one */
+    ck_assert_int_eq(run(&cnnrt_model_example, NULL, NULL,
+                         "train --data %s --labels %s --steps 1 --batch 8 --seed 5 "
+                         "--optimizer sgd --lr 0.5 --save %s",
+                         tmp("x.npy"), tmp("y.npy"), tmp("shuf.st")), 0);
+    ck_assert_int_eq(rt_ckpt_load(&got, tmp("shuf.st"), true, &state), 0);
+    ck_assert_int_ne(memcmp(ctx.params, got.params, 67 * sizeof(double)), 0);
+    rt_data_free(&d);
+    cnnrt_ctx_free(&ctx);
+    cnnrt_ctx_free(&got);
+}
+END_TEST
+
+static int64_t ckpt_step(const char *path)
+{
+    char *s = read_all(path, NULL);
+    char *p = strstr(s + 8, "\"cnnc.step\":\"");
+    ck_assert_ptr_nonnull(p);
+    int64_t step = strtoll(p + 13, NULL, 10);
+    free(s);
+    return step;
+}
+
+START_TEST(e2e_steps_partial_batches_resume)
+{
+    write_blobs(20, "x.npy", "y.npy");
+    /* 20 samples at batch 16: the last partial batch counts, 2 steps */
+    ck_assert_int_eq(run(&cnnrt_model_example, NULL, NULL,
+                         "train --data %s --labels %s --epochs 1 --save %s",
+                         tmp("x.npy"), tmp("y.npy"), tmp("a.st")), 0);
+    ck_assert_int_eq(ckpt_step(tmp("a.st")), 2);
+    /* --steps overrides --epochs */
+    ck_assert_int_eq(run(&cnnrt_model_example, NULL, NULL,
+                         "train --data %s --labels %s --epochs 9 --steps 3 --save %s",
+                         tmp("x.npy"), tmp("y.npy"), tmp("b.st")), 0);
+    ck_assert_int_eq(ckpt_step(tmp("b.st")), 3);
+    /* --init continues with the optimizer state and the step count */
+    ck_assert_int_eq(run(&cnnrt_model_example, NULL, NULL,
+                         "train --data %s --labels %s --epochs 1 --init %s --save %s",
+                         tmp("x.npy"), tmp("y.npy"), tmp("a.st"), tmp("c.st")), 0);
+    ck_assert_int_eq(ckpt_step(tmp("c.st")), 4);
+    /* --val-split: the last 25% validate */
+    ck_assert_int_eq(run(&cnnrt_model_example, NULL, NULL,
+                         "train --data %s --labels %s --epochs 1 --val-split 0.25 --log %s "
+                         "--save %s", tmp("x.npy"), tmp("y.npy"), tmp("l.csv"), tmp("d.st")), 0);
+    ck_assert_int_eq(ckpt_step(tmp("d.st")), 1);
+    char *log = read_all(tmp("l.csv"), NULL);
+    int epoch, step;
+    double loss, acc, vloss, vacc;
+    ck_assert_int_eq(sscanf(strchr(log, '\n') + 1, "%d,%d,%lf,%lf,%lf,%lf", &epoch, &step,
+                            &loss, &acc, &vloss, &vacc), 6);
+    ck_assert(vacc >= 0 && vacc <= 1 && vloss > 0);
+    free(log);
+    char *err;
+    ck_assert_int_eq(run(&cnnrt_model_example, NULL, &err,
+                         "train --data %s --labels %s --val-split 0.01",
+                         tmp("x.npy"), tmp("y.npy")), 1);
+    ck_assert_ptr_nonnull(strstr(err, "leaves 0 for validation"));
+    free(err);
+}
+END_TEST
+
+START_TEST(e2e_optimizers_and_losses)
+{
+    write_blobs(64, "x.npy", "y.npy");
+    const char *opts[] = {"sgd", "momentum", "nesterov", "adam"};
+    for (int i = 0; i < 4; i++) {
+        char *err;
+        int rc = run(&cnnrt_model_example_f32, NULL, &err,
+                     "train --data %s --labels %s --epochs 2 --optimizer %s --decay 0.01 "
+                     "--lr 0.05 --save %s", tmp("x.npy"), tmp("y.npy"), opts[i], tmp("o.st"));
+        ck_assert_msg(rc == 0, "%s: %s", opts[i], err);
+        free(err);
+        char *s = read_all(tmp("o.st"), NULL);
+        const char *h = s + 8;   /* the header, after its length */
+        ck_assert_ptr_nonnull(strstr(h, "\"D1.weight\":{\"dtype\":\"F32\""));
+        ck_assert((strstr(h, "exp_avg_sq") != NULL) == (i == 3));
+        ck_assert((strstr(h, "momentum_buffer") != NULL) == (i == 1 || i == 2));
+        free(s);
+    }
+    /* mse with integer labels (one-hot) and with float targets */
+    ck_assert_int_eq(run(&cnnrt_model_example_mse, NULL, NULL,
+                         "train --data %s --labels %s --epochs 2 --save %s",
+                         tmp("x.npy"), tmp("y.npy"), tmp("mse.st")), 0);
+    float t[64 * 3];
+    for (int i = 0; i < 64 * 3; i++)
+        t[i] = (float)(i % 5) / 4;
+    int64_t dims[2] = {64, 3};
+    write_f32(tmp("t.npy"), 2, dims, t);
+    char *out;
+    ck_assert_int_eq(run(&cnnrt_model_example_mse, NULL, NULL,
+                         "train --data %s --labels %s --epochs 1", tmp("x.npy"), tmp("t.npy")), 0);
+    ck_assert_int_eq(run(&cnnrt_model_example_mse, &out, NULL,
+                         "eval --data %s --labels %s --weights %s",
+                         tmp("x.npy"), tmp("t.npy"), tmp("mse.st")), 0);
+    ck_assert_ptr_nonnull(strstr(out, "loss "));
+    ck_assert_ptr_null(strstr(out, "accuracy"));
+    free(out);
+    ck_assert_int_eq(run(&cnnrt_model_example_mse, &out, NULL,
+                         "predict --data %s --weights %s", tmp("x.npy"), tmp("mse.st")), 0);
+    double a, b, c;
+    ck_assert_int_eq(sscanf(out, "%lf %lf %lf\n", &a, &b, &c), 3);
+    free(out);
+}
+END_TEST
+
+START_TEST(e2e_bad_input_leaves_save)
+{
+    write_blobs(20, "x.npy", "y.npy");
+    unsigned char y[20] = {0};
+    y[13] = 3;
+    int64_t dims[1] = {20};
+    write_u8(tmp("bad-y.npy"), 1, dims, y);
+    write_bytes(tmp("keep.st"), "OLD", 3);
+    char *err;
+    ck_assert_int_eq(run(&cnnrt_model_example, NULL, &err,
+                         "train --data %s --labels %s --save %s",
+                         tmp("x.npy"), tmp("bad-y.npy"), tmp("keep.st")), 1);
+    ck_assert_ptr_nonnull(strstr(err, "model: error: "));
+    ck_assert_ptr_nonnull(strstr(err, "bad-y.npy: label 3 of sample 13"));
+    free(err);
+    ck_assert_int_eq(run(&cnnrt_model_example, NULL, &err,
+                         "train --data %s --labels %s --save %s --init %s",
+                         tmp("x.npy"), tmp("y.npy"), tmp("keep.st"), tmp("keep.st")), 1);
+    ck_assert_ptr_nonnull(strstr(err, "keep.st: truncated"));
+    free(err);
+    char *s = read_all(tmp("keep.st"), NULL);
+    ck_assert_str_eq(s, "OLD");
+    free(s);
+    /* a missing labels file for non-CIFAR data is a usage error */
+    ck_assert_int_eq(run(&cnnrt_model_example, NULL, NULL, "train --data %s", tmp("x.npy")), 2);
+    ck_assert_int_eq(count_files(), 4);
+}
+END_TEST
+
+START_TEST(e2e_divergence)
+{
+    /* huge inputs and a huge rate overflow the float model within steps */
+    float x[32 * 4];
+    unsigned char y[32];
+    for (int i = 0; i < 32; i++) {
+        y[i] = (unsigned char)(i % 3);
+        for (int j = 0; j < 4; j++)
+            x[i * 4 + j] = (i + j) % 2 ? 1e18f : -1e18f;
+    }
+    int64_t dims[2] = {32, 4};
+    write_f32(tmp("x.npy"), 2, dims, x);
+    write_u8(tmp("y.npy"), 1, dims, y);
+    write_bytes(tmp("keep.st"), "OLD", 3);
+    char *err;
+    int rc = run(&cnnrt_model_example_f32, NULL, &err,
+                 "train --data %s --labels %s --lr 1e10 --epochs 5 --save %s",
+                 tmp("x.npy"), tmp("y.npy"), tmp("keep.st"));
+    ck_assert_int_eq(rc, 1);
+    ck_assert_msg(strstr(err, "training diverged at step ") && strstr(err, "(epoch 1)") &&
+                      strstr(err, "non-finite outputs is D") && strstr(err, "no checkpoint"),
+                  "message: %s", err);
+    free(err);
+    char *s = read_all(tmp("keep.st"), NULL);
+    ck_assert_str_eq(s, "OLD");
+    free(s);
+}
+END_TEST
+
+/* The example with a wrong backward: gradcheck must notice. */
+static void bad_backward(cnnrt_ctx *ctx, int n)
+{
+    cnnrt_model_example.backward(ctx, n);
+    ((double *)ctx->grads)[40] *= 1.001;   /* an element of D2.weight */
+}
+
+START_TEST(e2e_gradcheck)
+{
+    char *out;
+    ck_assert_int_eq(run(&cnnrt_model_example, &out, NULL, "gradcheck"), 0);
+    ck_assert_ptr_nonnull(strstr(out, "D2.bias"));
+    ck_assert_ptr_nonnull(strstr(out, "ok: 67 elements of 4 tensors checked, 0 skipped, 0 tensors failed"));
+    free(out);
+    ck_assert_int_eq(run(&cnnrt_model_example_f32, &out, NULL, "gradcheck --seed 3"), 0);
+    free(out);
+    ck_assert_int_eq(run(&cnnrt_model_example_mse, &out, NULL, "gradcheck"), 0);
+    free(out);
+    ck_assert_int_eq(run(&cnnrt_model_example_drop, &out, NULL, "gradcheck --batch 16"), 0);
+    free(out);
+    ck_assert_int_eq(run(&cnnrt_model_example, NULL, NULL, "gradcheck --samples 5"), 0);
+
+    cnnrt_model broken = cnnrt_model_example;
+    broken.backward = bad_backward;
+    ck_assert_int_eq(run(&broken, &out, NULL, "gradcheck"), 1);
+    ck_assert_ptr_nonnull(strstr(out, "D2.weight"));
+    ck_assert_ptr_nonnull(strstr(out, "FAIL"));
+    ck_assert_ptr_nonnull(strstr(out, "1 element beyond tolerance (0 allowed)"));
+    free(out);
+    /* a looser tolerance lets it pass */
+    ck_assert_int_eq(run(&broken, NULL, NULL, "gradcheck --tolerance 0.01"), 0);
+    /* as does allowing one element in twenty to fail (D2.weight has 24) */
+    ck_assert_int_eq(run(&broken, NULL, NULL, "gradcheck --max-failures 0.05"), 0);
+    ck_assert_int_eq(run(&broken, NULL, NULL, "gradcheck --max-failures 0.04"), 1);
+}
+END_TEST
+
+START_TEST(e2e_bench_summary_help)
+{
+    char *out, *err;
+    ck_assert_int_eq(run(&cnnrt_model_example, &out, NULL,
+                         "bench --steps 5 --batch 8 --threads 2"), 0);
+    ck_assert_ptr_nonnull(strstr(out, "batch 8, 2 threads, 5 steps"));
+    ck_assert_ptr_nonnull(strstr(out, "ms/step"));
+    ck_assert_ptr_nonnull(strstr(out, "GFLOP/s"));
+    ck_assert_ptr_nonnull(strstr(out, "peak RSS"));
+    free(out);
+    ck_assert_int_eq(run(&cnnrt_model_example, &out, NULL, "summary"), 0);
+    ck_assert_ptr_nonnull(strstr(out, "D1.weight"));
+    ck_assert_ptr_nonnull(strstr(out, "67 parameters"));
+    free(out);
+    ck_assert_int_eq(run(&cnnrt_model_example, &out, NULL, "--help"), 0);
+    ck_assert_ptr_nonnull(strstr(out, "model train"));
+    free(out);
+    ck_assert_int_eq(run(&cnnrt_model_example, &out, NULL, "eval --help"), 0);
+    ck_assert_ptr_nonnull(strstr(out, "--weights"));
+    free(out);
+    ck_assert_int_eq(run(&cnnrt_model_example, NULL, &err, "train --data x --batch 0"), 2);
+    ck_assert_ptr_nonnull(strstr(err, "model: error: --batch: expected an integer from 1 to 16"));
+    free(err);
+    cnnrt_model old = cnnrt_model_example;
+    old.abi_version = 0;
+    ck_assert_int_eq(run(&old, NULL, &err, "summary"), 1);
+    ck_assert_ptr_nonnull(strstr(err, "abi_version"));
+    free(err);
+}
+END_TEST
+
+/* ---- robustness: every truncation refused, random damage never crashes ------------- */
+
+START_TEST(ckpt_truncations_and_damage)
+{
+    cnnrt_ctx a, b;
+    ctx_new(&a, &cnnrt_model_example, CNNRT_ADAM, 1);
+    ctx_new(&b, &cnnrt_model_example, CNNRT_ADAM, 2);
+    ck_assert_int_eq(rt_ckpt_save(&a, tmp("good.st")), 0);
+    size_t n;
+    char *good = read_all(tmp("good.st"), &n);
+    bool state;
+    for (size_t len = 0; len < n; len++) {
+        write_bytes(tmp("cut.st"), good, len);
+        ck_assert_msg(rt_ckpt_load(&b, tmp("cut.st"), true, &state) == -1,
+                      "a checkpoint cut to %zu of %zu bytes loaded", len, n);
+    }
+    /* Damage within the header (or its length) gives a message or a load
+     * of finite values, never a crash: the sanitizer build makes this bite. */
+    size_t hlen = (size_t)rt_le64((const unsigned char *)good) + 8;
+    cnnrt_rng r;
+    cnnrt_rng_seed(&r, 77, 0);
+    char *bad = malloc(n);
+    quiet();
+    for (int i = 0; i < 3000; i++) {
+        memcpy(bad, good, n);
+        int flips = 1 + (int)cnnrt_rng_below(&r, 3);
+        for (int k = 0; k < flips; k++)
+            bad[cnnrt_rng_below(&r, hlen)] = (char)cnnrt_rng_below(&r, 256);
+        write_bytes(tmp("bad.st"), bad, n);
+        if (rt_ckpt_load(&b, tmp("bad.st"), true, &state) == 0)
+            for (int j = 0; j < 67; j++)
+                ck_assert(isfinite(((double *)b.params)[j]));
+    }
+    unquiet();
+    free(bad);
+    free(good);
+    cnnrt_ctx_free(&a);
+    cnnrt_ctx_free(&b);
+}
+END_TEST
+
+START_TEST(npy_truncations_and_damage)
+{
+    float v[12] = {0};
+    int64_t dims[2] = {3, 4};
+    write_f32(tmp("good.npy"), 2, dims, v);
+    size_t n;
+    char *good = read_all(tmp("good.npy"), &n);
+    rt_file f;
+    rt_array a;
+    for (size_t len = 0; len < n; len++) {
+        write_bytes(tmp("cut.npy"), good, len);
+        ck_assert_msg(parse_file(tmp("cut.npy"), &f, &a) == -1,
+                      "a .npy file cut to %zu of %zu bytes was accepted", len, n);
+    }
+    cnnrt_rng r;
+    cnnrt_rng_seed(&r, 78, 0);
+    char *bad = malloc(n);
+    for (int i = 0; i < 3000; i++) {
+        memcpy(bad, good, n);
+        bad[cnnrt_rng_below(&r, 128)] = (char)cnnrt_rng_below(&r, 256);
+        write_bytes(tmp("bad.npy"), bad, n);
+        if (parse_file(tmp("bad.npy"), &f, &a) == 0) {
+            /* whatever it says, it fits in the file */
+            ck_assert(a.base + (size_t)a.n * a.stride <= f.data + f.size);
+            rt_file_close(&f);
+        }
+    }
+    free(bad);
+    free(good);
+}
+END_TEST
+
+/* ---- the suite --------------------------------------------------------------------------- */
+
+#define N(a) ((int)(sizeof(a) / sizeof((a)[0])))
+
+static Suite *runtime_suite(void)
+{
+    Suite *s = suite_create("runtime");
+    TCase *tc;
+
+    tc = tcase_create("rng");
+    tcase_add_test(tc, rng_splitmix_reference);
+    tcase_add_test(tc, rng_deterministic);
+    tcase_add_test(tc, rng_distributions);
+    tcase_add_test(tc, init_kinds_and_determinism);
+    suite_add_tcase(s, tc);
+
+    tc = tcase_create("files");
+    tcase_add_checked_fixture(tc, setup, teardown);
+    tcase_add_test(tc, npy_good);
+    tcase_add_loop_test(tc, npy_bad, 0, N(bad_npys));
+    tcase_add_test(tc, npy_bad_preamble);
+    tcase_add_test(tc, idx_good_and_bad);
+    tcase_add_test(tc, cifar_records);
+    tcase_add_test(tc, data_fit_vector);
+    tcase_add_test(tc, data_fit_images);
+    tcase_add_test(tc, data_mse_targets);
+    tcase_add_test(tc, atomic_abort_and_commit);
+    suite_add_tcase(s, tc);
+
+    tc = tcase_create("json");
+    tcase_add_test(tc, json_good);
+    tcase_add_loop_test(tc, json_bad, 0, N(bad_jsons));
+    suite_add_tcase(s, tc);
+
+    tc = tcase_create("checkpoints");
+    tcase_add_checked_fixture(tc, setup, teardown);
+    tcase_add_test(tc, ckpt_round_trip);
+    tcase_add_test(tc, ckpt_precisions);
+    tcase_add_loop_test(tc, ckpt_bad, 0, N(bad_ckpts));
+    tcase_add_test(tc, ckpt_bad_framing);
+    tcase_add_test(tc, ckpt_other_optimizer_state);
+    tcase_add_test(tc, ckpt_save_atomic_on_failure);
+    suite_add_tcase(s, tc);
+
+    tc = tcase_create("robustness");
+    tcase_add_checked_fixture(tc, setup, teardown);
+    tcase_set_timeout(tc, 120);
+    tcase_add_test(tc, ckpt_truncations_and_damage);
+    tcase_add_test(tc, npy_truncations_and_damage);
+    suite_add_tcase(s, tc);
+
+    tc = tcase_create("cli");
+    tcase_add_test(tc, cli_good);
+    tcase_add_loop_test(tc, cli_bad, 0, N(bad_clis));
+    suite_add_tcase(s, tc);
+
+    tc = tcase_create("end to end");
+    tcase_add_checked_fixture(tc, setup, teardown);
+    tcase_set_timeout(tc, 60);
+    tcase_add_test(tc, e2e_train_eval_predict);
+    tcase_add_test(tc, e2e_deterministic);
+    tcase_add_test(tc, e2e_no_shuffle_first_batch);
+    tcase_add_test(tc, e2e_steps_partial_batches_resume);
+    tcase_add_test(tc, e2e_optimizers_and_losses);
+    tcase_add_test(tc, e2e_bad_input_leaves_save);
+    tcase_add_test(tc, e2e_divergence);
+    tcase_add_test(tc, e2e_gradcheck);
+    tcase_add_test(tc, e2e_bench_summary_help);
+    suite_add_tcase(s, tc);
+    return s;
+}
+
+int main(void)
+{
+    SRunner *sr = srunner_create(runtime_suite());
+    srunner_run_all(sr, CK_ENV);
+    int failed = srunner_ntests_failed(sr);
+    srunner_free(sr);
+    return failed ? EXIT_FAILURE : EXIT_SUCCESS;
+}

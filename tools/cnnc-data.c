@@ -1,0 +1,280 @@
+/* cnnc-data: deterministic data sets for trying and testing trainers.
+ *
+ *   cnnc-data shapes --out DIR [--train N] [--test N] [--seed S]
+ *       96x96 RGB images of 8 shapes (the seed question's input): uint8
+ *       N x 96 x 96 x 3 and uint8 labels.
+ *   cnnc-data blobs --out DIR [--train N] [--test N] [--seed S]
+ *                   [--shape F|HxWxC] [--classes K] [--noise F]
+ *       small separable sets: for a vector shape F, float32 N x F points
+ *       around K random centres; for HxWxC, uint8 images, each class a fixed
+ *       random pattern plus noise.
+ *
+ * Both write DIR/train-images.npy, train-labels.npy, test-images.npy and
+ * test-labels.npy, each atomically. Same arguments, same bytes.
+ */
+#include <errno.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+
+#include "rt.h"
+
+enum { SIDE = 96, SHAPE_CLASSES = 8 };
+
+/* Class names, in label order (tag: shapes-classes). */
+static const char *const shape_names[SHAPE_CLASSES] = {
+    "circle", "square", "triangle", "cross", "horizontal bars", "vertical bars",
+    "ring", "diagonal stripes",
+};
+
+/* Whether pixel offset (dx, dy) from the centre is inside shape c of
+ * "radius" r. Stripes are w pixels wide. */
+static int inside(int c, double dx, double dy, double r)
+{
+    double w = r / 4 > 2 ? r / 4 : 2;
+    double ax = fabs(dx), ay = fabs(dy), d2 = dx * dx + dy * dy;
+    int in_square = ax <= r && ay <= r;
+    switch (c) {
+    case 0: return d2 <= r * r;
+    case 1: return ax <= 0.8 * r && ay <= 0.8 * r;
+    case 2: return dy >= -r && dy <= r && ax <= (dy + r) / 2;
+    case 3: return (ax <= r / 4 && ay <= r) || (ay <= r / 4 && ax <= r);
+    case 4: return in_square && (long)floor((dy + r) / w) % 2 == 0;
+    case 5: return in_square && (long)floor((dx + r) / w) % 2 == 0;
+    case 6: return d2 <= r * r && d2 >= 0.36 * r * r;
+    case 7: return in_square && (long)floor((dx + dy + 2 * r) / (1.5 * w)) % 2 == 0;
+    }
+    return 0;
+}
+
+static unsigned char clamp255(double v)
+{
+    return (unsigned char)(v < 0 ? 0 : v > 255 ? 255 : v + 0.5);
+}
+
+/* One image of class c into img (SIDE x SIDE x 3). */
+static void draw_shape(cnnrt_rng *r, int c, unsigned char *img)
+{
+    double bg[3], fg[3], diff;
+    for (int k = 0; k < 3; k++)
+        bg[k] = 255 * cnnrt_rng_uniform(r);
+    do {   /* a foreground colour that stands out */
+        diff = 0;
+        for (int k = 0; k < 3; k++) {
+            fg[k] = 255 * cnnrt_rng_uniform(r);
+            diff += fabs(fg[k] - bg[k]);
+        }
+    } while (diff < 200);
+    double rad = 12 + 18 * cnnrt_rng_uniform(r);
+    double lo = rad + 2, span = SIDE - 2 * lo;
+    double cx = lo + span * cnnrt_rng_uniform(r), cy = lo + span * cnnrt_rng_uniform(r);
+    for (int y = 0; y < SIDE; y++)
+        for (int x = 0; x < SIDE; x++) {
+            const double *col = inside(c, x - cx, y - cy, rad) ? fg : bg;
+            for (int k = 0; k < 3; k++)
+                img[(y * SIDE + x) * 3 + k] =
+                    clamp255(col[k] + 48 * (cnnrt_rng_uniform(r) - 0.5));
+        }
+}
+
+typedef struct Opts {
+    const char *out;
+    int64_t train, test;
+    uint64_t seed;
+    int rank;
+    int64_t shape[3];
+    int64_t classes;
+    double noise;
+} Opts;
+
+static int write_split(const Opts *o, const char *split, int rank, const int64_t *dims,
+                       rt_dtype t, const void *x, const unsigned char *labels)
+{
+    char path[4096];
+    snprintf(path, sizeof path, "%s/%s-images.npy", o->out, split);
+    if (rt_npy_write(path, t, rank, dims, x) != 0)
+        return -1;
+    snprintf(path, sizeof path, "%s/%s-labels.npy", o->out, split);
+    return rt_npy_write(path, RT_U8, 1, dims, labels);
+}
+
+static int make_shapes(const Opts *o)
+{
+    for (int split = 0; split < 2; split++) {
+        int64_t n = split ? o->test : o->train;
+        size_t size = (size_t)SIDE * SIDE * 3;
+        unsigned char *x = malloc((size_t)n * size + 1), *y = malloc((size_t)n + 1);
+        if (!x || !y) {
+            rt_error("out of memory for %lld images", (long long)n);
+            return -1;
+        }
+        cnnrt_rng r;
+        cnnrt_rng_seed(&r, o->seed, split ? 102 : 101);
+        for (int64_t i = 0; i < n; i++) {
+            y[i] = (unsigned char)cnnrt_rng_below(&r, SHAPE_CLASSES);
+            draw_shape(&r, y[i], x + (size_t)i * size);
+        }
+        int64_t dims[4] = {n, SIDE, SIDE, 3};
+        int rc = write_split(o, split ? "test" : "train", 4, dims, RT_U8, x, y);
+        free(x);
+        free(y);
+        if (rc != 0)
+            return -1;
+    }
+    return 0;
+}
+
+static int make_blobs(const Opts *o)
+{
+    int64_t row = o->rank == 1 ? o->shape[0] : o->shape[0] * o->shape[1] * o->shape[2];
+    double *centre = malloc((size_t)(o->classes * row) * sizeof *centre);
+    if (!centre) {
+        rt_error("out of memory");
+        return -1;
+    }
+    cnnrt_rng r;
+    cnnrt_rng_seed(&r, o->seed, 100);
+    for (int64_t j = 0; j < o->classes * row; j++)
+        centre[j] = o->rank == 1 ? 4 * cnnrt_rng_uniform(&r) - 2 : cnnrt_rng_uniform(&r);
+    int rc = 0;
+    for (int split = 0; split < 2 && rc == 0; split++) {
+        int64_t n = split ? o->test : o->train;
+        float *xf = o->rank == 1 ? malloc((size_t)(n * row) * sizeof *xf + 1) : NULL;
+        unsigned char *xu = o->rank == 3 ? malloc((size_t)(n * row) + 1) : NULL;
+        unsigned char *y = malloc((size_t)n + 1);
+        if ((!xf && !xu) || !y) {
+            rt_error("out of memory");
+            rc = -1;
+        }
+        cnnrt_rng_seed(&r, o->seed, split ? 102 : 101);
+        for (int64_t i = 0; rc == 0 && i < n; i++) {
+            int64_t c = (int64_t)cnnrt_rng_below(&r, (uint64_t)o->classes);
+            y[i] = (unsigned char)c;
+            for (int64_t j = 0; j < row; j++) {
+                double v = centre[c * row + j] + o->noise * cnnrt_rng_normal(&r);
+                if (xf)
+                    xf[i * row + j] = (float)v;
+                else
+                    xu[i * row + j] = clamp255(255 * v);
+            }
+        }
+        int64_t dims[4] = {n, o->shape[0], o->shape[1], o->shape[2]};
+        if (rc == 0)
+            rc = write_split(o, split ? "test" : "train", o->rank == 1 ? 2 : 4, dims,
+                             xf ? RT_F32 : RT_U8, xf ? (void *)xf : (void *)xu, y);
+        free(xf);
+        free(xu);
+        free(y);
+    }
+    free(centre);
+    return rc;
+}
+
+static void usage(FILE *f)
+{
+    fprintf(f,
+            "usage: cnnc-data shapes --out DIR [--train N] [--test N] [--seed S]\n"
+            "       cnnc-data blobs  --out DIR [--train N] [--test N] [--seed S]\n"
+            "                        [--shape F|HxWxC] [--classes K] [--noise F]\n"
+            "Writes DIR/train-images.npy, train-labels.npy, test-images.npy, "
+            "test-labels.npy.\n"
+            "shapes: uint8 96x96x3 images of 8 classes:");
+    for (int c = 0; c < SHAPE_CLASSES; c++)
+        fprintf(f, "%s %d %s", c ? "," : "", c, shape_names[c]);
+    fprintf(f, ".\nblobs: defaults --shape 4 --classes 3 --noise 0.3 (images: 0.1).\n");
+}
+
+static int bad(const char *flag, const char *expected, const char *found)
+{
+    fprintf(stderr, "cnnc-data: error: %s: expected %s, found '%s'\n", flag, expected, found);
+    return 2;
+}
+
+static int parse_int(const char *s, int64_t min, int64_t max, int64_t *out)
+{
+    char *end;
+    errno = 0;
+    long long v = strtoll(s, &end, 10);
+    if (!*s || *end || errno || v < min || v > max || strspn(s, "0123456789") != strlen(s))
+        return -1;
+    *out = v;
+    return 0;
+}
+
+int main(int argc, char **argv)
+{
+    rt_prog = "cnnc-data";
+    if (argc >= 2 && (!strcmp(argv[1], "--help") || !strcmp(argv[1], "-h"))) {
+        usage(stdout);
+        return 0;
+    }
+    if (argc < 2 || (strcmp(argv[1], "shapes") != 0 && strcmp(argv[1], "blobs") != 0)) {
+        fprintf(stderr, "cnnc-data: error: expected the command shapes or blobs, found %s\n",
+                argc < 2 ? "nothing" : argv[1]);
+        usage(stderr);
+        return 2;
+    }
+    bool shapes = !strcmp(argv[1], "shapes");
+    Opts o = {NULL, shapes ? 8000 : 600, shapes ? 2000 : 300, 1, 1, {4, 1, 1}, 3, -1};
+    for (int i = 2; i < argc; i++) {
+        const char *f = argv[i];
+        if (i + 1 >= argc)
+            return bad(f, "a flag with a value", "the end of the command line");
+        const char *v = argv[++i];
+        int64_t n;
+        if (!strcmp(f, "--out")) {
+            o.out = v;
+        } else if (!strcmp(f, "--train") || !strcmp(f, "--test")) {
+            if (parse_int(v, 1, 10000000, &n) != 0)
+                return bad(f, "a number of samples from 1 to 10000000", v);
+            *(f[3] == 'r' ? &o.train : &o.test) = n;
+        } else if (!strcmp(f, "--seed")) {
+            if (parse_int(v, 0, INT64_MAX, &n) != 0)
+                return bad(f, "a non-negative integer", v);
+            o.seed = (uint64_t)n;
+        } else if (!shapes && !strcmp(f, "--classes")) {
+            if (parse_int(v, 2, 256, &n) != 0)
+                return bad(f, "a number of classes from 2 to 256", v);
+            o.classes = n;
+        } else if (!shapes && !strcmp(f, "--noise")) {
+            char *end;
+            o.noise = strtod(v, &end);
+            if (*end || !*v || !(o.noise >= 0 && o.noise <= 100))
+                return bad(f, "a number from 0 to 100", v);
+        } else if (!shapes && !strcmp(f, "--shape")) {
+            long long a, b, c;
+            char extra;
+            if (sscanf(v, "%lldx%lldx%lld%c", &a, &b, &c, &extra) == 3 && a > 0 && b > 0 &&
+                c > 0 && a <= 4096 && b <= 4096 && c <= 64) {
+                o.rank = 3;
+                o.shape[0] = a, o.shape[1] = b, o.shape[2] = c;
+            } else if (parse_int(v, 1, 1 << 20, &n) == 0) {
+                o.rank = 1;
+                o.shape[0] = n;
+            } else {
+                return bad(f, "F or HxWxC", v);
+            }
+        } else {
+            fprintf(stderr, "cnnc-data: error: unknown flag '%s' for %s\n", f, argv[1]);
+            return 2;
+        }
+    }
+    if (!o.out) {
+        fprintf(stderr, "cnnc-data: error: --out DIR is required\n");
+        return 2;
+    }
+    if (o.noise < 0)
+        o.noise = o.rank == 1 ? 0.3 : 0.1;
+    if (mkdir(o.out, 0777) != 0 && errno != EEXIST) {
+        fprintf(stderr, "cnnc-data: error: %s: cannot create the directory: %s\n", o.out,
+                strerror(errno));
+        return 1;
+    }
+    if ((shapes ? make_shapes(&o) : make_blobs(&o)) != 0) {
+        rt_print_error();
+        return 1;
+    }
+    return 0;
+}
