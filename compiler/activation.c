@@ -47,9 +47,7 @@ static void activation_emit_code(Emitter *e, const LayerCode *c, const ActCode *
 {
     int64_t count = shape_elems(c->l->in);
     emit(e, "/* %s, elementwise over x[n][%" PRId64 "] */", a->formula, count);
-    emit(e, "static void %s_forward(cnnrt_ctx *ctx, int n, const real *restrict x, "
-            "real *restrict y)", c->name);
-    emit(e, "{");
+    emit_forward_begin(e, c);
     emit(e, "(void)ctx;");
     if (alpha)
         emit(e, "const real alpha = %s;", alpha);
@@ -58,24 +56,14 @@ static void activation_emit_code(Emitter *e, const LayerCode *c, const ActCode *
     emit(e, "for (size_t j = 0; j < count; j++) y[j] = %s;", a->forward);
     emit(e, "}");
     emit_blank(e);
-    if (c->need_dx)
-        emit(e, "/* dx[n][%" PRId64 "] from dy[n][%" PRId64 "] and %s */", count, count,
-             a->uses_x ? "x" : "y");
-    else
-        emit_comment(e, "no layer before it learns: nothing to do");
-    emit(e, "static void %s_backward(cnnrt_ctx *ctx, int n, const real *restrict x, "
-            "const real *restrict y, const real *restrict dy, real *restrict dx)", c->name);
-    emit(e, "{");
-    emit(e, "(void)ctx;");
     if (!c->need_dx) {
-        emit(e, "(void)n;");
-        emit(e, "(void)x;");
-        emit(e, "(void)y;");
-        emit(e, "(void)dy;");
-        emit(e, "(void)dx;");
-        emit(e, "}");
+        emit_backward_nothing(e, c);
         return;
     }
+    emit(e, "/* dx[n][%" PRId64 "] from dy[n][%" PRId64 "] and %s */", count, count,
+         a->uses_x ? "x" : "y");
+    emit_backward_begin(e, c);
+    emit(e, "(void)ctx;");
     emit(e, "(void)%s;", a->uses_x ? "y" : "x");
     if (alpha)
         emit(e, "const real alpha = %s;", alpha);

@@ -492,6 +492,14 @@ void emit(Emitter *e, const char *fmt, ...) CNNC_PRINTF(2, 3);
 void emit_blank(Emitter *e);
 /* Emits "for (int VAR = 0; VAR < LIMIT; VAR++) {". */
 void emit_for(Emitter *e, const char *var, int64_t limit);
+/* "static void L_forward(...)" / "L_backward(...)" and the opening brace:
+ * the signatures above, for c->name. */
+void emit_forward_begin(Emitter *e, const LayerCode *c);
+void emit_backward_begin(Emitter *e, const LayerCode *c);
+/* The whole backward of a layer without parameters when no layer before it
+ * learns (!c->need_dx): a comment, the signature and every argument cast to
+ * void. */
+void emit_backward_nothing(Emitter *e, const LayerCode *c);
 /* A comment line "/" "* text *" "/", indented. */
 void emit_comment(Emitter *e, const char *fmt, ...) CNNC_PRINTF(2, 3);
 

@@ -313,9 +313,7 @@ static void conv_emit_forward(Emitter *e, const LayerCode *c, const ConvGeom *g)
             "][%" PRId64 "] (*) w[%" PRId64 "][%" PRId64 "][%" PRId64 "][%" PRId64 "]"
             " + b, stride %" PRId64 "x%" PRId64 " */",
          g->oh, g->ow, g->co, g->h, g->w, g->ci, g->co, g->ci, g->kh, g->kw, g->sh, g->sw);
-    emit(e, "static void %s_forward(cnnrt_ctx *ctx, int n, const real *restrict x, "
-            "real *restrict y)", L);
-    emit(e, "{");
+    emit_forward_begin(e, c);
     emit(e, "const real *w = param(ctx) + %s_weight;", L);
     if (g->bias)
         emit(e, "const real *b = param(ctx) + %s_bias;", L);
@@ -529,9 +527,7 @@ static void conv_emit_backward(Emitter *e, const LayerCode *c, const ConvGeom *g
     const char *L = c->name;
     emit(e, "/* from dy[n][%" PRId64 "][%" PRId64 "][%" PRId64 "]: dw, db%s */", g->oh, g->ow,
          g->co, c->need_dx ? " and dx" : " (no layer before it learns: no dx)");
-    emit(e, "static void %s_backward(cnnrt_ctx *ctx, int n, const real *restrict x, "
-            "const real *restrict y, const real *restrict dy, real *restrict dx)", L);
-    emit(e, "{");
+    emit_backward_begin(e, c);
     emit(e, "(void)y;");
     conv_emit_weight_grad(e, c, g);
     if (c->need_dx) {

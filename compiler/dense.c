@@ -80,9 +80,7 @@ static void dense_emit_forward(Emitter *e, const LayerCode *c, int64_t f, int64_
     emit(e, "/* y[n][%" PRId64 "] = x[n][%" PRId64 "] w^T%s, w[%" PRId64 "][%" PRId64 "]"
             " (PyTorch's layout) repacked to wt[%" PRId64 "][%" PRId64 "] in scratch */",
          nout, f, bias ? " + b" : "", nout, f, f, nout);
-    emit(e, "static void %s_forward(cnnrt_ctx *ctx, int n, const real *restrict x, "
-            "real *restrict y)", L);
-    emit(e, "{");
+    emit_forward_begin(e, c);
     emit(e, "const real *restrict w = param(ctx) + %s_weight;", L);
     if (bias)
         emit(e, "const real *restrict b = param(ctx) + %s_bias;", L);
@@ -115,9 +113,7 @@ static void dense_emit_backward(Emitter *e, const LayerCode *c, int64_t f, int64
     emit(e, "/* from dy[n][%" PRId64 "]: dw[%" PRId64 "][%" PRId64 "] = dy^T x%s%s */", nout,
          nout, f, bias ? ", db = dy summed over samples" : "",
          c->need_dx ? ", dx = dy w" : " (no layer before it learns: no dx)");
-    emit(e, "static void %s_backward(cnnrt_ctx *ctx, int n, const real *restrict x, "
-            "const real *restrict y, const real *restrict dy, real *restrict dx)", L);
-    emit(e, "{");
+    emit_backward_begin(e, c);
     emit(e, "(void)y;");
     emit(e, "real *restrict dw = grad(ctx) + %s_weight;", L);
     if (bias)

@@ -42,9 +42,7 @@ static void dropout_emit(Emitter *e, const LayerCode *c)
     emit(e, "/* y[n][%" PRId64 "] = x[n][%" PRId64 "] * mask while training, mask[n][%" PRId64
             "] (in scratch) 0 with probability %.17g, else 1/(1 - %.17g); y = x otherwise */",
          count, count, count, p, p);
-    emit(e, "static void %s_forward(cnnrt_ctx *ctx, int n, const real *restrict x, "
-            "real *restrict y)", L);
-    emit(e, "{");
+    emit_forward_begin(e, c);
     emit(e, "const size_t count = (size_t)n * %" PRId64 ";", count);
     emit(e, "if (!ctx->training) {");
     emit(e, "memcpy(y, x, sizeof(real) * count);");
@@ -58,27 +56,19 @@ static void dropout_emit(Emitter *e, const LayerCode *c)
     emit(e, "for (size_t j = 0; j < count; j++) y[j] = x[j] * mask[j];");
     emit(e, "}");
     emit_blank(e);
-    if (c->need_dx)
-        emit(e, "/* dx[n][%" PRId64 "] = dy[n][%" PRId64 "] * the mask of the last forward"
-                " (only called while training) */", count, count);
-    else
-        emit_comment(e, "no layer before it learns: nothing to do");
-    emit(e, "static void %s_backward(cnnrt_ctx *ctx, int n, const real *restrict x, "
-            "const real *restrict y, const real *restrict dy, real *restrict dx)", L);
-    emit(e, "{");
+    if (!c->need_dx) {
+        emit_backward_nothing(e, c);
+        return;
+    }
+    emit(e, "/* dx[n][%" PRId64 "] = dy[n][%" PRId64 "] * the mask of the last forward"
+            " (only called while training) */", count, count);
+    emit_backward_begin(e, c);
     emit(e, "(void)x;");
     emit(e, "(void)y;");
-    if (c->need_dx) {
-        emit(e, "const real *restrict mask = work(ctx, %s_SCRATCH);", L);
-        emit(e, "const size_t count = (size_t)n * %" PRId64 ";", count);
-        emit(e, "PARALLEL_FOR");
-        emit(e, "for (size_t j = 0; j < count; j++) dx[j] = dy[j] * mask[j];");
-    } else {
-        emit(e, "(void)ctx;");
-        emit(e, "(void)n;");
-        emit(e, "(void)dy;");
-        emit(e, "(void)dx;");
-    }
+    emit(e, "const real *restrict mask = work(ctx, %s_SCRATCH);", L);
+    emit(e, "const size_t count = (size_t)n * %" PRId64 ";", count);
+    emit(e, "PARALLEL_FOR");
+    emit(e, "for (size_t j = 0; j < count; j++) dx[j] = dy[j] * mask[j];");
     emit(e, "}");
 }
 

@@ -65,6 +65,34 @@ void emit_for(Emitter *e, const char *var, int64_t limit)
     emit(e, "for (int %s = 0; %s < %" PRId64 "; %s++) {", var, var, limit, var);
 }
 
+/* The uniform signatures (see cnnc.h), written once for every kind. */
+void emit_forward_begin(Emitter *e, const LayerCode *c)
+{
+    emit(e, "static void %s_forward(cnnrt_ctx *ctx, int n, const real *restrict x, "
+            "real *restrict y)", c->name);
+    emit(e, "{");
+}
+
+void emit_backward_begin(Emitter *e, const LayerCode *c)
+{
+    emit(e, "static void %s_backward(cnnrt_ctx *ctx, int n, const real *restrict x, "
+            "const real *restrict y, const real *restrict dy, real *restrict dx)", c->name);
+    emit(e, "{");
+}
+
+void emit_backward_nothing(Emitter *e, const LayerCode *c)
+{
+    emit_comment(e, "no layer before it learns: nothing to do");
+    emit_backward_begin(e, c);
+    emit(e, "(void)ctx;");
+    emit(e, "(void)n;");
+    emit(e, "(void)x;");
+    emit(e, "(void)y;");
+    emit(e, "(void)dy;");
+    emit(e, "(void)dx;");
+    emit(e, "}");
+}
+
 void emit_comment(Emitter *e, const char *fmt, ...)
 {
     va_list ap;

@@ -35,9 +35,7 @@ static void flatten_emit(Emitter *e, const LayerCode *c)
     emit(e, "/* y[n][%" PRId64 "] = x[n][%" PRId64 "][%" PRId64 "][%" PRId64 "]%s */", count, h,
          w, ch, same_order ? " as it is (HWC and CHW orders agree)"
                            : " in PyTorch's order: channel-major (CHW)");
-    emit(e, "static void %s_forward(cnnrt_ctx *ctx, int n, const real *restrict x, "
-            "real *restrict y)", c->name);
-    emit(e, "{");
+    emit_forward_begin(e, c);
     emit(e, "(void)ctx;");
     if (same_order) {
         emit(e, "memcpy(y, x, sizeof(real) * (size_t)n * %" PRId64 ");", count);
@@ -53,22 +51,17 @@ static void flatten_emit(Emitter *e, const LayerCode *c)
     }
     emit(e, "}");
     emit_blank(e);
-    if (c->need_dx)
-        emit(e, "/* dx[n][%" PRId64 "][%" PRId64 "][%" PRId64 "] = dy[n][%" PRId64 "]%s */", h,
-             w, ch, count, same_order ? " as it is" : " back from CHW to HWC");
-    else
-        emit_comment(e, "no layer before it learns: nothing to do");
-    emit(e, "static void %s_backward(cnnrt_ctx *ctx, int n, const real *restrict x, "
-            "const real *restrict y, const real *restrict dy, real *restrict dx)", c->name);
-    emit(e, "{");
+    if (!c->need_dx) {
+        emit_backward_nothing(e, c);
+        return;
+    }
+    emit(e, "/* dx[n][%" PRId64 "][%" PRId64 "][%" PRId64 "] = dy[n][%" PRId64 "]%s */", h, w,
+         ch, count, same_order ? " as it is" : " back from CHW to HWC");
+    emit_backward_begin(e, c);
     emit(e, "(void)ctx;");
     emit(e, "(void)x;");
     emit(e, "(void)y;");
-    if (!c->need_dx) {
-        emit(e, "(void)n;");
-        emit(e, "(void)dy;");
-        emit(e, "(void)dx;");
-    } else if (same_order) {
+    if (same_order) {
         emit(e, "memcpy(dx, dy, sizeof(real) * (size_t)n * %" PRId64 ");", count);
     } else {
         emit(e, "PARALLEL_FOR");

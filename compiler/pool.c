@@ -224,23 +224,85 @@ static void pool_emit_first_tap(Emitter *e, const PoolGeom *g)
         emit(e, "const int first = (iy0 * %" PRId64 " + ix0) * %" PRId64 ";", g->w, g->c);
 }
 
-/* An inside window, unrolled: per channel, the running max over the taps
- * in row-major order, the first of equal values winning. */
-static void maxpool_emit_unrolled(Emitter *e, const PoolGeom *g)
+/* Opens the loop over channels of an inside window (one level to close)
+ * with at, the channel's element in the window's first tap. */
+static void pool_emit_unrolled_channels(Emitter *e, const PoolGeom *g)
 {
     emit(e, "const int base = (iy0 * %" PRId64 " + ix0) * %" PRId64 ";", g->w, g->c);
     emit_for(e, "c", g->c);
     emit(e, "const int at = base + c;");
+}
+
+/* How far tap t (row-major, 0 the first) of an inside window lies from the
+ * first, in elements. */
+static int64_t pool_tap_offset(const PoolGeom *g, int64_t t)
+{
+    return (t / g->kw * g->w + t % g->kw) * g->c;
+}
+
+/* A pool's forward: the comment, "y[n][OH][OW][C] = the WHAT of each KHxKW
+ * window of x[n][H][W][C] at stride SHxSW" and more, and the signature. */
+static void pool_emit_forward_begin(Emitter *e, const LayerCode *c, const PoolGeom *g,
+                                    const char *what, const char *more)
+{
+    char in[96], out[96];
+    emit(e, "/* %s = the %s of each %" PRId64 "x%" PRId64 " window of %s at stride %" PRId64
+            "x%" PRId64 "%s */",
+         dims4(out, sizeof out, "y", g->oh, g->ow, g->c), what, g->kh, g->kw,
+         dims4(in, sizeof in, "x", g->h, g->w, g->c), g->sh, g->sw, more);
+    emit_forward_begin(e, c);
+}
+
+/* A pool's backward that computes dx: the comment, "dx[n][H][W][C]: each of
+ * dy[n][OH][OW][C]" and how it goes back, and the signature. */
+static void pool_emit_backward_begin(Emitter *e, const LayerCode *c, const PoolGeom *g,
+                                     const char *how)
+{
+    char in[96], out[96];
+    emit(e, "/* %s: each of %s %s */", dims4(in, sizeof in, "dx", g->h, g->w, g->c),
+         dims4(out, sizeof out, "dy", g->oh, g->ow, g->c), how);
+    emit_backward_begin(e, c);
+}
+
+/* One kind's code for the channels of one output pixel: from an inside
+ * window, unrolled, or from any window, in loops over its taps. */
+typedef void PoolWindowEmitter(Emitter *e, const PoolGeom *g);
+
+/* The body of a forward's pixel loops: unrolled when the window is small
+ * (behind the inside test when some windows are clipped), else in loops; then
+ * closes the pixel loops, the sample loop and the function. */
+static void pool_emit_forward_windows(Emitter *e, const PoolGeom *g,
+                                      PoolWindowEmitter *unrolled, PoolWindowEmitter *loops)
+{
+    if (pool_unrolled(g) && g->padded) {
+        pool_emit_inside_test(e, g);
+        unrolled(e, g);
+        emit(e, "} else {");
+        loops(e, g);
+        emit(e, "}");
+    } else if (pool_unrolled(g)) {
+        unrolled(e, g);
+    } else {
+        loops(e, g);
+    }
+    emit(e, "}");
+    emit(e, "}");
+    emit(e, "}");
+    emit(e, "}");
+}
+
+/* An inside window, unrolled: per channel, the running max over the taps
+ * in row-major order, the first of equal values winning. */
+static void maxpool_emit_unrolled(Emitter *e, const PoolGeom *g)
+{
+    pool_emit_unrolled_channels(e, g);
     emit(e, "real best = xi[at];");
     emit(e, "int arg = at;");
-    for (int64_t ky = 0; ky < g->kh; ky++)
-        for (int64_t kx = 0; kx < g->kw; kx++) {
-            int64_t off = (ky * g->w + kx) * g->c;
-            if (off == 0)
-                continue;
-            emit(e, "if (xi[at + %" PRId64 "] > best) { best = xi[at + %" PRId64
-                    "]; arg = at + %" PRId64 "; }", off, off, off);
-        }
+    for (int64_t t = 1; t < g->kh * g->kw; t++) {
+        int64_t off = pool_tap_offset(g, t);
+        emit(e, "if (xi[at + %" PRId64 "] > best) { best = xi[at + %" PRId64 "]; arg = at + %"
+                PRId64 "; }", off, off, off);
+    }
     emit(e, "yo[c] = best;");
     emit(e, "ao[c] = arg;");
     emit(e, "}");
@@ -266,60 +328,28 @@ static void maxpool_emit_loops(Emitter *e, const PoolGeom *g)
 
 static void maxpool_emit_forward(Emitter *e, const LayerCode *c, const PoolGeom *g)
 {
-    char in[96], out[96];
-    emit(e, "/* %s = the max of each %" PRId64 "x%" PRId64 " window of %s at stride %" PRId64
-            "x%" PRId64 "; argmax[n][%" PRId64 "][%" PRId64 "][%" PRId64 "] (int32: the input"
-            " element within its sample) in scratch */",
-         dims4(out, sizeof out, "y", g->oh, g->ow, g->c), g->kh, g->kw,
-         dims4(in, sizeof in, "x", g->h, g->w, g->c), g->sh, g->sw, g->oh, g->ow, g->c);
-    emit(e, "static void %s_forward(cnnrt_ctx *ctx, int n, const real *restrict x, "
-            "real *restrict y)", c->name);
-    emit(e, "{");
+    char argmax[96], more[160];
+    snprintf(more, sizeof more, "; %s (int32: the input element within its sample) in scratch",
+             dims4(argmax, sizeof argmax, "argmax", g->oh, g->ow, g->c));
+    pool_emit_forward_begin(e, c, g, "max", more);
     emit(e, "int32_t *restrict argmax = work(ctx, %s_SCRATCH);", c->name);
     pool_emit_pixels(e, g, false);
     emit(e, "int32_t *restrict ai = argmax + (size_t)i * %" PRId64 ";", pool_out_elems(g));
     pool_emit_pixel_loops(e, g);
     emit(e, "real *restrict yo = yi + p * %" PRId64 ";", g->c);
     emit(e, "int32_t *restrict ao = ai + p * %" PRId64 ";", g->c);
-    if (pool_unrolled(g) && g->padded) {
-        pool_emit_inside_test(e, g);
-        maxpool_emit_unrolled(e, g);
-        emit(e, "} else {");
-        maxpool_emit_loops(e, g);
-        emit(e, "}");
-    } else if (pool_unrolled(g)) {
-        maxpool_emit_unrolled(e, g);
-    } else {
-        maxpool_emit_loops(e, g);
-    }
-    emit(e, "}");
-    emit(e, "}");
-    emit(e, "}");
-    emit(e, "}");
+    pool_emit_forward_windows(e, g, maxpool_emit_unrolled, maxpool_emit_loops);
 }
 
 static void maxpool_emit_backward(Emitter *e, const LayerCode *c, const PoolGeom *g)
 {
-    char in[96], out[96];
-    if (c->need_dx)
-        emit(e, "/* %s: each of %s to the input element that won (windows may overlap) */",
-             dims4(in, sizeof in, "dx", g->h, g->w, g->c),
-             dims4(out, sizeof out, "dy", g->oh, g->ow, g->c));
-    else
-        emit_comment(e, "no layer before it learns: nothing to do");
-    emit(e, "static void %s_backward(cnnrt_ctx *ctx, int n, const real *restrict x, "
-            "const real *restrict y, const real *restrict dy, real *restrict dx)", c->name);
-    emit(e, "{");
-    emit(e, "(void)x;");
-    emit(e, "(void)y;");
     if (!c->need_dx) {
-        emit(e, "(void)ctx;");
-        emit(e, "(void)n;");
-        emit(e, "(void)dy;");
-        emit(e, "(void)dx;");
-        emit(e, "}");
+        emit_backward_nothing(e, c);
         return;
     }
+    pool_emit_backward_begin(e, c, g, "to the input element that won (windows may overlap)");
+    emit(e, "(void)x;");
+    emit(e, "(void)y;");
     emit(e, "const int32_t *restrict argmax = work(ctx, %s_SCRATCH);", c->name);
     pool_emit_pixels(e, g, true);
     emit(e, "const int32_t *restrict ai = argmax + (size_t)i * %" PRId64 ";", pool_out_elems(g));
@@ -341,16 +371,10 @@ static void maxpool_emit(Emitter *e, const LayerCode *c)
  * row-major order, over their number. */
 static void avgpool_emit_unrolled(Emitter *e, const PoolGeom *g)
 {
-    emit(e, "const int base = (iy0 * %" PRId64 " + ix0) * %" PRId64 ";", g->w, g->c);
-    emit_for(e, "c", g->c);
-    emit(e, "const int at = base + c;");
+    pool_emit_unrolled_channels(e, g);
     emit(e, "real sum = xi[at];");
-    for (int64_t ky = 0; ky < g->kh; ky++)
-        for (int64_t kx = 0; kx < g->kw; kx++) {
-            int64_t off = (ky * g->w + kx) * g->c;
-            if (off != 0)
-                emit(e, "sum += xi[at + %" PRId64 "];", off);
-        }
+    for (int64_t t = 1; t < g->kh * g->kw; t++)
+        emit(e, "sum += xi[at + %" PRId64 "];", pool_tap_offset(g, t));
     emit(e, "yo[c] = sum / %" PRId64 ";", g->kh * g->kw);
     emit(e, "}");
 }
@@ -368,58 +392,25 @@ static void avgpool_emit_loops(Emitter *e, const PoolGeom *g)
 
 static void avgpool_emit_forward(Emitter *e, const LayerCode *c, const PoolGeom *g)
 {
-    char in[96], out[96];
-    emit(e, "/* %s = the mean of each %" PRId64 "x%" PRId64 " window of %s at stride %" PRId64
-            "x%" PRId64 "%s */",
-         dims4(out, sizeof out, "y", g->oh, g->ow, g->c), g->kh, g->kw,
-         dims4(in, sizeof in, "x", g->h, g->w, g->c), g->sh, g->sw,
-         g->padded ? ", over its elements inside the input" : "");
-    emit(e, "static void %s_forward(cnnrt_ctx *ctx, int n, const real *restrict x, "
-            "real *restrict y)", c->name);
-    emit(e, "{");
+    pool_emit_forward_begin(e, c, g, "mean",
+                            g->padded ? ", over its elements inside the input" : "");
     emit(e, "(void)ctx;");
     pool_emit_pixels(e, g, false);
     pool_emit_pixel_loops(e, g);
     emit(e, "real *restrict yo = yi + p * %" PRId64 ";", g->c);
-    if (pool_unrolled(g) && g->padded) {
-        pool_emit_inside_test(e, g);
-        avgpool_emit_unrolled(e, g);
-        emit(e, "} else {");
-        avgpool_emit_loops(e, g);
-        emit(e, "}");
-    } else if (pool_unrolled(g)) {
-        avgpool_emit_unrolled(e, g);
-    } else {
-        avgpool_emit_loops(e, g);
-    }
-    emit(e, "}");
-    emit(e, "}");
-    emit(e, "}");
-    emit(e, "}");
+    pool_emit_forward_windows(e, g, avgpool_emit_unrolled, avgpool_emit_loops);
 }
 
 static void avgpool_emit_backward(Emitter *e, const LayerCode *c, const PoolGeom *g)
 {
-    char in[96], out[96];
-    if (c->need_dx)
-        emit(e, "/* %s: each of %s spread evenly over its window's elements */",
-             dims4(in, sizeof in, "dx", g->h, g->w, g->c),
-             dims4(out, sizeof out, "dy", g->oh, g->ow, g->c));
-    else
-        emit_comment(e, "no layer before it learns: nothing to do");
-    emit(e, "static void %s_backward(cnnrt_ctx *ctx, int n, const real *restrict x, "
-            "const real *restrict y, const real *restrict dy, real *restrict dx)", c->name);
-    emit(e, "{");
+    if (!c->need_dx) {
+        emit_backward_nothing(e, c);
+        return;
+    }
+    pool_emit_backward_begin(e, c, g, "spread evenly over its window's elements");
     emit(e, "(void)ctx;");
     emit(e, "(void)x;");
     emit(e, "(void)y;");
-    if (!c->need_dx) {
-        emit(e, "(void)n;");
-        emit(e, "(void)dy;");
-        emit(e, "(void)dx;");
-        emit(e, "}");
-        return;
-    }
     pool_emit_pixels(e, g, true);
     emit(e, "for (int j = 0; j < %" PRId64 "; j++) dxi[j] = 0;", pool_in_elems(g));
     pool_emit_pixel_loops(e, g);

@@ -22,12 +22,9 @@ static bool softmax_infer(Layer *l, Diag *d)
  * is emitted. */
 static void softmax_emit(Emitter *e, const LayerCode *c)
 {
-    const char *L = c->name;
     int64_t k = shape_elems(c->l->out);
     emit(e, "/* y[n][%" PRId64 "] = exp(x - max x) / sum of exp(x - max x), per sample */", k);
-    emit(e, "static void %s_forward(cnnrt_ctx *ctx, int n, const real *restrict x, "
-            "real *restrict y)", L);
-    emit(e, "{");
+    emit_forward_begin(e, c);
     emit(e, "(void)ctx;");
     emit(e, "PARALLEL_FOR");
     emit(e, "for (int i = 0; i < n; i++) {");
@@ -44,24 +41,14 @@ static void softmax_emit(Emitter *e, const LayerCode *c)
         emit_comment(e, "backward: fused with cross-entropy in loss_all, dL/dx = (y - onehot)/n");
         return;
     }
-    if (c->need_dx)
-        emit(e, "/* dx[n][%" PRId64 "] = y * (dy - sum of y*dy), per sample (loss=mse only) */",
-             k);
-    else
-        emit_comment(e, "no layer before it learns: nothing to do");
-    emit(e, "static void %s_backward(cnnrt_ctx *ctx, int n, const real *restrict x, "
-            "const real *restrict y, const real *restrict dy, real *restrict dx)", L);
-    emit(e, "{");
-    emit(e, "(void)ctx;");
-    emit(e, "(void)x;");
     if (!c->need_dx) {
-        emit(e, "(void)n;");
-        emit(e, "(void)y;");
-        emit(e, "(void)dy;");
-        emit(e, "(void)dx;");
-        emit(e, "}");
+        emit_backward_nothing(e, c);
         return;
     }
+    emit(e, "/* dx[n][%" PRId64 "] = y * (dy - sum of y*dy), per sample (loss=mse only) */", k);
+    emit_backward_begin(e, c);
+    emit(e, "(void)ctx;");
+    emit(e, "(void)x;");
     emit(e, "PARALLEL_FOR");
     emit(e, "for (int i = 0; i < n; i++) {");
     emit(e, "const real *restrict yi = y + (size_t)i * %" PRId64 ";", k);

@@ -1277,9 +1277,5 @@ static Suite *checker_suite(void)
 
 int main(void)
 {
-    SRunner *sr = srunner_create(checker_suite());
-    srunner_run_all(sr, CK_ENV);
-    int failed = srunner_ntests_failed(sr);
-    srunner_free(sr);
-    return failed == 0 ? EXIT_SUCCESS : EXIT_FAILURE;
+    return tu_run_suite(checker_suite());
 }

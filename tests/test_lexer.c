@@ -32,41 +32,9 @@ static TuResult parse_value(const char *text)
     return r;
 }
 
-static void assert_loc(Loc l, int fl, int fc, int ll, int lc)
-{
-    ck_assert_msg(l.first_line == fl && l.first_column == fc && l.last_line == ll &&
-                      l.last_column == lc,
-                  "loc %d:%d-%d:%d, expected %d:%d-%d:%d", l.first_line, l.first_column,
-                  l.last_line, l.last_column, fl, fc, ll, lc);
-}
-
-/* True when one line of the diagnostics is exactly line. */
-static bool has_line(const char *diags, const char *line)
-{
-    size_t n = strlen(line);
-    for (const char *p = diags; p && *p;) {
-        const char *eol = strchr(p, '\n');
-        size_t len = eol ? (size_t)(eol - p) : strlen(p);
-        if (len == n && memcmp(p, line, n) == 0)
-            return true;
-        p = eol ? eol + 1 : NULL;
-    }
-    return false;
-}
-
-#define ck_assert_diag(r, line) \
-    ck_assert_msg(has_line((r).diags, line), "missing \"%s\" in:\n%s", line, (r).diags)
-
-/* Parses bytes and expects exactly one error, the message given. */
-static void expect_one_error(const char *bytes, size_t len, const char *line)
-{
-    TuResult r = tu_parse_bytes(bytes, len);
-    ck_assert_msg(r.errors == 1, "%d errors for \"%s\":\n%s", r.errors, line, r.diags);
-    ck_assert_diag(r, line);
-    tu_free(&r);
-}
-
-#define EXPECT_ONE_ERROR(lit, line) expect_one_error(lit, sizeof(lit) - 1, line)
+/* The string literal lit, NUL bytes and all, must give exactly one error,
+ * the message given. */
+#define EXPECT_ONE_ERROR(lit, line) tu_expect_one_error_bytes(lit, sizeof(lit) - 1, line)
 
 /* ------------------------------------------------------------------------
  * Values
@@ -78,7 +46,7 @@ START_TEST(test_integer)
     const Value *v = first_value(&r);
     ck_assert_int_eq(v->kind, VAL_INT);
     ck_assert_int_eq(v->u.i, 40);
-    assert_loc(v->loc, 1, 3, 1, 4);
+    tu_assert_loc(v->loc, 1, 3, 1, 4);
     tu_free(&r);
 }
 END_TEST
@@ -90,7 +58,7 @@ START_TEST(test_negative_integer)
     const Value *v = first_value(&r);
     ck_assert_int_eq(v->kind, VAL_INT);
     ck_assert_int_eq(v->u.i, -5);
-    assert_loc(v->loc, 1, 5, 1, 6);
+    tu_assert_loc(v->loc, 1, 5, 1, 6);
     tu_free(&r);
 }
 END_TEST
@@ -141,7 +109,7 @@ START_TEST(test_floats)
     }
     ck_assert_int_eq(i, 8);
     /* ".5" is columns 14-15 of "T(0.01, 1e-3, .5, ...". */
-    assert_loc(r.ast->first->args->next->next->value.loc, 1, 15, 1, 16);
+    tu_assert_loc(r.ast->first->args->next->next->value.loc, 1, 15, 1, 16);
     tu_free(&r);
 }
 END_TEST
@@ -166,13 +134,13 @@ START_TEST(test_dims)
     ck_assert_int_eq(v->u.dims.n, 2);
     ck_assert_int_eq(v->u.dims.d[0], 4);
     ck_assert_int_eq(v->u.dims.d[1], 4);
-    assert_loc(v->loc, 1, 10, 1, 12);
+    tu_assert_loc(v->loc, 1, 10, 1, 12);
     v = &r.ast->first->args->next->value;
     ck_assert_int_eq(v->u.dims.n, 3);
     ck_assert_int_eq(v->u.dims.d[0], 96);
     ck_assert_int_eq(v->u.dims.d[1], 96);
     ck_assert_int_eq(v->u.dims.d[2], 3);
-    assert_loc(v->loc, 1, 15, 1, 21);
+    tu_assert_loc(v->loc, 1, 15, 1, 21);
     tu_free(&r);
 }
 END_TEST
@@ -254,7 +222,7 @@ START_TEST(test_comments)
     ck_assert_int_eq(r.ast->nstmts, 2);
     ck_assert_str_eq(r.ast->first->word, "ReLU");
     ck_assert_str_eq(r.ast->first->next->word, "Softmax");
-    assert_loc(r.ast->first->next->word_loc, 4, 1, 4, 7);
+    tu_assert_loc(r.ast->first->next->word_loc, 4, 1, 4, 7);
     tu_free(&r);
 }
 END_TEST
@@ -265,15 +233,15 @@ START_TEST(test_locations)
     TuResult r = tu_parse("Input(8)\n\n  C1:\tConv(n=4)\n\t-> 4x4x4\n");
     ck_assert_int_eq(r.errors, 0);
     const Stmt *s = r.ast->first;
-    assert_loc(s->word_loc, 1, 1, 1, 5);
-    assert_loc(s->loc, 1, 1, 1, 8);
+    tu_assert_loc(s->word_loc, 1, 1, 1, 5);
+    tu_assert_loc(s->loc, 1, 1, 1, 8);
     s = s->next;
-    assert_loc(s->label_loc, 3, 3, 3, 4);
-    assert_loc(s->word_loc, 3, 7, 3, 10);
-    assert_loc(s->args->key_loc, 3, 12, 3, 12);
-    assert_loc(s->args->value.loc, 3, 14, 3, 14);
-    assert_loc(s->annotation.loc, 4, 5, 4, 9);
-    assert_loc(s->loc, 3, 3, 4, 9);
+    tu_assert_loc(s->label_loc, 3, 3, 3, 4);
+    tu_assert_loc(s->word_loc, 3, 7, 3, 10);
+    tu_assert_loc(s->args->key_loc, 3, 12, 3, 12);
+    tu_assert_loc(s->args->value.loc, 3, 14, 3, 14);
+    tu_assert_loc(s->annotation.loc, 4, 5, 4, 9);
+    tu_assert_loc(s->loc, 3, 3, 4, 9);
     tu_free(&r);
 }
 END_TEST
@@ -298,7 +266,7 @@ START_TEST(test_crlf)
     TuResult r = tu_parse("ReLU\r\nFlatten -> 10\r\n");
     ck_assert_int_eq(r.errors, 0);
     ck_assert_int_eq(r.ast->nstmts, 2);
-    assert_loc(r.ast->first->next->annotation.loc, 2, 12, 2, 13);
+    tu_assert_loc(r.ast->first->next->annotation.loc, 2, 12, 2, 13);
     tu_free(&r);
     /* A carriage return alone is not a line break. */
     EXPECT_ONE_ERROR("ReLU\rFlatten", "t.net:1:5: error: unexpected byte 0x0d");
@@ -372,7 +340,7 @@ START_TEST(test_stray_in_name)
     ck_assert_diag(r, "      = hint: names are made of ASCII letters, digits and '_'");
     ck_assert_int_eq(r.ast->nstmts, 3);
     ck_assert_str_eq(r.ast->first->next->word, "R?LU");
-    assert_loc(r.ast->first->next->word_loc, 2, 1, 2, 4);
+    tu_assert_loc(r.ast->first->next->word_loc, 2, 1, 2, 4);
     tu_free(&r);
 
     /* UTF-8 inside a name, a stray byte before one, a label, a key. */
@@ -596,9 +564,5 @@ static Suite *lexer_suite(void)
 
 int main(void)
 {
-    SRunner *sr = srunner_create(lexer_suite());
-    srunner_run_all(sr, CK_ENV);
-    int failed = srunner_ntests_failed(sr);
-    srunner_free(sr);
-    return failed == 0 ? EXIT_SUCCESS : EXIT_FAILURE;
+    return tu_run_suite(lexer_suite());
 }

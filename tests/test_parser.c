@@ -37,14 +37,6 @@ static int count_args(const Stmt *s)
     return n;
 }
 
-static void assert_loc(Loc l, int fl, int fc, int ll, int lc)
-{
-    ck_assert_msg(l.first_line == fl && l.first_column == fc && l.last_line == ll &&
-                      l.last_column == lc,
-                  "loc %d:%d-%d:%d, expected %d:%d-%d:%d", l.first_line, l.first_column,
-                  l.last_line, l.last_column, fl, fc, ll, lc);
-}
-
 /* The words of all statements, space separated: "Input Conv ReLU"; a
  * statement lost to a syntax error (its word "") shows as "<lost>". */
 static char *words(const Ast *ast)
@@ -64,32 +56,6 @@ static char *words(const Ast *ast)
         ck_assert_str_eq(w_, want);              \
         free(w_);                                \
     } while (0)
-
-/* True when one line of the diagnostics is exactly line. */
-static bool has_line(const char *diags, const char *line)
-{
-    size_t n = strlen(line);
-    for (const char *p = diags; p && *p;) {
-        const char *eol = strchr(p, '\n');
-        size_t len = eol ? (size_t)(eol - p) : strlen(p);
-        if (len == n && memcmp(p, line, n) == 0)
-            return true;
-        p = eol ? eol + 1 : NULL;
-    }
-    return false;
-}
-
-#define ck_assert_diag(r, line) \
-    ck_assert_msg(has_line((r).diags, line), "missing \"%s\" in:\n%s", line, (r).diags)
-
-/* Parses text and expects exactly one error, the message given. */
-static void expect_one_error(const char *text, const char *line)
-{
-    TuResult r = tu_parse(text);
-    ck_assert_msg(r.errors == 1, "%d errors for \"%s\":\n%s", r.errors, line, r.diags);
-    ck_assert_diag(r, line);
-    tu_free(&r);
-}
 
 static char *printed(const Value *v)
 {
@@ -162,9 +128,9 @@ START_TEST(test_seed_details)
     ck_assert_int_eq(input->args->value.u.dims.d[2], 3);
 
     const Stmt *c1 = nth_stmt(r.ast, 1);
-    assert_loc(c1->label_loc, 4, 1, 4, 2);
-    assert_loc(c1->word_loc, 4, 5, 4, 8);
-    assert_loc(c1->loc, 4, 1, 4, 52);
+    tu_assert_loc(c1->label_loc, 4, 1, 4, 2);
+    tu_assert_loc(c1->word_loc, 4, 5, 4, 8);
+    tu_assert_loc(c1->loc, 4, 1, 4, 52);
     ck_assert_int_eq(count_args(c1), 3);
     ck_assert_str_eq(nth_arg(c1, 0)->key, "kernel");
     ck_assert_str_eq(nth_arg(c1, 1)->key, "n");
@@ -192,8 +158,8 @@ START_TEST(test_seed_details)
     ck_assert_int_eq(nth_arg(train, 3)->value.kind, VAL_FLOAT);
     ck_assert_double_eq(nth_arg(train, 3)->value.u.f, 0.01);
     ck_assert_str_eq(nth_arg(train, 5)->key, "init");
-    assert_loc(nth_arg(train, 5)->loc, 26, 7, 26, 20);
-    assert_loc(train->loc, 25, 1, 26, 40);
+    tu_assert_loc(nth_arg(train, 5)->loc, 26, 7, 26, 20);
+    tu_assert_loc(train->loc, 25, 1, 26, 40);
     tu_free(&r);
 }
 END_TEST
@@ -213,7 +179,7 @@ START_TEST(test_positional_args)
         ck_assert_int_eq(nth_arg(s, i)->value.kind, kinds[i]);
     }
     /* A positional argument's range is its value's. */
-    assert_loc(nth_arg(s, 2)->loc, 2, 15, 2, 19);
+    tu_assert_loc(nth_arg(s, 2)->loc, 2, 15, 2, 19);
     tu_free(&r);
 }
 END_TEST
@@ -222,9 +188,9 @@ START_TEST(test_key_locations)
 {
     TuResult r = tu_parse("Dense(n=10, bias=false)");
     const Arg *a = nth_arg(nth_stmt(r.ast, 0), 1);
-    assert_loc(a->key_loc, 1, 13, 1, 16);
-    assert_loc(a->value.loc, 1, 18, 1, 22);
-    assert_loc(a->loc, 1, 13, 1, 22);
+    tu_assert_loc(a->key_loc, 1, 13, 1, 16);
+    tu_assert_loc(a->value.loc, 1, 18, 1, 22);
+    tu_assert_loc(a->loc, 1, 13, 1, 22);
     tu_free(&r);
 }
 END_TEST
@@ -236,7 +202,7 @@ START_TEST(test_empty_parens)
     ck_assert_int_eq(r.ast->nstmts, 3);
     ck_assert(nth_stmt(r.ast, 0)->has_parens);
     ck_assert_ptr_null(nth_stmt(r.ast, 0)->args);
-    assert_loc(nth_stmt(r.ast, 0)->loc, 1, 1, 1, 6);
+    tu_assert_loc(nth_stmt(r.ast, 0)->loc, 1, 1, 1, 6);
     ck_assert(!nth_stmt(r.ast, 1)->has_parens);
     ck_assert(nth_stmt(r.ast, 2)->has_parens);
     ck_assert(nth_stmt(r.ast, 2)->has_annotation);
@@ -251,7 +217,7 @@ START_TEST(test_trailing_comma)
     ck_assert_int_eq(r.errors, 0);
     ck_assert_int_eq(count_args(nth_stmt(r.ast, 0)), 2);
     tu_free(&r);
-    expect_one_error("Train(batch=1,,)", "t.net:1:15: error: expected an argument before ','");
+    tu_expect_one_error("Train(batch=1,,)", "t.net:1:15: error: expected an argument before ','");
 }
 END_TEST
 
@@ -266,12 +232,12 @@ START_TEST(test_statement_layout)
     ck_assert_words(r, "Input ReLU Dense Softmax Conv ReLU Flatten");
     const Stmt *conv = nth_stmt(r.ast, 4);
     ck_assert(conv->has_parens);
-    assert_loc(conv->loc, 2, 1, 3, 7);
+    tu_assert_loc(conv->loc, 2, 1, 3, 7);
     const Stmt *a = nth_stmt(r.ast, 5);
     ck_assert_str_eq(a->label, "A");
     ck_assert(!a->has_parens);
     ck_assert_int_eq(a->annotation.u.i, 4);
-    assert_loc(a->loc, 4, 1, 4, 12);
+    tu_assert_loc(a->loc, 4, 1, 4, 12);
     ck_assert_str_eq(nth_stmt(r.ast, 6)->label, "B");
     tu_free(&r);
 }
@@ -313,7 +279,7 @@ START_TEST(test_many_statements)
     ck_assert_int_eq(r.ast->nstmts, N);
     const Stmt *last = nth_stmt(r.ast, N - 1);
     ck_assert_str_eq(last->label, "L49999");
-    assert_loc(last->loc, N, 1, N, 22);
+    tu_assert_loc(last->loc, N, 1, N, 22);
     tu_free(&r);
     free(text);
 }
@@ -343,7 +309,7 @@ START_TEST(test_annotation_forms)
     ck_assert_int_eq(nth_stmt(r.ast, 0)->annotation.u.dims.n, 2);
     ck_assert_int_eq(nth_stmt(r.ast, 1)->annotation.kind, VAL_INT);
     ck_assert_int_eq(nth_stmt(r.ast, 1)->annotation.u.i, -5);
-    assert_loc(nth_stmt(r.ast, 1)->annotation.loc, 1, 17, 1, 18);
+    tu_assert_loc(nth_stmt(r.ast, 1)->annotation.loc, 1, 17, 1, 18);
     ck_assert_int_eq(nth_stmt(r.ast, 2)->annotation.u.i, 0);
     tu_free(&r);
 }
@@ -367,65 +333,65 @@ START_TEST(test_missing_paren)
     ck_assert_str_eq(r.ast->first->next->label, "C2");
     tu_free(&r);
 
-    expect_one_error("Conv(n=4 ReLU()", "t.net:1:10: error: expected ')' before 'ReLU'");
-    expect_one_error("Conv(n=4 -> 3", "t.net:1:10: error: expected ')' before '->'");
-    expect_one_error("Conv(n=4", "t.net:1:9: error: expected ')' at end of input");
-    expect_one_error("Conv(", "t.net:1:6: error: expected ')' at end of input");
+    tu_expect_one_error("Conv(n=4 ReLU()", "t.net:1:10: error: expected ')' before 'ReLU'");
+    tu_expect_one_error("Conv(n=4 -> 3", "t.net:1:10: error: expected ')' before '->'");
+    tu_expect_one_error("Conv(n=4", "t.net:1:9: error: expected ')' at end of input");
+    tu_expect_one_error("Conv(", "t.net:1:6: error: expected ')' at end of input");
 }
 END_TEST
 
 START_TEST(test_missing_comma)
 {
-    expect_one_error("Conv(kernel=4x4 n=40)", "t.net:1:17: error: expected ',' before 'n'");
-    expect_one_error("MaxPool(3x3 2)", "t.net:1:13: error: expected ',' before '2'");
-    expect_one_error("Conv(4x4 same)", "t.net:1:10: error: expected ',' or ')' before 'same'");
+    tu_expect_one_error("Conv(kernel=4x4 n=40)", "t.net:1:17: error: expected ',' before 'n'");
+    tu_expect_one_error("MaxPool(3x3 2)", "t.net:1:13: error: expected ',' before '2'");
+    tu_expect_one_error("Conv(4x4 same)", "t.net:1:10: error: expected ',' or ')' before 'same'");
 }
 END_TEST
 
 START_TEST(test_missing_value)
 {
-    expect_one_error("Conv(n=)", "t.net:1:8: error: expected a value after '='");
-    expect_one_error("Conv(n=, k=3)", "t.net:1:8: error: expected a value after '='");
+    tu_expect_one_error("Conv(n=)", "t.net:1:8: error: expected a value after '='");
+    tu_expect_one_error("Conv(n=, k=3)", "t.net:1:8: error: expected a value after '='");
     /* At the end of a line, the message points there. */
-    expect_one_error("Train(lr=\n  seed=1)", "t.net:1:10: error: expected a value after '='");
+    tu_expect_one_error("Train(lr=\n  seed=1)", "t.net:1:10: error: expected a value after '='");
 }
 END_TEST
 
 START_TEST(test_missing_shape)
 {
-    expect_one_error("Flatten -> ReLU", "t.net:1:12: error: expected a shape after '->'");
-    expect_one_error("Dense(n=3) ->", "t.net:1:14: error: expected a shape after '->'");
-    expect_one_error("Dense(n=3) -> 0.5", "t.net:1:15: error: expected a shape after '->'");
+    tu_expect_one_error("Flatten -> ReLU", "t.net:1:12: error: expected a shape after '->'");
+    tu_expect_one_error("Dense(n=3) ->", "t.net:1:14: error: expected a shape after '->'");
+    tu_expect_one_error("Dense(n=3) -> 0.5", "t.net:1:15: error: expected a shape after '->'");
 }
 END_TEST
 
 START_TEST(test_label_errors)
 {
-    expect_one_error("C1: -> 3", "t.net:1:5: error: expected a layer name after ':'");
-    expect_one_error("C1: 42", "t.net:1:5: error: expected a layer name after ':'");
-    expect_one_error(": Conv(n=1)", "t.net:1:1: error: expected a layer name before ':'");
+    tu_expect_one_error("C1: -> 3", "t.net:1:5: error: expected a layer name after ':'");
+    tu_expect_one_error("C1: 42", "t.net:1:5: error: expected a layer name after ':'");
+    tu_expect_one_error(": Conv(n=1)", "t.net:1:1: error: expected a layer name before ':'");
 }
 END_TEST
 
 START_TEST(test_word_errors)
 {
-    expect_one_error("Dense n=10", "t.net:1:7: error: expected '(' before 'n'");
-    expect_one_error("Dense 10", "t.net:1:7: error: expected '(' or '->' before '10'");
-    expect_one_error("Conv(n=1) 47x47x40", "t.net:1:11: error: expected '->' before '47x47x40'");
-    expect_one_error("ReLU)", "t.net:1:5: error: unmatched ')'");
-    expect_one_error("Conv(n=1))", "t.net:1:10: error: unmatched ')'");
-    expect_one_error("42", "t.net:1:1: error: expected a layer name before '42'");
-    expect_one_error("n=3", "t.net:1:1: error: expected a layer name before 'n'");
+    tu_expect_one_error("Dense n=10", "t.net:1:7: error: expected '(' before 'n'");
+    tu_expect_one_error("Dense 10", "t.net:1:7: error: expected '(' or '->' before '10'");
+    tu_expect_one_error("Conv(n=1) 47x47x40", "t.net:1:11: error: expected '->' before '47x47x40'");
+    tu_expect_one_error("ReLU)", "t.net:1:5: error: unmatched ')'");
+    tu_expect_one_error("Conv(n=1))", "t.net:1:10: error: unmatched ')'");
+    tu_expect_one_error("42", "t.net:1:1: error: expected a layer name before '42'");
+    tu_expect_one_error("n=3", "t.net:1:1: error: expected a layer name before 'n'");
 }
 END_TEST
 
 START_TEST(test_argument_errors)
 {
-    expect_one_error("Conv(,n=3)", "t.net:1:6: error: expected an argument before ','");
-    expect_one_error("Conv(=3)", "t.net:1:6: error: expected an argument before '='");
-    expect_one_error("Conv(kernel: 3x3)", "t.net:1:12: error: expected '=' before ':'");
-    expect_one_error("Conv(n=3, k: 3)", "t.net:1:12: error: expected '=' before ':'");
-    expect_one_error("Conv(n=3 == 4)", "t.net:1:10: error: expected ',' or ')' before '='");
+    tu_expect_one_error("Conv(,n=3)", "t.net:1:6: error: expected an argument before ','");
+    tu_expect_one_error("Conv(=3)", "t.net:1:6: error: expected an argument before '='");
+    tu_expect_one_error("Conv(kernel: 3x3)", "t.net:1:12: error: expected '=' before ':'");
+    tu_expect_one_error("Conv(n=3, k: 3)", "t.net:1:12: error: expected '=' before ':'");
+    tu_expect_one_error("Conv(n=3 == 4)", "t.net:1:10: error: expected ',' or ')' before '='");
 }
 END_TEST
 
@@ -435,8 +401,8 @@ START_TEST(test_long_token_in_message)
     char text[200] = "Dense ";
     memset(text + 6, 'q', 100);
     strcpy(text + 106, "=1");
-    expect_one_error(text, "t.net:1:7: error: expected '(' before "
-                           "'qqqqqqqqqqqqqqqqqqqqqqqqqqqqqqqq...'");
+    tu_expect_one_error(text, "t.net:1:7: error: expected '(' before "
+                              "'qqqqqqqqqqqqqqqqqqqqqqqqqqqqqqqq...'");
 }
 END_TEST
 
@@ -518,9 +484,10 @@ START_TEST(test_reserved_words)
     ck_assert_ptr_null(nth_stmt(r.ast, 1)->label);
     ck_assert_int_eq(nth_arg(nth_stmt(r.ast, 1), 0)->value.u.i, 10);
     tu_free(&r);
-    expect_one_error("Conv(false=1)", "t.net:1:11: error: expected ',' or ')' before '='");
+    tu_expect_one_error("Conv(false=1)", "t.net:1:11: error: expected ',' or ')' before '='");
     /* A value before ':' is no label. */
-    expect_one_error("Dense(bias=true: n=3)", "t.net:1:16: error: expected ',' or ')' before ':'");
+    tu_expect_one_error("Dense(bias=true: n=3)",
+                        "t.net:1:16: error: expected ',' or ')' before ':'");
     r = tu_parse("Conv(true_ish=1, False=2)");
     ck_assert_int_eq(r.errors, 0);
     ck_assert_str_eq(nth_arg(nth_stmt(r.ast, 0), 1)->key, "False");
@@ -612,9 +579,5 @@ static Suite *parser_suite(void)
 
 int main(void)
 {
-    SRunner *sr = srunner_create(parser_suite());
-    srunner_run_all(sr, CK_ENV);
-    int failed = srunner_ntests_failed(sr);
-    srunner_free(sr);
-    return failed == 0 ? EXIT_SUCCESS : EXIT_FAILURE;
+    return tu_run_suite(parser_suite());
 }

@@ -1,4 +1,5 @@
-/* testutil.c: run the front end on a string and capture what it says. */
+/* testutil.c: run the front end on a string and capture what it says, and
+ * the assertions and main() that the front end's Check suites share. */
 #include "testutil.h"
 
 #include <stdlib.h>
@@ -43,4 +44,47 @@ const Layer *tu_layer(const Network *n, const char *label)
         if (strcmp(n->layers[i].label, label) == 0)
             return &n->layers[i];
     return NULL;
+}
+
+void tu_assert_loc(Loc l, int fl, int fc, int ll, int lc)
+{
+    ck_assert_msg(l.first_line == fl && l.first_column == fc && l.last_line == ll &&
+                      l.last_column == lc,
+                  "loc %d:%d-%d:%d, expected %d:%d-%d:%d", l.first_line, l.first_column,
+                  l.last_line, l.last_column, fl, fc, ll, lc);
+}
+
+bool tu_has_line(const char *diags, const char *line)
+{
+    size_t n = strlen(line);
+    for (const char *p = diags; p && *p;) {
+        const char *eol = strchr(p, '\n');
+        size_t len = eol ? (size_t)(eol - p) : strlen(p);
+        if (len == n && memcmp(p, line, n) == 0)
+            return true;
+        p = eol ? eol + 1 : NULL;
+    }
+    return false;
+}
+
+void tu_expect_one_error_bytes(const char *bytes, size_t len, const char *line)
+{
+    TuResult r = tu_parse_bytes(bytes, len);
+    ck_assert_msg(r.errors == 1, "%d errors for \"%s\":\n%s", r.errors, line, r.diags);
+    ck_assert_diag(r, line);
+    tu_free(&r);
+}
+
+void tu_expect_one_error(const char *text, const char *line)
+{
+    tu_expect_one_error_bytes(text, strlen(text), line);
+}
+
+int tu_run_suite(Suite *s)
+{
+    SRunner *sr = srunner_create(s);
+    srunner_run_all(sr, CK_ENV);
+    int failed = srunner_ntests_failed(sr);
+    srunner_free(sr);
+    return failed == 0 ? EXIT_SUCCESS : EXIT_FAILURE;
 }
