@@ -181,10 +181,28 @@ static double conv_flops(const Layer *l)
  * Conv's code: forward, and backward to the weights and to the input
  *
  * Maps are NHWC; the weight stays [n][C][KH][KW] (PyTorch's) in the
- * parameter block and is repacked per call so the innermost loop runs over
- * contiguous channels: [tap][C][n] for forward, [tap][n][C] for the input
- * gradient. A tap is one (kh, kw) of the kernel, t = kh*KW + kw.
+ * parameter block and is repacked per call so that channels run contiguous:
+ * [tap][C][n] for forward, [tap][n][C] for the input gradient. A tap is one
+ * (kh, kw) of the kernel, t = kh*KW + kw.
+ *
+ * Every kernel is register-blocked: a tile of a few pixels (or, for the
+ * weight gradient, rows of (tap, ci)) by two vectors of channels keeps its
+ * sums in named vector variables a{p}_{v}, which the C compiler keeps in
+ * registers. The inner loop loads a vector per tile column and a scalar per
+ * tile row, broadcast into the products. Vectors are GCC/Clang vector types
+ * as wide as the target's registers (CNNC_VL reals, chosen by the
+ * preprocessor in the generated file, so one file builds for any target),
+ * but no wider than the channel count. A row of C channels is covered by
+ * ceil(C / VL) vectors, the last one ending at C and overlapping its
+ * neighbour (VEC_AT), so no load or store reaches past a row and nothing
+ * needs padding. Every value is computed by one thread in a fixed order.
  */
+
+/* Tiles: TILE_PIX pixels (TILE_ROWS rows of the weight gradient) by two
+ * vectors, 12 accumulators: with two weight vectors and a broadcast they fit
+ * the 16 vector registers of SSE2 and AVX2. (The vector pairs are spelt out
+ * in conv_emit_vectors and conv_emit_weight_grad.) */
+enum { TILE_PIX = 6, TILE_ROWS = 6 };
 
 typedef struct ConvGeom {
     int64_t h, w, ci;        /* input */
@@ -210,12 +228,155 @@ static int64_t conv_taps(const ConvGeom *g)
     return g->kh * g->kw;
 }
 
-/* Two repacked copies of the weight: [tap][C][n] and [tap][n][C]. */
+/* The weight repacked [tap][C][n] (forward; backward sums dw there) and
+ * [tap][n][C] (input gradient), then a row of max(C, n) zeros that stands
+ * for a pixel in the padding. */
 static int64_t conv_scratch_bytes(const Layer *l, int64_t batch, int64_t real_size)
 {
     (void)batch;
     ConvGeom g = conv_geom(l);
-    return 2 * conv_taps(&g) * g.ci * g.co * real_size;
+    return (2 * conv_taps(&g) * g.ci * g.co + (g.ci > g.co ? g.ci : g.co)) * real_size;
+}
+
+/* Whether some tap of some output lands on a padded row / column. */
+static bool rows_padded(const ConvGeom *g)
+{
+    return g->pt > 0 || (g->oh - 1) * g->sh + g->kh - 1 - g->pt >= g->h;
+}
+
+static bool cols_padded(const ConvGeom *g)
+{
+    return g->pl > 0 || (g->ow - 1) * g->sw + g->kw - 1 - g->pl >= g->w;
+}
+
+/* len cut into ceil(len / most) tiles as even as can be: the first extra
+ * tiles hold base + 1, the others base. */
+typedef struct Split {
+    int64_t tiles, base, extra;
+} Split;
+
+static Split split_even(int64_t len, int64_t most)
+{
+    int64_t tiles = (len + most - 1) / most;
+    return (Split){tiles, len / tiles, len % tiles};
+}
+
+static int64_t pow2_floor(int64_t v)
+{
+    int64_t p = 1;
+    while (p <= v / 2)
+        p *= 2;
+    return p;
+}
+
+/* The vector definitions every Conv shares, once per file: before the
+ * network's first Conv. */
+static void conv_emit_vec_prelude(Emitter *e, const LayerCode *c)
+{
+    for (int i = 0; i < c->l->index; i++)
+        if (e->net->layers[i].kind == &layer_conv)
+            return;
+    emit(e, "#ifndef CNNC_VEC_DEFINED");
+    emit(e, "#define CNNC_VEC_DEFINED");
+    emit(e, "/* Conv's vectors: CNNC_VL reals fill the target's widest vector register");
+    emit(e, "   (AVX-512, AVX, else 16 bytes: SSE2, NEON or plain C). */");
+    emit(e, "#if defined(__AVX512F__)");
+    emit(e, "#define CNNC_VEC_BYTES 64");
+    emit(e, "#elif defined(__AVX__)");
+    emit(e, "#define CNNC_VEC_BYTES 32");
+    emit(e, "#else");
+    emit(e, "#define CNNC_VEC_BYTES 16");
+    emit(e, "#endif");
+    emit(e, "#define CNNC_VL (CNNC_VEC_BYTES / REAL_SIZE)");
+    emit(e, "/* The first channel of vector j (vl lanes) of a row of c >= vl channels:");
+    emit(e, "   the last vector ends at c, overlapping its neighbour. */");
+    emit(e, "#define VEC_AT(j, vl, c) ((j) * (vl) < (c) - (vl) ? (j) * (vl) : (c) - (vl))");
+    emit(e, "/* Unaligned vector load and store. */");
+    emit(e, "#define VLOAD(v, p) memcpy(&(v), (p), sizeof(v))");
+    emit(e, "#define VSTORE(p, v) memcpy((p), &(v), sizeof(v))");
+    emit(e, "#endif");
+    emit_blank(e);
+}
+
+/* The vector type TYPE of VL lanes for rows of channels, and NVL, the
+ * vectors that cover a row. */
+static void conv_emit_lanes(Emitter *e, const char *type, const char *vl, int64_t channels)
+{
+    int64_t most = pow2_floor(channels);
+    emit(e, "/* %s: %s reals, the target's widest vector but at most %" PRId64
+            "; N%s of them cover %" PRId64 " channels */", type, vl, most, vl, channels);
+    emit(e, "enum { %s = CNNC_VL < %" PRId64 " ? CNNC_VL : %" PRId64 ", N%s = (%" PRId64
+            " + %s - 1) / %s };", vl, most, most, vl, channels, vl, vl);
+    emit(e, "typedef real %s __attribute__((vector_size(%s * REAL_SIZE)));", type, vl);
+}
+
+/* "vco a0_0 = INIT0, a0_1 = INIT1;" for each tile row: init "b" gives b0, b1;
+ * NULL zeros; "" leaves them to be loaded. */
+static void emit_accs(Emitter *e, const char *type, int rows, int nv, const char *init)
+{
+    for (int p = 0; p < rows; p++) {
+        char line[256];
+        size_t len = (size_t)snprintf(line, sizeof line, "%s", type);
+        for (int v = 0; v < nv; v++) {
+            len += (size_t)snprintf(line + len, sizeof line - len, "%s a%d_%d", v ? "," : "", p, v);
+            if (!init)
+                len += (size_t)snprintf(line + len, sizeof line - len, " = {0}");
+            else if (init[0])
+                len += (size_t)snprintf(line + len, sizeof line - len, " = %s%d", init, v);
+        }
+        emit(e, "%s;", line);
+    }
+}
+
+/* "vco w0, w1; VLOAD(w0, BASE + c0); VLOAD(w1, BASE + c1);" */
+static void emit_vloads(Emitter *e, const char *type, const char *name, int nv, const char *base)
+{
+    if (nv > 1)
+        emit(e, "%s %s0, %s1;", type, name, name);
+    else
+        emit(e, "%s %s0;", type, name);
+    for (int v = 0; v < nv; v++)
+        emit(e, "VLOAD(%s%d, %s + c%d);", name, v, base, v);
+}
+
+/* a{p}_{v} += PRE{p}POST * VEC{v}, a line per tile row. */
+static void emit_fmas(Emitter *e, int rows, int nv, const char *pre, const char *post,
+                      const char *vec)
+{
+    for (int p = 0; p < rows; p++) {
+        char line[256];
+        size_t len = 0;
+        for (int v = 0; v < nv; v++)
+            len += (size_t)snprintf(line + len, sizeof line - len, "%sa%d_%d += %s%d%s * %s%d;",
+                                    v ? " " : "", p, v, pre, p, post, vec, v);
+        emit(e, "%s", line);
+    }
+}
+
+/* BODY(nv) for the vectors of a row of channels, as c0 (, c1): vector 0 alone
+ * when their count N{vl} is odd, then pairs (j, j + 1). The overlapping last
+ * two vectors are always one pair. */
+static void conv_emit_vectors(Emitter *e, const ConvGeom *g, const char *vl, int64_t channels,
+                              void (*body)(Emitter *, const ConvGeom *, int))
+{
+    emit(e, "if (N%s %% 2) { /* an odd count: vector 0 alone */", vl);
+    emit(e, "const int c0 = 0;");
+    body(e, g, 1);
+    emit(e, "}");
+    emit(e, "for (int j = N%s %% 2; j < N%s; j += 2) {", vl, vl);
+    emit(e, "const int c0 = VEC_AT(j, %s, %" PRId64 "), c1 = VEC_AT(j + 1, %s, %" PRId64 ");",
+         vl, channels, vl, channels);
+    body(e, g, 2);
+    emit(e, "}");
+}
+
+/* The zero row, cleared: what a tile reads for a pixel in the padding. */
+static void conv_emit_zero_row(Emitter *e, const char *L, const ConvGeom *g, int64_t len)
+{
+    emit(e, "real *restrict zrow = (real *)work(ctx, %s_SCRATCH) + %" PRId64 "; /* [%" PRId64
+            "] */", L, 2 * conv_taps(g) * g->ci * g->co, len);
+    emit(e, "memset(zrow, 0, %" PRId64 " * sizeof(real));", len);
+    emit(e, "const real *zero = zrow;");
 }
 
 /* dst[t][a][b] = w[co][ci][t], with (a, b) = (ci, co) or (co, ci). */
@@ -236,73 +397,62 @@ static void conv_emit_repack(Emitter *e, const ConvGeom *g, const char *dst, boo
     emit(e, "}");
 }
 
-/* The bounds a tap needs: "iy >= 0" only where top padding can reach it,
- * "iy < H" only where bottom padding can. Empty when the tap always lands
- * inside the input (every tap of a valid convolution). */
-static void tap_bounds(const ConvGeom *g, int64_t kh, int64_t kw, char *buf, size_t size)
-{
-    buf[0] = '\0';
-    size_t len = 0;
-    const char *sep = "";
-#define COND(test, ...)                                                            \
-    if (test) {                                                                    \
-        len += (size_t)snprintf(buf + len, size - len, "%s", sep);                 \
-        len += (size_t)snprintf(buf + len, size - len, __VA_ARGS__);               \
-        sep = " && ";                                                              \
-    }
-    COND(kh < g->pt, "iy >= 0")
-    COND((g->oh - 1) * g->sh + kh - g->pt >= g->h, "iy < %" PRId64, g->h)
-    COND(kw < g->pl, "ix >= 0")
-    COND((g->ow - 1) * g->sw + kw - g->pl >= g->w, "ix < %" PRId64, g->w)
-#undef COND
-}
+/* ---- forward */
 
-/* acc[co] += x[iy][ix][ci] * wp[t][ci][co] over ci, for one tap. */
-static void conv_emit_forward_tap(Emitter *e, const ConvGeom *g, const char *t)
+/* One tile: outputs (oy, ox + p), p < np, by nv vectors of channels at c0
+ * (, c1): a{p}_{v} = b + sum over taps and ci of x[iy][ix + p*SW][ci] *
+ * wp[t][ci][c_v]. A tap off the input skips (rows) or reads zeros (columns). */
+static void conv_emit_forward_tile(Emitter *e, const ConvGeom *g, int np, int nv)
 {
-    emit(e, "const real *xp = xi + (iy * %" PRId64 " + ix) * %" PRId64 ";", g->w, g->ci);
-    emit(e, "const real *wk = wp + (%s) * %" PRId64 ";", t, g->ci * g->co);
-    emit_for(e, "ci", g->ci);
-    emit(e, "const real xv = xp[ci];");
-    emit(e, "for (int co = 0; co < %" PRId64 "; co++) acc[co] += xv * wk[ci * %" PRId64 " + co];",
-         g->co, g->co);
-    emit(e, "}");
-}
-
-static void conv_emit_forward_taps(Emitter *e, const ConvGeom *g)
-{
-    char cond[160];
-    if (conv_taps(g) <= EMIT_UNROLL_TAPS) {
-        for (int64_t kh = 0; kh < g->kh; kh++)
-            for (int64_t kw = 0; kw < g->kw; kw++) {
-                tap_bounds(g, kh, kw, cond, sizeof cond);
-                emit(e, "{ /* tap (%" PRId64 ", %" PRId64 ") */", kh, kw);
-                emit(e, "const int iy = oy * %" PRId64 " + %" PRId64 ", ix = ox * %" PRId64
-                        " + %" PRId64 ";", g->sh, kh - g->pt, g->sw, kw - g->pl);
-                if (cond[0])
-                    emit(e, "if (%s) {", cond);
-                char t[32];
-                snprintf(t, sizeof t, "%" PRId64, kh * g->kw + kw);
-                conv_emit_forward_tap(e, g, t);
-                if (cond[0])
-                    emit(e, "}");
-                emit(e, "}");
-            }
-        return;
+    if (g->bias) {
+        emit_vloads(e, "vco", "b", nv, "b");
     }
+    emit_accs(e, "vco", np, nv, g->bias ? "b" : NULL);
     emit_for(e, "kh", g->kh);
     emit(e, "const int iy = oy * %" PRId64 " + kh - %" PRId64 ";", g->sh, g->pt);
-    if (g->pt > 0 || (g->oh - 1) * g->sh + g->kh - 1 - g->pt >= g->h)
+    if (rows_padded(g))
         emit(e, "if (iy < 0 || iy >= %" PRId64 ") continue;", g->h);
+    emit(e, "const real *xr = xi + iy * %" PRId64 ";", g->w * g->ci);
     emit_for(e, "kw", g->kw);
-    emit(e, "const int ix = ox * %" PRId64 " + kw - %" PRId64 ";", g->sw, g->pl);
-    if (g->pl > 0 || (g->ow - 1) * g->sw + g->kw - 1 - g->pl >= g->w)
-        emit(e, "if (ix < 0 || ix >= %" PRId64 ") continue;", g->w);
-    char t[32];
-    snprintf(t, sizeof t, "kh * %" PRId64 " + kw", g->kw);
-    conv_emit_forward_tap(e, g, t);
+    emit(e, "const int ix = ox * %" PRId64 " + kw - %" PRId64 "; /* of pixel 0 */", g->sw, g->pl);
+    for (int p = 0; p < np; p++) {
+        if (cols_padded(g))
+            emit(e, "const real *x%d = (unsigned)(ix + %" PRId64 ") < %" PRId64 "u ? xr + (ix + %"
+                    PRId64 ") * %" PRId64 " : zero;", p, p * g->sw, g->w, p * g->sw, g->ci);
+        else
+            emit(e, "const real *x%d = xr + (ix + %" PRId64 ") * %" PRId64 ";", p, p * g->sw,
+                 g->ci);
+    }
+    emit(e, "const real *wk = wp + (kh * %" PRId64 " + kw) * %" PRId64 ";", g->kw, g->ci * g->co);
+    emit_for(e, "ci", g->ci);
+    char base[64];
+    snprintf(base, sizeof base, "wk + ci * %" PRId64, g->co);
+    emit_vloads(e, "vco", "w", nv, base);
+    emit_fmas(e, np, nv, "x", "[ci]", "w");
     emit(e, "}");
     emit(e, "}");
+    emit(e, "}");
+    for (int p = 0; p < np; p++)
+        for (int v = 0; v < nv; v++)
+            emit(e, "VSTORE(yr + (ox + %d) * %" PRId64 " + c%d, a%d_%d);", p, g->co, v, p, v);
+}
+
+/* The row's outputs in tiles of at most TILE_PIX pixels. */
+static void conv_emit_forward_pixels(Emitter *e, const ConvGeom *g, int nv)
+{
+    Split s = split_even(g->ow, TILE_PIX);
+    int64_t wide = s.extra * (s.base + 1);
+    if (s.extra) {
+        emit(e, "for (int ox = 0; ox < %" PRId64 "; ox += %" PRId64 ") {", wide, s.base + 1);
+        conv_emit_forward_tile(e, g, (int)s.base + 1, nv);
+        emit(e, "}");
+    }
+    if (wide < g->ow) {
+        emit(e, "for (int ox = %" PRId64 "; ox < %" PRId64 "; ox += %" PRId64 ") {", wide, g->ow,
+             s.base);
+        conv_emit_forward_tile(e, g, (int)s.base, nv);
+        emit(e, "}");
+    }
 }
 
 /* y[i][oy][ox][co] = b[co] + sum over taps and ci of x[i][iy][ix][ci] * w[co][ci][t] */
@@ -314,31 +464,26 @@ static void conv_emit_forward(Emitter *e, const LayerCode *c, const ConvGeom *g)
             " + b, stride %" PRId64 "x%" PRId64 " */",
          g->oh, g->ow, g->co, g->h, g->w, g->ci, g->co, g->ci, g->kh, g->kw, g->sh, g->sw);
     emit_forward_begin(e, c);
+    conv_emit_lanes(e, "vco", "VCO", g->co);
     emit(e, "const real *w = param(ctx) + %s_weight;", L);
     if (g->bias)
         emit(e, "const real *b = param(ctx) + %s_bias;", L);
     emit(e, "real *restrict wp = work(ctx, %s_SCRATCH); /* [tap][%" PRId64 "][%" PRId64 "] */",
          L, g->ci, g->co);
     conv_emit_repack(e, g, "wp", true);
+    if (cols_padded(g))
+        conv_emit_zero_row(e, L, g, g->ci);
     emit(e, "PARALLEL_FOR");
     emit(e, "for (int r = 0; r < n * %" PRId64 "; r++) {", g->oh);
     emit(e, "const int i = r / %" PRId64 ", oy = r %% %" PRId64 ";", g->oh, g->oh);
     emit(e, "const real *xi = x + (size_t)i * %" PRId64 ";", g->h * g->w * g->ci);
     emit(e, "real *yr = y + (size_t)r * %" PRId64 ";", g->ow * g->co);
-    emit_for(e, "ox", g->ow);
-    if (g->bias) {
-        emit(e, "real acc[%" PRId64 "];", g->co);
-        emit(e, "for (int co = 0; co < %" PRId64 "; co++) acc[co] = b[co];", g->co);
-    } else {
-        emit(e, "real acc[%" PRId64 "] = {0};", g->co);
-    }
-    conv_emit_forward_taps(e, g);
-    emit(e, "for (int co = 0; co < %" PRId64 "; co++) yr[ox * %" PRId64 " + co] = acc[co];",
-         g->co, g->co);
-    emit(e, "}");
+    conv_emit_vectors(e, g, "VCO", g->co, conv_emit_forward_pixels);
     emit(e, "}");
     emit(e, "}");
 }
+
+/* ---- weight gradient */
 
 /* The output rows (or columns) a tap k meets: o with o*s + k - p in
  * [0, in), clipped to [0, out). Emitted as constants when the tap is known,
@@ -358,130 +503,290 @@ static void conv_emit_out_range(Emitter *e, const char *o, const char *k, int64_
             PRId64 " : %" PRId64 ");", o, o, o, s, out - 1, o, s, out - 1);
 }
 
+/* Samples per pass of the weight gradient: about 1 MiB of x and dy, which
+ * stays in cache while every tile sweeps it. */
+static int64_t conv_chunk(const ConvGeom *g, int64_t real_size)
+{
+    int64_t per = (g->h * g->w * g->ci + g->oh * g->ow * g->co) * real_size;
+    int64_t k = ((int64_t)1 << 20) / per;
+    return k < 1 ? 1 : k;
+}
+
+/* db[c0..] (+)= dy summed over the chunk's pixels. */
+static void conv_emit_bias_tile(Emitter *e, const ConvGeom *g, int nv)
+{
+    emit_accs(e, "vco", 1, nv, "");
+    for (int v = 0; v < nv; v++)
+        emit(e, "VLOAD(a0_%d, db + c%d);", v, v);
+    emit(e, "for (int i = i0; i < i1; i++) {");
+    emit(e, "const real *dyi = dy + (size_t)i * %" PRId64 ";", g->oh * g->ow * g->co);
+    emit_for(e, "p", g->oh * g->ow);
+    char base[64];
+    snprintf(base, sizeof base, "dyi + p * %" PRId64, g->co);
+    emit_vloads(e, "vco", "d", nv, base);
+    for (int v = 0; v < nv; v++)
+        emit(e, "a0_%d += d%d;", v, v);
+    emit(e, "}");
+    emit(e, "}");
+    for (int v = 0; v < nv; v++)
+        emit(e, "VSTORE(db + c%d, a0_%d);", v, v);
+}
+
+/* nr rows r0 + k of dwp[r][co], r = t*CI + ci, by nv vectors: the sums so far
+ * plus x[i][oy*SH + kh - PT][ox*SW + kw - PL][ci] * dy[i][oy][ox][c_v] over
+ * the chunk's samples and the pixels the tap meets. flat: the rows may span
+ * taps (no padding), row k at offset ok from the pixel's corner; else one
+ * tap's rows ci0 + k. */
+static void conv_emit_wgrad_tile(Emitter *e, const ConvGeom *g, bool flat, int nr, int nv)
+{
+    if (flat)
+        for (int k = 0; k < nr; k++)
+            emit(e, "const int t%d = (r0 + %d) / %" PRId64 ", o%d = (t%d / %" PRId64 " * %" PRId64
+                    " + t%d %% %" PRId64 ") * %" PRId64 " + (r0 + %d) %% %" PRId64 ";",
+                 k, k, g->ci, k, k, g->kw, g->w, k, g->kw, g->ci, k, g->ci);
+    emit_accs(e, "vco", nr, nv, "");
+    for (int k = 0; k < nr; k++)
+        for (int v = 0; v < nv; v++)
+            emit(e, "VLOAD(a%d_%d, dwp + (r0 + %d) * %" PRId64 " + c%d);", k, v, k, g->co, v);
+    emit(e, "for (int i = i0; i < i1; i++) {");
+    emit(e, "const real *xi = x + (size_t)i * %" PRId64 "%s;", g->h * g->w * g->ci,
+         flat ? "" : " + ci0");
+    emit(e, "const real *dyi = dy + (size_t)i * %" PRId64 ";", g->oh * g->ow * g->co);
+    emit(e, "for (int oy = oy0; oy <= oy1; oy++) {");
+    if (flat)
+        emit(e, "const real *xr = xi + oy * %" PRId64 ";", g->sh * g->w * g->ci);
+    else
+        emit(e, "const real *xr = xi + (oy * %" PRId64 " + kh - %" PRId64 ") * %" PRId64 ";",
+             g->sh, g->pt, g->w * g->ci);
+    emit(e, "const real *dr = dyi + oy * %" PRId64 ";", g->ow * g->co);
+    emit(e, "for (int ox = ox0; ox <= ox1; ox++) {");
+    if (flat)
+        emit(e, "const real *xp = xr + ox * %" PRId64 ";", g->sw * g->ci);
+    else
+        emit(e, "const real *xp = xr + (ox * %" PRId64 " + kw - %" PRId64 ") * %" PRId64 ";",
+             g->sw, g->pl, g->ci);
+    char base[64];
+    snprintf(base, sizeof base, "dr + ox * %" PRId64, g->co);
+    emit_vloads(e, "vco", "d", nv, base);
+    emit_fmas(e, nr, nv, flat ? "xp[o" : "xp[", "]", "d");
+    emit(e, "}");
+    emit(e, "}");
+    emit(e, "}");
+    for (int k = 0; k < nr; k++)
+        for (int v = 0; v < nv; v++)
+            emit(e, "VSTORE(dwp + (r0 + %d) * %" PRId64 " + c%d, a%d_%d);", k, g->co, v, k, v);
+}
+
+/* Block blk of rows (or db, the last block) by the vectors at c0 (, c1). */
+static void conv_emit_wgrad_block(Emitter *e, const ConvGeom *g, int nv)
+{
+    int64_t taps = conv_taps(g);
+    bool flat = !rows_padded(g) && !cols_padded(g);
+    Split s = split_even(flat ? taps * g->ci : g->ci, TILE_ROWS);
+    if (g->bias) {
+        emit(e, "if (blk == %" PRId64 ") {", (flat ? 1 : taps) * s.tiles);
+        conv_emit_bias_tile(e, g, nv);
+        emit(e, "} else {");
+    }
+    if (flat) {
+        emit(e, "const int rb = blk;");
+        emit(e, "const int oy0 = 0, oy1 = %" PRId64 ", ox0 = 0, ox1 = %" PRId64 ";", g->oh - 1,
+             g->ow - 1);
+        emit(e, "const int r0 = rb * %" PRId64 " + (rb < %" PRId64 " ? rb : %" PRId64 ");",
+             s.base, s.extra, s.extra);
+    } else {
+        emit(e, "const int t = blk / %" PRId64 ", rb = blk %% %" PRId64 ";", s.tiles, s.tiles);
+        emit(e, "const int kh = t / %" PRId64 ", kw = t %% %" PRId64 ";", g->kw, g->kw);
+        conv_emit_out_range(e, "oy", "kh", g->h, g->oh, g->sh, g->pt, g->kh);
+        conv_emit_out_range(e, "ox", "kw", g->w, g->ow, g->sw, g->pl, g->kw);
+        emit(e, "const int ci0 = rb * %" PRId64 " + (rb < %" PRId64 " ? rb : %" PRId64
+                "), r0 = t * %" PRId64 " + ci0;", s.base, s.extra, s.extra, g->ci);
+    }
+    if (s.extra) {
+        emit(e, "if (rb < %" PRId64 ") {", s.extra);
+        conv_emit_wgrad_tile(e, g, flat, (int)s.base + 1, nv);
+        emit(e, "} else {");
+        conv_emit_wgrad_tile(e, g, flat, (int)s.base, nv);
+        emit(e, "}");
+    } else {
+        conv_emit_wgrad_tile(e, g, flat, (int)s.base, nv);
+    }
+    if (g->bias)
+        emit(e, "}");
+}
+
 /* dw[co][ci][t] = sum over samples and output pixels of
  * x[i][oy*S + kh - P][ox*S + kw - P][ci] * dy[i][oy][ox][co]: the
- * correlation of x with the stride-dilated dy, as index arithmetic. One
- * (tap, ci) row per iteration, so each value is summed by one thread. */
+ * correlation of x with the stride-dilated dy, as index arithmetic; db the
+ * sum of dy. The sums build up in dwp[t][ci][co] and db in blocks (rows of
+ * dwp, or db, by a pair of vectors), dealt out to the threads in turn; each
+ * thread takes its blocks through the samples a chunk at a time, so that the
+ * chunk's x and dy serve all of them from cache, with no barrier between
+ * chunks. Every value is summed by one block, in sample and pixel order,
+ * whatever the thread count. */
 static void conv_emit_weight_grad(Emitter *e, const LayerCode *c, const ConvGeom *g)
 {
     const char *L = c->name;
-    int64_t taps = conv_taps(g);
+    int64_t taps = conv_taps(g), chunk = conv_chunk(g, e->real_size);
+    bool flat = !rows_padded(g) && !cols_padded(g);
+    Split s = split_even(flat ? taps * g->ci : g->ci, TILE_ROWS);
+    conv_emit_lanes(e, "vco", "VCO", g->co);
+    emit(e, "real *restrict dwp = work(ctx, %s_SCRATCH); /* [tap][%" PRId64 "][%" PRId64 "] */",
+         L, g->ci, g->co);
+    emit(e, "memset(dwp, 0, %" PRId64 " * sizeof(real));", taps * g->ci * g->co);
     if (g->bias) {
-        emit(e, "{ /* db[co] = sum of dy over samples and pixels */");
-        emit(e, "real *db = grad(ctx) + %s_bias;", L);
-        emit(e, "real acc[%" PRId64 "] = {0};", g->co);
-        emit(e, "for (size_t p = 0; p < (size_t)n * %" PRId64 "; p++)", g->oh * g->ow);
-        emit(e, "    for (int co = 0; co < %" PRId64 "; co++) acc[co] += dy[p * %" PRId64
-                " + co];", g->co, g->co);
-        emit(e, "for (int co = 0; co < %" PRId64 "; co++) db[co] = acc[co];", g->co);
-        emit(e, "}");
+        emit(e, "real *restrict db = grad(ctx) + %s_bias;", L);
+        emit(e, "memset(db, 0, %" PRId64 " * sizeof(real));", g->co);
     }
+    emit(e, "/* blocks: %s rows of %" PRId64 " (%" PRId64 " tiles of %" PRId64 "%s)%s; pairs of "
+            "vectors */", flat ? "the" : "each tap's", flat ? taps * g->ci : g->ci, s.tiles,
+         s.base, s.extra ? " or one more" : "", g->bias ? ", then db" : "");
+    emit(e, "enum { BLOCKS = %" PRId64 ", PAIRS = (NVCO + 1) / 2 };",
+         (flat ? 1 : taps) * s.tiles + (g->bias ? 1 : 0));
+    emit(e, "const int parts = ctx->threads > 0 ? ctx->threads : 1;");
+    emit(e, "PARALLEL_FOR");
+    emit(e, "for (int part = 0; part < parts; part++) {");
+    emit(e, "for (int i0 = 0; i0 < n; i0 += %" PRId64 ") {", chunk);
+    emit(e, "const int i1 = i0 + %" PRId64 " < n ? i0 + %" PRId64 " : n;", chunk, chunk);
+    emit(e, "for (int bp = part; bp < BLOCKS * PAIRS; bp += parts) {");
+    emit(e, "const int blk = bp / PAIRS, pair = bp %% PAIRS;");
+    emit(e, "if (NVCO %% 2 && pair == 0) { /* an odd count: vector 0 alone */");
+    emit(e, "const int c0 = 0;");
+    conv_emit_wgrad_block(e, g, 1);
+    emit(e, "} else { /* vectors j, j + 1; the overlapping last two are one pair */");
+    emit(e, "const int j = 2 * pair - NVCO %% 2;");
+    emit(e, "const int c0 = VEC_AT(j, VCO, %" PRId64 "), c1 = VEC_AT(j + 1, VCO, %" PRId64 ");",
+         g->co, g->co);
+    conv_emit_wgrad_block(e, g, 2);
+    emit(e, "}");
+    emit(e, "}");
+    emit(e, "}");
+    emit(e, "}");
     emit(e, "real *dw = grad(ctx) + %s_weight;", L);
     emit(e, "PARALLEL_FOR");
-    emit(e, "for (int tc = 0; tc < %" PRId64 "; tc++) {", taps * g->ci);
-    emit(e, "const int t = tc / %" PRId64 ", ci = tc %% %" PRId64 ";", g->ci, g->ci);
-    emit(e, "const int kh = t / %" PRId64 ", kw = t %% %" PRId64 ";", g->kw, g->kw);
-    conv_emit_out_range(e, "oy", "kh", g->h, g->oh, g->sh, g->pt, g->kh);
-    conv_emit_out_range(e, "ox", "kw", g->w, g->ow, g->sw, g->pl, g->kw);
-    emit(e, "real acc[%" PRId64 "] = {0};", g->co);
-    emit(e, "for (int i = 0; i < n; i++) {");
-    emit(e, "const real *xi = x + (size_t)i * %" PRId64 " + ci;", g->h * g->w * g->ci);
-    emit(e, "const real *dyi = dy + (size_t)i * %" PRId64 ";", g->oh * g->ow * g->co);
-    emit(e, "for (int oy = oy0; oy <= oy1; oy++) {");
-    emit(e, "const int iy = oy * %" PRId64 " + kh - %" PRId64 ";", g->sh, g->pt);
-    emit(e, "for (int ox = ox0; ox <= ox1; ox++) {");
-    emit(e, "const int ix = ox * %" PRId64 " + kw - %" PRId64 ";", g->sw, g->pl);
-    emit(e, "const real xv = xi[(iy * %" PRId64 " + ix) * %" PRId64 "];", g->w, g->ci);
-    emit(e, "const real *d = dyi + (oy * %" PRId64 " + ox) * %" PRId64 ";", g->ow, g->co);
-    emit(e, "for (int co = 0; co < %" PRId64 "; co++) acc[co] += xv * d[co];", g->co);
-    emit(e, "}");
-    emit(e, "}");
-    emit(e, "}");
-    emit(e, "for (int co = 0; co < %" PRId64 "; co++) dw[(co * %" PRId64 " + ci) * %" PRId64
-            " + t] = acc[co];", g->co, g->ci, taps);
-    emit(e, "}");
-}
-
-/* acc[ci] += dy[i][oy][ox][co] * wt[t][co][ci] over co, for one tap. */
-static void conv_emit_input_tap(Emitter *e, const ConvGeom *g, const char *t)
-{
-    emit(e, "const real *d = dyi + (oy * %" PRId64 " + ox) * %" PRId64 ";", g->ow, g->co);
-    emit(e, "const real *wk = wt + (%s) * %" PRId64 ";", t, g->co * g->ci);
     emit_for(e, "co", g->co);
-    emit(e, "const real dv = d[co];");
-    emit(e, "for (int ci = 0; ci < %" PRId64 "; ci++) acc[ci] += dv * wk[co * %" PRId64 " + ci];",
-         g->ci, g->ci);
+    emit_for(e, "ci", g->ci);
+    emit_for(e, "t", taps);
+    emit(e, "dw[(co * %" PRId64 " + ci) * %" PRId64 " + t] = dwp[(t * %" PRId64 " + ci) * %"
+            PRId64 " + co];", g->ci, taps, g->ci, g->co);
+    emit(e, "}");
+    emit(e, "}");
     emit(e, "}");
 }
 
-/* The taps of one phase (py, px): kh = py + a*SH meets output row
- * oy = qy - a, kw = px + b*SW meets column ox = qx - b. Bounds are emitted
- * only where they can fail. */
-static void conv_emit_phase(Emitter *e, const ConvGeom *g, int64_t py, int64_t px)
+/* ---- input gradient */
+
+/* The columns of phase px: ix = qx*SW + px - PL for qx in [*lo, *hi];
+ * false when none. */
+static bool phase_cols(const ConvGeom *g, int64_t px, int64_t *lo, int64_t *hi)
 {
-    int64_t qy_max = (g->h - 1 + g->pt) / g->sh, qx_max = (g->w - 1 + g->pl) / g->sw;
-    for (int64_t a = 0; py + a * g->sh < g->kh; a++)
-        for (int64_t b = 0; px + b * g->sw < g->kw; b++) {
-            int64_t kh = py + a * g->sh, kw = px + b * g->sw;
-            char cond[160] = "";
-            size_t len = 0;
-            const char *sep = "";
-            if (a > 0) {
-                len += (size_t)snprintf(cond + len, sizeof cond - len, "%soy >= 0", sep);
-                sep = " && ";
-            }
-            if (qy_max - a >= g->oh) {
-                len += (size_t)snprintf(cond + len, sizeof cond - len, "%soy < %" PRId64, sep,
-                                        g->oh);
-                sep = " && ";
-            }
-            if (b > 0) {
-                len += (size_t)snprintf(cond + len, sizeof cond - len, "%sox >= 0", sep);
-                sep = " && ";
-            }
-            if (qx_max - b >= g->ow)
-                snprintf(cond + len, sizeof cond - len, "%sox < %" PRId64, sep, g->ow);
-            emit(e, "{ /* tap (%" PRId64 ", %" PRId64 ") */", kh, kw);
-            emit(e, "const int oy = qy - %" PRId64 ", ox = qx - %" PRId64 ";", a, b);
-            if (cond[0])
-                emit(e, "if (%s) {", cond);
-            char t[32];
-            snprintf(t, sizeof t, "%" PRId64, kh * g->kw + kw);
-            conv_emit_input_tap(e, g, t);
-            if (cond[0])
-                emit(e, "}");
-            emit(e, "}");
-        }
+    int64_t top = g->w - 1 + g->pl - px;
+    if (top < 0)
+        return false;
+    *lo = px >= g->pl ? 0 : (g->pl - px + g->sw - 1) / g->sw;
+    *hi = top / g->sw;
+    return *lo <= *hi;
 }
 
-/* Large kernels: the same phase arithmetic in loops. */
-static void conv_emit_phase_loops(Emitter *e, const ConvGeom *g)
+/* Whether a tap of phase px can meet a dy column outside [0, OW). */
+static bool phase_cols_clip(const ConvGeom *g, int64_t px)
 {
+    int64_t lo, hi;
+    if (px >= g->kw || !phase_cols(g, px, &lo, &hi))
+        return false;
+    return (g->kw - 1 - px) / g->sw > lo || hi >= g->ow;
+}
+
+static bool input_grad_needs_zero(const ConvGeom *g)
+{
+    for (int64_t px = 0; px < g->sw; px++)
+        if (phase_cols_clip(g, px))
+            return true;
+    return false;
+}
+
+/* One tile of phase (py, px): pixels ix = (qx + p)*SW + px - PL of row iy by
+ * nv vectors of input channels at c0 (, c1): the taps kh = py + a*SH,
+ * kw = px + b*SW meet dy at oy = qy - a, ox = qx + p - b, so
+ * a{p}_{v} = sum over them and co of dy[i][oy][ox][co] * wt[t][co][c_v]. */
+static void conv_emit_input_tile(Emitter *e, const ConvGeom *g, int64_t px, int np, int nv)
+{
+    bool clip = phase_cols_clip(g, px);
+    emit_accs(e, "vci", np, nv, NULL);
     emit(e, "for (int kh = %s, oy = qy; kh < %" PRId64 " && oy >= 0; kh += %" PRId64 ", oy--) {",
          g->sh > 1 ? "py" : "0", g->kh, g->sh);
     emit(e, "if (oy >= %" PRId64 ") continue;", g->oh);
-    emit(e, "for (int kw = %s, ox = qx; kw < %" PRId64 " && ox >= 0; kw += %" PRId64 ", ox--) {",
-         g->sw > 1 ? "px" : "0", g->kw, g->sw);
-    emit(e, "if (ox >= %" PRId64 ") continue;", g->ow);
-    char t[32];
-    snprintf(t, sizeof t, "kh * %" PRId64 " + kw", g->kw);
-    conv_emit_input_tap(e, g, t);
+    emit(e, "const real *dr = dyi + oy * %" PRId64 ";", g->ow * g->co);
+    emit(e, "for (int kw = %" PRId64 ", ox = qx; kw < %" PRId64 "; kw += %" PRId64
+            ", ox--) { /* pixel p meets column ox + p */", px, g->kw, g->sw);
+    if (clip) {
+        emit(e, "if (ox >= %" PRId64 ") continue;", g->ow);
+        emit(e, "if (ox + %d < 0) break;", np - 1);
+    }
+    for (int p = 0; p < np; p++) {
+        if (clip)
+            emit(e, "const real *d%d = (unsigned)(ox + %d) < %" PRId64 "u ? dr + (ox + %d) * %"
+                    PRId64 " : zero;", p, p, g->ow, p, g->co);
+        else
+            emit(e, "const real *d%d = dr + (ox + %d) * %" PRId64 ";", p, p, g->co);
+    }
+    emit(e, "const real *wk = wt + (kh * %" PRId64 " + kw) * %" PRId64 ";", g->kw, g->co * g->ci);
+    emit_for(e, "co", g->co);
+    char base[64];
+    snprintf(base, sizeof base, "wk + co * %" PRId64, g->ci);
+    emit_vloads(e, "vci", "w", nv, base);
+    emit_fmas(e, np, nv, "d", "[co]", "w");
     emit(e, "}");
     emit(e, "}");
+    emit(e, "}");
+    for (int p = 0; p < np; p++)
+        for (int v = 0; v < nv; v++)
+            emit(e, "VSTORE(dxr + ((qx + %d) * %" PRId64 " + (%" PRId64 ")) * %" PRId64
+                    " + c%d, a%d_%d);", p, g->sw, px - g->pl, g->ci, v, p, v);
+}
+
+/* The row's pixels phase by phase (px), in tiles of at most TILE_PIX. */
+static void conv_emit_input_phases(Emitter *e, const ConvGeom *g, int nv)
+{
+    for (int64_t px = 0; px < g->sw; px++) {
+        int64_t lo, hi;
+        if (!phase_cols(g, px, &lo, &hi))
+            continue;
+        emit(e, "/* phase px = %" PRId64 ": ix = qx*%" PRId64 " + %" PRId64 ", qx in [%" PRId64
+                ", %" PRId64 "] */", px, g->sw, px - g->pl, lo, hi);
+        Split s = split_even(hi - lo + 1, TILE_PIX);
+        int64_t wide = lo + s.extra * (s.base + 1);
+        if (s.extra) {
+            emit(e, "for (int qx = %" PRId64 "; qx < %" PRId64 "; qx += %" PRId64 ") {", lo, wide,
+                 s.base + 1);
+            conv_emit_input_tile(e, g, px, (int)s.base + 1, nv);
+            emit(e, "}");
+        }
+        if (wide <= hi) {
+            emit(e, "for (int qx = %" PRId64 "; qx <= %" PRId64 "; qx += %" PRId64 ") {", wide,
+                 hi, s.base);
+            conv_emit_input_tile(e, g, px, (int)s.base, nv);
+            emit(e, "}");
+        }
+    }
 }
 
 /* dx[i][iy][ix][ci] = sum over the taps that reach it of
  * dy[i][oy][ox][co] * w[co][ci][kh][kw], with iy + PT = oy*SH + kh. For a
  * stride S only the taps kh = (iy + PT) mod S, + S, + 2S, ... reach row iy,
- * each at oy = (iy + PT) div S - a: the phases of the stride. The code
- * gathers exactly those, so no dilated (zero-inserted) gradient exists. */
+ * each at oy = (iy + PT) div S - a: the phases of the stride (and the same
+ * for columns). The code gathers exactly those, so no dilated
+ * (zero-inserted) gradient exists. */
 static void conv_emit_input_grad(Emitter *e, const LayerCode *c, const ConvGeom *g)
 {
     const char *L = c->name;
+    conv_emit_lanes(e, "vci", "VCI", g->ci);
     emit(e, "real *restrict wt = (real *)work(ctx, %s_SCRATCH) + %" PRId64
             "; /* [tap][%" PRId64 "][%" PRId64 "] */", L, conv_taps(g) * g->ci * g->co, g->co,
          g->ci);
     conv_emit_repack(e, g, "wt", false);
+    if (input_grad_needs_zero(g))
+        conv_emit_zero_row(e, L, g, g->co);
     emit(e, "PARALLEL_FOR");
     emit(e, "for (int r = 0; r < n * %" PRId64 "; r++) {", g->h);
     emit(e, "const int i = r / %" PRId64 ", iy = r %% %" PRId64 ";", g->h, g->h);
@@ -492,33 +797,7 @@ static void conv_emit_input_grad(Emitter *e, const LayerCode *c, const ConvGeom 
         emit(e, "const int qy = iy + %" PRId64 ";", g->pt);
     emit(e, "const real *dyi = dy + (size_t)i * %" PRId64 ";", g->oh * g->ow * g->co);
     emit(e, "real *dxr = dx + (size_t)r * %" PRId64 ";", g->w * g->ci);
-    emit_for(e, "ix", g->w);
-    if (g->sw > 1)
-        emit(e, "const int px = (ix + %" PRId64 ") %% %" PRId64 ", qx = (ix + %" PRId64
-                ") / %" PRId64 ";", g->pl, g->sw, g->pl, g->sw);
-    else
-        emit(e, "const int qx = ix + %" PRId64 ";", g->pl);
-    emit(e, "real acc[%" PRId64 "] = {0};", g->ci);
-    if (conv_taps(g) > EMIT_UNROLL_TAPS) {
-        conv_emit_phase_loops(e, g);
-    } else if (g->sh * g->sw == 1) {
-        conv_emit_phase(e, g, 0, 0);
-    } else {
-        const char *py = g->sh > 1 ? "py" : "0", *px = g->sw > 1 ? "px" : "0";
-        emit(e, "switch (%s * %" PRId64 " + %s) {", py, g->sw, px);
-        for (int64_t y = 0; y < g->sh; y++)
-            for (int64_t x = 0; x < g->sw; x++) {
-                emit(e, "case %" PRId64 ": { /* phase (%" PRId64 ", %" PRId64 ") */",
-                     y * g->sw + x, y, x);
-                conv_emit_phase(e, g, y, x);
-                emit(e, "break;");
-                emit(e, "}");
-            }
-        emit(e, "}");
-    }
-    emit(e, "for (int ci = 0; ci < %" PRId64 "; ci++) dxr[ix * %" PRId64 " + ci] = acc[ci];",
-         g->ci, g->ci);
-    emit(e, "}");
+    conv_emit_vectors(e, g, "VCI", g->ci, conv_emit_input_phases);
     emit(e, "}");
 }
 
@@ -542,6 +821,7 @@ static void conv_emit_backward(Emitter *e, const LayerCode *c, const ConvGeom *g
 static void conv_emit(Emitter *e, const LayerCode *c)
 {
     ConvGeom g = conv_geom(c->l);
+    conv_emit_vec_prelude(e, c);
     conv_emit_forward(e, c, &g);
     emit_blank(e);
     conv_emit_backward(e, c, &g);
