@@ -21,8 +21,11 @@
 #   BENCH_RESULTS  the Markdown file (bench/results.md); empty: none
 #   BENCH_TORCH    torch_bench.py
 #   BENCH_COMMAND  the command to show in the header
+#   CC, BENCH_CFLAGS  shown in the header (the trainers are built by make)
 #   PYTHON         a Python with torch and numpy; else /usr/bin/python3,
 #                  python3, python are tried; PYTHON=none skips PyTorch
+#   BENCH_BLAS_DIR a directory with an optimised libblas.so.3 for PyTorch's
+#                  Linear layers (put first in LD_LIBRARY_PATH for its runs)
 set -u
 : "${BENCH_BIN:?}" "${BENCH_NETS:?}" "${BENCH_TORCH:?}"
 THREADS=${BENCH_THREADS:-2}
@@ -46,6 +49,7 @@ after() { printf '%s\n' "$2" | awk -v k="$1" '{ for (i = 2; i <= NF; i++) if ($i
 # ---- the machine ------------------------------------------------------------
 date_now=$(date -u '+%Y-%m-%d %H:%M UTC')
 cpu=$(sed -n 's/^model name[[:space:]]*: //p' /proc/cpuinfo 2>/dev/null | head -n 1)
+grep -q '^flags.* hypervisor' /proc/cpuinfo 2>/dev/null && cpu="$cpu (a virtual machine)"
 cores=$(grep -c '^processor' /proc/cpuinfo 2>/dev/null || echo '?')
 isa=$(grep -o -w 'avx512f\|avx2\|fma' /proc/cpuinfo 2>/dev/null | sort -u | tr '\n' ' ' | sed 's/ $//')
 cc_version=$(${CC:-cc} --version 2>/dev/null | head -n 1)
@@ -69,9 +73,9 @@ jiffies0=$(cpu_jiffies)
 wall0=$(date +%s)
 
 # others_percent: the share of all CPUs used by other processes since the
-# start (`times`, in this shell, gives our children's CPU time).
+# start; run `times >"$work/times"` first, in this shell (not in the $(...)
+# subshell, which has no children yet), for our children's CPU time.
 others_percent() {
-    times >"$work/times"
     ours=$(sed -n 2p "$work/times" | awk '{ t = 0; for (i = 1; i <= 2; i++) { split($i, a, "m"); t += a[1] * 60 + a[2] } print t }')
     printf '%s\n' "$jiffies0 $(cpu_jiffies) $wall0 $(date +%s) $ours $(getconf CLK_TCK) $cores" |
         awk '{ used = ($2 - $1) / $6 - $5; wall = ($4 - $3) * $7
@@ -82,6 +86,8 @@ others_percent() {
 py=
 torch_version=
 torch_blas=
+blas_dir=${BENCH_BLAS_DIR:-}
+torch_ld=${blas_dir}${blas_dir:+${LD_LIBRARY_PATH:+:}}${LD_LIBRARY_PATH:-}
 if [ "${PYTHON:-}" != none ]; then
     for p in ${PYTHON:-} /usr/bin/python3 python3 python; do
         if "$p" -c 'import torch, numpy' >/dev/null 2>&1; then
@@ -97,6 +103,8 @@ echo "== CPU: $cpu, $cores logical CPUs ($isa)"
 echo "== compiler: $cc_version"
 if [ -n "$py" ]; then
     echo "== PyTorch $torch_version ($py)"
+elif [ "${PYTHON:-}" = none ]; then
+    echo "== PyTorch: skipped (PYTHON=none); its columns are '-'"
 else
     echo "== PyTorch: no Python with torch and numpy found (tried ${PYTHON:+$PYTHON, }/usr/bin/python3, python3, python); its columns are '-'"
 fi
@@ -152,7 +160,7 @@ run_torch() {
     net=$1 th=$2 st=$3 wu=$4
     shift 4
     for layout in "$@"; do
-        if ! out=$("$py" "$BENCH_TORCH" "$net" --threads "$th" --steps "$st" --warmup "$wu" \
+        if ! out=$(LD_LIBRARY_PATH=$torch_ld "$py" "$BENCH_TORCH" "$net" --threads "$th" --steps "$st" --warmup "$wu" \
             --reps "$REPS" --layout "$layout" 2>&1); then
             note "bench.sh: torch_bench.py $net --layout $layout failed: $(printf '%s\n' "$out" | tail -n 3)"
             continue
@@ -255,6 +263,7 @@ table() { # $1 = text or md
     }' "$work/rows"
 }
 
+times >"$work/times"
 others=$(others_percent)
 echo
 table text
@@ -262,6 +271,15 @@ echo
 echo "ms/step: median step time (the median repetition of $REPS); % FMA peak: GFLOP/s over the"
 echo "probe's peak at the same thread count; PyTorch/ours above 1: cnnc is faster."
 [ -n "$torch_blas" ] && echo "PyTorch's BLAS (its Dense layers): $torch_blas"
+# Debian's reference BLAS lives in .../blas/ (OpenBLAS in .../openblas-*/).
+reference_blas=
+case " $torch_blas" in
+*/blas/libblas.so*) reference_blas=1 ;;
+esac
+if [ -n "$reference_blas" ]; then
+    note "bench.sh: warning: PyTorch runs on the unoptimised reference BLAS, which makes its"
+    note "bench.sh: warning: Dense layers slow; see bench/README.md (BENCH_BLAS_DIR)"
+fi
 echo "Other processes used ${busy}% of the CPUs in the second before the run, ${others}% during it."
 if [ "$others" -gt 10 ]; then
     note "bench.sh: warning: other processes used ${others}% of the CPUs during the run;"
@@ -284,7 +302,12 @@ if [ -n "$RESULTS" ]; then
             echo "- $peak_line"
             if [ -n "$py" ]; then
                 echo "- PyTorch $torch_version on the CPU, float32, same batch and threads;"
-                echo "  its BLAS (Dense layers): ${torch_blas:-?}"
+                if [ -n "$reference_blas" ]; then
+                    echo "  its BLAS (Dense layers): $torch_blas, the unoptimised"
+                    echo "  reference BLAS: PyTorch's Dense layers are slow here"
+                else
+                    echo "  its BLAS (Dense layers): ${torch_blas:-?}"
+                fi
             else
                 echo "- PyTorch: not found, its columns are '-'"
             fi
@@ -299,7 +322,13 @@ if [ -n "$RESULTS" ]; then
             echo "peak is GFLOP/s over the probe's peak at the same thread count;"
             echo "PyTorch/ours above 1 means cnnc is faster; 1T/${THREADS}T time is the"
             echo "1-thread step time over the ${THREADS}-thread one."
-        } >"$tmp" && mv -f "$tmp" "$RESULTS" && echo "== wrote $RESULTS"
+        } >"$tmp"
+        if [ -s "$tmp" ] && mv -f "$tmp" "$RESULTS"; then
+            echo "== wrote $RESULTS"
+        else
+            note "bench.sh: could not write $RESULTS"
+            failed=1
+        fi
         rm -f "$tmp"
     fi
 fi

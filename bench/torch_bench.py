@@ -32,14 +32,31 @@ Usage: torch_bench.py NET.net [--batch N] [--threads N] [--steps N]
                               [--warmup N] [--reps N] [--layout nchw|channels_last]
 """
 import argparse
+import os
 import re
 import resource
 import statistics
 import sys
 import time
 
-import torch
-import torch.nn.functional as F
+
+def _threads_from_argv(argv):
+    for i, a in enumerate(argv):
+        if a == "--threads" and i + 1 < len(argv):
+            return argv[i + 1]
+        if a.startswith("--threads="):
+            return a.split("=", 1)[1]
+    return "1"
+
+
+# The BLAS that torch loads (Linear layers run on it) keeps its own thread
+# count, read once when the library loads: set it to --threads first.
+for _var in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS",
+             "BLIS_NUM_THREADS"):
+    os.environ[_var] = _threads_from_argv(sys.argv[1:])
+
+import torch  # noqa: E402  (after the environment above)
+import torch.nn.functional as F  # noqa: E402
 
 # ---- the .net subset ---------------------------------------------------------
 # Layers: Conv, MaxPool, AvgPool, GlobalAvgPool, ReLU, LeakyReLU, Sigmoid,
