@@ -42,10 +42,9 @@ typedef struct ActCode {
     bool uses_x;           /* backward reads x (else y) */
 } ActCode;
 
-static void activation_emit_code(Emitter *e, const LayerCode *c, const ActCode *a,
-                                 const char *alpha)
+static void activation_emit_forward(Emitter *e, const LayerCode *c, const ActCode *a,
+                                    const char *alpha, int64_t count)
 {
-    int64_t count = shape_elems(c->l->in);
     emit(e, "/* %s, elementwise over x[n][%" PRId64 "] */", a->formula, count);
     emit_forward_begin(e, c);
     emit(e, "(void)ctx;");
@@ -56,6 +55,21 @@ static void activation_emit_code(Emitter *e, const LayerCode *c, const ActCode *
     emit(e, "for (size_t j = 0; j < count; j++) y[j] = %s;", a->forward);
     emit(e, "}");
     emit_blank(e);
+}
+
+static void activation_emit_code(Emitter *e, const LayerCode *c, const ActCode *a,
+                                 const char *alpha)
+{
+    int64_t count = shape_elems(c->l->in);
+    if (c->forward_fused)
+        emit_comment(e, "%s forward: %s, in the layer before as it stores", c->name, a->formula);
+    else
+        activation_emit_forward(e, c, a, alpha, count);
+    if (c->backward_fused) {
+        emit_comment(e, "%s backward: in the layer after, which zeroes its dx where its input"
+                        " (this y) is 0", c->name);
+        return;
+    }
     if (!c->need_dx) {
         emit_backward_nothing(e, c);
         return;
@@ -117,6 +131,7 @@ static void tanh_emit(Emitter *e, const LayerCode *c)
 const LayerKind layer_relu = {
     .name = "ReLU",
     .auto_prefix = "relu",
+    .in_place = true,
     .infer = activation_infer,
     .flops = layer_no_flops,
     .emit = relu_emit,
@@ -135,6 +150,7 @@ const LayerKind layer_leakyrelu = {
 const LayerKind layer_sigmoid = {
     .name = "Sigmoid",
     .auto_prefix = "sigmoid",
+    .in_place = true,
     .infer = activation_infer,
     .flops = layer_no_flops,
     .emit = sigmoid_emit,
@@ -143,6 +159,7 @@ const LayerKind layer_sigmoid = {
 const LayerKind layer_tanh = {
     .name = "Tanh",
     .auto_prefix = "tanh",
+    .in_place = true,
     .infer = activation_infer,
     .flops = layer_no_flops,
     .emit = tanh_emit,

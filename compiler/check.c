@@ -665,7 +665,7 @@ static void settle_inits(Network *n)
 static void check_plan(Checker *c)
 {
     MemPlan p;
-    if (plan_network(c->net, 8, &p)) {
+    if (plan_network(c->net, 8, 0, &p)) {
         plan_free(&p);
         return;
     }

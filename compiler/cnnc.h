@@ -298,6 +298,12 @@ typedef struct LayerKind {
     const ArgSpec *args;
     int nargs;
     bool must_be_last;         /* Softmax */
+    bool in_place;             /* elementwise, backward from y alone: may
+                                  write its output over its input */
+    bool ignores_own_output;   /* backward never reads the layer's y */
+    bool relu_forward;         /* can apply a ReLU to its output (LayerCode.relu_out) */
+    bool relu_backward;        /* can apply a ReLU before it to its dx
+                                  (LayerCode.relu_in) */
     /* The shape rule: from l->in and l->args, set l->out and l->params.
      * Reports problems at l->loc or an argument's loc; returns false when
      * no output shape can be given (checking goes on past the layer). */
@@ -413,19 +419,31 @@ double layer_no_flops(const Layer *l);
 /* Where layer i's things live. */
 typedef struct LayerPlace {
     int64_t param_off[2];   /* values into the parameter block: weight, bias */
-    int64_t out_off;        /* bytes into the workspace: its output [batch][out] */
+    int64_t out_off;        /* bytes into the workspace: its output [micro][out] */
     int64_t scratch_off;    /* bytes into the workspace: its own scratch */
     bool need_dx;           /* an earlier layer has parameters */
+    bool in_place;          /* its output is written over its input */
+    bool relu_out;          /* forward applies the ReLU after it */
+    bool relu_in;           /* backward applies the ReLU before it: dx = 0
+                               where x <= 0 */
+    bool forward_fused;     /* a ReLU: forward done by the layer before */
+    bool backward_fused;    /* a ReLU: backward done by the layer after */
+    int dy_buf;             /* DBUF 0 or 1: dL/d its output in backward (its
+                               dx goes to the other) */
 } LayerPlace;
 
 typedef struct MemPlan {
     int64_t real_size;      /* bytes of one value: 4 (f32) or 8 (f64) */
-    int64_t batch;
+    int64_t batch;          /* the compiled (largest) batch */
+    int64_t micro;          /* samples per pass through the layers */
     LayerPlace *at;         /* [nlayers] */
+    int64_t full_out_off;   /* bytes: the network's output [batch][outputs] */
+    int64_t full_logits_off; /* bytes: the input of a fused Softmax, [batch][outputs] */
+    int64_t full_dy_off;    /* bytes: dL/d those, [batch][outputs] */
     int64_t params;         /* values (and as many gradients) */
     int64_t opt_state;      /* values */
     int64_t dbuf_off[2];    /* bytes: the two gradient buffers */
-    int64_t activations;    /* bytes: every layer's output at the batch */
+    int64_t activations;    /* bytes: every layer's output at the micro-batch */
     int64_t gradient_buffers; /* bytes */
     int64_t layer_scratch;  /* bytes: repacked weights, argmax, masks */
     int64_t workspace;      /* bytes in all, header and alignment included */
@@ -436,14 +454,15 @@ typedef struct MemPlan {
 
 /* False when a size would overflow int64; the plan is then empty.
  * plan_free releases a plan that succeeded. */
-bool plan_network(const Network *n, int64_t real_size, MemPlan *p);
+bool plan_network(const Network *n, int64_t real_size, int64_t micro, MemPlan *p);
 void plan_free(MemPlan *p);
 
 /* ------------------------------------------------------------------------
  * summary.c: cnnc --summary
  */
 
-void summary_print(FILE *f, const Network *n, int64_t real_size);
+/* micro: samples per pass (0: the plan's choice). */
+void summary_print(FILE *f, const Network *n, int64_t real_size, int64_t micro);
 
 /* ------------------------------------------------------------------------
  * emit.c: Network -> the C of its trainer (against runtime/cnnrt.h)
@@ -482,7 +501,13 @@ typedef struct LayerCode {
     bool need_dx;          /* an earlier layer has parameters */
     bool fused_into_loss;  /* the last Softmax under cross-entropy: the loss
                               computes its input gradient; emit no backward */
-    int64_t batch;         /* the compiled (largest) batch */
+    int64_t batch;         /* samples per call at most: the micro-batch */
+    bool in_place;         /* x and y are the same buffer */
+    bool relu_out;         /* forward: y = max(y, 0), for the ReLU after it */
+    bool relu_in;          /* backward: dx = 0 where x <= 0, for the ReLU
+                              before it (x is that ReLU's output) */
+    bool forward_fused;    /* a ReLU whose forward the layer before does: emit none */
+    bool backward_fused;   /* a ReLU whose backward the layer after does: emit none */
     int64_t scratch_off;   /* bytes into the workspace: the layer's scratch */
 } LayerCode;
 
@@ -508,6 +533,7 @@ void emit_comment(Emitter *e, const char *fmt, ...) CNNC_PRINTF(2, 3);
 
 typedef struct EmitOptions {
     int64_t real_size;     /* 4 or 8 */
+    int64_t micro;         /* samples per pass through the layers; 0: the plan's */
     const Source *src;     /* embedded in the trainer (checkpoint metadata) */
 } EmitOptions;
 

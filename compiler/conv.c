@@ -8,6 +8,7 @@
 #include "cnnc.h"
 
 #include <inttypes.h>
+#include <stdlib.h>
 
 enum { CONV_KERNEL, CONV_N, CONV_STRIDE, CONV_PADDING, CONV_BIAS, CONV_INIT, CONV_NARGS };
 
@@ -185,24 +186,48 @@ static double conv_flops(const Layer *l)
  * [tap][C][n] for forward, [tap][n][C] for the input gradient. A tap is one
  * (kh, kw) of the kernel, t = kh*KW + kw.
  *
- * Every kernel is register-blocked: a tile of a few pixels (or, for the
- * weight gradient, rows of (tap, ci)) by two vectors of channels keeps its
- * sums in named vector variables a{p}_{v}, which the C compiler keeps in
- * registers. The inner loop loads a vector per tile column and a scalar per
- * tile row, broadcast into the products. Vectors are GCC/Clang vector types
- * as wide as the target's registers (CNNC_VL reals, chosen by the
- * preprocessor in the generated file, so one file builds for any target),
- * but no wider than the channel count. A row of C channels is covered by
- * ceil(C / VL) vectors, the last one ending at C and overlapping its
- * neighbour (VEC_AT), so no load or store reaches past a row and nothing
- * needs padding. Every value is computed by one thread in a fixed order.
+ * All three are matrix products at heart, register-blocked the same way: a
+ * tile of a few pixels (for the weight gradient, rows (tap, ci) of dw) by a
+ * group of vectors of channels keeps its sums in named vector variables
+ * a{p}_{v}, which the C compiler keeps in registers; the inner loop loads a
+ * vector per group member and a scalar per tile row, broadcast into the
+ * products. Vectors are GCC/Clang vector types as wide as the target's
+ * registers but no wider than the channel count. A row of C channels is
+ * covered by ceil(C / VL) vectors, the last one ending at C and overlapping
+ * its neighbour (VEC_AT), so no load or store reaches past a row and nothing
+ * needs padding. The tile shapes depend on the target's registers, so the
+ * kernels are written once per target under #if on CNNC_VEC_BYTES (the
+ * prelude's), and one file still builds for any. Every value is computed by
+ * one thread in a fixed order, whatever the thread count.
  */
 
-/* Tiles: TILE_PIX pixels (TILE_ROWS rows of the weight gradient) by two
- * vectors, 12 accumulators: with two weight vectors and a broadcast they fit
- * the 16 vector registers of SSE2 and AVX2. (The vector pairs are spelt out
- * in conv_emit_vectors and conv_emit_weight_grad.) */
-enum { TILE_PIX = 6, TILE_ROWS = 6 };
+/* The targets, told apart by CNNC_VEC_BYTES: AVX-512's 32 vector registers
+ * hold a tile of 24 sums, the group's (up to 4) vectors and a broadcast; the
+ * 16 of AVX2 and SSE2 (and of anything else: NEON, plain C) a tile of 12
+ * sums by at most 2 vectors. */
+typedef struct Target {
+    const char *cond;  /* the #if that picks it; NULL: any other target */
+    int64_t bytes;     /* of a vector register */
+    int sums;          /* accumulators in a tile */
+    int group;         /* most vectors of channels in a tile */
+} Target;
+
+static const Target conv_targets[] = {
+    {"CNNC_VEC_BYTES == 64", 64, 24, 4},
+    {"CNNC_VEC_BYTES == 32", 32, 12, 2},
+    {NULL, 16, 12, 2},
+};
+
+enum {
+    NTARGETS = sizeof conv_targets / sizeof conv_targets[0],
+    /* Pixels of a tile each have a pointer: 8 and the loop's own fit the
+     * 16 general registers. Rows of a weight-gradient tile share one. */
+    TILE_PIX = 8,
+    TILE_ROWS = 12,
+    /* Bytes of dy a weight-gradient block holds, to stay in L1 while
+     * every tile of a thread sweeps it. */
+    WGRAD_BLOCK_BYTES = 24 << 10,
+};
 
 typedef struct ConvGeom {
     int64_t h, w, ci;        /* input */
@@ -228,16 +253,6 @@ static int64_t conv_taps(const ConvGeom *g)
     return g->kh * g->kw;
 }
 
-/* The weight repacked [tap][C][n] (forward; backward sums dw there) and
- * [tap][n][C] (input gradient), then a row of max(C, n) zeros that stands
- * for a pixel in the padding. */
-static int64_t conv_scratch_bytes(const Layer *l, int64_t batch, int64_t real_size)
-{
-    (void)batch;
-    ConvGeom g = conv_geom(l);
-    return (2 * conv_taps(&g) * g.ci * g.co + (g.ci > g.co ? g.ci : g.co)) * real_size;
-}
-
 /* Whether some tap of some output lands on a padded row / column. */
 static bool rows_padded(const ConvGeom *g)
 {
@@ -247,6 +262,27 @@ static bool rows_padded(const ConvGeom *g)
 static bool cols_padded(const ConvGeom *g)
 {
     return g->pl > 0 || (g->ow - 1) * g->sw + g->kw - 1 - g->pl >= g->w;
+}
+
+/* Without padded columns a window's row, KW pixels of CI channels, is one
+ * run of KW*CI reals in x, and the weight's [kh][kw][ci][co] one run of
+ * KW*CI rows: forward and the weight gradient take the kernel a row (kh) at
+ * a time. With them, a tap (CI reals) at a time. */
+static bool row_runs(const ConvGeom *g)
+{
+    return !cols_padded(g);
+}
+
+static int64_t run_len(const ConvGeom *g)
+{
+    return row_runs(g) ? g->kw * g->ci : g->ci;
+}
+
+/* The zero row (what forward reads for a pixel in the padding): a tap's
+ * channels, or a window row's run. */
+static int64_t zero_len(const ConvGeom *g)
+{
+    return run_len(g);
 }
 
 /* len cut into ceil(len / most) tiles as even as can be: the first extra
@@ -269,45 +305,170 @@ static int64_t pow2_floor(int64_t v)
     return p;
 }
 
-/* The vector definitions every Conv shares, once per file: before the
- * network's first Conv. */
-static void conv_emit_vec_prelude(Emitter *e, const LayerCode *c)
+static int64_t min64(int64_t a, int64_t b)
 {
-    for (int i = 0; i < c->l->index; i++)
-        if (e->net->layers[i].kind == &layer_conv)
-            return;
-    emit(e, "#ifndef CNNC_VEC_DEFINED");
-    emit(e, "#define CNNC_VEC_DEFINED");
-    emit(e, "/* Conv's vectors: CNNC_VL reals fill the target's widest vector register");
-    emit(e, "   (AVX-512, AVX, else 16 bytes: SSE2, NEON or plain C). */");
-    emit(e, "#if defined(__AVX512F__)");
-    emit(e, "#define CNNC_VEC_BYTES 64");
-    emit(e, "#elif defined(__AVX__)");
-    emit(e, "#define CNNC_VEC_BYTES 32");
-    emit(e, "#else");
-    emit(e, "#define CNNC_VEC_BYTES 16");
-    emit(e, "#endif");
-    emit(e, "#define CNNC_VL (CNNC_VEC_BYTES / REAL_SIZE)");
-    emit(e, "/* The first channel of vector j (vl lanes) of a row of c >= vl channels:");
-    emit(e, "   the last vector ends at c, overlapping its neighbour. */");
-    emit(e, "#define VEC_AT(j, vl, c) ((j) * (vl) < (c) - (vl) ? (j) * (vl) : (c) - (vl))");
-    emit(e, "/* Unaligned vector load and store. */");
-    emit(e, "#define VLOAD(v, p) memcpy(&(v), (p), sizeof(v))");
-    emit(e, "#define VSTORE(p, v) memcpy((p), &(v), sizeof(v))");
-    emit(e, "#endif");
-    emit_blank(e);
+    return a < b ? a : b;
 }
 
-/* The vector type TYPE of VL lanes for rows of channels, and NVL, the
- * vectors that cover a row. */
-static void conv_emit_lanes(Emitter *e, const char *type, const char *vl, int64_t channels)
+/* A row of channels on a target: nv vectors of vl reals, in groups of at
+ * most t->group vectors whose sizes differ by at most one, the smaller
+ * first. So the last group, which holds the overlapping last pair, has both:
+ * no two tiles store the same channel (the weight gradient adds to what it
+ * stores). */
+typedef struct Lanes {
+    int64_t channels, vl, nv;
+    int sums, group;
+    Split groups;
+} Lanes;
+
+static Lanes conv_lanes(const Target *t, int64_t channels, int64_t real_size)
 {
-    int64_t most = pow2_floor(channels);
-    emit(e, "/* %s: %s reals, the target's widest vector but at most %" PRId64
-            "; N%s of them cover %" PRId64 " channels */", type, vl, most, vl, channels);
-    emit(e, "enum { %s = CNNC_VL < %" PRId64 " ? CNNC_VL : %" PRId64 ", N%s = (%" PRId64
-            " + %s - 1) / %s };", vl, most, most, vl, channels, vl, vl);
-    emit(e, "typedef real %s __attribute__((vector_size(%s * REAL_SIZE)));", type, vl);
+    int64_t vl = min64(t->bytes / real_size, pow2_floor(channels));
+    int64_t nv = (channels + vl - 1) / vl;
+    return (Lanes){channels, vl, nv, t->sums, t->group, split_even(nv, t->group)};
+}
+
+/* A row of channels in a repacked weight: each vector's reals in a slot of
+ * their own, VL apart (the overlapping last vector repeats channels), so that
+ * the weight's loads are aligned. The slots of the widest target: enough for
+ * any. */
+static int64_t weight_slots(int64_t channels, int64_t real_size)
+{
+    int64_t most = 0;
+    for (int k = 0; k < NTARGETS; k++) {
+        Lanes ln = conv_lanes(&conv_targets[k], channels, real_size);
+        if (ln.nv * ln.vl > most)
+            most = ln.nv * ln.vl;
+    }
+    return most;
+}
+
+/* reals rounded up to whole 64-byte lines, so that what follows is aligned. */
+static int64_t whole_lines(int64_t reals, int64_t real_size)
+{
+    int64_t per = 64 / real_size;
+    return (reals + per - 1) / per * per;
+}
+
+/* The scratch, in reals: the weight repacked [tap][C][slots of n] for
+ * forward, where the weight gradient then sums the first half of its
+ * pixels, dwp[0][tap][C][slots of n]; [tap][n][slots of C] for the input
+ * gradient; dwp[1], the second half; db's two halves; the zero row. */
+static int64_t wp_len(const ConvGeom *g, int64_t real_size)
+{
+    return whole_lines(conv_taps(g) * g->ci * weight_slots(g->co, real_size), real_size);
+}
+
+static int64_t wt_len(const ConvGeom *g, int64_t real_size)
+{
+    return whole_lines(conv_taps(g) * g->co * weight_slots(g->ci, real_size), real_size);
+}
+
+static int64_t dbp_len(const ConvGeom *g, int64_t real_size)
+{
+    return g->bias ? 2 * whole_lines(g->co, real_size) : 0;
+}
+
+/* Where the second half of dwp, db's halves and the zero row start. */
+static int64_t dwp1_at(const ConvGeom *g, int64_t real_size)
+{
+    return wp_len(g, real_size) + wt_len(g, real_size);
+}
+
+static int64_t dbp_at(const ConvGeom *g, int64_t real_size)
+{
+    return dwp1_at(g, real_size) + wp_len(g, real_size);
+}
+
+static int64_t zero_at(const ConvGeom *g, int64_t real_size)
+{
+    return dbp_at(g, real_size) + dbp_len(g, real_size);
+}
+
+static int64_t conv_scratch_bytes(const Layer *l, int64_t batch, int64_t real_size)
+{
+    (void)batch;
+    ConvGeom g = conv_geom(l);
+    return (zero_at(&g, real_size) + zero_len(&g)) * real_size;
+}
+
+/* The groups of one size (set 0 the smaller, 1 the larger): count of them,
+ * size vectors each, the first one's first vector. */
+typedef struct GroupSet {
+    int64_t count, size, first;
+} GroupSet;
+
+static GroupSet group_set(const Lanes *ln, int k)
+{
+    int64_t small = ln->groups.tiles - ln->groups.extra;
+    if (k == 0)
+        return (GroupSet){small, ln->groups.base, 0};
+    return (GroupSet){ln->groups.extra, ln->groups.base + 1, small * ln->groups.base};
+}
+
+/* Pixels in a tile of nv vectors: as many as the sums allow, at most 8. */
+static int tile_pixels(const Lanes *ln, int64_t nv)
+{
+    return (int)min64(ln->sums / nv, TILE_PIX);
+}
+
+/* "typedef real TYPE ..." for the target's vectors, with what they cover. */
+static void emit_vec_type(Emitter *e, const char *type, const Lanes *ln)
+{
+    emit(e, "/* %s: %" PRId64 " reals; %" PRId64 " of them cover %" PRId64 " channels, in "
+            "groups of at most %d */", type, ln->vl, ln->nv, ln->channels, ln->group);
+    emit(e, "typedef real %s __attribute__((vector_size(%" PRId64 " * REAL_SIZE)));", type,
+         ln->vl);
+}
+
+/* "const int c0 = VEC_AT(j0, VL, C), ...": the channels of the group's nv
+ * vectors, from j0, its first. */
+static void emit_group_channels(Emitter *e, const Lanes *ln, int nv)
+{
+    char line[512];
+    size_t len = (size_t)snprintf(line, sizeof line, "const int");
+    for (int v = 0; v < nv; v++)
+        len += (size_t)snprintf(line + len, sizeof line - len, "%s c%d = VEC_AT(j0 + %d, %"
+                                PRId64 ", %" PRId64 ")", v ? "," : "", v, v, ln->vl,
+                                ln->channels);
+    emit(e, "%s;", line);
+}
+
+/* SECTION for each target, under #if / #elif / #else where their lanes
+ * differ (targets with the same lanes share one). */
+typedef void Section(Emitter *e, const ConvGeom *g, const Lanes *ln, const void *arg);
+
+static bool lanes_same(const Lanes *a, const Lanes *b)
+{
+    return a->vl == b->vl && a->sums == b->sums && a->group == b->group;
+}
+
+static void conv_emit_targets(Emitter *e, const ConvGeom *g, int64_t channels,
+                              Section *section, const void *arg)
+{
+    Lanes ln[NTARGETS];
+    for (int k = 0; k < NTARGETS; k++)
+        ln[k] = conv_lanes(&conv_targets[k], channels, e->real_size);
+    for (int k = 0, end; k < NTARGETS; k = end) {
+        for (end = k + 1; end < NTARGETS && lanes_same(&ln[k], &ln[end]);)
+            end++;
+        if (k == 0 && end == NTARGETS) {
+            section(e, g, &ln[k], arg);
+            return;
+        }
+        if (end == NTARGETS) {
+            emit(e, "#else");
+        } else {
+            char cond[256];
+            size_t len = 0;
+            for (int t = k; t < end; t++)
+                len += (size_t)snprintf(cond + len, sizeof cond - len, "%s%s",
+                                        t > k ? " || " : "", conv_targets[t].cond);
+            emit(e, "#%s %s", k == 0 ? "if" : "elif", cond);
+        }
+        section(e, g, &ln[k], arg);
+    }
+    emit(e, "#endif");
 }
 
 /* "vco a0_0 = INIT0, a0_1 = INIT1;" for each tile row: init "b" gives b0, b1;
@@ -331,10 +492,11 @@ static void emit_accs(Emitter *e, const char *type, int rows, int nv, const char
 /* "vco w0, w1; VLOAD(w0, BASE + c0); VLOAD(w1, BASE + c1);" */
 static void emit_vloads(Emitter *e, const char *type, const char *name, int nv, const char *base)
 {
-    if (nv > 1)
-        emit(e, "%s %s0, %s1;", type, name, name);
-    else
-        emit(e, "%s %s0;", type, name);
+    char line[256];
+    size_t len = (size_t)snprintf(line, sizeof line, "%s", type);
+    for (int v = 0; v < nv; v++)
+        len += (size_t)snprintf(line + len, sizeof line - len, "%s %s%d", v ? "," : "", name, v);
+    emit(e, "%s;", line);
     for (int v = 0; v < nv; v++)
         emit(e, "VLOAD(%s%d, %s + c%d);", name, v, base, v);
 }
@@ -344,7 +506,7 @@ static void emit_fmas(Emitter *e, int rows, int nv, const char *pre, const char 
                       const char *vec)
 {
     for (int p = 0; p < rows; p++) {
-        char line[256];
+        char line[512];
         size_t len = 0;
         for (int v = 0; v < nv; v++)
             len += (size_t)snprintf(line + len, sizeof line - len, "%sa%d_%d += %s%d%s * %s%d;",
@@ -353,106 +515,205 @@ static void emit_fmas(Emitter *e, int rows, int nv, const char *pre, const char 
     }
 }
 
-/* BODY(nv) for the vectors of a row of channels, as c0 (, c1): vector 0 alone
- * when their count N{vl} is odd, then pairs (j, j + 1). The overlapping last
- * two vectors are always one pair. */
-static void conv_emit_vectors(Emitter *e, const ConvGeom *g, const char *vl, int64_t channels,
-                              void (*body)(Emitter *, const ConvGeom *, int))
-{
-    emit(e, "if (N%s %% 2) { /* an odd count: vector 0 alone */", vl);
-    emit(e, "const int c0 = 0;");
-    body(e, g, 1);
-    emit(e, "}");
-    emit(e, "for (int j = N%s %% 2; j < N%s; j += 2) {", vl, vl);
-    emit(e, "const int c0 = VEC_AT(j, %s, %" PRId64 "), c1 = VEC_AT(j + 1, %s, %" PRId64 ");",
-         vl, channels, vl, channels);
-    body(e, g, 2);
-    emit(e, "}");
-}
-
 /* The zero row, cleared: what a tile reads for a pixel in the padding. */
-static void conv_emit_zero_row(Emitter *e, const char *L, const ConvGeom *g, int64_t len)
+static void conv_emit_zero_row(Emitter *e, const char *L, const ConvGeom *g)
 {
     emit(e, "real *restrict zrow = (real *)work(ctx, %s_SCRATCH) + %" PRId64 "; /* [%" PRId64
-            "] */", L, 2 * conv_taps(g) * g->ci * g->co, len);
-    emit(e, "memset(zrow, 0, %" PRId64 " * sizeof(real));", len);
+            "] */", L, zero_at(g, e->real_size), zero_len(g));
+    emit(e, "memset(zrow, 0, %" PRId64 " * sizeof(real));", zero_len(g));
     emit(e, "const real *zero = zrow;");
 }
 
-/* dst[t][a][b] = w[co][ci][t], with (a, b) = (ci, co) or (co, ci). */
-static void conv_emit_repack(Emitter *e, const ConvGeom *g, const char *dst, bool co_inner)
+/* The weight w[co][ci][t] repacked for the target: dst[t][a][slot of b],
+ * with (a, b) = (ci, co) (forward) or (co, ci) (input gradient): slot
+ * j*VL + l holds channel VEC_AT(j) + l of b. */
+static void conv_emit_repack(Emitter *e, const ConvGeom *g, const Lanes *ln, const char *dst,
+                             bool co_inner)
 {
-    int64_t taps = conv_taps(g);
-    emit_for(e, "co", g->co);
-    emit_for(e, "ci", g->ci);
-    emit_for(e, "t", taps);
-    if (co_inner)
-        emit(e, "%s[(t * %" PRId64 " + ci) * %" PRId64 " + co] = w[(co * %" PRId64
-                " + ci) * %" PRId64 " + t];", dst, g->ci, g->co, g->ci, taps);
-    else
-        emit(e, "%s[(t * %" PRId64 " + co) * %" PRId64 " + ci] = w[(co * %" PRId64
-                " + ci) * %" PRId64 " + t];", dst, g->co, g->ci, g->ci, taps);
+    int64_t taps = conv_taps(g), rows = co_inner ? g->ci : g->co;
+    emit(e, "PARALLEL_FOR");
+    emit_for(e, "tr", taps * rows);
+    emit(e, "const int t = tr / %" PRId64 ", r = tr %% %" PRId64 ";", rows, rows);
+    emit_for(e, "j", ln->nv);
+    emit_for(e, "l", ln->vl);
+    emit(e, "const int c = VEC_AT(j, %" PRId64 ", %" PRId64 ") + l;", ln->vl, ln->channels);
+    emit(e, "%s[(tr * %" PRId64 " + j) * %" PRId64 " + l] = w[(%s * %" PRId64 " + %s) * %" PRId64
+            " + t];", dst, ln->nv, ln->vl, co_inner ? "c" : "r", g->ci, co_inner ? "r" : "c",
+         taps);
     emit(e, "}");
     emit(e, "}");
+    emit(e, "}");
+}
+
+/* "vco w0, w1; VLOAD(w0, BASE); VLOAD(w1, BASE + VL);": a row of the
+ * group's slots of a repacked weight. */
+static void emit_wloads(Emitter *e, const char *type, const Lanes *ln, int nv, const char *base)
+{
+    char line[256];
+    size_t len = (size_t)snprintf(line, sizeof line, "%s", type);
+    for (int v = 0; v < nv; v++)
+        len += (size_t)snprintf(line + len, sizeof line - len, "%s w%d", v ? "," : "", v);
+    emit(e, "%s;", line);
+    for (int v = 0; v < nv; v++)
+        emit(e, "VLOAD(w%d, %s + %" PRId64 ");", v, base, v * ln->vl);
+}
+
+/* ---- tiles of pixels (forward and input gradient) */
+
+/* BODY(nv, np) for one tile: np pixels from mt on by the nv vectors of a
+ * group from vector j0 on. */
+typedef void TileBody(Emitter *e, const ConvGeom *g, const Lanes *ln, int nv, int np,
+                      const void *arg);
+
+/* The parallel loop over every (group, tile of pixels): the pixels,
+ * `pixels` of them and flat over samples and rows so that small maps still
+ * fill tiles, in tiles of np (the last one repeats the last pixel), a group
+ * at a time, the groups of set 0 before those of set 1. */
+static void conv_emit_pixel_tiles(Emitter *e, const ConvGeom *g, const Lanes *ln,
+                                  TileBody *body, const void *arg)
+{
+    GroupSet set[2] = {group_set(ln, 0), group_set(ln, 1)};
+    char items[256];
+    size_t len = 0;
+    for (int k = 0; k < 2; k++) {
+        if (!set[k].count)
+            continue;
+        int np = tile_pixels(ln, set[k].size);
+        emit(e, "const int tiles%d = (pixels + %d) / %d; /* of %d pixels by %" PRId64
+                " vectors */", k, np - 1, np, np, set[k].size);
+        len += (size_t)snprintf(items + len, sizeof items - len, "%s%" PRId64 " * tiles%d",
+                                len ? " + " : "", set[k].count, k);
+    }
+    emit(e, "PARALLEL_FOR");
+    emit(e, "for (int it = 0; it < %s; it++) {", items);
+    for (int k = 0; k < 2; k++) {
+        if (!set[k].count)
+            continue;
+        bool second = k == 1 && set[0].count;  /* the else of set 0 */
+        char idx[64] = "it";
+        if (k == 0 && set[1].count)
+            emit(e, "if (it < %" PRId64 " * tiles0) {", set[0].count);
+        if (second) {
+            emit(e, "} else {");
+            snprintf(idx, sizeof idx, "(it - %" PRId64 " * tiles0)", set[0].count);
+        }
+        int np = tile_pixels(ln, set[k].size);
+        emit(e, "const int j0 = %" PRId64 " + %s / tiles%d * %" PRId64 ", mt = %s %% tiles%d * %d;",
+             set[k].first, idx, k, set[k].size, idx, k, np);
+        body(e, g, ln, (int)set[k].size, np, arg);
+        if (second)
+            emit(e, "}");
+    }
     emit(e, "}");
 }
 
 /* ---- forward */
 
-/* One tile: outputs (oy, ox + p), p < np, by nv vectors of channels at c0
- * (, c1): a{p}_{v} = b + sum over taps and ci of x[iy][ix + p*SW][ci] *
- * wp[t][ci][c_v]. A tap off the input skips (rows) or reads zeros (columns). */
-static void conv_emit_forward_tile(Emitter *e, const ConvGeom *g, int np, int nv)
+/* "const int mP = ..., oyP = ..., oxP = ...;": pixel p of the tile and its
+ * output row and column (as flat m = (i*OH + oy)*OW + ox). */
+static void emit_out_pixels(Emitter *e, const ConvGeom *g, int np)
 {
-    if (g->bias) {
-        emit_vloads(e, "vco", "b", nv, "b");
-    }
-    emit_accs(e, "vco", np, nv, g->bias ? "b" : NULL);
-    emit_for(e, "kh", g->kh);
-    emit(e, "const int iy = oy * %" PRId64 " + kh - %" PRId64 ";", g->sh, g->pt);
-    if (rows_padded(g))
-        emit(e, "if (iy < 0 || iy >= %" PRId64 ") continue;", g->h);
-    emit(e, "const real *xr = xi + iy * %" PRId64 ";", g->w * g->ci);
-    emit_for(e, "kw", g->kw);
-    emit(e, "const int ix = ox * %" PRId64 " + kw - %" PRId64 "; /* of pixel 0 */", g->sw, g->pl);
-    for (int p = 0; p < np; p++) {
-        if (cols_padded(g))
-            emit(e, "const real *x%d = (unsigned)(ix + %" PRId64 ") < %" PRId64 "u ? xr + (ix + %"
-                    PRId64 ") * %" PRId64 " : zero;", p, p * g->sw, g->w, p * g->sw, g->ci);
-        else
-            emit(e, "const real *x%d = xr + (ix + %" PRId64 ") * %" PRId64 ";", p, p * g->sw,
-                 g->ci);
-    }
-    emit(e, "const real *wk = wp + (kh * %" PRId64 " + kw) * %" PRId64 ";", g->kw, g->ci * g->co);
-    emit_for(e, "ci", g->ci);
-    char base[64];
-    snprintf(base, sizeof base, "wk + ci * %" PRId64, g->co);
-    emit_vloads(e, "vco", "w", nv, base);
-    emit_fmas(e, np, nv, "x", "[ci]", "w");
-    emit(e, "}");
-    emit(e, "}");
-    emit(e, "}");
+    emit(e, "/* pixel p: mt + p (the last tile repeats the last pixel) */");
     for (int p = 0; p < np; p++)
-        for (int v = 0; v < nv; v++)
-            emit(e, "VSTORE(yr + (ox + %d) * %" PRId64 " + c%d, a%d_%d);", p, g->co, v, p, v);
+        emit(e, "const int m%d = mt + %d < pixels ? mt + %d : pixels - 1, oy%d = m%d %% %" PRId64
+                " / %" PRId64 ", ox%d = m%d %% %" PRId64 ";", p, p, p, p, p, g->oh * g->ow,
+             g->ow, p, p, g->ow);
 }
 
-/* The row's outputs in tiles of at most TILE_PIX pixels. */
-static void conv_emit_forward_pixels(Emitter *e, const ConvGeom *g, int nv)
+/* The tile's inner loops by window rows: xk{p} the run of pixel p at kernel
+ * row kh (zeros in a padded row). */
+static void conv_emit_forward_runs(Emitter *e, const ConvGeom *g, const Lanes *ln, int nv,
+                                   int np)
 {
-    Split s = split_even(g->ow, TILE_PIX);
-    int64_t wide = s.extra * (s.base + 1);
-    if (s.extra) {
-        emit(e, "for (int ox = 0; ox < %" PRId64 "; ox += %" PRId64 ") {", wide, s.base + 1);
-        conv_emit_forward_tile(e, g, (int)s.base + 1, nv);
-        emit(e, "}");
+    bool rpad = rows_padded(g);
+    int64_t rowlen = g->w * g->ci;
+    for (int p = 0; p < np; p++) {
+        if (rpad)
+            emit(e, "const real *xs%d = x + (size_t)(m%d / %" PRId64 ") * %" PRId64 " + ox%d * %"
+                    PRId64 "; const int iy%d = oy%d * %" PRId64 " - %" PRId64 ";", p, p,
+                 g->oh * g->ow, g->h * rowlen, p, g->sw * g->ci, p, p, g->sh, g->pt);
+        else
+            emit(e, "const real *xs%d = x + (size_t)(m%d / %" PRId64 ") * %" PRId64 " + oy%d * %"
+                    PRId64 " + ox%d * %" PRId64 "; /* the window's corner */", p, p,
+                 g->oh * g->ow, g->h * rowlen, p, g->sh * rowlen, p, g->sw * g->ci);
     }
-    if (wide < g->ow) {
-        emit(e, "for (int ox = %" PRId64 "; ox < %" PRId64 "; ox += %" PRId64 ") {", wide, g->ow,
-             s.base);
-        conv_emit_forward_tile(e, g, (int)s.base, nv);
-        emit(e, "}");
+    emit_for(e, "kh", g->kh);
+    for (int p = 0; p < np; p++) {
+        if (rpad)
+            emit(e, "const real *xk%d = (unsigned)(iy%d + kh) < %" PRId64 "u ? xs%d + (iy%d + kh)"
+                    " * %" PRId64 " : zero;", p, p, g->h, p, p, rowlen);
+        else
+            emit(e, "const real *xk%d = xs%d + kh * %" PRId64 ";", p, p, rowlen);
     }
+    emit(e, "const real *wk = wg + kh * %" PRId64 ";", g->kw * g->ci * ln->nv * ln->vl);
+    emit_for(e, "k", g->kw * g->ci);
+    char base[64];
+    snprintf(base, sizeof base, "wk + k * %" PRId64, ln->nv * ln->vl);
+    emit_wloads(e, "vco", ln, nv, base);
+    emit_fmas(e, np, nv, "xk", "[k]", "w");
+    emit(e, "}");
+    emit(e, "}");
+}
+
+/* The tile's inner loops by taps: xk{p} pixel p's channels at tap (kh, kw)
+ * (zeros in the padding). */
+static void conv_emit_forward_taps(Emitter *e, const ConvGeom *g, const Lanes *ln, int nv,
+                                   int np)
+{
+    bool rpad = rows_padded(g);
+    for (int p = 0; p < np; p++)
+        emit(e, "const real *xs%d = x + (size_t)(m%d / %" PRId64 ") * %" PRId64 "; const int iy%d"
+                " = oy%d * %" PRId64 " - %" PRId64 ", ix%d = ox%d * %" PRId64 " - %" PRId64 ";",
+             p, p, g->oh * g->ow, g->h * g->w * g->ci, p, p, g->sh, g->pt, p, p, g->sw, g->pl);
+    emit_for(e, "kh", g->kh);
+    emit_for(e, "kw", g->kw);
+    for (int p = 0; p < np; p++) {
+        char rows[96] = "";
+        if (rpad)
+            snprintf(rows, sizeof rows, "(unsigned)(iy%d + kh) < %" PRId64 "u && ", p, g->h);
+        emit(e, "const real *xk%d = %s(unsigned)(ix%d + kw) < %" PRId64 "u ? xs%d + ((iy%d + kh)"
+                " * %" PRId64 " + ix%d + kw) * %" PRId64 " : zero;", p, rows, p, g->w, p, p,
+             g->w, p, g->ci);
+    }
+    emit(e, "const real *wk = wg + (kh * %" PRId64 " + kw) * %" PRId64 ";", g->kw,
+         g->ci * ln->nv * ln->vl);
+    emit_for(e, "ci", g->ci);
+    char base[64];
+    snprintf(base, sizeof base, "wk + ci * %" PRId64, ln->nv * ln->vl);
+    emit_wloads(e, "vco", ln, nv, base);
+    emit_fmas(e, np, nv, "xk", "[ci]", "w");
+    emit(e, "}");
+    emit(e, "}");
+    emit(e, "}");
+}
+
+/* One tile: y at np pixels by nv vectors of channels = b + the sum over
+ * taps and ci of x[i][iy][ix][ci] * wp[t][ci][c_v]. */
+static void conv_emit_forward_tile(Emitter *e, const ConvGeom *g, const Lanes *ln, int nv,
+                                   int np, const void *arg)
+{
+    (void)arg;
+    emit_group_channels(e, ln, nv);
+    if (g->bias)
+        emit_vloads(e, "vco", "b", nv, "b");
+    emit_accs(e, "vco", np, nv, g->bias ? "b" : NULL);
+    emit_out_pixels(e, g, np);
+    emit(e, "const real *wg = wp + j0 * %" PRId64 "; /* the group's slots */", ln->vl);
+    if (row_runs(g))
+        conv_emit_forward_runs(e, g, ln, nv, np);
+    else
+        conv_emit_forward_taps(e, g, ln, nv, np);
+    for (int p = 0; p < np; p++)
+        for (int v = 0; v < nv; v++)
+            emit(e, "VSTORE(y + (size_t)m%d * %" PRId64 " + c%d, a%d_%d);", p, g->co, v, p, v);
+}
+
+static void conv_emit_forward_section(Emitter *e, const ConvGeom *g, const Lanes *ln,
+                                      const void *arg)
+{
+    emit_vec_type(e, "vco", ln);
+    conv_emit_repack(e, g, ln, "wp", true);
+    conv_emit_pixel_tiles(e, g, ln, conv_emit_forward_tile, arg);
 }
 
 /* y[i][oy][ox][co] = b[co] + sum over taps and ci of x[i][iy][ix][ci] * w[co][ci][t] */
@@ -464,22 +725,15 @@ static void conv_emit_forward(Emitter *e, const LayerCode *c, const ConvGeom *g)
             " + b, stride %" PRId64 "x%" PRId64 " */",
          g->oh, g->ow, g->co, g->h, g->w, g->ci, g->co, g->ci, g->kh, g->kw, g->sh, g->sw);
     emit_forward_begin(e, c);
-    conv_emit_lanes(e, "vco", "VCO", g->co);
     emit(e, "const real *w = param(ctx) + %s_weight;", L);
     if (g->bias)
         emit(e, "const real *b = param(ctx) + %s_bias;", L);
-    emit(e, "real *restrict wp = work(ctx, %s_SCRATCH); /* [tap][%" PRId64 "][%" PRId64 "] */",
-         L, g->ci, g->co);
-    conv_emit_repack(e, g, "wp", true);
-    if (cols_padded(g))
-        conv_emit_zero_row(e, L, g, g->ci);
-    emit(e, "PARALLEL_FOR");
-    emit(e, "for (int r = 0; r < n * %" PRId64 "; r++) {", g->oh);
-    emit(e, "const int i = r / %" PRId64 ", oy = r %% %" PRId64 ";", g->oh, g->oh);
-    emit(e, "const real *xi = x + (size_t)i * %" PRId64 ";", g->h * g->w * g->ci);
-    emit(e, "real *yr = y + (size_t)r * %" PRId64 ";", g->ow * g->co);
-    conv_emit_vectors(e, g, "VCO", g->co, conv_emit_forward_pixels);
-    emit(e, "}");
+    emit(e, "real *restrict wp = work(ctx, %s_SCRATCH); /* [tap][%" PRId64 "][slots of %"
+            PRId64 "] */", L, g->ci, g->co);
+    if (rows_padded(g) || cols_padded(g))
+        conv_emit_zero_row(e, L, g);
+    emit(e, "const int pixels = n * %" PRId64 ";", g->oh * g->ow);
+    conv_emit_targets(e, g, g->co, conv_emit_forward_section, NULL);
     emit(e, "}");
 }
 
@@ -503,302 +757,506 @@ static void conv_emit_out_range(Emitter *e, const char *o, const char *k, int64_
             PRId64 " : %" PRId64 ");", o, o, o, s, out - 1, o, s, out - 1);
 }
 
-/* Samples per pass of the weight gradient: about 1 MiB of x and dy, which
- * stays in cache while every tile sweeps it. */
-static int64_t conv_chunk(const ConvGeom *g, int64_t real_size)
+/* dw's rows, r = t*CI + ci, as runs (see row_runs): a kernel row's KW*CI,
+ * or a tap's CI. A tile takes nr rows of one run by a group of vectors. */
+static int64_t wgrad_runs(const ConvGeom *g)
 {
-    int64_t per = (g->h * g->w * g->ci + g->oh * g->ow * g->co) * real_size;
-    int64_t k = ((int64_t)1 << 20) / per;
-    return k < 1 ? 1 : k;
+    return row_runs(g) ? g->kh : conv_taps(g);
 }
 
-/* db[c0..] (+)= dy summed over the chunk's pixels. */
+static Split wgrad_row_tiles(const ConvGeom *g, const Lanes *ln, int64_t nv)
+{
+    return split_even(run_len(g), min64(ln->sums / nv, TILE_ROWS));
+}
+
+/* A block: this many rows (i, oy) of dy, about WGRAD_BLOCK_BYTES. */
+static int64_t wgrad_block(const ConvGeom *g, int64_t real_size)
+{
+    int64_t rows = WGRAD_BLOCK_BYTES / (g->ow * g->co * real_size);
+    return rows < 1 ? 1 : rows;
+}
+
+/* Without padding every tap meets every output pixel: a block's pixels run
+ * flat, one loop over them (small maps make short rows), dy's contiguous
+ * and x's windows at the offsets of a table. */
+static bool wgrad_flat(const ConvGeom *g)
+{
+    return !rows_padded(g) && !cols_padded(g);
+}
+
+/* The flat block: dyb its dy, xoff[p] the offset in x of pixel p's window. */
+static void conv_emit_wgrad_flat_block(Emitter *e, const ConvGeom *g, int64_t block)
+{
+    emit(e, "const real *dyb = dy + (size_t)r0 * %" PRId64 ";", g->ow * g->co);
+    emit(e, "const int pixels = (r1 - r0) * %" PRId64 ";", g->ow);
+    emit(e, "size_t xoff[%" PRId64 "]; /* of each pixel's window in x */", block * g->ow);
+    emit(e, "for (int p = 0; p < pixels; p++) {");
+    emit(e, "const int r = r0 + p / %" PRId64 ";", g->ow);
+    emit(e, "xoff[p] = (size_t)(r / %" PRId64 ") * %" PRId64 " + (size_t)(r %% %" PRId64 " * %"
+            PRId64 " + p %% %" PRId64 " * %" PRId64 ") * %" PRId64 ";", g->oh,
+         g->h * g->w * g->ci, g->oh, g->sh * g->w, g->ow, g->sw, g->ci);
+    emit(e, "}");
+}
+
+/* The tile's sums over the flat block's pixels. */
+static void conv_emit_wgrad_flat_loop(Emitter *e, const ConvGeom *g, int nr, int nv)
+{
+    emit(e, "const int off = u * %" PRId64 " + k0; /* the run's rows in a window */",
+         g->w * g->ci);
+    emit(e, "for (int p = 0; p < pixels; p++) {");
+    emit(e, "const real *xp = x + (xoff[p] + off);");
+    char base[64];
+    snprintf(base, sizeof base, "dyb + p * %" PRId64, g->co);
+    emit_vloads(e, "vco", "d", nv, base);
+    emit_fmas(e, nr, nv, "xp[", "]", "d");
+    emit(e, "}");
+}
+
+/* The tile's sums over the block's rows, each over the columns the run
+ * meets (rows the run misses skipped). */
+static void conv_emit_wgrad_row_loop(Emitter *e, const ConvGeom *g, int nr, int nv)
+{
+    int64_t rowlen = g->w * g->ci;
+    if (row_runs(g)) {
+        emit(e, "const int kh = u;");
+        conv_emit_out_range(e, "oy", "kh", g->h, g->oh, g->sh, g->pt, g->kh);
+        emit(e, "const int ox0 = 0, ox1 = %" PRId64 ";", g->ow - 1);
+        emit(e, "const int off = (kh - %" PRId64 ") * %" PRId64 " + k0;", g->pt, rowlen);
+    } else {
+        emit(e, "const int kh = u / %" PRId64 ", kw = u %% %" PRId64 ";", g->kw, g->kw);
+        conv_emit_out_range(e, "oy", "kh", g->h, g->oh, g->sh, g->pt, g->kh);
+        conv_emit_out_range(e, "ox", "kw", g->w, g->ow, g->sw, g->pl, g->kw);
+        emit(e, "const int off = ((kh - %" PRId64 ") * %" PRId64 " + kw - %" PRId64 ") * %"
+                PRId64 " + k0;", g->pt, g->w, g->pl, g->ci);
+    }
+    emit(e, "for (int r = r0; r < r1; r++) {");
+    emit(e, "const int oy = r %% %" PRId64 ";", g->oh);
+    emit(e, "if (oy < oy0 || oy > oy1) continue;");
+    emit(e, "const real *xr = x + (size_t)(r / %" PRId64 ") * %" PRId64 ";", g->oh,
+         g->h * rowlen);
+    emit(e, "const int xo = oy * %" PRId64 " + off;", g->sh * rowlen);
+    emit(e, "const real *dyr = dy + (size_t)r * %" PRId64 ";", g->ow * g->co);
+    emit(e, "for (int ox = ox0; ox <= ox1; ox++) {");
+    emit(e, "const real *xp = xr + xo + ox * %" PRId64 ";", g->sw * g->ci);
+    char base[64];
+    snprintf(base, sizeof base, "dyr + ox * %" PRId64, g->co);
+    emit_vloads(e, "vco", "d", nv, base);
+    emit_fmas(e, nr, nv, "xp[", "]", "d");
+    emit(e, "}");
+    emit(e, "}");
+}
+
+/* One tile: nr rows k0 + k of run u of dwp[r][slots of co], by nv vectors: the sums
+ * so far plus, over the block's pixels (i, oy, ox) the run meets,
+ * x[i][oy*SH + kh - PT][ox*SW + kw - PL][ci] * dy[i][oy][ox][c_v]. The rows
+ * of a run lie side by side in x, at xp[0], xp[1], ... */
+static void conv_emit_wgrad_tile(Emitter *e, const ConvGeom *g, const Lanes *ln, int nr,
+                                 int nv)
+{
+    int64_t slots = ln->nv * ln->vl;
+    emit(e, "real *dr = dwh + (u * %" PRId64 " + k0) * %" PRId64 " + j0 * %" PRId64
+            "; /* the group's slots */", run_len(g), slots, ln->vl);
+    emit_accs(e, "vco", nr, nv, "");
+    emit(e, "if (r0 > lo) { /* the sums so far; the half's first block starts them */");
+    for (int k = 0; k < nr; k++)
+        for (int v = 0; v < nv; v++)
+            emit(e, "VLOAD(a%d_%d, dr + %" PRId64 ");", k, v, k * slots + v * ln->vl);
+    emit(e, "} else {");
+    for (int k = 0; k < nr; k++)
+        for (int v = 0; v < nv; v++)
+            emit(e, "a%d_%d = (vco){0};", k, v);
+    emit(e, "}");
+    if (wgrad_flat(g))
+        conv_emit_wgrad_flat_loop(e, g, nr, nv);
+    else
+        conv_emit_wgrad_row_loop(e, g, nr, nv);
+    for (int k = 0; k < nr; k++)
+        for (int v = 0; v < nv; v++)
+            emit(e, "VSTORE(dr + %" PRId64 ", a%d_%d);", k * slots + v * ln->vl, k, v);
+}
+
+/* dbh[c_v] (+)= dy summed over the block's pixels. */
 static void conv_emit_bias_tile(Emitter *e, const ConvGeom *g, int nv)
 {
-    emit_accs(e, "vco", 1, nv, "");
+    emit_accs(e, "vco", 1, nv, NULL);
+    emit(e, "if (r0 > lo) {");
     for (int v = 0; v < nv; v++)
-        emit(e, "VLOAD(a0_%d, db + c%d);", v, v);
-    emit(e, "for (int i = i0; i < i1; i++) {");
-    emit(e, "const real *dyi = dy + (size_t)i * %" PRId64 ";", g->oh * g->ow * g->co);
-    emit_for(e, "p", g->oh * g->ow);
-    char base[64];
-    snprintf(base, sizeof base, "dyi + p * %" PRId64, g->co);
-    emit_vloads(e, "vco", "d", nv, base);
+        emit(e, "VLOAD(a0_%d, dbh + c%d);", v, v);
+    emit(e, "}");
+    emit(e, "for (size_t q = (size_t)r0 * %" PRId64 "; q < (size_t)r1 * %" PRId64 "; q += %"
+            PRId64 ") {", g->ow * g->co, g->ow * g->co, g->co);
+    emit_vloads(e, "vco", "d", nv, "dy + q");
     for (int v = 0; v < nv; v++)
         emit(e, "a0_%d += d%d;", v, v);
     emit(e, "}");
-    emit(e, "}");
     for (int v = 0; v < nv; v++)
-        emit(e, "VSTORE(db + c%d, a0_%d);", v, v);
+        emit(e, "VSTORE(dbh + c%d, a0_%d);", v, v);
 }
 
-/* nr rows r0 + k of dwp[r][co], r = t*CI + ci, by nv vectors: the sums so far
- * plus x[i][oy*SH + kh - PT][ox*SW + kw - PL][ci] * dy[i][oy][ox][c_v] over
- * the chunk's samples and the pixels the tap meets. flat: the rows may span
- * taps (no padding), row k at offset ok from the pixel's corner; else one
- * tap's rows ci0 + k. */
-static void conv_emit_wgrad_tile(Emitter *e, const ConvGeom *g, bool flat, int nr, int nv)
+/* db's half, one item: the groups in turn (one thread writes all of it,
+ * whose lines the groups share). */
+static void conv_emit_bias_item(Emitter *e, const ConvGeom *g, const Lanes *ln)
 {
-    if (flat)
-        for (int k = 0; k < nr; k++)
-            emit(e, "const int t%d = (r0 + %d) / %" PRId64 ", o%d = (t%d / %" PRId64 " * %" PRId64
-                    " + t%d %% %" PRId64 ") * %" PRId64 " + (r0 + %d) %% %" PRId64 ";",
-                 k, k, g->ci, k, k, g->kw, g->w, k, g->kw, g->ci, k, g->ci);
-    emit_accs(e, "vco", nr, nv, "");
-    for (int k = 0; k < nr; k++)
-        for (int v = 0; v < nv; v++)
-            emit(e, "VLOAD(a%d_%d, dwp + (r0 + %d) * %" PRId64 " + c%d);", k, v, k, g->co, v);
-    emit(e, "for (int i = i0; i < i1; i++) {");
-    emit(e, "const real *xi = x + (size_t)i * %" PRId64 "%s;", g->h * g->w * g->ci,
-         flat ? "" : " + ci0");
-    emit(e, "const real *dyi = dy + (size_t)i * %" PRId64 ";", g->oh * g->ow * g->co);
-    emit(e, "for (int oy = oy0; oy <= oy1; oy++) {");
-    if (flat)
-        emit(e, "const real *xr = xi + oy * %" PRId64 ";", g->sh * g->w * g->ci);
-    else
-        emit(e, "const real *xr = xi + (oy * %" PRId64 " + kh - %" PRId64 ") * %" PRId64 ";",
-             g->sh, g->pt, g->w * g->ci);
-    emit(e, "const real *dr = dyi + oy * %" PRId64 ";", g->ow * g->co);
-    emit(e, "for (int ox = ox0; ox <= ox1; ox++) {");
-    if (flat)
-        emit(e, "const real *xp = xr + ox * %" PRId64 ";", g->sw * g->ci);
-    else
-        emit(e, "const real *xp = xr + (ox * %" PRId64 " + kw - %" PRId64 ") * %" PRId64 ";",
-             g->sw, g->pl, g->ci);
-    char base[64];
-    snprintf(base, sizeof base, "dr + ox * %" PRId64, g->co);
-    emit_vloads(e, "vco", "d", nv, base);
-    emit_fmas(e, nr, nv, flat ? "xp[o" : "xp[", "]", "d");
-    emit(e, "}");
-    emit(e, "}");
-    emit(e, "}");
-    for (int k = 0; k < nr; k++)
-        for (int v = 0; v < nv; v++)
-            emit(e, "VSTORE(dwp + (r0 + %d) * %" PRId64 " + c%d, a%d_%d);", k, g->co, v, k, v);
+    for (int k = 0; k < 2; k++) {
+        GroupSet s = group_set(ln, k);
+        if (!s.count)
+            continue;
+        emit(e, "for (int j0 = %" PRId64 "; j0 < %" PRId64 "; j0 += %" PRId64 ") {", s.first,
+             s.first + s.count * s.size, s.size);
+        emit_group_channels(e, ln, (int)s.size);
+        conv_emit_bias_tile(e, g, (int)s.size);
+        emit(e, "}");
+    }
 }
 
-/* Block blk of rows (or db, the last block) by the vectors at c0 (, c1). */
-static void conv_emit_wgrad_block(Emitter *e, const ConvGeom *g, int nv)
+/* "const int j0 = ..., u = ..., rt = ..., k0 = ...;": item k of set s, a
+ * group of vectors from j0 on, a run u and its tile rt, of rows from k0 on. */
+static void conv_emit_wgrad_decode(Emitter *e, const ConvGeom *g, const Lanes *ln, GroupSet s,
+                                   const char *k)
 {
-    int64_t taps = conv_taps(g);
-    bool flat = !rows_padded(g) && !cols_padded(g);
-    Split s = split_even(flat ? taps * g->ci : g->ci, TILE_ROWS);
-    if (g->bias) {
-        emit(e, "if (blk == %" PRId64 ") {", (flat ? 1 : taps) * s.tiles);
-        conv_emit_bias_tile(e, g, nv);
+    Split rows = wgrad_row_tiles(g, ln, s.size);
+    int64_t per_group = wgrad_runs(g) * rows.tiles;
+    emit(e, "const int j0 = %" PRId64 " + %s / %" PRId64 " * %" PRId64 ", u = %s / %" PRId64
+            " %% %" PRId64 ", rt = %s %% %" PRId64 ";", s.first, k, per_group, s.size, k,
+         rows.tiles, wgrad_runs(g), k, rows.tiles);
+    emit(e, "const int k0 = rt * %" PRId64 " + (rt < %" PRId64 " ? rt : %" PRId64 ");",
+         rows.base, rows.extra, rows.extra);
+}
+
+static void conv_emit_wgrad_item(Emitter *e, const ConvGeom *g, const Lanes *ln, GroupSet s,
+                                 const char *k)
+{
+    Split rows = wgrad_row_tiles(g, ln, s.size);
+    conv_emit_wgrad_decode(e, g, ln, s, k);
+    emit_group_channels(e, ln, (int)s.size);
+    if (rows.extra) {
+        emit(e, "if (rt < %" PRId64 ") {", rows.extra);
+        conv_emit_wgrad_tile(e, g, ln, (int)rows.base + 1, (int)s.size);
         emit(e, "} else {");
-    }
-    if (flat) {
-        emit(e, "const int rb = blk;");
-        emit(e, "const int oy0 = 0, oy1 = %" PRId64 ", ox0 = 0, ox1 = %" PRId64 ";", g->oh - 1,
-             g->ow - 1);
-        emit(e, "const int r0 = rb * %" PRId64 " + (rb < %" PRId64 " ? rb : %" PRId64 ");",
-             s.base, s.extra, s.extra);
-    } else {
-        emit(e, "const int t = blk / %" PRId64 ", rb = blk %% %" PRId64 ";", s.tiles, s.tiles);
-        emit(e, "const int kh = t / %" PRId64 ", kw = t %% %" PRId64 ";", g->kw, g->kw);
-        conv_emit_out_range(e, "oy", "kh", g->h, g->oh, g->sh, g->pt, g->kh);
-        conv_emit_out_range(e, "ox", "kw", g->w, g->ow, g->sw, g->pl, g->kw);
-        emit(e, "const int ci0 = rb * %" PRId64 " + (rb < %" PRId64 " ? rb : %" PRId64
-                "), r0 = t * %" PRId64 " + ci0;", s.base, s.extra, s.extra, g->ci);
-    }
-    if (s.extra) {
-        emit(e, "if (rb < %" PRId64 ") {", s.extra);
-        conv_emit_wgrad_tile(e, g, flat, (int)s.base + 1, nv);
-        emit(e, "} else {");
-        conv_emit_wgrad_tile(e, g, flat, (int)s.base, nv);
+        conv_emit_wgrad_tile(e, g, ln, (int)rows.base, (int)s.size);
         emit(e, "}");
     } else {
-        conv_emit_wgrad_tile(e, g, flat, (int)s.base, nv);
+        conv_emit_wgrad_tile(e, g, ln, (int)rows.base, (int)s.size);
     }
+}
+
+/* "if (it < END0) { ... } else if (it < END1) { ..." over the sets of dw's
+ * items, BODY for each (the caller closes the chain). */
+static void conv_emit_wgrad_sets(Emitter *e, const ConvGeom *g, const Lanes *ln,
+                                 void (*body)(Emitter *, const ConvGeom *, const Lanes *,
+                                              GroupSet, const char *))
+{
+    bool open = false;
+    for (int k = 0, start = 0; k < 2; k++) {
+        GroupSet s = group_set(ln, k);
+        if (!s.count)
+            continue;
+        int64_t end = start + s.count * wgrad_runs(g) * wgrad_row_tiles(g, ln, s.size).tiles;
+        emit(e, "%sif (it < %" PRId64 ") {", open ? "} else " : "", end);
+        open = true;
+        char idx[64];
+        snprintf(idx, sizeof idx, "(it - %d)", start);
+        body(e, g, ln, s, idx);
+        start = (int)end;
+    }
+}
+
+/* dw[co][ci][t] += the halves' sums, dwp[h][t][ci][slot of co] (of the
+ * overlapping last pair, which hold the same sums, the channels past vector
+ * NV - 2 come from the last); db[co] += its halves. */
+static void conv_emit_wgrad_add(Emitter *e, const ConvGeom *g, const Lanes *ln)
+{
+    int64_t taps = conv_taps(g), slots = ln->nv * ln->vl, last = (ln->nv - 1) * ln->vl;
+    emit(e, "if (rows > 0) { /* else no block ran: dwp holds nothing */");
+    emit(e, "PARALLEL_FOR");
+    emit_for(e, "co", g->co);
+    emit(e, "const int s = co < %" PRId64 " ? co : co + %" PRId64 ";", last, slots - g->co);
     if (g->bias)
-        emit(e, "}");
+        emit(e, "db[co] += rows > mid ? dbp[co] + dbp[%" PRId64 " + co] : dbp[co];",
+             whole_lines(g->co, e->real_size));
+    emit_for(e, "ci", g->ci);
+    emit_for(e, "t", taps);
+    emit(e, "const size_t at = (size_t)(t * %" PRId64 " + ci) * %" PRId64 " + s;", g->ci, slots);
+    emit(e, "dw[(co * %" PRId64 " + ci) * %" PRId64 " + t] += rows > mid ? dwp0[at] + dwp1[at] :"
+            " dwp0[at];", g->ci, taps);
+    emit(e, "}");
+    emit(e, "}");
+    emit(e, "}");
+    emit(e, "}");
+}
+
+/* The units of work: each half of the pixels by a share of the items (the
+ * row tiles of set 0's groups, of set 1's, then db's half), a run of them,
+ * taken through the half a block at a time. Then dw, db += the halves. */
+static void conv_emit_wgrad_section(Emitter *e, const ConvGeom *g, const Lanes *ln,
+                                    const void *arg)
+{
+    (void)arg;
+    emit_vec_type(e, "vco", ln);
+    int64_t items = g->bias ? 1 : 0, block = wgrad_block(g, e->real_size);
+    for (int k = 0; k < 2; k++) {
+        GroupSet s = group_set(ln, k);
+        items += s.count * wgrad_runs(g) * wgrad_row_tiles(g, ln, s.size).tiles;
+    }
+    emit(e, "/* items: tiles of rows of dw by groups of vectors%s */", g->bias ? ", then db" : "");
+    emit(e, "PARALLEL_FOR");
+    emit(e, "for (int unit = 0; unit < 2 * shares; unit++) {");
+    emit(e, "const int h = unit %% 2, share = unit / 2, lo = h ? mid : 0, hi = h ? rows : mid;");
+    emit(e, "real *restrict dwh = h ? dwp1 : dwp0;");
+    if (g->bias)
+        emit(e, "real *restrict dbh = dbp + h * %" PRId64 ";", whole_lines(g->co, e->real_size));
+    emit(e, "const int it0 = share * %" PRId64 " / shares, it1 = (share + 1) * %" PRId64
+            " / shares;", items, items);
+    emit(e, "for (int r0 = lo; r0 < hi; r0 += %" PRId64 ") { /* a block */", block);
+    emit(e, "const int r1 = r0 + %" PRId64 " < hi ? r0 + %" PRId64 " : hi;", block, block);
+    if (wgrad_flat(g))
+        conv_emit_wgrad_flat_block(e, g, block);
+    emit(e, "for (int it = it0; it < it1; it++) {");
+    conv_emit_wgrad_sets(e, g, ln, conv_emit_wgrad_item);
+    if (g->bias) {
+        emit(e, "} else {");
+        conv_emit_bias_item(e, g, ln);
+    }
+    emit(e, "}");
+    emit(e, "}");
+    emit(e, "}");
+    emit(e, "}");
+    conv_emit_wgrad_add(e, g, ln);
 }
 
 /* dw[co][ci][t] = sum over samples and output pixels of
  * x[i][oy*S + kh - P][ox*S + kw - P][ci] * dy[i][oy][ox][co]: the
  * correlation of x with the stride-dilated dy, as index arithmetic; db the
- * sum of dy. The sums build up in dwp[t][ci][co] and db in blocks (rows of
- * dwp, or db, by a pair of vectors), dealt out to the threads in turn; each
- * thread takes its blocks through the samples a chunk at a time, so that the
- * chunk's x and dy serve all of them from cache, with no barrier between
- * chunks. Every value is summed by one block, in sample and pixel order,
- * whatever the thread count. */
+ * sum of dy. The pixels come in two halves, whatever the thread count, so
+ * that two threads each read half of x and dy: each half's sums build up in
+ * dwp[h][t][ci][slots of co] (and db's in dbp[h]) in tiles, each thread
+ * taking a half and a share of the tiles; then dw += the halves in order.
+ * A thread takes dy a block of rows at a time, and every one of its tiles
+ * through the block, so that the block's dy (and x) serve them all from
+ * L1; no barrier between blocks. Every value is summed by one tile, in
+ * sample and pixel order. */
 static void conv_emit_weight_grad(Emitter *e, const LayerCode *c, const ConvGeom *g)
 {
     const char *L = c->name;
-    int64_t taps = conv_taps(g), chunk = conv_chunk(g, e->real_size);
-    bool flat = !rows_padded(g) && !cols_padded(g);
-    Split s = split_even(flat ? taps * g->ci : g->ci, TILE_ROWS);
-    conv_emit_lanes(e, "vco", "VCO", g->co);
-    emit(e, "real *restrict dwp = work(ctx, %s_SCRATCH); /* [tap][%" PRId64 "][%" PRId64 "] */",
-         L, g->ci, g->co);
-    emit(e, "memset(dwp, 0, %" PRId64 " * sizeof(real));", taps * g->ci * g->co);
+    int64_t block = wgrad_block(g, e->real_size);
+    emit(e, "real *restrict dwp0 = work(ctx, %s_SCRATCH); /* [tap][%" PRId64 "][slots of %"
+            PRId64 "], the first half's sums */", L, g->ci, g->co);
+    emit(e, "real *restrict dwp1 = (real *)work(ctx, %s_SCRATCH) + %" PRId64
+            "; /* the second's */", L, dwp1_at(g, e->real_size));
     if (g->bias) {
-        emit(e, "real *restrict db = grad(ctx) + %s_bias;", L);
-        emit(e, "memset(db, 0, %" PRId64 " * sizeof(real));", g->co);
+        emit(e, "real *restrict dbp = (real *)work(ctx, %s_SCRATCH) + %" PRId64
+                "; /* [2][%" PRId64 "] */", L, dbp_at(g, e->real_size), g->co);
+        emit(e, "real *restrict db = grad(ctx) + %s_bias; /* adds to the sums so far */", L);
     }
-    emit(e, "/* blocks: %s rows of %" PRId64 " (%" PRId64 " tiles of %" PRId64 "%s)%s; pairs of "
-            "vectors */", flat ? "the" : "each tap's", flat ? taps * g->ci : g->ci, s.tiles,
-         s.base, s.extra ? " or one more" : "", g->bias ? ", then db" : "");
-    emit(e, "enum { BLOCKS = %" PRId64 ", PAIRS = (NVCO + 1) / 2 };",
-         (flat ? 1 : taps) * s.tiles + (g->bias ? 1 : 0));
-    emit(e, "const int parts = ctx->threads > 0 ? ctx->threads : 1;");
-    emit(e, "PARALLEL_FOR");
-    emit(e, "for (int part = 0; part < parts; part++) {");
-    emit(e, "for (int i0 = 0; i0 < n; i0 += %" PRId64 ") {", chunk);
-    emit(e, "const int i1 = i0 + %" PRId64 " < n ? i0 + %" PRId64 " : n;", chunk, chunk);
-    emit(e, "for (int bp = part; bp < BLOCKS * PAIRS; bp += parts) {");
-    emit(e, "const int blk = bp / PAIRS, pair = bp %% PAIRS;");
-    emit(e, "if (NVCO %% 2 && pair == 0) { /* an odd count: vector 0 alone */");
-    emit(e, "const int c0 = 0;");
-    conv_emit_wgrad_block(e, g, 1);
-    emit(e, "} else { /* vectors j, j + 1; the overlapping last two are one pair */");
-    emit(e, "const int j = 2 * pair - NVCO %% 2;");
-    emit(e, "const int c0 = VEC_AT(j, VCO, %" PRId64 "), c1 = VEC_AT(j + 1, VCO, %" PRId64 ");",
-         g->co, g->co);
-    conv_emit_wgrad_block(e, g, 2);
-    emit(e, "}");
-    emit(e, "}");
-    emit(e, "}");
-    emit(e, "}");
-    emit(e, "real *dw = grad(ctx) + %s_weight;", L);
-    emit(e, "PARALLEL_FOR");
-    emit_for(e, "co", g->co);
-    emit_for(e, "ci", g->ci);
-    emit_for(e, "t", taps);
-    emit(e, "dw[(co * %" PRId64 " + ci) * %" PRId64 " + t] = dwp[(t * %" PRId64 " + ci) * %"
-            PRId64 " + co];", g->ci, taps, g->ci, g->co);
-    emit(e, "}");
-    emit(e, "}");
-    emit(e, "}");
+    emit(e, "real *restrict dw = grad(ctx) + %s_weight;", L);
+    emit(e, "/* halves of the rows (i, oy), whole blocks: rows [0, mid) and [mid, rows) */");
+    emit(e, "const int rows = n * %" PRId64 ", mid = rows > %" PRId64 " ? (rows / 2 + %" PRId64
+            ") / %" PRId64 " * %" PRId64 " : rows;", g->oh, block, block - 1, block, block);
+    emit(e, "const int shares = ctx->threads > 1 ? ctx->threads / 2 : 1; /* of the items */");
+    conv_emit_targets(e, g, g->co, conv_emit_wgrad_section, NULL);
 }
 
 /* ---- input gradient */
 
-/* The columns of phase px: ix = qx*SW + px - PL for qx in [*lo, *hi];
- * false when none. */
-static bool phase_cols(const ConvGeom *g, int64_t px, int64_t *lo, int64_t *hi)
+/* One axis of a phase of the stride: the inputs q*s + ph - p for q in
+ * [lo, hi] meet the taps ph + a*s, a < taps, at outputs q - a (those in
+ * range). False when the phase has no inputs. */
+typedef struct PhaseAxis {
+    int64_t ph, lo, hi, taps;
+} PhaseAxis;
+
+static bool phase_axis(int64_t in, int64_t k, int64_t s, int64_t p, int64_t ph, PhaseAxis *a)
 {
-    int64_t top = g->w - 1 + g->pl - px;
+    int64_t top = in - 1 + p - ph;
     if (top < 0)
         return false;
-    *lo = px >= g->pl ? 0 : (g->pl - px + g->sw - 1) / g->sw;
-    *hi = top / g->sw;
-    return *lo <= *hi;
+    a->ph = ph;
+    a->lo = ph >= p ? 0 : (p - ph + s - 1) / s;
+    a->hi = top / s;
+    a->taps = ph < k ? (k - ph + s - 1) / s : 0;
+    return a->lo <= a->hi;
 }
 
-/* Whether a tap of phase px can meet a dy column outside [0, OW). */
-static bool phase_cols_clip(const ConvGeom *g, int64_t px)
-{
-    int64_t lo, hi;
-    if (px >= g->kw || !phase_cols(g, px, &lo, &hi))
-        return false;
-    return (g->kw - 1 - px) / g->sw > lo || hi >= g->ow;
-}
+typedef struct Phase {
+    PhaseAxis y, x;
+} Phase;
 
-static bool input_grad_needs_zero(const ConvGeom *g)
-{
-    for (int64_t px = 0; px < g->sw; px++)
-        if (phase_cols_clip(g, px))
-            return true;
-    return false;
-}
+/* Positions q0..q1 of a phase's axis that meet the same taps t0..t1 (none
+ * when t0 > t1). */
+typedef struct Segment {
+    int64_t q0, q1, t0, t1;
+} Segment;
 
-/* One tile of phase (py, px): pixels ix = (qx + p)*SW + px - PL of row iy by
- * nv vectors of input channels at c0 (, c1): the taps kh = py + a*SH,
- * kw = px + b*SW meet dy at oy = qy - a, ox = qx + p - b, so
- * a{p}_{v} = sum over them and co of dy[i][oy][ox][co] * wt[t][co][c_v]. */
-static void conv_emit_input_tile(Emitter *e, const ConvGeom *g, int64_t px, int np, int nv)
+/* The axis cut where the taps its positions meet change (q meets tap a
+ * when its output q - a lies in [0, out)); seg holds hi - lo + 1. */
+static int axis_segments(const PhaseAxis *ax, int64_t out, Segment *seg)
 {
-    bool clip = phase_cols_clip(g, px);
-    emit_accs(e, "vci", np, nv, NULL);
-    emit(e, "for (int kh = %s, oy = qy; kh < %" PRId64 " && oy >= 0; kh += %" PRId64 ", oy--) {",
-         g->sh > 1 ? "py" : "0", g->kh, g->sh);
-    emit(e, "if (oy >= %" PRId64 ") continue;", g->oh);
-    emit(e, "const real *dr = dyi + oy * %" PRId64 ";", g->ow * g->co);
-    emit(e, "for (int kw = %" PRId64 ", ox = qx; kw < %" PRId64 "; kw += %" PRId64
-            ", ox--) { /* pixel p meets column ox + p */", px, g->kw, g->sw);
-    if (clip) {
-        emit(e, "if (ox >= %" PRId64 ") continue;", g->ow);
-        emit(e, "if (ox + %d < 0) break;", np - 1);
-    }
-    for (int p = 0; p < np; p++) {
-        if (clip)
-            emit(e, "const real *d%d = (unsigned)(ox + %d) < %" PRId64 "u ? dr + (ox + %d) * %"
-                    PRId64 " : zero;", p, p, g->ow, p, g->co);
+    int count = 0;
+    for (int64_t q = ax->lo; q <= ax->hi; q++) {
+        int64_t t0 = q - (out - 1) > 0 ? q - (out - 1) : 0;
+        int64_t t1 = q < ax->taps - 1 ? q : ax->taps - 1;
+        if (t0 > t1)
+            t0 = 0, t1 = -1;
+        if (count && seg[count - 1].t0 == t0 && seg[count - 1].t1 == t1)
+            seg[count - 1].q1 = q;
         else
-            emit(e, "const real *d%d = dr + (ox + %d) * %" PRId64 ";", p, p, g->co);
+            seg[count++] = (Segment){q, q, t0, t1};
     }
-    emit(e, "const real *wk = wt + (kh * %" PRId64 " + kw) * %" PRId64 ";", g->kw, g->co * g->ci);
+    return count;
+}
+
+/* "static const int cls[][8] = ...": the phase's classes, rectangles of
+ * inputs that meet the same taps, rows by columns: {first row qy, first
+ * column qx, columns, inputs, taps a0..a1, taps b0..b1}. Returns their
+ * count. */
+static int conv_emit_classes(Emitter *e, const Phase *ph, const ConvGeom *g)
+{
+    Segment *ys = xrealloc(NULL, (size_t)(ph->y.hi - ph->y.lo + 1) * sizeof *ys);
+    Segment *xs = xrealloc(NULL, (size_t)(ph->x.hi - ph->x.lo + 1) * sizeof *xs);
+    int ny = axis_segments(&ph->y, g->oh, ys), nx = axis_segments(&ph->x, g->ow, xs);
+    emit(e, "static const int cls[%d][8] = { /* qy, qx, columns, inputs; taps a, b */", ny * nx);
+    for (int r = 0; r < ny; r++)
+        for (int c = 0; c < nx; c++) {
+            int64_t cols = xs[c].q1 - xs[c].q0 + 1;
+            emit(e, "{%" PRId64 ", %" PRId64 ", %" PRId64 ", %" PRId64 ", %" PRId64 ", %" PRId64
+                    ", %" PRId64 ", %" PRId64 "},", ys[r].q0, xs[c].q0, cols,
+                 (ys[r].q1 - ys[r].q0 + 1) * cols, ys[r].t0, ys[r].t1, xs[c].t0, xs[c].t1);
+        }
+    emit(e, "};");
+    free(ys);
+    free(xs);
+    return ny * nx;
+}
+
+/* One tile: np inputs of class c, tile t of it, (i, qy, qx) at the input
+ * (qy*SH + py - PT, qx*SW + px - PL), by nv vectors of channels: the sum
+ * over the class's taps kh = py + a*SH, kw = px + b*SW and over co of
+ * dy[i][qy - a][qx - b][co] * wt[t][co][c_v]. */
+static void conv_emit_input_tile(Emitter *e, const ConvGeom *g, const Lanes *ln,
+                                 const Phase *ph, int nv, int np, int set, int classes)
+{
+    emit(e, "int c = 0; /* the class, and the tile's first input in it */");
+    emit(e, "while (t >= tiles%d[c + 1]) c++;", set);
+    emit(e, "const int *k = cls[c];");
+    emit(e, "const int last = n * k[3] - 1, mt = (t - tiles%d[c]) * %d;", set, np);
+    (void)classes;
+    emit_group_channels(e, ln, nv);
+    emit_accs(e, "vci", np, nv, NULL);
+    emit(e, "/* input p: mt + p (the last tile repeats the class's last) */");
+    for (int p = 0; p < np; p++)
+        emit(e, "const int m%d = mt + %d < last ? mt + %d : last, i%d = m%d / k[3], qy%d = k[0] +"
+                " m%d %% k[3] / k[2], qx%d = k[1] + m%d %% k[3] %% k[2];", p, p, p, p, p, p, p,
+             p, p);
+    for (int p = 0; p < np; p++)
+        emit(e, "const real *dyi%d = dy + (size_t)i%d * %" PRId64 ";", p, p,
+             g->oh * g->ow * g->co);
+    emit(e, "const real *wg = wt + j0 * %" PRId64 "; /* the group's slots */", ln->vl);
+    emit(e, "for (int a = k[4]; a <= k[5]; a++) {");
+    emit(e, "for (int b = k[6]; b <= k[7]; b++) {");
+    for (int p = 0; p < np; p++)
+        emit(e, "const real *d%d = dyi%d + ((qy%d - a) * %" PRId64 " + qx%d - b) * %" PRId64 ";",
+             p, p, p, g->ow, p, g->co);
+    emit(e, "const real *wk = wg + ((%" PRId64 " + a * %" PRId64 ") * %" PRId64 " + %" PRId64
+            " + b * %" PRId64 ") * %" PRId64 ";", ph->y.ph, g->sh, g->kw, ph->x.ph, g->sw,
+         g->co * ln->nv * ln->vl);
     emit_for(e, "co", g->co);
     char base[64];
-    snprintf(base, sizeof base, "wk + co * %" PRId64, g->ci);
-    emit_vloads(e, "vci", "w", nv, base);
+    snprintf(base, sizeof base, "wk + co * %" PRId64, ln->nv * ln->vl);
+    emit_wloads(e, "vci", ln, nv, base);
     emit_fmas(e, np, nv, "d", "[co]", "w");
     emit(e, "}");
     emit(e, "}");
     emit(e, "}");
     for (int p = 0; p < np; p++)
         for (int v = 0; v < nv; v++)
-            emit(e, "VSTORE(dxr + ((qx + %d) * %" PRId64 " + (%" PRId64 ")) * %" PRId64
-                    " + c%d, a%d_%d);", p, g->sw, px - g->pl, g->ci, v, p, v);
+            emit(e, "VSTORE(dx + (size_t)i%d * %" PRId64 " + ((qy%d * %" PRId64 " + %" PRId64
+                    ") * %" PRId64 " + qx%d * %" PRId64 " + %" PRId64 ") * %" PRId64
+                    " + c%d, a%d_%d);", p, g->h * g->w * g->ci, p, g->sh, ph->y.ph - g->pt,
+                 g->w, p, g->sw, ph->x.ph - g->pl, g->ci, v, p, v);
 }
 
-/* The row's pixels phase by phase (px), in tiles of at most TILE_PIX. */
-static void conv_emit_input_phases(Emitter *e, const ConvGeom *g, int nv)
+/* A phase: its inputs ordered class by class (sample by sample, row by row
+ * within a class), in tiles that stay in one class, so that a tile meets
+ * exactly its class's taps: no tap outside dy, no test. The parallel loop
+ * takes every (group, tile), a group at a time. */
+static void conv_emit_input_phase(Emitter *e, const ConvGeom *g, const Lanes *ln,
+                                  const Phase *ph)
 {
-    for (int64_t px = 0; px < g->sw; px++) {
-        int64_t lo, hi;
-        if (!phase_cols(g, px, &lo, &hi))
+    int classes = conv_emit_classes(e, ph, g);
+    GroupSet set[2] = {group_set(ln, 0), group_set(ln, 1)};
+    char items[256];
+    size_t len = 0;
+    for (int k = 0; k < 2; k++) {
+        if (!set[k].count)
             continue;
-        emit(e, "/* phase px = %" PRId64 ": ix = qx*%" PRId64 " + %" PRId64 ", qx in [%" PRId64
-                ", %" PRId64 "] */", px, g->sw, px - g->pl, lo, hi);
-        Split s = split_even(hi - lo + 1, TILE_PIX);
-        int64_t wide = lo + s.extra * (s.base + 1);
-        if (s.extra) {
-            emit(e, "for (int qx = %" PRId64 "; qx < %" PRId64 "; qx += %" PRId64 ") {", lo, wide,
-                 s.base + 1);
-            conv_emit_input_tile(e, g, px, (int)s.base + 1, nv);
-            emit(e, "}");
-        }
-        if (wide <= hi) {
-            emit(e, "for (int qx = %" PRId64 "; qx <= %" PRId64 "; qx += %" PRId64 ") {", wide,
-                 hi, s.base);
-            conv_emit_input_tile(e, g, px, (int)s.base, nv);
-            emit(e, "}");
-        }
+        int np = tile_pixels(ln, set[k].size);
+        emit(e, "int tiles%d[%d]; /* before each class: tiles of %d inputs by %" PRId64
+                " vectors */", k, classes + 1, np, set[k].size);
+        emit(e, "tiles%d[0] = 0;", k);
+        emit(e, "for (int c = 0; c < %d; c++) tiles%d[c + 1] = tiles%d[c] + (n * cls[c][3] + %d)"
+                " / %d;", classes, k, k, np - 1, np);
+        len += (size_t)snprintf(items + len, sizeof items - len, "%s%" PRId64 " * tiles%d[%d]",
+                                len ? " + " : "", set[k].count, k, classes);
     }
+    emit(e, "PARALLEL_FOR");
+    emit(e, "for (int it = 0; it < %s; it++) {", items);
+    for (int k = 0; k < 2; k++) {
+        if (!set[k].count)
+            continue;
+        bool second = k == 1 && set[0].count;  /* the else of set 0 */
+        char idx[64] = "it";
+        if (k == 0 && set[1].count)
+            emit(e, "if (it < %" PRId64 " * tiles0[%d]) {", set[0].count, classes);
+        if (second) {
+            emit(e, "} else {");
+            snprintf(idx, sizeof idx, "(it - %" PRId64 " * tiles0[%d])", set[0].count, classes);
+        }
+        emit(e, "const int j0 = %" PRId64 " + %s / tiles%d[%d] * %" PRId64 ", t = %s %% tiles%d[%d];",
+             set[k].first, idx, k, classes, set[k].size, idx, k, classes);
+        conv_emit_input_tile(e, g, ln, ph, (int)set[k].size, tile_pixels(ln, set[k].size), k,
+                             classes);
+        if (second)
+            emit(e, "}");
+    }
+    emit(e, "}");
+}
+
+/* Phase by phase. */
+static void conv_emit_input_section(Emitter *e, const ConvGeom *g, const Lanes *ln,
+                                    const void *arg)
+{
+    (void)arg;
+    emit_vec_type(e, "vci", ln);
+    conv_emit_repack(e, g, ln, "wt", false);
+    for (int64_t py = 0; py < g->sh; py++)
+        for (int64_t px = 0; px < g->sw; px++) {
+            Phase ph;
+            if (!phase_axis(g->h, g->kh, g->sh, g->pt, py, &ph.y) ||
+                !phase_axis(g->w, g->kw, g->sw, g->pl, px, &ph.x))
+                continue;
+            emit(e, "{ /* phase (%" PRId64 ", %" PRId64 "): rows qy*%" PRId64 " + %" PRId64
+                    ", qy in [%" PRId64 ", %" PRId64 "]; columns qx*%" PRId64 " + %" PRId64
+                    ", qx in [%" PRId64 ", %" PRId64 "] */", py, px, g->sh, py - g->pt,
+                 ph.y.lo, ph.y.hi, g->sw, px - g->pl, ph.x.lo, ph.x.hi);
+            conv_emit_input_phase(e, g, ln, &ph);
+            emit(e, "}");
+        }
 }
 
 /* dx[i][iy][ix][ci] = sum over the taps that reach it of
  * dy[i][oy][ox][co] * w[co][ci][kh][kw], with iy + PT = oy*SH + kh. For a
  * stride S only the taps kh = (iy + PT) mod S, + S, + 2S, ... reach row iy,
  * each at oy = (iy + PT) div S - a: the phases of the stride (and the same
- * for columns). The code gathers exactly those, so no dilated
- * (zero-inserted) gradient exists. */
+ * for columns); of those, the inputs near the border meet fewer (their
+ * class). The code gathers exactly those, so no dilated (zero-inserted)
+ * gradient exists. */
 static void conv_emit_input_grad(Emitter *e, const LayerCode *c, const ConvGeom *g)
 {
     const char *L = c->name;
-    conv_emit_lanes(e, "vci", "VCI", g->ci);
     emit(e, "real *restrict wt = (real *)work(ctx, %s_SCRATCH) + %" PRId64
-            "; /* [tap][%" PRId64 "][%" PRId64 "] */", L, conv_taps(g) * g->ci * g->co, g->co,
-         g->ci);
-    conv_emit_repack(e, g, "wt", false);
-    if (input_grad_needs_zero(g))
-        conv_emit_zero_row(e, L, g, g->co);
-    emit(e, "PARALLEL_FOR");
-    emit(e, "for (int r = 0; r < n * %" PRId64 "; r++) {", g->h);
-    emit(e, "const int i = r / %" PRId64 ", iy = r %% %" PRId64 ";", g->h, g->h);
-    if (g->sh > 1)
-        emit(e, "const int py = (iy + %" PRId64 ") %% %" PRId64 ", qy = (iy + %" PRId64
-                ") / %" PRId64 ";", g->pt, g->sh, g->pt, g->sh);
-    else
-        emit(e, "const int qy = iy + %" PRId64 ";", g->pt);
-    emit(e, "const real *dyi = dy + (size_t)i * %" PRId64 ";", g->oh * g->ow * g->co);
-    emit(e, "real *dxr = dx + (size_t)r * %" PRId64 ";", g->w * g->ci);
-    conv_emit_vectors(e, g, "VCI", g->ci, conv_emit_input_phases);
-    emit(e, "}");
+            "; /* [tap][%" PRId64 "][slots of %" PRId64 "] */", L, wp_len(g, e->real_size),
+         g->co, g->ci);
+    conv_emit_targets(e, g, g->ci, conv_emit_input_section, NULL);
 }
 
 static void conv_emit_backward(Emitter *e, const LayerCode *c, const ConvGeom *g)
@@ -821,7 +1279,6 @@ static void conv_emit_backward(Emitter *e, const LayerCode *c, const ConvGeom *g
 static void conv_emit(Emitter *e, const LayerCode *c)
 {
     ConvGeom g = conv_geom(c->l);
-    conv_emit_vec_prelude(e, c);
     conv_emit_forward(e, c, &g);
     emit_blank(e);
     conv_emit_backward(e, c, &g);
@@ -830,6 +1287,7 @@ static void conv_emit(Emitter *e, const LayerCode *c)
 const LayerKind layer_conv = {
     .name = "Conv",
     .auto_prefix = "conv",
+    .ignores_own_output = true,
     .args = conv_args,
     .nargs = CONV_NARGS,
     .infer = conv_infer,

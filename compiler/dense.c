@@ -45,138 +45,487 @@ static double dense_flops(const Layer *l)
 /* ------------------------------------------------------------------------
  * Dense's code
  *
- * Without -ffast-math a sum of floats does not vectorize, so no loop here
- * sums along its innermost index: each innermost loop updates a row of
- * independent accumulators, acc[j] += v * row[j]. Forward wants w
- * transposed for that, so it repacks the weight [N][F] into wt[F][N] in its
- * scratch on each call. Rows (samples, or outputs for dw) go in blocks of
- * DENSE_ROWS, so that each weight (or input) row loaded serves the whole
- * block; every value is still summed by one thread in a fixed order.
+ * Three matrix products, with n the samples of a call (known at run time
+ * only, often a micro-batch of 16 or 32), F the inputs and N the outputs:
+ *
+ *   forward   y[n][N]   = x[n][F] w^T + b     summed over k < F
+ *   backward  dw[N][F] += dy^T x              summed over the samples
+ *             db[N]    += dy                  summed over the samples
+ *             dx[n][F]  = dy[n][N] w          summed over o < N
+ *
+ * Without -ffast-math a sum of floats does not vectorize, so no kernel sums
+ * along a vector. Each is a register tile of rows by a few vectors of
+ * accumulators a{r}_{v}, which the C compiler keeps in registers: a step of
+ * the sum broadcasts a scalar s_r per row and loads a vector v_v per column,
+ * a{r}_{v} += s_r * v_v, so that each load serves a whole row or column of
+ * the tile. The vectors run along rows of memory, so w keeps PyTorch's
+ * layout: along k (rows of x, w, dw and dx) for backward, and for forward
+ * along the samples, with x repacked transposed, xt[F][n], as y^T = w xt.
+ * That repacking moves n*F values, where repacking w would move F*N, as
+ * many as the multiply-adds of a micro-batch of 16.
+ *
+ * Vectors are GCC/Clang vector types as wide as the target's registers
+ * (CNNC_VL reals, chosen by the preprocessor of the generated file, so one
+ * file builds for any target). Along k they are no wider than F, and a row
+ * of F is covered by ceil(F / VK) vectors, the last ending at F and
+ * overlapping its neighbour (VEC_AT): nothing reads or writes past a row.
+ * Along the samples, xt is padded with zeros to whole vectors. The tiles
+ * are as large as the target's vector registers allow, so each kernel is
+ * emitted twice, for 16 registers and for 32 (chosen by the preprocessor).
+ * PARALLEL_FOR deals out tiles; each sums its values in a fixed order, so
+ * results do not depend on the thread count.
+ *
+ * At a micro-batch of 16, each weight (and gradient) loaded serves only 16
+ * multiply-adds: when w and dw do not fit the cache, memory bandwidth
+ * bounds these kernels as much as the FMA units do, so every loop walks
+ * them row by row, as the hardware prefetcher likes.
  */
 
-#define DENSE_ROWS 4
+/* Register tiles with at most 12 accumulators (24 with 32 registers), which
+ * leaves room for the loaded vectors and a broadcast. */
+typedef struct DenseTiles {
+    int fwd_rows1; /* forward: rows of w by one vector of samples */
+    int fwd_rows2; /* forward: rows of w by a pair of vectors */
+    int bwd_rows;  /* dw: rows of outputs, dx: samples; by BWD_VECS vectors of k */
+} DenseTiles;
 
-/* The repacked weight wt[F][N]. */
+static const DenseTiles tiles16 = {12, 6, 4}, tiles32 = {16, 8, 8};
+
+/* The preprocessor's test for 32 vector registers: AVX-512 and AArch64. */
+#define DENSE_REGS32 "defined(__AVX512F__) || defined(__aarch64__)"
+
+enum {
+    BWD_VECS = 3,  /* vectors along k in a backward tile */
+    DX_CHUNK = 32, /* rows of w that dx's tiles meet before the next tiles */
+};
+
+typedef struct DenseGeom {
+    const char *L;         /* the layer's C prefix */
+    int64_t f, nout;       /* F inputs, N outputs */
+    bool bias;
+    const DenseTiles *t;   /* the tiles being emitted */
+} DenseGeom;
+
+/* The most reals in a vector: 64 bytes (AVX-512). Forward pads the samples
+ * to whole vectors of CNNC_VL reals, which divides it. */
+static int64_t dense_max_lanes(int64_t real_size)
+{
+    return 64 / real_size;
+}
+
+/* The reals of forward's xt[F][batch padded to whole vectors]; false when
+ * the count overflows. */
+static bool dense_xt_reals(int64_t f, int64_t batch, int64_t real_size, int64_t *reals)
+{
+    int64_t lanes = dense_max_lanes(real_size);
+    return batch <= INT64_MAX - lanes && mul_ok(f, (batch + lanes - 1) / lanes * lanes, reals);
+}
+
+/* xt for forward; for dx, after it, a row of N zeros (the dy of the rows
+ * past n in the last tile) and a row of F (their dx, thrown away). -1 when
+ * the size overflows. */
 static int64_t dense_scratch_bytes(const Layer *l, int64_t batch, int64_t real_size)
 {
-    (void)batch;
-    return l->in.c * l->out.c * real_size;
+    int64_t reals, bytes;
+    if (!dense_xt_reals(l->in.c, batch, real_size, &reals) ||
+        !add_ok(reals, l->out.c + l->in.c, &reals) || !mul_ok(reals, real_size, &bytes))
+        return -1;
+    return bytes;
 }
 
-/* Opens a parallel loop over blocks of DENSE_ROWS rows r0.. of limit
- * (one level to close), with rows, the rows in this block. */
-static void dense_emit_blocks(Emitter *e, const char *r0, const char *limit)
+/* len cut into ceil(len / most) tiles as even as can be: the first extra
+ * tiles hold base + 1, the others base. */
+typedef struct Split {
+    int64_t tiles, base, extra;
+} Split;
+
+static Split split_even(int64_t len, int64_t most)
 {
+    int64_t tiles = (len + most - 1) / most;
+    return (Split){tiles, len / tiles, len % tiles};
+}
+
+static int64_t pow2_floor(int64_t v)
+{
+    int64_t p = 1;
+    while (p <= v / 2)
+        p *= 2;
+    return p;
+}
+
+/* ---- pieces of tiles */
+
+/* "vk a0_0 = PRE0POST, a0_1 = PRE0POST;", a line per tile row; pre NULL
+ * starts them at zero, pre "" only declares them (to be loaded). */
+static void emit_accs(Emitter *e, const char *type, int rows, int nv, const char *pre,
+                      const char *post)
+{
+    for (int r = 0; r < rows; r++) {
+        char line[512];
+        size_t len = (size_t)snprintf(line, sizeof line, "%s", type);
+        for (int v = 0; v < nv; v++) {
+            len += (size_t)snprintf(line + len, sizeof line - len, "%s a%d_%d", v ? "," : "", r, v);
+            if (!pre)
+                len += (size_t)snprintf(line + len, sizeof line - len, " = {0}");
+            else if (pre[0])
+                len += (size_t)snprintf(line + len, sizeof line - len, " = %s%d%s", pre, r, post);
+        }
+        emit(e, "%s;", line);
+    }
+}
+
+/* "vk w0, w1; VLOAD(w0, BASE + c0); VLOAD(w1, BASE + c1);" */
+static void emit_vloads(Emitter *e, const char *type, const char *name, int nv, const char *base)
+{
+    char line[512];
+    size_t len = (size_t)snprintf(line, sizeof line, "%s", type);
+    for (int v = 0; v < nv; v++)
+        len += (size_t)snprintf(line + len, sizeof line - len, "%s %s%d", v ? "," : "", name, v);
+    emit(e, "%s;", line);
+    for (int v = 0; v < nv; v++)
+        emit(e, "VLOAD(%s%d, %s + c%d);", name, v, base, v);
+}
+
+/* a{r}_{v} += PRE{r}POST * VEC{v}, a line per tile row. */
+static void emit_fmas(Emitter *e, int rows, int nv, const char *pre, const char *post,
+                      const char *vec)
+{
+    for (int r = 0; r < rows; r++) {
+        char line[512];
+        size_t len = 0;
+        for (int v = 0; v < nv; v++)
+            len += (size_t)snprintf(line + len, sizeof line - len, "%sa%d_%d += %s%d%s * %s%d;",
+                                    v ? " " : "", r, v, pre, r, post, vec, v);
+        emit(e, "%s", line);
+    }
+}
+
+/* VLOAD(a{r}_{v}, ROW(r) + c{v}) for the whole tile (load), or VSTORE back;
+ * ROW(r) is ROW + r * STRIDE when stride > 0, else the pointer ROW{r}. */
+static void emit_tile_memory(Emitter *e, bool load, int rows, int nv, const char *row,
+                             int64_t stride)
+{
+    for (int r = 0; r < rows; r++) {
+        char at[64];
+        if (stride == 0)
+            snprintf(at, sizeof at, "%s%d", row, r);
+        else if (r == 0)
+            snprintf(at, sizeof at, "%s", row);
+        else
+            snprintf(at, sizeof at, "%s + %" PRId64, row, r * stride);
+        for (int v = 0; v < nv; v++) {
+            if (load)
+                emit(e, "VLOAD(a%d_%d, %s + c%d);", r, v, at, v);
+            else
+                emit(e, "VSTORE(%s + c%d, a%d_%d);", at, v, r, v);
+        }
+    }
+}
+
+/* "const int O0 = ...;", the first row of tile OB of split s, then the tile
+ * of base + 1 or base rows by nv vectors. */
+static void dense_emit_rows(Emitter *e, const DenseGeom *g, const Split *s, const char *o0,
+                            const char *ob, int nv,
+                            void (*tile)(Emitter *, const DenseGeom *, int rows, int nv))
+{
+    if (s->extra == 0) {
+        emit(e, "const int %s = %s * %" PRId64 ";", o0, ob, s->base);
+        tile(e, g, (int)s->base, nv);
+        return;
+    }
+    emit(e, "const int %s = %s * %" PRId64 " + (%s < %" PRId64 " ? %s : %" PRId64 ");", o0, ob,
+         s->base, ob, s->extra, ob, s->extra);
+    emit(e, "if (%s < %" PRId64 ") {", ob, s->extra);
+    tile(e, g, (int)s->base + 1, nv);
+    emit(e, "} else {");
+    tile(e, g, (int)s->base, nv);
+    emit(e, "}");
+}
+
+/* LOOP(g) for 32 vector registers and for 16, each under its #if. */
+static void dense_emit_by_registers(Emitter *e, const DenseGeom *g,
+                                    void (*loop)(Emitter *, const DenseGeom *))
+{
+    DenseGeom big = *g, small = *g;
+    big.t = &tiles32;
+    small.t = &tiles16;
+    emit(e, "#if %s /* 32 vector registers */", DENSE_REGS32);
+    loop(e, &big);
+    emit(e, "#else /* 16 vector registers */");
+    loop(e, &small);
+    emit(e, "#endif");
+}
+
+/* The vector type vk of VK reals along k, and NVK, the vectors that cover a
+ * row of F, in KGROUPS groups of at most BWD_VECS. */
+static void dense_emit_klanes(Emitter *e, const DenseGeom *g)
+{
+    int64_t most = pow2_floor(g->f);
+    emit(e, "/* vk: VK reals along k, the target's widest vector but at most %" PRId64
+            "; NVK of them cover %" PRId64 " inputs, in KGROUPS groups of up to %d */",
+         most, g->f, BWD_VECS);
+    emit(e, "enum { VK = CNNC_VL < %" PRId64 " ? CNNC_VL : %" PRId64 ", NVK = (%" PRId64
+            " + VK - 1) / VK, KGROUPS = (NVK + %d) / %d };", most, most, g->f, BWD_VECS - 1,
+         BWD_VECS);
+    emit(e, "typedef real vk __attribute__((vector_size(VK * REAL_SIZE)));");
+}
+
+/* BODY(nv) for group kg of the vectors along k, as c0, c1, ...: the first
+ * NVK % BWD_VECS vectors (when not 0) make group 0, then groups of
+ * BWD_VECS, so that the overlapping last two are always in one group. */
+static void dense_emit_kgroups(Emitter *e, const DenseGeom *g,
+                               void (*body)(Emitter *, const DenseGeom *, int nv))
+{
+    for (int lead = 1; lead < BWD_VECS; lead++) {
+        char which[32] = "vector 0";
+        if (lead > 1)
+            snprintf(which, sizeof which, "vectors 0 to %d", lead - 1);
+        emit(e, "%sif (NVK %% %d == %d && kg == 0) { /* %s alone */", lead > 1 ? "} else " : "",
+             BWD_VECS, lead, which);
+        for (int v = 0; v < lead; v++)
+            emit(e, "const int c%d = VEC_AT(%d, VK, %" PRId64 ");", v, v, g->f);
+        body(e, g, lead);
+    }
+    emit(e, "%s{ /* vectors j to j + %d */", BWD_VECS > 1 ? "} else " : "", BWD_VECS - 1);
+    emit(e, "const int j = NVK %% %d + (kg - (NVK %% %d != 0)) * %d;", BWD_VECS, BWD_VECS,
+         BWD_VECS);
+    for (int v = 0; v < BWD_VECS; v++)
+        emit(e, "const int c%d = VEC_AT(j + %d, VK, %" PRId64 ");", v, v, g->f);
+    body(e, g, BWD_VECS);
+    emit(e, "}");
+}
+
+/* ---- forward */
+
+/* Rows o0 + r of w by nv vectors of samples at c0 (, c1):
+ * a{r}_{v} = b[o0 + r] + sum over k of w[o0 + r][k] * xt[k][c_v..], then
+ * each sample i < n of the vectors stores its row y[i][o0..]. */
+static void dense_emit_forward_tile(Emitter *e, const DenseGeom *g, int rows, int nv)
+{
+    emit(e, "const real *wr = w + (size_t)o0 * %" PRId64 ";", g->f);
+    emit_accs(e, "vx", rows, nv, g->bias ? "zero + b[o0 + " : NULL, "]");
+    emit_for(e, "k", g->f);
+    emit(e, "const real *xk = xt + (size_t)k * np;");
+    emit_vloads(e, "vx", "x", nv, "xk");
+    char pre[64];
+    snprintf(pre, sizeof pre, "wr[k + %" PRId64 " * ", g->f);
+    emit_fmas(e, rows, nv, pre, "]", "x");
+    emit(e, "}");
+    for (int v = 0; v < nv; v++) {
+        emit(e, "for (int l = 0; l < VX && c%d + l < n; l++) {", v);
+        emit(e, "real *yl = y + (size_t)(c%d + l) * %" PRId64 " + o0;", v, g->nout);
+        for (int r = 0; r < rows; r += 4) {
+            char line[512];
+            size_t len = 0;
+            for (int q = r; q < rows && q < r + 4; q++)
+                len += (size_t)snprintf(line + len, sizeof line - len, "%syl[%d] = a%d_%d[l];",
+                                        q > r ? " " : "", q, q, v);
+            emit(e, "%s", line);
+        }
+        emit(e, "}");
+    }
+}
+
+/* The tiles: rows of w by vector 0 alone when the vectors of samples are
+ * odd in number, then by pairs; the blocks of rows outer, so that a block
+ * of w meets every vector while it is in the cache. */
+static void dense_emit_forward_tiles(Emitter *e, const DenseGeom *g)
+{
+    Split one = split_even(g->nout, g->t->fwd_rows1), two = split_even(g->nout, g->t->fwd_rows2);
+    emit(e, "/* tiles: vector 0 alone by %" PRId64 " blocks of up to %d rows of w when nvx is"
+            " odd, then %" PRId64 " blocks of up to %d by each pair */", one.tiles,
+         g->t->fwd_rows1, two.tiles, g->t->fwd_rows2);
+    emit(e, "const int singles = nvx %% 2 ? %" PRId64 " : 0, pairs = nvx / 2;", one.tiles);
     emit(e, "PARALLEL_FOR");
-    emit(e, "for (int %s = 0; %s < %s; %s += %d) {", r0, r0, limit, r0, DENSE_ROWS);
-    emit(e, "const int rows = %s - %s < %d ? %s - %s : %d;", limit, r0, DENSE_ROWS, limit, r0,
-         DENSE_ROWS);
+    emit(e, "for (int t = 0; t < singles + pairs * %" PRId64 "; t++) {", two.tiles);
+    emit(e, "if (t < singles) {");
+    emit(e, "const int c0 = 0;");
+    dense_emit_rows(e, g, &one, "o0", "t", 1, dense_emit_forward_tile);
+    emit(e, "} else { /* block ob by the pair at c0, c1 */");
+    emit(e, "const int ob = (t - singles) / pairs, pair = (t - singles) %% pairs;");
+    emit(e, "const int c0 = (nvx %% 2 + 2 * pair) * VX, c1 = c0 + VX;");
+    dense_emit_rows(e, g, &two, "o0", "ob", 2, dense_emit_forward_tile);
+    emit(e, "}");
+    emit(e, "}");
 }
 
-static void dense_emit_forward(Emitter *e, const LayerCode *c, int64_t f, int64_t nout,
-                               bool bias)
+/* y[n][N] = x[n][F] w^T + b, as its transpose y^T = w xt. */
+static void dense_emit_forward(Emitter *e, const LayerCode *c, const DenseGeom *g)
 {
-    const char *L = c->name;
     emit(e, "/* y[n][%" PRId64 "] = x[n][%" PRId64 "] w^T%s, w[%" PRId64 "][%" PRId64 "]"
-            " (PyTorch's layout) repacked to wt[%" PRId64 "][%" PRId64 "] in scratch */",
-         nout, f, bias ? " + b" : "", nout, f, f, nout);
+            " (PyTorch's layout): computed transposed, y^T = w x^T */", g->nout, g->f,
+         g->bias ? " + b" : "", g->nout, g->f);
     emit_forward_begin(e, c);
-    emit(e, "const real *restrict w = param(ctx) + %s_weight;", L);
-    if (bias)
-        emit(e, "const real *restrict b = param(ctx) + %s_bias;", L);
-    emit(e, "real *restrict wt = work(ctx, %s_SCRATCH);", L);
+    emit(e, "/* vx: VX reals, the target's widest vector, along the samples: nvx of them"
+            " cover n, padded to np */");
+    emit(e, "enum { VX = CNNC_VL };");
+    emit(e, "_Static_assert(VX <= %" PRId64 ", \"the scratch pads the samples to %" PRId64
+            "\");", dense_max_lanes(e->real_size), dense_max_lanes(e->real_size));
+    emit(e, "typedef real vx __attribute__((vector_size(VX * REAL_SIZE)));");
+    emit(e, "const real *w = param(ctx) + %s_weight;", g->L);
+    if (g->bias) {
+        emit(e, "const real *b = param(ctx) + %s_bias;", g->L);
+        emit(e, "const vx zero = {0};");
+    }
+    emit(e, "const int nvx = (n + VX - 1) / VX, np = nvx * VX;");
+    emit(e, "real *restrict xt = work(ctx, %s_SCRATCH); /* [%" PRId64 "][np]: x^T, zeros past n */",
+         g->L, g->f);
     emit(e, "PARALLEL_FOR");
-    emit(e, "for (int k = 0; k < %" PRId64 "; k++)", f);
-    emit(e, "    for (int o = 0; o < %" PRId64 "; o++) wt[(size_t)k * %" PRId64
-            " + o] = w[(size_t)o * %" PRId64 " + k];", nout, nout, f);
-    dense_emit_blocks(e, "i0", "n");
-    emit(e, "real *restrict yb = y + (size_t)i0 * %" PRId64 ";", nout);
-    emit(e, "for (int r = 0; r < rows; r++)");
-    emit(e, "    for (int o = 0; o < %" PRId64 "; o++) yb[(size_t)r * %" PRId64 " + o] = %s;",
-         nout, nout, bias ? "b[o]" : "0");
-    emit_for(e, "k", f);
-    emit(e, "const real *restrict wk = wt + (size_t)k * %" PRId64 ";", nout);
-    emit(e, "for (int r = 0; r < rows; r++) {");
-    emit(e, "const real xv = x[(size_t)(i0 + r) * %" PRId64 " + k];", f);
-    emit(e, "real *restrict yr = yb + (size_t)r * %" PRId64 ";", nout);
-    emit(e, "for (int o = 0; o < %" PRId64 "; o++) yr[o] += xv * wk[o];", nout);
+    emit(e, "for (int k = 0; k < %" PRId64 "; k++)", g->f);
+    emit(e, "    for (int i = 0; i < np; i++) xt[(size_t)k * np + i] = i < n ? x[(size_t)i * %"
+            PRId64 " + k] : 0;", g->f);
+    dense_emit_by_registers(e, g, dense_emit_forward_tiles);
     emit(e, "}");
+}
+
+/* ---- backward: the weight gradient */
+
+/* Rows o0 + r of dw by nv vectors of k at c0, ...: the sums so far plus,
+ * sample by sample, dy[i][o0 + r] * x[i][c_v..]. */
+static void dense_emit_dw_tile(Emitter *e, const DenseGeom *g, int rows, int nv)
+{
+    emit(e, "real *dwr = dw + (size_t)o0 * %" PRId64 ";", g->f);
+    emit_accs(e, "vk", rows, nv, "", "");
+    emit_tile_memory(e, true, rows, nv, "dwr", g->f);
+    emit(e, "for (int i = 0; i < n; i++) {");
+    emit(e, "const real *dyi = dy + (size_t)i * %" PRId64 " + o0;", g->nout);
+    char base[64];
+    snprintf(base, sizeof base, "x + (size_t)i * %" PRId64, g->f);
+    emit_vloads(e, "vk", "x", nv, base);
+    emit_fmas(e, rows, nv, "dyi[", "]", "x");
+    emit(e, "}");
+    emit_tile_memory(e, false, rows, nv, "dwr", g->f);
+}
+
+/* Block ob of rows of dw by group kg of vectors along k. */
+static void dense_emit_dw_block(Emitter *e, const DenseGeom *g, int nv)
+{
+    Split s = split_even(g->nout, g->t->bwd_rows);
+    dense_emit_rows(e, g, &s, "o0", "ob", nv, dense_emit_dw_tile);
+}
+
+/* The tiles: blocks of rows by groups of vectors, rows outer, so that a
+ * thread walks its rows of dw from start to end. */
+static void dense_emit_dw_tiles(Emitter *e, const DenseGeom *g)
+{
+    Split s = split_even(g->nout, g->t->bwd_rows);
+    emit(e, "/* tiles: %" PRId64 " blocks of up to %d rows (outputs) by KGROUPS groups */",
+         s.tiles, g->t->bwd_rows);
+    emit(e, "PARALLEL_FOR");
+    emit(e, "for (int t = 0; t < %" PRId64 " * KGROUPS; t++) {", s.tiles);
+    emit(e, "const int ob = t / KGROUPS, kg = t %% KGROUPS;");
+    dense_emit_kgroups(e, g, dense_emit_dw_block);
+    emit(e, "}");
+}
+
+/* dw[N][F] += dy^T x; db += dy. */
+static void dense_emit_weight_grad(Emitter *e, const DenseGeom *g)
+{
+    emit(e, "real *restrict dw = grad(ctx) + %s_weight; /* adds to the sums so far */", g->L);
+    dense_emit_by_registers(e, g, dense_emit_dw_tiles);
+    if (!g->bias)
+        return;
+    emit(e, "real *restrict db = grad(ctx) + %s_bias;", g->L);
+    emit(e, "for (int i = 0; i < n; i++)");
+    emit(e, "    for (int o = 0; o < %" PRId64 "; o++) db[o] += dy[(size_t)i * %" PRId64 " + o];",
+         g->nout, g->nout);
+}
+
+/* ---- backward: the input gradient */
+
+/* Samples i0 + r (or the zero row, past n) by nv vectors of k at c0, ...:
+ * a{r}_{v} = the sums of the chunks before (none at oc = 0) plus, over the
+ * chunk's rows o, dy[i0 + r][o] * w[o][c_v..]. */
+static void dense_emit_dx_tile(Emitter *e, const DenseGeom *g, int nv)
+{
+    int rows = g->t->bwd_rows;
+    for (int r = 0; r < rows; r++)
+        emit(e, "const real *d%d = i0 + %d < n ? dy + (size_t)(i0 + %d) * %" PRId64
+                " : zero; real *dx%d = i0 + %d < n ? dx + (size_t)(i0 + %d) * %" PRId64
+                " : sink;", r, r, r, g->nout, r, r, r, g->f);
+    emit_accs(e, "vk", rows, nv, NULL, "");
+    emit(e, "if (oc > 0) {");
+    emit_tile_memory(e, true, rows, nv, "dx", 0);
+    emit(e, "}");
+    emit(e, "for (int o = oc; o < oc1; o++) {");
+    char base[64];
+    snprintf(base, sizeof base, "w + (size_t)o * %" PRId64, g->f);
+    emit_vloads(e, "vk", "w", nv, base);
+    emit_fmas(e, rows, nv, "d", "[o]", "w");
+    emit(e, "}");
+    emit_tile_memory(e, false, rows, nv, "dx", 0);
+}
+
+/* The tiles: blocks of samples by groups of vectors along k. Each thread
+ * takes a run of them (a run of columns of dx), and takes the rows of w a
+ * chunk at a time through all of its tiles: the chunk's part of w, read
+ * row by row, then serves every block of samples from the cache. */
+static void dense_emit_dx_tiles(Emitter *e, const DenseGeom *g)
+{
+    int rows = g->t->bwd_rows;
+    emit(e, "/* tiles: blocks of %d samples by KGROUPS groups, group outer; a run of them per"
+            " thread, over chunks of %d rows of w */", rows, DX_CHUNK);
+    emit(e, "const int blocks = (n + %d) / %d, tiles = KGROUPS * blocks;", rows - 1, rows);
+    emit(e, "PARALLEL_FOR");
+    emit(e, "for (int part = 0; part < parts; part++) {");
+    emit(e, "const int t0 = (int)((int64_t)tiles * part / parts), t1 = (int)((int64_t)tiles *"
+            " (part + 1) / parts);");
+    emit(e, "for (int oc = 0; oc < %" PRId64 "; oc += %d) {", g->nout, DX_CHUNK);
+    emit(e, "const int oc1 = oc + %d < %" PRId64 " ? oc + %d : %" PRId64 ";", DX_CHUNK, g->nout,
+         DX_CHUNK, g->nout);
+    emit(e, "for (int t = t0; t < t1; t++) {");
+    emit(e, "const int kg = t / blocks, i0 = t %% blocks * %d;", rows);
+    dense_emit_kgroups(e, g, dense_emit_dx_tile);
     emit(e, "}");
     emit(e, "}");
     emit(e, "}");
 }
 
-static void dense_emit_backward(Emitter *e, const LayerCode *c, int64_t f, int64_t nout,
-                                bool bias)
+/* dx[n][F] = dy w (overwritten). The samples past n in the last block read
+ * a row of zeros and write a row nobody reads. */
+static void dense_emit_input_grad(Emitter *e, const LayerCode *c, const DenseGeom *g)
 {
-    const char *L = c->name;
-    emit(e, "/* from dy[n][%" PRId64 "]: dw[%" PRId64 "][%" PRId64 "] = dy^T x%s%s */", nout,
-         nout, f, bias ? ", db = dy summed over samples" : "",
+    emit(e, "const real *w = param(ctx) + %s_weight;", g->L);
+    int64_t xt = 0;
+    dense_xt_reals(g->f, c->batch, e->real_size, &xt); /* planned: no overflow */
+    emit(e, "real *zero = (real *)work(ctx, %s_SCRATCH) + %" PRId64 "; /* [%" PRId64
+            "], then sink [%" PRId64 "] */", g->L, xt, g->nout, g->f);
+    emit(e, "real *sink = zero + %" PRId64 ";", g->nout);
+    emit(e, "memset(zero, 0, %" PRId64 " * sizeof(real));", g->nout);
+    emit(e, "const int parts = ctx->threads > 0 ? ctx->threads : 1;");
+    dense_emit_by_registers(e, g, dense_emit_dx_tiles);
+}
+
+static void dense_emit_backward(Emitter *e, const LayerCode *c, const DenseGeom *g)
+{
+    emit(e, "/* from dy[n][%" PRId64 "]: dw[%" PRId64 "][%" PRId64 "] += dy^T x%s%s */", g->nout,
+         g->nout, g->f, g->bias ? ", db += dy summed over samples" : "",
          c->need_dx ? ", dx = dy w" : " (no layer before it learns: no dx)");
     emit_backward_begin(e, c);
     emit(e, "(void)y;");
-    emit(e, "real *restrict dw = grad(ctx) + %s_weight;", L);
-    if (bias)
-        emit(e, "real *restrict db = grad(ctx) + %s_bias;", L);
-    char outs[32];
-    snprintf(outs, sizeof outs, "%" PRId64, nout);
-    dense_emit_blocks(e, "o0", outs);
-    emit(e, "real *restrict dwb = dw + (size_t)o0 * %" PRId64 ";", f);
-    emit(e, "for (int r = 0; r < rows; r++) {");
-    if (bias)
-        emit(e, "real sum = 0;");
-    emit(e, "for (int k = 0; k < %" PRId64 "; k++) dwb[(size_t)r * %" PRId64 " + k] = 0;", f, f);
-    if (bias) {
-        emit(e, "for (int i = 0; i < n; i++) sum += dy[(size_t)i * %" PRId64 " + o0 + r];",
-             nout);
-        emit(e, "db[o0 + r] = sum;");
-    }
-    emit(e, "}");
-    emit(e, "for (int i = 0; i < n; i++) {");
-    emit(e, "const real *restrict xi = x + (size_t)i * %" PRId64 ";", f);
-    emit(e, "for (int r = 0; r < rows; r++) {");
-    emit(e, "const real g = dy[(size_t)i * %" PRId64 " + o0 + r];", nout);
-    emit(e, "real *restrict dwr = dwb + (size_t)r * %" PRId64 ";", f);
-    emit(e, "for (int k = 0; k < %" PRId64 "; k++) dwr[k] += g * xi[k];", f);
-    emit(e, "}");
-    emit(e, "}");
-    emit(e, "}");
-    if (!c->need_dx) {
+    dense_emit_klanes(e, g);
+    dense_emit_weight_grad(e, g);
+    if (c->need_dx)
+        dense_emit_input_grad(e, c, g);
+    else
         emit(e, "(void)dx;");
-        emit(e, "}");
-        return;
-    }
-    emit(e, "const real *restrict w = param(ctx) + %s_weight;", L);
-    dense_emit_blocks(e, "i0", "n");
-    emit(e, "real *restrict dxb = dx + (size_t)i0 * %" PRId64 ";", f);
-    emit(e, "for (int r = 0; r < rows; r++)");
-    emit(e, "    for (int k = 0; k < %" PRId64 "; k++) dxb[(size_t)r * %" PRId64 " + k] = 0;", f,
-         f);
-    emit_for(e, "o", nout);
-    emit(e, "const real *restrict wo = w + (size_t)o * %" PRId64 ";", f);
-    emit(e, "for (int r = 0; r < rows; r++) {");
-    emit(e, "const real g = dy[(size_t)(i0 + r) * %" PRId64 " + o];", nout);
-    emit(e, "real *restrict dxr = dxb + (size_t)r * %" PRId64 ";", f);
-    emit(e, "for (int k = 0; k < %" PRId64 "; k++) dxr[k] += g * wo[k];", f);
-    emit(e, "}");
-    emit(e, "}");
-    emit(e, "}");
     emit(e, "}");
 }
 
 static void dense_emit(Emitter *e, const LayerCode *c)
 {
     const Layer *l = c->l;
-    int64_t f = l->in.c, nout = l->out.c;
-    bool bias = l->args[DENSE_BIAS].u.b;
-    dense_emit_forward(e, c, f, nout, bias);
+    DenseGeom g = {.L = c->name, .f = l->in.c, .nout = l->out.c,
+                   .bias = l->args[DENSE_BIAS].u.b};
+    dense_emit_forward(e, c, &g);
     emit_blank(e);
-    dense_emit_backward(e, c, f, nout, bias);
+    dense_emit_backward(e, c, &g);
 }
 
 const LayerKind layer_dense = {
     .name = "Dense",
     .auto_prefix = "dense",
+    .ignores_own_output = true,
     .args = dense_args,
     .nargs = DENSE_NARGS,
     .infer = dense_infer,

@@ -68,8 +68,12 @@ void emit_for(Emitter *e, const char *var, int64_t limit)
 /* The uniform signatures (see cnnc.h), written once for every kind. */
 void emit_forward_begin(Emitter *e, const LayerCode *c)
 {
-    emit(e, "static void %s_forward(cnnrt_ctx *ctx, int n, const real *restrict x, "
-            "real *restrict y)", c->name);
+    if (c->in_place)
+        emit(e, "static void %s_forward(cnnrt_ctx *ctx, int n, const real *x, real *y) "
+                "/* y == x */", c->name);
+    else
+        emit(e, "static void %s_forward(cnnrt_ctx *ctx, int n, const real *restrict x, "
+                "real *restrict y)", c->name);
     emit(e, "{");
 }
 
@@ -169,6 +173,23 @@ static void emit_prelude(Emitter *e, const EmitOptions *o)
     emit(e, "#define SET_THREADS(ctx) ((void)(ctx))");
     emit(e, "#endif");
     emit_blank(e);
+    emit(e, "/* Vectors: CNNC_VL reals fill the target's widest vector register");
+    emit(e, "   (AVX-512, AVX, else 16 bytes: SSE2, NEON or plain C). */");
+    emit(e, "#if defined(__AVX512F__)");
+    emit(e, "#define CNNC_VEC_BYTES 64");
+    emit(e, "#elif defined(__AVX__)");
+    emit(e, "#define CNNC_VEC_BYTES 32");
+    emit(e, "#else");
+    emit(e, "#define CNNC_VEC_BYTES 16");
+    emit(e, "#endif");
+    emit(e, "#define CNNC_VL (CNNC_VEC_BYTES / REAL_SIZE)");
+    emit(e, "/* The first element of vector j (vl lanes) of a row of c >= vl elements:");
+    emit(e, "   the last vector ends at c, overlapping its neighbour. */");
+    emit(e, "#define VEC_AT(j, vl, c) ((j) * (vl) < (c) - (vl) ? (j) * (vl) : (c) - (vl))");
+    emit(e, "/* Unaligned vector load and store. */");
+    emit(e, "#define VLOAD(v, p) memcpy(&(v), (p), sizeof(v))");
+    emit(e, "#define VSTORE(p, v) memcpy((p), &(v), sizeof(v))");
+    emit_blank(e);
     emit(e, "static inline real *param(cnnrt_ctx *ctx) { return (real *)ctx->params; }");
     emit(e, "static inline real *grad(cnnrt_ctx *ctx) { return (real *)ctx->grads; }");
     emit(e, "static inline void *work(cnnrt_ctx *ctx, size_t off) "
@@ -189,21 +210,37 @@ static void emit_offsets(Emitter *e, const MemPlan *lay)
     emit(e, "PARAM_COUNT = %" PRId64, lay->params);
     emit(e, "};");
     emit_blank(e);
-    emit_comment(e, "The workspace, in bytes at the batch of %" PRId64 ".", n->train.batch);
-    emit(e, "#define BATCH %" PRId64, n->train.batch);
+    emit_comment(e, "The batch goes through the layers MICRO samples at a time.");
+    emit(e, "#define BATCH %" PRId64, lay->batch);
+    emit(e, "#define MICRO %" PRId64, lay->micro);
+    emit(e, "#define INPUT_SIZE %" PRId64 " /* reals per sample in */", shape_elems(n->input));
+    emit(e, "#define OUTPUTS %" PRId64 " /* reals per sample out */",
+         shape_elems(n->layers[n->nlayers - 1].out));
+    emit_comment(e, "The workspace, in bytes.");
     emit(e, "#define WS_BYTES %" PRId64 "u", lay->workspace);
+    emit(e, "#define FULL_OUT %" PRId64 "u /* [BATCH][OUTPUTS]: the network's output */",
+         lay->full_out_off);
+    emit(e, "#define FULL_LOGITS %" PRId64 "u /* [BATCH][OUTPUTS]: a fused Softmax's input */",
+         lay->full_logits_off);
+    emit(e, "#define FULL_DY %" PRId64 "u /* [BATCH][OUTPUTS]: dL/d what backward starts from */",
+         lay->full_dy_off);
     for (int i = 0; i < n->nlayers; i++) {
         const Layer *l = &n->layers[i];
         char sh[64];
-        emit(e, "#define %s_OUT %" PRId64 "u /* [BATCH][%s] */", l->label, lay->at[i].out_off,
-             shape_str(l->out, sh, sizeof sh));
+        emit(e, "#define %s_OUT %" PRId64 "u /* [MICRO][%s]%s */", l->label, lay->at[i].out_off,
+             shape_str(l->out, sh, sizeof sh), lay->at[i].in_place ? ", over its input" : "");
         emit(e, "#define %s_SCRATCH %" PRId64 "u", l->label, lay->at[i].scratch_off);
     }
     emit(e, "#define DBUF0 %" PRId64 "u", lay->dbuf_off[0]);
     emit(e, "#define DBUF1 %" PRId64 "u", lay->dbuf_off[1]);
     emit_blank(e);
-    emit_comment(e, "What forward leaves for loss and backward, at the workspace's start.");
-    emit(e, "typedef struct net_state { const real *x; int n; } net_state;");
+    emit_comment(e, "What forward leaves for loss and backward, at the workspace's start:");
+    emit_comment(e, "the batch, its size, the samples of the last micro-batch through the");
+    emit_comment(e, "layers, and the random state forward began with (for Dropout).");
+    emit(e, "typedef struct net_state { const real *x; int n, micro_n; cnnrt_rng rng_before; } "
+            "net_state;");
+    emit(e, "_Static_assert(sizeof(net_state) <= %d, \"the workspace header\");",
+         (int)lay->full_out_off);
     emit_blank(e);
 }
 
@@ -214,93 +251,140 @@ static void emit_layer(Emitter *e, const Layer *l, const MemPlan *lay, int i)
          shape_str(l->in, in, sizeof in), shape_str(l->out, out, sizeof out),
          "------------------------------------------------");
     LayerCode c = {.l = l, .name = l->label, .need_dx = lay->at[i].need_dx,
-                   .fused_into_loss = i > lay->backward_from,
-                   .batch = e->net->train.batch, .scratch_off = lay->at[i].scratch_off};
+                   .fused_into_loss = i > lay->backward_from, .batch = lay->micro,
+                   .in_place = lay->at[i].in_place, .relu_out = lay->at[i].relu_out,
+                   .relu_in = lay->at[i].relu_in, .forward_fused = lay->at[i].forward_fused,
+                   .backward_fused = lay->at[i].backward_fused,
+                   .scratch_off = lay->at[i].scratch_off};
     l->kind->emit(e, &c);
     emit_blank(e);
 }
 
-/* The input of layer i: the network input or the previous layer's output. */
+/* The input of layer i in a micro-batch: x, or the previous layer's output. */
 static void emit_layer_input(Emitter *e, const Network *n, int i, const char *var)
 {
     if (i == 0)
-        emit(e, "const real *%s = st->x;", var);
+        emit(e, "const real *%s = x;", var);
     else
         emit(e, "const real *%s = work(ctx, %s_OUT);", var, n->layers[i - 1].label);
 }
 
-static void emit_forward(Emitter *e)
+/* memcpy of m rows of OUTPUTS reals from FROM to rows i0.. of BUF. */
+static void emit_copy_rows(Emitter *e, const char *buf, const char *from)
+{
+    emit(e, "memcpy((real *)work(ctx, %s) + (size_t)i0 * OUTPUTS, %s, "
+            "sizeof(real) * (size_t)m * OUTPUTS);", buf, from);
+}
+
+/* Opens the loop over the micro-batches of n samples (one level to close):
+ * samples i0..i0+m-1, their inputs at VAR. */
+static void emit_micro_loop(Emitter *e, const char *var, const char *base)
+{
+    emit(e, "for (int i0 = 0; i0 < n; i0 += MICRO) {");
+    emit(e, "const int m = n - i0 < MICRO ? n - i0 : MICRO;");
+    emit(e, "const real *%s = (const real *)%s + (size_t)i0 * INPUT_SIZE;", var, base);
+}
+
+static void emit_forward(Emitter *e, const MemPlan *lay)
 {
     const Network *n = e->net;
+    emit_comment(e, "The layers forward over samples i0..i0+m-1 (m <= MICRO) at x; the");
+    emit_comment(e, "network's output (and logits) go to rows i0.. of the full-batch buffers.");
+    emit(e, "static void forward_micro(cnnrt_ctx *ctx, int i0, int m, const real *x)");
+    emit(e, "{");
+    for (int i = 0; i < n->nlayers; i++) {
+        const Layer *l = &n->layers[i];
+        if (lay->at[i].forward_fused) {
+            emit_comment(e, "%s: in %s_forward", l->label, n->layers[i - 1].label);
+            continue;
+        }
+        emit(e, "{");
+        emit_layer_input(e, n, i, "in");
+        emit(e, "%s_forward(ctx, m, in, work(ctx, %s_OUT));", l->label, l->label);
+        emit(e, "}");
+    }
+    char from[96];
+    snprintf(from, sizeof from, "work(ctx, %s_OUT)", n->layers[n->nlayers - 1].label);
+    emit_copy_rows(e, "FULL_OUT", from);
+    if (fused_softmax(n)) {
+        if (n->nlayers >= 2)
+            snprintf(from, sizeof from, "work(ctx, %s_OUT)", n->layers[n->nlayers - 2].label);
+        else
+            snprintf(from, sizeof from, "x");
+        emit_copy_rows(e, "FULL_LOGITS", from);
+    }
+    emit(e, "((net_state *)work(ctx, 0))->micro_n = m;");
+    emit(e, "}");
+    emit_blank(e);
     emit(e, "static void forward_all(cnnrt_ctx *ctx, int n, const void *x)");
     emit(e, "{");
     emit(e, "SET_THREADS(ctx);");
     emit(e, "net_state *st = work(ctx, 0);");
-    emit(e, "st->x = x;");
-    emit(e, "st->n = n;");
-    for (int i = 0; i < n->nlayers; i++) {
-        const Layer *l = &n->layers[i];
-        if (i == 0)
-            emit(e, "%s_forward(ctx, n, x, work(ctx, %s_OUT));", l->label, l->label);
-        else
-            emit(e, "%s_forward(ctx, n, work(ctx, %s_OUT), work(ctx, %s_OUT));", l->label,
-                 n->layers[i - 1].label, l->label);
-    }
-    emit(e, "ctx->output = work(ctx, %s_OUT);", n->layers[n->nlayers - 1].label);
+    emit(e, "*st = (net_state){.x = x, .n = n, .rng_before = ctx->rng};");
+    emit_micro_loop(e, "xm", "x");
+    emit(e, "forward_micro(ctx, i0, m, xm);");
+    emit(e, "}");
+    emit(e, "ctx->output = work(ctx, FULL_OUT);");
     emit(e, "}");
     emit_blank(e);
+}
+
+/* The divisor that makes the summed loss a mean, in PyTorch's meaning. */
+static const char *loss_mean_divisor(const Network *n)
+{
+    return fused_softmax(n) ? "(double)n" : "((double)n * OUTPUTS)";
 }
 
 static void emit_loss(Emitter *e, const MemPlan *lay)
 {
     const Network *n = e->net;
-    const Layer *last = &n->layers[n->nlayers - 1];
-    int64_t k = shape_elems(last->out);
-    int dy = lay->backward_from % 2;
-    emit_comment(e, "The mean loss of the last forward; leaves dL/d(output of %s) in DBUF%d.",
-                 lay->backward_from >= 0 ? n->layers[lay->backward_from].label : "the input", dy);
-    emit(e, "static double loss_all(cnnrt_ctx *ctx, int n, const int32_t *labels, "
-            "const void *targets)");
+    emit_comment(e, "The loss summed over samples i0..i0+m-1 of the last forward, and");
+    emit_comment(e, "dy[m][OUTPUTS] = dL/d(output of %s) for them, of the mean over all n.",
+                 lay->backward_from >= 0 ? n->layers[lay->backward_from].label : "the input");
+    emit(e, "static double loss_rows(cnnrt_ctx *ctx, int i0, int m, int n, "
+            "const int32_t *labels, const void *targets, real *restrict dy)");
     emit(e, "{");
-    emit(e, "real *dy = work(ctx, DBUF%d);", dy);
     emit(e, "double total = 0;");
+    emit(e, "const real *p = (const real *)work(ctx, FULL_OUT) + (size_t)i0 * OUTPUTS;");
     if (fused_softmax(n)) {
         emit(e, "(void)targets;");
         emit(e, "/* Softmax and cross-entropy fused: from the logits z, the loss is");
         emit(e, "   logsumexp(z) - z[label] (finite where log(p) would not be) and");
         emit(e, "   dL/dz = (p - onehot(label)) / n. */");
-        if (n->nlayers >= 2)
-            emit(e, "const real *z = work(ctx, %s_OUT);", n->layers[n->nlayers - 2].label);
-        else
-            emit(e, "const real *z = ((const net_state *)work(ctx, 0))->x;");
-        emit(e, "const real *p = work(ctx, %s_OUT);", last->label);
-        emit(e, "for (int i = 0; i < n; i++) {");
-        emit(e, "const real *zi = z + (size_t)i * %" PRId64 ";", k);
+        emit(e, "const real *z = (const real *)work(ctx, FULL_LOGITS) + (size_t)i0 * OUTPUTS;");
+        emit(e, "for (int i = 0; i < m; i++) {");
+        emit(e, "const real *zi = z + (size_t)i * OUTPUTS;");
+        emit(e, "const int label = labels[i0 + i];");
         emit(e, "real zmax = zi[0];");
-        emit(e, "for (int j = 1; j < %" PRId64 "; j++) zmax = zi[j] > zmax ? zi[j] : zmax;", k);
+        emit(e, "for (int j = 1; j < OUTPUTS; j++) zmax = zi[j] > zmax ? zi[j] : zmax;");
         emit(e, "double sum = 0;");
-        emit(e, "for (int j = 0; j < %" PRId64 "; j++) sum += exp((double)zi[j] - zmax);", k);
-        emit(e, "total += log(sum) + zmax - zi[labels[i]];");
-        emit(e, "for (int j = 0; j < %" PRId64 "; j++)", k);
-        emit(e, "    dy[(size_t)i * %" PRId64 " + j] = (p[(size_t)i * %" PRId64
-                " + j] - (j == labels[i])) / (real)n;", k, k);
+        emit(e, "for (int j = 0; j < OUTPUTS; j++) sum += exp((double)zi[j] - zmax);");
+        emit(e, "total += log(sum) + zmax - zi[label];");
+        emit(e, "for (int j = 0; j < OUTPUTS; j++)");
+        emit(e, "    dy[(size_t)i * OUTPUTS + j] = (p[(size_t)i * OUTPUTS + j] - (j == label)) "
+                "/ (real)n;");
         emit(e, "}");
-        emit(e, "return total / n;");
     } else {
-        emit_comment(e, "Mean squared error over all n*%" PRId64 " outputs, as PyTorch's MSELoss.",
-                     k);
-        emit(e, "const real *y = work(ctx, %s_OUT);", last->label);
-        emit(e, "const real *t = targets;");
-        emit(e, "const size_t count = (size_t)n * %" PRId64 ";", k);
-        emit(e, "for (size_t j = 0; j < count; j++) {");
-        emit(e, "real target = t ? t[j] : (real)((int)(j %% %" PRId64 ") == labels[j / %" PRId64
-                "]);", k, k);
-        emit(e, "real diff = y[j] - target;");
+        emit_comment(e, "Squared error over the m*OUTPUTS outputs; the mean over all n*OUTPUTS, "
+                        "as PyTorch's MSELoss.");
+        emit(e, "const real *t = targets ? (const real *)targets + (size_t)i0 * OUTPUTS : NULL;");
+        emit(e, "const size_t count = (size_t)n * OUTPUTS;");
+        emit(e, "for (size_t j = 0; j < (size_t)m * OUTPUTS; j++) {");
+        emit(e, "real target = t ? t[j] : (real)((int)(j %% OUTPUTS) == labels[i0 + j / OUTPUTS]);");
+        emit(e, "real diff = p[j] - target;");
         emit(e, "total += (double)diff * diff;");
         emit(e, "dy[j] = 2 * diff / (real)count;");
         emit(e, "}");
-        emit(e, "return total / count;");
     }
+    emit(e, "return total;");
+    emit(e, "}");
+    emit_blank(e);
+    emit_comment(e, "The mean loss of the last forward's n samples; dL/d(output) to FULL_DY.");
+    emit(e, "static double loss_all(cnnrt_ctx *ctx, int n, const int32_t *labels, "
+            "const void *targets)");
+    emit(e, "{");
+    emit(e, "return loss_rows(ctx, 0, n, n, labels, targets, work(ctx, FULL_DY)) / %s;",
+         loss_mean_divisor(n));
     emit(e, "}");
     emit_blank(e);
 }
@@ -308,21 +392,76 @@ static void emit_loss(Emitter *e, const MemPlan *lay)
 static void emit_backward(Emitter *e, const MemPlan *lay)
 {
     const Network *n = e->net;
+    const int dy = 0; /* plan.c: backward starts from DBUF0 */
+    emit_comment(e, "The layers backward over the last micro-batch forward (m samples at x),");
+    emit_comment(e, "from dL/d(output of %s) in DBUF%d; gradients add to grad(ctx).",
+                 lay->backward_from >= 0 ? n->layers[lay->backward_from].label : "the input", dy);
+    emit(e, "static void backward_micro(cnnrt_ctx *ctx, int m, const real *x)");
+    emit(e, "{");
+    for (int i = lay->backward_from; i >= 0; i--) {
+        const Layer *l = &n->layers[i];
+        const LayerPlace *at = &lay->at[i];
+        if (at->backward_fused) {
+            emit_comment(e, "%s: in %s_backward", l->label, n->layers[i + 1].label);
+            continue;
+        }
+        emit(e, "{");
+        emit_layer_input(e, n, i, "in");
+        emit(e, "%s_backward(ctx, m, in, work(ctx, %s_OUT), work(ctx, DBUF%d), %s);", l->label,
+             l->label, at->dy_buf, at->need_dx ? (at->dy_buf ? "work(ctx, DBUF0)"
+                                                            : "work(ctx, DBUF1)") : "NULL");
+        emit(e, "}");
+    }
+    emit(e, "(void)ctx, (void)m, (void)x;");
+    emit(e, "}");
+    emit_blank(e);
+    emit_comment(e, "Gradients of the last forward and loss. One micro-batch's maps are still");
+    emit_comment(e, "there; of more, each goes forward again before its backward, from the");
+    emit_comment(e, "random state the forward began with (train_step needs no repeat).");
     emit(e, "static void backward_all(cnnrt_ctx *ctx, int n)");
     emit(e, "{");
     emit(e, "SET_THREADS(ctx);");
-    emit(e, "net_state *st = work(ctx, 0);");
+    emit(e, "const net_state *st = work(ctx, 0);");
     emit(e, "memset(ctx->grads, 0, sizeof(real) * PARAM_COUNT);");
-    for (int i = lay->backward_from; i >= 0; i--) {
-        const Layer *l = &n->layers[i];
-        emit(e, "{");
-        emit_layer_input(e, n, i, "x");
-        emit(e, "%s_backward(ctx, n, x, work(ctx, %s_OUT), work(ctx, DBUF%d), %s);", l->label,
-             l->label, i % 2, lay->at[i].need_dx ? (i % 2 ? "work(ctx, DBUF0)" : "work(ctx, DBUF1)")
-                                              : "NULL");
-        emit(e, "}");
-    }
-    emit(e, "(void)st;");
+    emit(e, "const cnnrt_rng after = ctx->rng;");
+    emit(e, "const int again = n > MICRO;");
+    emit(e, "if (again) ctx->rng = st->rng_before;");
+    emit_micro_loop(e, "x", "st->x");
+    emit(e, "if (again) forward_micro(ctx, i0, m, x);");
+    emit(e, "memcpy(work(ctx, DBUF%d), (real *)work(ctx, FULL_DY) + (size_t)i0 * OUTPUTS, "
+            "sizeof(real) * (size_t)m * OUTPUTS);", dy);
+    emit(e, "backward_micro(ctx, m, x);");
+    emit(e, "}");
+    emit(e, "ctx->rng = after;");
+    emit(e, "}");
+    emit_blank(e);
+}
+
+/* One optimizer step on n samples, forward, loss and backward micro-batch by
+ * micro-batch: the maps of one micro-batch live only until its backward. */
+static void emit_train_step(Emitter *e)
+{
+    const Network *n = e->net;
+    emit_comment(e, "A training step: each micro-batch forward, its loss and backward,");
+    emit_comment(e, "gradients summed; then the update. Returns the mean loss, without");
+    emit_comment(e, "updating if it is not finite.");
+    emit(e, "static double train_step(cnnrt_ctx *ctx, int n, const void *x, "
+            "const int32_t *labels, const void *targets)");
+    emit(e, "{");
+    emit(e, "SET_THREADS(ctx);");
+    emit(e, "net_state *st = work(ctx, 0);");
+    emit(e, "*st = (net_state){.x = x, .n = n, .rng_before = ctx->rng};");
+    emit(e, "memset(ctx->grads, 0, sizeof(real) * PARAM_COUNT);");
+    emit(e, "ctx->output = work(ctx, FULL_OUT);");
+    emit(e, "double total = 0;");
+    emit_micro_loop(e, "xm", "x");
+    emit(e, "forward_micro(ctx, i0, m, xm);");
+    emit(e, "total += loss_rows(ctx, i0, m, n, labels, targets, work(ctx, DBUF0));");
+    emit(e, "if (!isfinite(total)) return total;");
+    emit(e, "backward_micro(ctx, m, xm);");
+    emit(e, "}");
+    emit(e, "update_all(ctx);");
+    emit(e, "return total / %s;", loss_mean_divisor(n));
     emit(e, "}");
     emit_blank(e);
 }
@@ -391,7 +530,7 @@ static void emit_first_nonfinite(Emitter *e)
     emit(e, "};");
     emit(e, "for (size_t k = 0; k < sizeof outs / sizeof outs[0]; k++) {");
     emit(e, "const real *y = work(ctx, outs[k].off);");
-    emit(e, "for (size_t j = 0; j < (size_t)st->n * outs[k].per_sample; j++)");
+    emit(e, "for (size_t j = 0; j < (size_t)st->micro_n * outs[k].per_sample; j++)");
     emit(e, "    if (!isfinite(y[j])) return outs[k].label;");
     emit(e, "}");
     emit(e, "return NULL;");
@@ -517,7 +656,7 @@ static void emit_model(Emitter *e, const EmitOptions *o)
     emit(e, ".backward = backward_all,");
     emit(e, ".update = update_all,");
     emit(e, ".first_nonfinite = first_nonfinite_all,");
-    emit(e, ".train_step = NULL,");
+    emit(e, ".train_step = train_step,");
     emit(e, "};");
     emit_blank(e);
     emit(e, "int main(int argc, char **argv)");
@@ -531,7 +670,7 @@ bool emit_network(FILE *out, const Network *n, const EmitOptions *o)
 {
     Emitter e = {.out = out, .net = n, .real_size = o->real_size};
     MemPlan lay;
-    if (!plan_network(n, o->real_size, &lay)) {
+    if (!plan_network(n, o->real_size, o->micro, &lay)) {
         fprintf(stderr, "cnnc: error: %s: the buffers at batch %" PRId64
                 " do not fit in 64-bit sizes\n", n->source_name, n->train.batch);
         return false;
@@ -542,17 +681,18 @@ bool emit_network(FILE *out, const Network *n, const EmitOptions *o)
         emit_layer(&e, &n->layers[i], &lay, i);
     emit(&e, "/* ---- the network ---------------------------------------------- */");
     emit_blank(&e);
-    emit_forward(&e);
+    emit_forward(&e, &lay);
     emit_loss(&e, &lay);
     emit_backward(&e, &lay);
     emit_update(&e);
+    emit_train_step(&e);
     emit_first_nonfinite(&e);
     emit_param_table(&e);
     emit_string(&e, "net_source", o->src->text, o->src->len);
     char *summary = NULL;
     size_t summary_len = 0;
     FILE *s = open_memstream(&summary, &summary_len);
-    summary_print(s, n, o->real_size);
+    summary_print(s, n, o->real_size, o->micro);
     fclose(s);
     emit_string(&e, "net_summary", summary, summary_len);
     free(summary);

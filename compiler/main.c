@@ -24,6 +24,7 @@ typedef struct Options {
     const char *input;
     const char *output;     /* -o; NULL with --check/--summary */
     int64_t real_size;      /* 4 or 8 */
+    int64_t micro;          /* --micro-batch; 0: the plan's choice */
     int max_errors;
     bool werror;
 } Options;
@@ -37,6 +38,8 @@ static void usage(FILE *f)
           "      --check         parse and shape-check only\n"
           "      --summary       print layers, shapes, parameters, FLOP and memory plan\n"
           "      --precision=P   f32 (default) or f64\n"
+          "      --micro-batch=N samples per pass through the layers (default: the\n"
+          "                      batch halved until its maps fit 24 MiB)\n"
           "      --max-errors=N  stop after N errors (default 20)\n"
           "      -Werror         treat warnings as errors\n"
           "  -h, --help          show this help and exit\n"
@@ -58,11 +61,12 @@ static int usage_error(const char *fmt, const char *arg)
 /* Returns -1 when the options are good, else the exit status to end with. */
 static int parse_options(int argc, char **argv, Options *o)
 {
-    enum { OPT_CHECK = 256, OPT_SUMMARY, OPT_PRECISION, OPT_MAX_ERRORS, OPT_WERROR };
+    enum { OPT_CHECK = 256, OPT_SUMMARY, OPT_PRECISION, OPT_MICRO, OPT_MAX_ERRORS, OPT_WERROR };
     static const struct option longopts[] = {
         {"check", no_argument, NULL, OPT_CHECK},
         {"summary", no_argument, NULL, OPT_SUMMARY},
         {"precision", required_argument, NULL, OPT_PRECISION},
+        {"micro-batch", required_argument, NULL, OPT_MICRO},
         {"max-errors", required_argument, NULL, OPT_MAX_ERRORS},
         {"Werror", no_argument, NULL, OPT_WERROR},
         {"help", no_argument, NULL, 'h'},
@@ -87,6 +91,16 @@ static int parse_options(int argc, char **argv, Options *o)
             else
                 return usage_error("--precision must be f32 or f64, not '%s'", optarg);
             break;
+        case OPT_MICRO: {
+            char *end;
+            errno = 0;
+            long long n = strtoll(optarg, &end, 10);
+            if (errno || *end || end == optarg || n < 1 || n > CNNC_MAX_ELEMS)
+                return usage_error("--micro-batch needs a positive number of samples, not '%s'",
+                                   optarg);
+            o->micro = n;
+            break;
+        }
         case OPT_MAX_ERRORS: {
             char *end;
             errno = 0;
@@ -133,7 +147,7 @@ static bool fchmod_like(const char *tmp)
 static int write_output(const char *path, const Network *net, const Options *o,
                         const Source *src)
 {
-    EmitOptions eo = {.real_size = o->real_size, .src = src};
+    EmitOptions eo = {.real_size = o->real_size, .micro = o->micro, .src = src};
     if (strcmp(path, "-") == 0)
         return emit_network(stdout, net, &eo) ? 0 : EXIT_USAGE;
     char *tmp = xasprintf("%s.XXXXXX", path);
@@ -199,7 +213,7 @@ int main(int argc, char **argv)
     }
     status = 0;
     if (o.mode == MODE_SUMMARY) {
-        summary_print(stdout, net, o.real_size);
+        summary_print(stdout, net, o.real_size, o.micro);
     } else if (o.mode == MODE_EMIT) {
         status = write_output(o.output, net, &o, src);
     }

@@ -347,14 +347,26 @@ static void maxpool_emit_backward(Emitter *e, const LayerCode *c, const PoolGeom
         emit_backward_nothing(e, c);
         return;
     }
-    pool_emit_backward_begin(e, c, g, "to the input element that won (windows may overlap)");
+    pool_emit_backward_begin(e, c, g, c->relu_in ? "to the input element that won (windows may "
+                                                  "overlap), where it is > 0 (the ReLU before)"
+                                                : "to the input element that won (windows may "
+                                                  "overlap)");
     emit(e, "(void)x;");
-    emit(e, "(void)y;");
+    if (!c->relu_in)
+        emit(e, "(void)y;");
     emit(e, "const int32_t *restrict argmax = work(ctx, %s_SCRATCH);", c->name);
     pool_emit_pixels(e, g, true);
     emit(e, "const int32_t *restrict ai = argmax + (size_t)i * %" PRId64 ";", pool_out_elems(g));
     emit(e, "for (int j = 0; j < %" PRId64 "; j++) dxi[j] = 0;", pool_in_elems(g));
-    emit(e, "for (int j = 0; j < %" PRId64 "; j++) dxi[ai[j]] += dyi[j];", pool_out_elems(g));
+    if (c->relu_in) {
+        /* x is the ReLU's output: x[ai[j]] = y[j], and > 0 where it passed */
+        emit(e, "const real *restrict yi = y + (size_t)i * %" PRId64 ";", pool_out_elems(g));
+        emit(e, "for (int j = 0; j < %" PRId64 "; j++) dxi[ai[j]] += yi[j] > 0 ? dyi[j] : 0;",
+             pool_out_elems(g));
+    } else {
+        emit(e, "for (int j = 0; j < %" PRId64 "; j++) dxi[ai[j]] += dyi[j];",
+             pool_out_elems(g));
+    }
     emit(e, "}");
     emit(e, "}");
 }
@@ -440,6 +452,7 @@ const LayerKind layer_maxpool = {
     .nargs = POOL_NARGS,
     .infer = pool_infer,
     .flops = pool_flops,
+    .relu_backward = true,
     .scratch_bytes = maxpool_scratch_bytes,
     .emit = maxpool_emit,
 };

@@ -124,15 +124,16 @@ static void print_bytes_row(FILE *f, const char *what, int64_t bytes)
 }
 
 /* The plan the generated trainer allocates (plan.c). */
-static void print_plan(FILE *f, const Network *n, int64_t real_size)
+static void print_plan(FILE *f, const Network *n, int64_t real_size, int64_t micro)
 {
     MemPlan p;
-    if (!plan_network(n, real_size, &p)) {
+    if (!plan_network(n, real_size, micro, &p)) {
         fputs("memory plan: too large to count in 64 bits\n", f);
         return;
     }
-    fprintf(f, "memory plan at batch %" PRId64 " (f%d, %" PRId64 " bytes per value):\n",
-            p.batch, (int)(real_size * 8), real_size);
+    fprintf(f, "memory plan at batch %" PRId64 " in micro-batches of %" PRId64
+            " (f%d, %" PRId64 " bytes per value):\n",
+            p.batch, p.micro, (int)(real_size * 8), real_size);
     print_values_row(f, "parameters", p.params, real_size);
     print_values_row(f, "gradients", p.params, real_size);
     print_values_row(f, "optimizer state", p.opt_state, real_size);
@@ -143,7 +144,7 @@ static void print_plan(FILE *f, const Network *n, int64_t real_size)
     plan_free(&p);
 }
 
-void summary_print(FILE *f, const Network *n, int64_t real_size)
+void summary_print(FILE *f, const Network *n, int64_t real_size, int64_t micro)
 {
     char shape[64];
     fprintf(f, "%s (%s): input %s, %d layer%s\n\n", n->name, n->source_name,
@@ -152,5 +153,5 @@ void summary_print(FILE *f, const Network *n, int64_t real_size)
     fputc('\n', f);
     print_train(f, &n->train);
     fputc('\n', f);
-    print_plan(f, n, real_size);
+    print_plan(f, n, real_size, micro);
 }

@@ -215,7 +215,7 @@ START_TEST(seed_summary)
     char *text = NULL;
     size_t size = 0;
     FILE *f = open_memstream(&text, &size);
-    summary_print(f, r.net, 4);
+    summary_print(f, r.net, 4, 0);
     fclose(f);
     static const char *const rows[] = {
         "47x47x40", "23x23x40", "22x22x105", "10x10x105", "9x9x158",
@@ -240,7 +240,7 @@ START_TEST(summary_long_label)
     char *text = NULL;
     size_t size = 0;
     FILE *f = open_memstream(&text, &size);
-    summary_print(f, r.net, 4);
+    summary_print(f, r.net, 4, 0);
     fclose(f);
     const char *a = strstr(text, "a_rather_long_label_for_a_layer  Dense");
     const char *b = strstr(text, "\n  softmax1                         Softmax");
@@ -1012,29 +1012,81 @@ END_TEST
  *   scratch  conv 2 repacked weights 2*9*1*2*4 = 144 -> 192, dropout mask
  *            320, dense transposed weight 8*3*4 = 96 -> 128: 640 (to 3520)
  *   total    (47 + 47 + 94) * 4 + 3520 = 4272 bytes */
+/* The layers' own scratch at a micro-batch, as plan.c lays it out (each
+ * rounded up to 64 bytes): what the kernels choose, not the plan. */
+static int64_t scratch_total(const Network *net, int64_t micro, int64_t real_size)
+{
+    int64_t total = 0;
+    for (int i = 0; i < net->nlayers; i++) {
+        const Layer *l = &net->layers[i];
+        int64_t b = l->kind->scratch_bytes ? l->kind->scratch_bytes(l, micro, real_size) : 0;
+        total += (b + 63) / 64 * 64;
+    }
+    return total;
+}
+
 START_TEST(memory_plan)
 {
     TuResult r = compiles("Input(4x4x1)\nConv(3x3, 2)\nReLU\nFlatten\nDropout\n"
                           "Dense(3)\nSoftmax\nTrain(batch=10, optimizer=adam)\n");
     MemPlan p;
-    ck_assert(plan_network(r.net, 4, &p));
+    ck_assert(plan_network(r.net, 4, 0, &p));
     ck_assert_int_eq(p.batch, 10);
+    ck_assert_int_eq(p.micro, 10);
     ck_assert_int_eq(p.params, 47);
     ck_assert_int_eq(p.opt_state, 94);
-    ck_assert_int_eq(p.activations, 1536);
+    /* header 256; output, logits, their gradient: 10x3 floats each, 128 */
+    ck_assert_int_eq(p.full_out_off, 256);
+    ck_assert_int_eq(p.full_dy_off, 512);
+    ck_assert_int_eq(p.at[0].out_off, 640);
+    /* ReLU writes over the Conv's output: 320 + 320 + 320 + 128 + 128 */
+    ck_assert(p.at[1].in_place);
+    ck_assert_int_eq(p.at[1].out_off, 640);
+    ck_assert(!p.at[2].in_place);
+    ck_assert_int_eq(p.activations, 1216);
     ck_assert_int_eq(p.gradient_buffers, 1280);
-    ck_assert_int_eq(p.layer_scratch, 640);
-    ck_assert_int_eq(p.workspace, 3520);
-    ck_assert_int_eq(p.total_bytes, 4272);
-    ck_assert_int_eq(p.at[0].out_off, 64);
+    ck_assert_int_eq(p.layer_scratch, scratch_total(r.net, 10, 4));
+    ck_assert_int_eq(p.workspace, 640 + 1216 + 1280 + p.layer_scratch);
+    ck_assert_int_eq(p.total_bytes, p.workspace + 752);
     ck_assert_int_eq(p.at[0].need_dx, false);
     ck_assert_int_eq(p.at[4].need_dx, true);
     ck_assert_int_eq(p.at[4].param_off[0], 20);
     ck_assert_int_eq(p.backward_from, 4);
     plan_free(&p);
-    ck_assert(plan_network(r.net, 8, &p));
-    ck_assert_int_eq(p.workspace, 6848);
-    ck_assert_int_eq(p.total_bytes, 8352);
+    /* Micro-batches of 4: the maps, gradient buffers and masks shrink. */
+    ck_assert(plan_network(r.net, 4, 4, &p));
+    ck_assert_int_eq(p.micro, 4);
+    ck_assert_int_eq(p.activations, 128 + 128 + 128 + 64 + 64);
+    ck_assert_int_eq(p.gradient_buffers, 2 * 256);
+    ck_assert_int_eq(p.layer_scratch, scratch_total(r.net, 4, 4));
+    ck_assert_int_eq(p.workspace, 640 + 512 + 512 + p.layer_scratch);
+    plan_free(&p);
+    ck_assert(plan_network(r.net, 8, 0, &p));
+    /* f64: output buffers 256 each; maps 640 + 640 + 640 + 256 + 256 */
+    ck_assert_int_eq(p.layer_scratch, scratch_total(r.net, 10, 8));
+    ck_assert_int_eq(p.workspace, 256 + 768 + 2432 + 2560 + p.layer_scratch);
+    ck_assert_int_eq(p.total_bytes, p.workspace + 1504);
+    plan_free(&p);
+    tu_free(&r);
+}
+END_TEST
+
+/* A ReLU writes over its input only after a layer whose backward does not
+ * read its output; the automatic micro-batch halves the batch until the maps
+ * fit the budget. */
+START_TEST(memory_plan_in_place_and_micro)
+{
+    TuResult r = compiles("Input(64x64x16)\nMaxPool(2x2)\nReLU\nConv(1x1, 64)\nTanh\n"
+                          "Flatten\nDense(2)\nSigmoid\nTrain(batch=256, loss=mse)\n");
+    MemPlan p;
+    ck_assert(plan_network(r.net, 4, 0, &p));
+    ck_assert(!p.at[1].in_place);   /* after MaxPool, whose backward reads y */
+    ck_assert(p.at[3].in_place);    /* Tanh after Conv */
+    ck_assert(p.at[6].in_place);    /* Sigmoid after Dense */
+    ck_assert_int_eq(p.at[6].out_off, p.at[5].out_off);
+    /* per sample 640 KiB of maps + 2 x 256 KiB of gradient: 16 fit 24 MiB */
+    ck_assert_int_eq(p.micro, 16);
+    ck_assert_int_le(p.activations + p.gradient_buffers, (int64_t)24 << 20);
     plan_free(&p);
     tu_free(&r);
 }
@@ -1051,7 +1103,7 @@ START_TEST(memory_plan_optimizers)
                  cases[i].opt);
         TuResult r = compiles(text);
         MemPlan p;
-        ck_assert(plan_network(r.net, 4, &p));
+        ck_assert(plan_network(r.net, 4, 0, &p));
         ck_assert_int_eq(p.params, 27);
         ck_assert_int_eq(p.opt_state, cases[i].state);
         ck_assert_int_eq(p.activations, 2 * 32 * 3 * 4);   /* default batch 32 */
@@ -1270,6 +1322,7 @@ static Suite *checker_suite(void)
 
     TCase *plan = tcase_create("plan");
     tcase_add_test(plan, memory_plan);
+    tcase_add_test(plan, memory_plan_in_place_and_micro);
     tcase_add_test(plan, memory_plan_optimizers);
     suite_add_tcase(s, plan);
     return s;

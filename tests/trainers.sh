@@ -4,9 +4,10 @@
 # For every tests/nets/*.net and models/*.net: compile with cnnc in f64 and
 # f32, build each warning-free against the runtime, and run gradcheck
 # (backward against central finite differences on every parameter). Then,
-# on data that cnnc-data makes: the f32 trainer against the f64 one, bitwise
-# determinism (same seed; 1 thread against 2), and a small network trained
-# to a held-out accuracy.
+# on data that cnnc-data makes: the f32 trainer against the f64 one, a step
+# in micro-batches against one over the whole batch, bitwise determinism
+# (same seed; 1 thread against 2), and a small network trained to a
+# held-out accuracy.
 #
 # Environment (from make check): CNNC, srcdir, RT_BUILDDIR; CC and
 # TRAINER_CFLAGS to build trainers.
@@ -21,10 +22,12 @@ failed=0 passed=0
 pass() { passed=$((passed + 1)); echo "PASS: $*"; }
 fail() { failed=$((failed + 1)); echo "FAIL: $*"; }
 
-# build NET PRECISION -> prints the trainer's path, or nothing on failure
+# build NET PRECISION [MICRO] -> prints the trainer's path, or nothing on
+# failure; MICRO: cnnc --micro-batch
 build() {
-    name=$(basename "$1" .net)_$2
-    if ! "$CNNC" --precision="$2" "$1" -o "$work/$name.c" 2>"$work/$name.cnnc.log"; then
+    name=$(basename "$1" .net)_$2${3:+_m$3}
+    if ! "$CNNC" --precision="$2" ${3:+--micro-batch=$3} "$1" -o "$work/$name.c" \
+            2>"$work/$name.cnnc.log"; then
         cat "$work/$name.cnnc.log" >&2
         return 1
     fi
@@ -98,6 +101,40 @@ else
     cat "$work/a32.st.log" "$work/a64.st.log"
     fail "training 5 steps"
 fi
+
+# A step in micro-batches of 5 (32 = 6 x 5 + 2; Dropout's masks drawn in the
+# same order) is the step over the whole batch up to rounding: f64 trainers
+# of small.net under the mean squared error (predict prints every output)
+# after 5 steps; and gradcheck through backward's repeated forward.
+sed 's/^Train(batch=32,/Train(batch=32, loss=mse,/' "$work/small.net" >"$work/smallmse.net"
+tw=$(build "$work/smallmse.net" f64) || fail "build smallmse f64"
+tm=$(build "$work/smallmse.net" f64 5) || fail "build smallmse f64 --micro-batch=5"
+if train "$tw" "$work/w.st" 2 --steps 5 --no-shuffle && train "$tm" "$work/m.st" 2 --steps 5 --no-shuffle &&
+   "$tw" predict --data "$data/test-images.npy" --weights "$work/w.st" -o "$work/w.out" &&
+   "$tw" predict --data "$data/test-images.npy" --weights "$work/m.st" -o "$work/m.out"; then
+    worst=$(paste -d ' ' "$work/w.out" "$work/m.out" | awk '{ h = NF / 2
+        for (i = 1; i <= h; i++) { d = $i - $(i + h); if (d < 0) d = -d
+            s = $i < 0 ? -$i : $i; r = d / (s + 1e-300); if (r > w) w = r } } END { printf "%.3g\n", w + 0 }')
+    if [ -s "$work/w.out" ] && awk -v w="$worst" 'BEGIN { exit !(w <= 1e-10) }'; then
+        pass "micro-batches of 5 and the whole batch of 32 agree after 5 steps: worst relative difference $worst"
+    else
+        fail "micro-batches of 5 and the whole batch differ after 5 steps: worst relative difference $worst"
+    fi
+else
+    cat "$work/w.st.log" "$work/m.st.log"
+    fail "training 5 steps in micro-batches"
+fi
+for case in "$work/small.net 3 8" "$srcdir/tests/nets/conv_strides.net 1 3" \
+            "$srcdir/tests/nets/pools.net 1 2"; do
+    set -- $case
+    t=$(build "$1" f64 "$2") || { fail "build $(basename "$1") f64 --micro-batch=$2"; continue; }
+    if "$t" gradcheck --seed 3 --batch "$3" >"$t.grad.log" 2>&1; then
+        pass "gradcheck $(basename "$1") f64, batch $3 in micro-batches of $2: $(tail -n 1 "$t.grad.log")"
+    else
+        cat "$t.grad.log"
+        fail "gradcheck $(basename "$1") f64, batch $3 in micro-batches of $2"
+    fi
+done
 
 if train "$t32" "$work/d1.st" 1 --epochs 1 && train "$t32" "$work/d2.st" 2 --epochs 1 &&
    train "$t32" "$work/d3.st" 2 --epochs 1; then
