@@ -1,4 +1,8 @@
-/* bench.c: training steps on synthetic data, timed. */
+/* bench.c: training steps on synthetic data, timed.
+ *
+ * Each timed step is what a step of train costs: the batch's inputs
+ * converted from uint8 pixels (as images arrive) to the model's reals, then
+ * forward, loss, backward and the optimizer's update. */
 #include "rt.h"
 
 #include <stdlib.h>
@@ -26,9 +30,12 @@ int rt_cmd_bench(const cnnrt_model *m, const rt_opts *o)
                         ? rt_aligned_alloc((size_t)batch * (size_t)m->outputs * (size_t)rs)
                         : NULL;
     int32_t *labels = rt_calloc((size_t)batch, sizeof *labels);
+    unsigned char *pixels = rt_calloc((size_t)batch * (size_t)m->input_size, 1);
+    int64_t *idx = rt_calloc((size_t)batch, sizeof *idx);
     double *times = rt_calloc((size_t)steps, sizeof *times);
     int rc = RT_FAIL;
-    if (!x || !labels || !times || (m->loss_kind == CNNRT_MSE && !targets)) {
+    if (!x || !labels || !pixels || !idx || !times ||
+        (m->loss_kind == CNNRT_MSE && !targets)) {
         rt_print_error();
         goto out;
     }
@@ -36,16 +43,24 @@ int rt_cmd_bench(const cnnrt_model *m, const rt_opts *o)
     cnnrt_rng r;
     cnnrt_rng_seed(&r, o->seed, 4);
     for (int64_t j = 0; j < (int64_t)batch * m->input_size; j++)
-        rt_set(rs, x, j, cnnrt_rng_uniform(&r));
+        pixels[j] = (unsigned char)cnnrt_rng_below(&r, 256);
+    rt_data d = {.x = {.dtype = RT_U8, .rank = 1, .dims = {batch}, .n = batch,
+                       .row = m->input_size, .base = pixels, .stride = (size_t)m->input_size},
+                 .n = batch};
+    for (int i = 0; i < batch; i++)
+        idx[i] = i;
     for (int i = 0; i < batch; i++) {
         labels[i] = (int32_t)cnnrt_rng_below(&r, (uint64_t)m->outputs);
         for (int64_t j = 0; targets && j < m->outputs; j++)
             rt_set(rs, targets, i * m->outputs + j, j == labels[i]);
     }
-    for (int64_t s = 0; s < o->warmup; s++)
+    for (int64_t s = 0; s < o->warmup; s++) {
+        rt_data_inputs(&d, m, idx, batch, x);
         rt_train_step(&ctx, batch, x, labels, targets);
+    }
     for (int64_t s = 0; s < steps; s++) {
         double t0 = rt_now();
+        rt_data_inputs(&d, m, idx, batch, x);
         rt_train_step(&ctx, batch, x, labels, targets);
         times[s] = rt_now() - t0;
     }
@@ -53,7 +68,8 @@ int rt_cmd_bench(const cnnrt_model *m, const rt_opts *o)
     double med = steps % 2 ? times[steps / 2] : (times[steps / 2 - 1] + times[steps / 2]) / 2;
     struct rusage ru;
     getrusage(RUSAGE_SELF, &ru);
-    printf("bench %s (%s): batch %d, %d thread%s, %lld steps after %lld warm-up\n", m->name,
+    printf("bench %s (%s): batch %d of uint8 inputs, %d thread%s, %lld steps after %lld "
+           "warm-up\n", m->name,
            rs == 4 ? "f32" : "f64", batch, ctx.threads, ctx.threads == 1 ? "" : "s",
            (long long)steps, (long long)o->warmup);
     printf("median %.3f ms/step  %.1f images/s  %.2f GFLOP/s  peak RSS %.1f MiB\n",
@@ -64,6 +80,8 @@ out:
     free(x);
     free(targets);
     free(labels);
+    free(pixels);
+    free(idx);
     free(times);
     cnnrt_ctx_free(&ctx);
     return rc;

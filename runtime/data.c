@@ -209,10 +209,12 @@ void rt_data_inputs(const rt_data *d, const cnnrt_model *m, const int64_t *idx,
                         rt_set(rs, x, o + (yy * w + xx) * c + cc,
                                src[cc * h * w + yy * w + xx] / 255.0);
         } else if (a->dtype == RT_U8 && rs == 4) {
-            /* the common case, kept tight: images into a float model */
+            /* the common case, kept tight: images into a float model, in
+             * float division as PyTorch's x.float() / 255 (for every byte
+             * the same float as (float)(v / 255.0)); it vectorizes */
             float *dst = (float *)x + o;
             for (int64_t j = 0; j < row; j++)
-                dst[j] = (float)(src[j] / 255.0);
+                dst[j] = (float)src[j] / 255.0f;
         } else if (a->dtype == RT_U8) {
             double *dst = (double *)x + o;
             for (int64_t j = 0; j < row; j++)

@@ -1408,7 +1408,7 @@ START_TEST(e2e_bench_summary_help)
     char *out, *err;
     ck_assert_int_eq(run(&cnnrt_model_example, &out, NULL,
                          "bench --steps 5 --batch 8 --threads 2"), 0);
-    ck_assert_ptr_nonnull(strstr(out, "batch 8, 2 threads, 5 steps"));
+    ck_assert_ptr_nonnull(strstr(out, "batch 8 of uint8 inputs, 2 threads, 5 steps"));
     ck_assert_ptr_nonnull(strstr(out, "ms/step"));
     ck_assert_ptr_nonnull(strstr(out, "GFLOP/s"));
     ck_assert_ptr_nonnull(strstr(out, "peak RSS"));
