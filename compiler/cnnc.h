@@ -517,6 +517,11 @@ void emit(Emitter *e, const char *fmt, ...) CNNC_PRINTF(2, 3);
 void emit_blank(Emitter *e);
 /* Emits "for (int VAR = 0; VAR < LIMIT; VAR++) {". */
 void emit_for(Emitter *e, const char *var, int64_t limit);
+/* Register tiles of GCC vector types (Conv, Dense): declare and load nv
+ * vectors NAME0.. of TYPE from BASE + c0, BASE + c1, ...; and the tile's
+ * multiply-adds a{r}_{v} += PRE{r}POST * VEC{v}. */
+void emit_vloads(Emitter *e, const char *type, const char *name, int nv, const char *base);
+void emit_fmas(Emitter *e, int rows, int nv, const char *pre, const char *post, const char *vec);
 /* "static void L_forward(...)" / "L_backward(...)" and the opening brace:
  * the signatures above, for c->name. */
 void emit_forward_begin(Emitter *e, const LayerCode *c);

@@ -489,32 +489,6 @@ static void emit_accs(Emitter *e, const char *type, int rows, int nv, const char
     }
 }
 
-/* "vco w0, w1; VLOAD(w0, BASE + c0); VLOAD(w1, BASE + c1);" */
-static void emit_vloads(Emitter *e, const char *type, const char *name, int nv, const char *base)
-{
-    char line[256];
-    size_t len = (size_t)snprintf(line, sizeof line, "%s", type);
-    for (int v = 0; v < nv; v++)
-        len += (size_t)snprintf(line + len, sizeof line - len, "%s %s%d", v ? "," : "", name, v);
-    emit(e, "%s;", line);
-    for (int v = 0; v < nv; v++)
-        emit(e, "VLOAD(%s%d, %s + c%d);", name, v, base, v);
-}
-
-/* a{p}_{v} += PRE{p}POST * VEC{v}, a line per tile row. */
-static void emit_fmas(Emitter *e, int rows, int nv, const char *pre, const char *post,
-                      const char *vec)
-{
-    for (int p = 0; p < rows; p++) {
-        char line[512];
-        size_t len = 0;
-        for (int v = 0; v < nv; v++)
-            len += (size_t)snprintf(line + len, sizeof line - len, "%sa%d_%d += %s%d%s * %s%d;",
-                                    v ? " " : "", p, v, pre, p, post, vec, v);
-        emit(e, "%s", line);
-    }
-}
-
 /* The zero row, cleared: what a tile reads for a pixel in the padding. */
 static void conv_emit_zero_row(Emitter *e, const char *L, const ConvGeom *g)
 {

@@ -174,32 +174,6 @@ static void emit_accs(Emitter *e, const char *type, int rows, int nv, const char
     }
 }
 
-/* "vk w0, w1; VLOAD(w0, BASE + c0); VLOAD(w1, BASE + c1);" */
-static void emit_vloads(Emitter *e, const char *type, const char *name, int nv, const char *base)
-{
-    char line[512];
-    size_t len = (size_t)snprintf(line, sizeof line, "%s", type);
-    for (int v = 0; v < nv; v++)
-        len += (size_t)snprintf(line + len, sizeof line - len, "%s %s%d", v ? "," : "", name, v);
-    emit(e, "%s;", line);
-    for (int v = 0; v < nv; v++)
-        emit(e, "VLOAD(%s%d, %s + c%d);", name, v, base, v);
-}
-
-/* a{r}_{v} += PRE{r}POST * VEC{v}, a line per tile row. */
-static void emit_fmas(Emitter *e, int rows, int nv, const char *pre, const char *post,
-                      const char *vec)
-{
-    for (int r = 0; r < rows; r++) {
-        char line[512];
-        size_t len = 0;
-        for (int v = 0; v < nv; v++)
-            len += (size_t)snprintf(line + len, sizeof line - len, "%sa%d_%d += %s%d%s * %s%d;",
-                                    v ? " " : "", r, v, pre, r, post, vec, v);
-        emit(e, "%s", line);
-    }
-}
-
 /* VLOAD(a{r}_{v}, ROW(r) + c{v}) for the whole tile (load), or VSTORE back;
  * ROW(r) is ROW + r * STRIDE when stride > 0, else the pointer ROW{r}. */
 static void emit_tile_memory(Emitter *e, bool load, int rows, int nv, const char *row,

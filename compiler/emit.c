@@ -65,6 +65,32 @@ void emit_for(Emitter *e, const char *var, int64_t limit)
     emit(e, "for (int %s = 0; %s < %" PRId64 "; %s++) {", var, var, limit, var);
 }
 
+/* The vector tiles of Conv and Dense: "TYPE w0, w1;" then
+ * "VLOAD(w0, BASE + c0); VLOAD(w1, BASE + c1);" for nv vectors. */
+void emit_vloads(Emitter *e, const char *type, const char *name, int nv, const char *base)
+{
+    char line[512];
+    size_t len = (size_t)snprintf(line, sizeof line, "%s", type);
+    for (int v = 0; v < nv; v++)
+        len += (size_t)snprintf(line + len, sizeof line - len, "%s %s%d", v ? "," : "", name, v);
+    emit(e, "%s;", line);
+    for (int v = 0; v < nv; v++)
+        emit(e, "VLOAD(%s%d, %s + c%d);", name, v, base, v);
+}
+
+/* a{r}_{v} += PRE{r}POST * VEC{v}: a line per tile row r, nv vectors. */
+void emit_fmas(Emitter *e, int rows, int nv, const char *pre, const char *post, const char *vec)
+{
+    for (int r = 0; r < rows; r++) {
+        char line[512];
+        size_t len = 0;
+        for (int v = 0; v < nv; v++)
+            len += (size_t)snprintf(line + len, sizeof line - len, "%sa%d_%d += %s%d%s * %s%d;",
+                                    v ? " " : "", r, v, pre, r, post, vec, v);
+        emit(e, "%s", line);
+    }
+}
+
 /* The uniform signatures (see cnnc.h), written once for every kind. */
 void emit_forward_begin(Emitter *e, const LayerCode *c)
 {
