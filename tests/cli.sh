@@ -122,6 +122,18 @@ expect "--max-errors=0: status 2" 2
 run --max-errors=many --check "$models/seed.net" </dev/null
 expect "--max-errors=many: status 2" 2
 
+run --micro-batch=0 "$models/seed.net" -o "$tmp/seed.c" </dev/null
+expect "--micro-batch=0: status 2" 2
+expect_err "--micro-batch=0: says what it needs" \
+    "cnnc: error: --micro-batch needs a positive number of samples, not '0'"
+run --micro-batch=8x --summary "$models/seed.net" </dev/null
+expect "--micro-batch=8x: status 2" 2
+expect_err "--micro-batch=8x: says what it needs" \
+    "cnnc: error: --micro-batch needs a positive number of samples, not '8x'"
+run --micro-batch=32 --summary "$models/seed.net" </dev/null
+expect "--micro-batch=32 --summary: status 0" 0
+expect_out "--micro-batch=32 --summary: the plan says so" "at batch 128 in micro-batches of 32"
+
 run --check "$models/seed.net" "$models/mlp.net" </dev/null
 expect "two model files: status 2" 2
 
