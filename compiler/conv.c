@@ -182,9 +182,10 @@ static double conv_flops(const Layer *l)
  * Conv's code: forward, and backward to the weights and to the input
  *
  * Maps are NHWC; the weight stays [n][C][KH][KW] (PyTorch's) in the
- * parameter block and is repacked per call so that channels run contiguous:
- * [tap][C][n] for forward, [tap][n][C] for the input gradient. A tap is one
- * (kh, kw) of the kernel, t = kh*KW + kw.
+ * parameter block and is repacked per call so that channels run contiguous,
+ * [tap][C][n] for forward and [tap][n][C] for the input gradient, each
+ * vector of channels in an aligned slot of its own. A tap is one (kh, kw) of
+ * the kernel, t = kh*KW + kw.
  *
  * All three are matrix products at heart, register-blocked the same way: a
  * tile of a few pixels (for the weight gradient, rows (tap, ci) of dw) by a
@@ -197,8 +198,10 @@ static double conv_flops(const Layer *l)
  * its neighbour (VEC_AT), so no load or store reaches past a row and nothing
  * needs padding. The tile shapes depend on the target's registers, so the
  * kernels are written once per target under #if on CNNC_VEC_BYTES (the
- * prelude's), and one file still builds for any. Every value is computed by
- * one thread in a fixed order, whatever the thread count.
+ * prelude's), and one file still builds for any. Tiles of pixels are flat
+ * over samples and rows, so that small maps (and micro-batches) still fill
+ * them. Every value is computed by one thread in a fixed order, whatever
+ * the thread count.
  */
 
 /* The targets, told apart by CNNC_VEC_BYTES: AVX-512's 32 vector registers
@@ -264,10 +267,7 @@ static bool cols_padded(const ConvGeom *g)
     return g->pl > 0 || (g->ow - 1) * g->sw + g->kw - 1 - g->pl >= g->w;
 }
 
-/* Without padded columns a window's row, KW pixels of CI channels, is one
- * run of KW*CI reals in x, and the weight's [kh][kw][ci][co] one run of
- * KW*CI rows: forward and the weight gradient take the kernel a row (kh) at
- * a time. With them, a tap (CI reals) at a time. */
+/* The weight gradient's runs of rows (see wgrad_runs). */
 static bool row_runs(const ConvGeom *g)
 {
     return !cols_padded(g);
@@ -276,13 +276,6 @@ static bool row_runs(const ConvGeom *g)
 static int64_t run_len(const ConvGeom *g)
 {
     return row_runs(g) ? g->kw * g->ci : g->ci;
-}
-
-/* The zero row (what forward reads for a pixel in the padding): a tap's
- * channels, or a window row's run. */
-static int64_t zero_len(const ConvGeom *g)
-{
-    return run_len(g);
 }
 
 /* len cut into ceil(len / most) tiles as even as can be: the first extra
@@ -313,8 +306,7 @@ static int64_t min64(int64_t a, int64_t b)
 /* A row of channels on a target: nv vectors of vl reals, in groups of at
  * most t->group vectors whose sizes differ by at most one, the smaller
  * first. So the last group, which holds the overlapping last pair, has both:
- * no two tiles store the same channel (the weight gradient adds to what it
- * stores). */
+ * no two tiles (maybe on two threads) write the same channel of a pixel. */
 typedef struct Lanes {
     int64_t channels, vl, nv;
     int sums, group;
@@ -353,7 +345,7 @@ static int64_t whole_lines(int64_t reals, int64_t real_size)
 /* The scratch, in reals: the weight repacked [tap][C][slots of n] for
  * forward, where the weight gradient then sums the first half of its
  * pixels, dwp[0][tap][C][slots of n]; [tap][n][slots of C] for the input
- * gradient; dwp[1], the second half; db's two halves; the zero row. */
+ * gradient; dwp[1], the second half; db's two halves. */
 static int64_t wp_len(const ConvGeom *g, int64_t real_size)
 {
     return whole_lines(conv_taps(g) * g->ci * weight_slots(g->co, real_size), real_size);
@@ -364,12 +356,7 @@ static int64_t wt_len(const ConvGeom *g, int64_t real_size)
     return whole_lines(conv_taps(g) * g->co * weight_slots(g->ci, real_size), real_size);
 }
 
-static int64_t dbp_len(const ConvGeom *g, int64_t real_size)
-{
-    return g->bias ? 2 * whole_lines(g->co, real_size) : 0;
-}
-
-/* Where the second half of dwp, db's halves and the zero row start. */
+/* Where the second half of dwp and db's halves start. */
 static int64_t dwp1_at(const ConvGeom *g, int64_t real_size)
 {
     return wp_len(g, real_size) + wt_len(g, real_size);
@@ -380,16 +367,12 @@ static int64_t dbp_at(const ConvGeom *g, int64_t real_size)
     return dwp1_at(g, real_size) + wp_len(g, real_size);
 }
 
-static int64_t zero_at(const ConvGeom *g, int64_t real_size)
-{
-    return dbp_at(g, real_size) + dbp_len(g, real_size);
-}
-
 static int64_t conv_scratch_bytes(const Layer *l, int64_t batch, int64_t real_size)
 {
     (void)batch;
     ConvGeom g = conv_geom(l);
-    return (zero_at(&g, real_size) + zero_len(&g)) * real_size;
+    int64_t dbp = g.bias ? 2 * whole_lines(g.co, real_size) : 0;
+    return (dbp_at(&g, real_size) + dbp) * real_size;
 }
 
 /* The groups of one size (set 0 the smaller, 1 the larger): count of them,
@@ -489,31 +472,25 @@ static void emit_accs(Emitter *e, const char *type, int rows, int nv, const char
     }
 }
 
-/* The zero row, cleared: what a tile reads for a pixel in the padding. */
-static void conv_emit_zero_row(Emitter *e, const char *L, const ConvGeom *g)
-{
-    emit(e, "real *restrict zrow = (real *)work(ctx, %s_SCRATCH) + %" PRId64 "; /* [%" PRId64
-            "] */", L, zero_at(g, e->real_size), zero_len(g));
-    emit(e, "memset(zrow, 0, %" PRId64 " * sizeof(real));", zero_len(g));
-    emit(e, "const real *zero = zrow;");
-}
-
 /* The weight w[co][ci][t] repacked for the target: dst[t][a][slot of b],
  * with (a, b) = (ci, co) (forward) or (co, ci) (input gradient): slot
- * j*VL + l holds channel VEC_AT(j) + l of b. */
+ * j*VL + l holds channel VEC_AT(j) + l of b. A vector of slots at a time
+ * (the threads share them out), so that each line of dst is written whole
+ * and the lines of w it reads stay in L1. */
 static void conv_emit_repack(Emitter *e, const ConvGeom *g, const Lanes *ln, const char *dst,
                              bool co_inner)
 {
     int64_t taps = conv_taps(g), rows = co_inner ? g->ci : g->co;
     emit(e, "PARALLEL_FOR");
-    emit_for(e, "tr", taps * rows);
-    emit(e, "const int t = tr / %" PRId64 ", r = tr %% %" PRId64 ";", rows, rows);
     emit_for(e, "j", ln->nv);
+    emit_for(e, "r", rows);
+    emit_for(e, "t", taps);
     emit_for(e, "l", ln->vl);
     emit(e, "const int c = VEC_AT(j, %" PRId64 ", %" PRId64 ") + l;", ln->vl, ln->channels);
-    emit(e, "%s[(tr * %" PRId64 " + j) * %" PRId64 " + l] = w[(%s * %" PRId64 " + %s) * %" PRId64
-            " + t];", dst, ln->nv, ln->vl, co_inner ? "c" : "r", g->ci, co_inner ? "r" : "c",
-         taps);
+    emit(e, "%s[((t * %" PRId64 " + r) * %" PRId64 " + j) * %" PRId64 " + l] = w[(%s * %" PRId64
+            " + %s) * %" PRId64 " + t];", dst, rows, ln->nv, ln->vl, co_inner ? "c" : "r",
+         g->ci, co_inner ? "r" : "c", taps);
+    emit(e, "}");
     emit(e, "}");
     emit(e, "}");
     emit(e, "}");
@@ -532,18 +509,109 @@ static void emit_wloads(Emitter *e, const char *type, const Lanes *ln, int nv, c
         emit(e, "VLOAD(w%d, %s + %" PRId64 ");", v, base, v * ln->vl);
 }
 
-/* ---- tiles of pixels (forward and input gradient) */
+/* ---- classes: pixels that meet the same taps (forward and input gradient)
+ *
+ * Near the border of a map a pixel meets fewer taps (the others fall in
+ * the padding, or, for the input gradient, outside dy). The pixels of a map
+ * fall in classes, rectangles of rows by columns that meet the same taps,
+ * kernel rows a0..a1 by kernel columns b0..b1: the map's interior, its
+ * edges and corners. The pixels are taken class by class (sample by sample
+ * within a class) in tiles that stay in one class, so a tile meets exactly
+ * its class's taps: no tap in the padding, no test, no zeros. */
 
-/* BODY(nv, np) for one tile: np pixels from mt on by the nv vectors of a
- * group from vector j0 on. */
+/* Along one axis, the taps t0..t1 that position q meets (none: t0 > t1).
+ * Forward: output q meets inputs q*s - p + t, t < k, in [0, in). Input
+ * gradient, a phase whose taps are t = 0..k-1: input q meets outputs q - t
+ * in [0, out). */
+typedef struct AxisRule {
+    bool input_grad;
+    int64_t in, out, k, s, p;
+} AxisRule;
+
+static void axis_taps(const AxisRule *r, int64_t q, int64_t *t0, int64_t *t1)
+{
+    if (r->input_grad) {
+        *t0 = q - (r->out - 1) > 0 ? q - (r->out - 1) : 0;
+        *t1 = q < r->k - 1 ? q : r->k - 1;
+    } else {
+        int64_t first = q * r->s - r->p;
+        *t0 = first < 0 ? -first : 0;
+        *t1 = r->in - 1 - first < r->k - 1 ? r->in - 1 - first : r->k - 1;
+    }
+    if (*t0 > *t1)
+        *t0 = 0, *t1 = -1;
+}
+
+/* Positions q0..q1 of an axis that meet the same taps t0..t1. */
+typedef struct Segment {
+    int64_t q0, q1, t0, t1;
+} Segment;
+
+/* Positions lo..hi cut where the taps they meet change; seg holds
+ * hi - lo + 1. Returns the count. */
+static int axis_segments(const AxisRule *r, int64_t lo, int64_t hi, Segment *seg)
+{
+    int count = 0;
+    for (int64_t q = lo; q <= hi; q++) {
+        int64_t t0, t1;
+        axis_taps(r, q, &t0, &t1);
+        if (count && seg[count - 1].t0 == t0 && seg[count - 1].t1 == t1)
+            seg[count - 1].q1 = q;
+        else
+            seg[count++] = (Segment){q, q, t0, t1};
+    }
+    return count;
+}
+
+/* An axis: its rule and its positions lo..hi. */
+typedef struct Axis {
+    AxisRule rule;
+    int64_t lo, hi;
+} Axis;
+
+/* "static const struct conv_class cls[] = ...": the classes, rows (axis
+ * y) by columns (axis x): the first row and column, rows, columns, pixels
+ * (per sample), taps a0..a1 along y and b0..b1 along x. Returns their
+ * count. */
+static int conv_emit_classes(Emitter *e, const Axis *y, const Axis *x)
+{
+    Segment *ys = xrealloc(NULL, (size_t)(y->hi - y->lo + 1) * sizeof *ys);
+    Segment *xs = xrealloc(NULL, (size_t)(x->hi - x->lo + 1) * sizeof *xs);
+    int ny = axis_segments(&y->rule, y->lo, y->hi, ys);
+    int nx = axis_segments(&x->rule, x->lo, x->hi, xs);
+    emit(e, "struct conv_class { int row, col, rows, cols, pixels, a0, a1, b0, b1; };");
+    emit(e, "static const struct conv_class cls[%d] = {", ny * nx);
+    for (int r = 0; r < ny; r++)
+        for (int c = 0; c < nx; c++) {
+            int64_t rows = ys[r].q1 - ys[r].q0 + 1, cols = xs[c].q1 - xs[c].q0 + 1;
+            emit(e, "{%" PRId64 ", %" PRId64 ", %" PRId64 ", %" PRId64 ", %" PRId64 ", %" PRId64
+                    ", %" PRId64 ", %" PRId64 ", %" PRId64 "},", ys[r].q0, xs[c].q0, rows, cols,
+                 rows * cols, ys[r].t0, ys[r].t1, xs[c].t0, xs[c].t1);
+        }
+    emit(e, "};");
+    free(ys);
+    free(xs);
+    return ny * nx;
+}
+
+/* BODY for one tile: np pixels of class k (in cls) from mt on (up to
+ * last, its final pixel, which the last tile repeats) by the nv vectors of
+ * a group from vector j0 on. */
 typedef void TileBody(Emitter *e, const ConvGeom *g, const Lanes *ln, int nv, int np,
                       const void *arg);
 
-/* The parallel loop over every (group, tile of pixels): the pixels,
- * `pixels` of them and flat over samples and rows so that small maps still
- * fill tiles, in tiles of np (the last one repeats the last pixel), a group
- * at a time, the groups of set 0 before those of set 1. */
-static void conv_emit_pixel_tiles(Emitter *e, const ConvGeom *g, const Lanes *ln,
+/* "tilesK[c]": the tiles of np pixels before class c (n samples). */
+static void emit_class_tile_counts(Emitter *e, int set, int classes, int np)
+{
+    emit(e, "int tiles%d[%d]; /* before each class: tiles of %d pixels */", set, classes + 1, np);
+    emit(e, "tiles%d[0] = 0;", set);
+    emit(e, "for (int c = 0; c < %d; c++) tiles%d[c + 1] = tiles%d[c] + (n * cls[c].pixels + %d)"
+            " / %d;", classes, set, set, np - 1, np);
+}
+
+/* The parallel loop over every (group, tile of a class), a group at a time,
+ * the groups of set 0 before those of set 1. */
+static void conv_emit_class_tiles(Emitter *e, const ConvGeom *g, const Lanes *ln, int classes,
                                   TileBody *body, const void *arg)
 {
     GroupSet set[2] = {group_set(ln, 0), group_set(ln, 1)};
@@ -552,11 +620,9 @@ static void conv_emit_pixel_tiles(Emitter *e, const ConvGeom *g, const Lanes *ln
     for (int k = 0; k < 2; k++) {
         if (!set[k].count)
             continue;
-        int np = tile_pixels(ln, set[k].size);
-        emit(e, "const int tiles%d = (pixels + %d) / %d; /* of %d pixels by %" PRId64
-                " vectors */", k, np - 1, np, np, set[k].size);
-        len += (size_t)snprintf(items + len, sizeof items - len, "%s%" PRId64 " * tiles%d",
-                                len ? " + " : "", set[k].count, k);
+        emit_class_tile_counts(e, k, classes, tile_pixels(ln, set[k].size));
+        len += (size_t)snprintf(items + len, sizeof items - len, "%s%" PRId64 " * tiles%d[%d]",
+                                len ? " + " : "", set[k].count, k, classes);
     }
     emit(e, "PARALLEL_FOR");
     emit(e, "for (int it = 0; it < %s; it++) {", items);
@@ -566,14 +632,18 @@ static void conv_emit_pixel_tiles(Emitter *e, const ConvGeom *g, const Lanes *ln
         bool second = k == 1 && set[0].count;  /* the else of set 0 */
         char idx[64] = "it";
         if (k == 0 && set[1].count)
-            emit(e, "if (it < %" PRId64 " * tiles0) {", set[0].count);
+            emit(e, "if (it < %" PRId64 " * tiles0[%d]) {", set[0].count, classes);
         if (second) {
             emit(e, "} else {");
-            snprintf(idx, sizeof idx, "(it - %" PRId64 " * tiles0)", set[0].count);
+            snprintf(idx, sizeof idx, "(it - %" PRId64 " * tiles0[%d])", set[0].count, classes);
         }
         int np = tile_pixels(ln, set[k].size);
-        emit(e, "const int j0 = %" PRId64 " + %s / tiles%d * %" PRId64 ", mt = %s %% tiles%d * %d;",
-             set[k].first, idx, k, set[k].size, idx, k, np);
+        emit(e, "const int j0 = %" PRId64 " + %s / tiles%d[%d] * %" PRId64 ", t = %s %% tiles%d[%d];",
+             set[k].first, idx, k, classes, set[k].size, idx, k, classes);
+        emit(e, "int c = 0; /* the tile's class */");
+        emit(e, "while (t >= tiles%d[c + 1]) c++;", k);
+        emit(e, "const struct conv_class *k = &cls[c];");
+        emit(e, "const int last = n * k->pixels - 1, mt = (t - tiles%d[c]) * %d;", k, np);
         body(e, g, ln, (int)set[k].size, np, arg);
         if (second)
             emit(e, "}");
@@ -581,113 +651,72 @@ static void conv_emit_pixel_tiles(Emitter *e, const ConvGeom *g, const Lanes *ln
     emit(e, "}");
 }
 
+/* "int iP, ROWP, COLP": the sample, row and column of pixel p of the
+ * tile: the first by division, each next one a step on from the one before
+ * (none past the class's last pixel, which the last tile repeats). */
+static void emit_class_pixels(Emitter *e, int np, const char *row, const char *col)
+{
+    emit(e, "int i0 = mt / k->pixels, %s0 = k->row + mt %% k->pixels / k->cols, %s0 = k->col + "
+            "mt %% k->cols;", row, col);
+    for (int p = 1; p < np; p++) {
+        emit(e, "int i%d = i%d, %s%d = %s%d, %s%d = %s%d + (mt + %d <= last);", p, p - 1, row, p,
+             row, p - 1, col, p, col, p - 1, p);
+        emit(e, "if (%s%d == k->col + k->cols) { %s%d = k->col; if (++%s%d == k->row + k->rows)"
+                " { %s%d = k->row; i%d++; } }", col, p, col, p, row, p, row, p, p);
+    }
+}
+
 /* ---- forward */
 
-/* "const int mP = ..., oyP = ..., oxP = ...;": pixel p of the tile and its
- * output row and column (as flat m = (i*OH + oy)*OW + ox). */
-static void emit_out_pixels(Emitter *e, const ConvGeom *g, int np)
-{
-    emit(e, "/* pixel p: mt + p (the last tile repeats the last pixel) */");
-    for (int p = 0; p < np; p++)
-        emit(e, "const int m%d = mt + %d < pixels ? mt + %d : pixels - 1, oy%d = m%d %% %" PRId64
-                " / %" PRId64 ", ox%d = m%d %% %" PRId64 ";", p, p, p, p, p, g->oh * g->ow,
-             g->ow, p, p, g->ow);
-}
-
-/* The tile's inner loops by window rows: xk{p} the run of pixel p at kernel
- * row kh (zeros in a padded row). */
-static void conv_emit_forward_runs(Emitter *e, const ConvGeom *g, const Lanes *ln, int nv,
-                                   int np)
-{
-    bool rpad = rows_padded(g);
-    int64_t rowlen = g->w * g->ci;
-    for (int p = 0; p < np; p++) {
-        if (rpad)
-            emit(e, "const real *xs%d = x + (size_t)(m%d / %" PRId64 ") * %" PRId64 " + ox%d * %"
-                    PRId64 "; const int iy%d = oy%d * %" PRId64 " - %" PRId64 ";", p, p,
-                 g->oh * g->ow, g->h * rowlen, p, g->sw * g->ci, p, p, g->sh, g->pt);
-        else
-            emit(e, "const real *xs%d = x + (size_t)(m%d / %" PRId64 ") * %" PRId64 " + oy%d * %"
-                    PRId64 " + ox%d * %" PRId64 "; /* the window's corner */", p, p,
-                 g->oh * g->ow, g->h * rowlen, p, g->sh * rowlen, p, g->sw * g->ci);
-    }
-    emit_for(e, "kh", g->kh);
-    for (int p = 0; p < np; p++) {
-        if (rpad)
-            emit(e, "const real *xk%d = (unsigned)(iy%d + kh) < %" PRId64 "u ? xs%d + (iy%d + kh)"
-                    " * %" PRId64 " : zero;", p, p, g->h, p, p, rowlen);
-        else
-            emit(e, "const real *xk%d = xs%d + kh * %" PRId64 ";", p, p, rowlen);
-    }
-    emit(e, "const real *wk = wg + kh * %" PRId64 ";", g->kw * g->ci * ln->nv * ln->vl);
-    emit_for(e, "k", g->kw * g->ci);
-    char base[64];
-    snprintf(base, sizeof base, "wk + k * %" PRId64, ln->nv * ln->vl);
-    emit_wloads(e, "vco", ln, nv, base);
-    emit_fmas(e, np, nv, "xk", "[k]", "w");
-    emit(e, "}");
-    emit(e, "}");
-}
-
-/* The tile's inner loops by taps: xk{p} pixel p's channels at tap (kh, kw)
- * (zeros in the padding). */
-static void conv_emit_forward_taps(Emitter *e, const ConvGeom *g, const Lanes *ln, int nv,
-                                   int np)
-{
-    bool rpad = rows_padded(g);
-    for (int p = 0; p < np; p++)
-        emit(e, "const real *xs%d = x + (size_t)(m%d / %" PRId64 ") * %" PRId64 "; const int iy%d"
-                " = oy%d * %" PRId64 " - %" PRId64 ", ix%d = ox%d * %" PRId64 " - %" PRId64 ";",
-             p, p, g->oh * g->ow, g->h * g->w * g->ci, p, p, g->sh, g->pt, p, p, g->sw, g->pl);
-    emit_for(e, "kh", g->kh);
-    emit_for(e, "kw", g->kw);
-    for (int p = 0; p < np; p++) {
-        char rows[96] = "";
-        if (rpad)
-            snprintf(rows, sizeof rows, "(unsigned)(iy%d + kh) < %" PRId64 "u && ", p, g->h);
-        emit(e, "const real *xk%d = %s(unsigned)(ix%d + kw) < %" PRId64 "u ? xs%d + ((iy%d + kh)"
-                " * %" PRId64 " + ix%d + kw) * %" PRId64 " : zero;", p, rows, p, g->w, p, p,
-             g->w, p, g->ci);
-    }
-    emit(e, "const real *wk = wg + (kh * %" PRId64 " + kw) * %" PRId64 ";", g->kw,
-         g->ci * ln->nv * ln->vl);
-    emit_for(e, "ci", g->ci);
-    char base[64];
-    snprintf(base, sizeof base, "wk + ci * %" PRId64, ln->nv * ln->vl);
-    emit_wloads(e, "vco", ln, nv, base);
-    emit_fmas(e, np, nv, "xk", "[ci]", "w");
-    emit(e, "}");
-    emit(e, "}");
-    emit(e, "}");
-}
-
 /* One tile: y at np pixels by nv vectors of channels = b + the sum over
- * taps and ci of x[i][iy][ix][ci] * wp[t][ci][c_v]. */
+ * the class's taps and ci of x[i][oy*SH + kh - PT][ox*SW + kw - PL][ci] *
+ * wp[t][ci][c_v]. Its kernel columns b0..b1 are one run of reals in x and
+ * in wp, a kernel row at a time. */
 static void conv_emit_forward_tile(Emitter *e, const ConvGeom *g, const Lanes *ln, int nv,
                                    int np, const void *arg)
 {
     (void)arg;
+    int64_t rowlen = g->w * g->ci, slots = ln->nv * ln->vl;
     emit_group_channels(e, ln, nv);
     if (g->bias)
         emit_vloads(e, "vco", "b", nv, "b");
     emit_accs(e, "vco", np, nv, g->bias ? "b" : NULL);
-    emit_out_pixels(e, g, np);
-    emit(e, "const real *wg = wp + j0 * %" PRId64 "; /* the group's slots */", ln->vl);
-    if (row_runs(g))
-        conv_emit_forward_runs(e, g, ln, nv, np);
-    else
-        conv_emit_forward_taps(e, g, ln, nv, np);
+    emit_class_pixels(e, np, "oy", "ox");
+    for (int p = 0; p < np; p++)
+        emit(e, "const int64_t o%d = (int64_t)i%d * %" PRId64 " + (int64_t)(oy%d * %" PRId64 " - %"
+                PRId64 ") * %" PRId64 " + (ox%d * %" PRId64 " - %" PRId64 " + k->b0) * %" PRId64
+                "; /* at kernel row 0, column b0 */", p, p, g->h * rowlen, p, g->sh, g->pt,
+             rowlen, p, g->sw, g->pl, g->ci);
+    emit(e, "const int run = (k->b1 - k->b0 + 1) * %" PRId64 ";", g->ci);
+    emit(e, "const real *wg = wp + j0 * %" PRId64 " + (size_t)k->b0 * %" PRId64
+            "; /* the group's slots at column b0 */", ln->vl, g->ci * slots);
+    emit(e, "for (int kh = k->a0; kh <= k->a1; kh++) {");
+    for (int p = 0; p < np; p++)
+        emit(e, "const real *xk%d = x + (o%d + (int64_t)kh * %" PRId64 ");", p, p, rowlen);
+    emit(e, "const real *wk = wg + (size_t)kh * %" PRId64 ";", g->kw * g->ci * slots);
+    emit(e, "for (int q = 0; q < run; q++) {");
+    char base[64];
+    snprintf(base, sizeof base, "wk + q * %" PRId64, slots);
+    emit_wloads(e, "vco", ln, nv, base);
+    emit_fmas(e, np, nv, "xk", "[q]", "w");
+    emit(e, "}");
+    emit(e, "}");
     for (int p = 0; p < np; p++)
         for (int v = 0; v < nv; v++)
-            emit(e, "VSTORE(y + (size_t)m%d * %" PRId64 " + c%d, a%d_%d);", p, g->co, v, p, v);
+            emit(e, "VSTORE(y + ((size_t)(i%d * %" PRId64 " + oy%d) * %" PRId64 " + ox%d) * %"
+                    PRId64 " + c%d, a%d_%d);", p, g->oh, p, g->ow, p, g->co, v, p, v);
 }
 
 static void conv_emit_forward_section(Emitter *e, const ConvGeom *g, const Lanes *ln,
                                       const void *arg)
 {
+    (void)arg;
     emit_vec_type(e, "vco", ln);
     conv_emit_repack(e, g, ln, "wp", true);
-    conv_emit_pixel_tiles(e, g, ln, conv_emit_forward_tile, arg);
+    Axis y = {{false, g->h, g->oh, g->kh, g->sh, g->pt}, 0, g->oh - 1};
+    Axis x = {{false, g->w, g->ow, g->kw, g->sw, g->pl}, 0, g->ow - 1};
+    int classes = conv_emit_classes(e, &y, &x);
+    conv_emit_class_tiles(e, g, ln, classes, conv_emit_forward_tile, NULL);
 }
 
 /* y[i][oy][ox][co] = b[co] + sum over taps and ci of x[i][iy][ix][ci] * w[co][ci][t] */
@@ -704,9 +733,6 @@ static void conv_emit_forward(Emitter *e, const LayerCode *c, const ConvGeom *g)
         emit(e, "const real *b = param(ctx) + %s_bias;", L);
     emit(e, "real *restrict wp = work(ctx, %s_SCRATCH); /* [tap][%" PRId64 "][slots of %"
             PRId64 "] */", L, g->ci, g->co);
-    if (rows_padded(g) || cols_padded(g))
-        conv_emit_zero_row(e, L, g);
-    emit(e, "const int pixels = n * %" PRId64 ";", g->oh * g->ow);
     conv_emit_targets(e, g, g->co, conv_emit_forward_section, NULL);
     emit(e, "}");
 }
@@ -731,8 +757,9 @@ static void conv_emit_out_range(Emitter *e, const char *o, const char *k, int64_
             PRId64 " : %" PRId64 ");", o, o, o, s, out - 1, o, s, out - 1);
 }
 
-/* dw's rows, r = t*CI + ci, as runs (see row_runs): a kernel row's KW*CI,
- * or a tap's CI. A tile takes nr rows of one run by a group of vectors. */
+/* dw's rows, r = t*CI + ci, as runs: without padded columns a kernel
+ * row's KW*CI (a window's row is one run of KW pixels of CI channels in x),
+ * else a tap's CI. A tile takes nr rows of one run by a group of vectors. */
 static int64_t wgrad_runs(const ConvGeom *g)
 {
     return row_runs(g) ? g->kh : conv_taps(g);
@@ -764,11 +791,12 @@ static void conv_emit_wgrad_flat_block(Emitter *e, const ConvGeom *g, int64_t bl
     emit(e, "const real *dyb = dy + (size_t)r0 * %" PRId64 ";", g->ow * g->co);
     emit(e, "const int pixels = (r1 - r0) * %" PRId64 ";", g->ow);
     emit(e, "size_t xoff[%" PRId64 "]; /* of each pixel's window in x */", block * g->ow);
-    emit(e, "for (int p = 0; p < pixels; p++) {");
-    emit(e, "const int r = r0 + p / %" PRId64 ";", g->ow);
-    emit(e, "xoff[p] = (size_t)(r / %" PRId64 ") * %" PRId64 " + (size_t)(r %% %" PRId64 " * %"
-            PRId64 " + p %% %" PRId64 " * %" PRId64 ") * %" PRId64 ";", g->oh,
-         g->h * g->w * g->ci, g->oh, g->sh * g->w, g->ow, g->sw, g->ci);
+    emit(e, "for (int r = r0, p = 0; r < r1; r++) {");
+    emit(e, "const size_t row = (size_t)(r / %" PRId64 ") * %" PRId64 " + (size_t)(r %% %" PRId64
+            ") * %" PRId64 ";", g->oh, g->h * g->w * g->ci, g->oh, g->sh * g->w * g->ci);
+    emit_for(e, "ox", g->ow);
+    emit(e, "xoff[p++] = row + (size_t)ox * %" PRId64 ";", g->sw * g->ci);
+    emit(e, "}");
     emit(e, "}");
 }
 
@@ -811,7 +839,7 @@ static void conv_emit_wgrad_row_loop(Emitter *e, const ConvGeom *g, int nr, int 
     emit(e, "const int xo = oy * %" PRId64 " + off;", g->sh * rowlen);
     emit(e, "const real *dyr = dy + (size_t)r * %" PRId64 ";", g->ow * g->co);
     emit(e, "for (int ox = ox0; ox <= ox1; ox++) {");
-    emit(e, "const real *xp = xr + xo + ox * %" PRId64 ";", g->sw * g->ci);
+    emit(e, "const real *xp = xr + (xo + ox * %" PRId64 ");", g->sw * g->ci);
     char base[64];
     snprintf(base, sizeof base, "dyr + ox * %" PRId64, g->co);
     emit_vloads(e, "vco", "d", nv, base);
@@ -935,24 +963,32 @@ static void conv_emit_wgrad_sets(Emitter *e, const ConvGeom *g, const Lanes *ln,
     }
 }
 
-/* dw[co][ci][t] += the halves' sums, dwp[h][t][ci][slot of co] (of the
- * overlapping last pair, which hold the same sums, the channels past vector
- * NV - 2 come from the last); db[co] += its halves. */
+/* dw[co][ci][t] += the halves' sums, dwp[h][t][ci][slot of co], and
+ * db[co] += its halves: a vector of slots at a time (the threads share them
+ * out), so that each line of dwp is read once and the lines of dw it
+ * meets stay in L1. Of the overlapping last pair, which hold the same sums,
+ * the channels past vector NV - 2 come from the last. */
 static void conv_emit_wgrad_add(Emitter *e, const ConvGeom *g, const Lanes *ln)
 {
-    int64_t taps = conv_taps(g), slots = ln->nv * ln->vl, last = (ln->nv - 1) * ln->vl;
+    int64_t taps = conv_taps(g), slots = ln->nv * ln->vl;
     emit(e, "if (rows > 0) { /* else no block ran: dwp holds nothing */");
     emit(e, "PARALLEL_FOR");
-    emit_for(e, "co", g->co);
-    emit(e, "const int s = co < %" PRId64 " ? co : co + %" PRId64 ";", last, slots - g->co);
-    if (g->bias)
-        emit(e, "db[co] += rows > mid ? dbp[co] + dbp[%" PRId64 " + co] : dbp[co];",
+    emit_for(e, "j", ln->nv);
+    emit(e, "const int c = VEC_AT(j, %" PRId64 ", %" PRId64 "), l0 = j == %" PRId64 " ? %" PRId64
+            " : 0;", ln->vl, g->co, ln->nv - 1, slots - g->co);
+    if (g->bias) {
+        emit(e, "for (int l = l0; l < %" PRId64 "; l++)", ln->vl);
+        emit(e, "    db[c + l] += rows > mid ? dbp[c + l] + dbp[%" PRId64 " + c + l] : dbp[c + l];",
              whole_lines(g->co, e->real_size));
+    }
     emit_for(e, "ci", g->ci);
     emit_for(e, "t", taps);
-    emit(e, "const size_t at = (size_t)(t * %" PRId64 " + ci) * %" PRId64 " + s;", g->ci, slots);
-    emit(e, "dw[(co * %" PRId64 " + ci) * %" PRId64 " + t] += rows > mid ? dwp0[at] + dwp1[at] :"
-            " dwp0[at];", g->ci, taps);
+    emit(e, "const real *s0 = dwp0 + (size_t)(t * %" PRId64 " + ci) * %" PRId64 " + j * %" PRId64
+            ", *s1 = dwp1 + (s0 - dwp0);", g->ci, slots, ln->vl);
+    emit(e, "real *d = dw + (size_t)(c * %" PRId64 " + ci) * %" PRId64 " + t;", g->ci, taps);
+    emit(e, "for (int l = l0; l < %" PRId64 "; l++)", ln->vl);
+    emit(e, "    d[(size_t)l * %" PRId64 "] += rows > mid ? s0[l] + s1[l] : s0[l];",
+         g->ci * taps);
     emit(e, "}");
     emit(e, "}");
     emit(e, "}");
@@ -1055,78 +1091,23 @@ typedef struct Phase {
     PhaseAxis y, x;
 } Phase;
 
-/* Positions q0..q1 of a phase's axis that meet the same taps t0..t1 (none
- * when t0 > t1). */
-typedef struct Segment {
-    int64_t q0, q1, t0, t1;
-} Segment;
-
-/* The axis cut where the taps its positions meet change (q meets tap a
- * when its output q - a lies in [0, out)); seg holds hi - lo + 1. */
-static int axis_segments(const PhaseAxis *ax, int64_t out, Segment *seg)
-{
-    int count = 0;
-    for (int64_t q = ax->lo; q <= ax->hi; q++) {
-        int64_t t0 = q - (out - 1) > 0 ? q - (out - 1) : 0;
-        int64_t t1 = q < ax->taps - 1 ? q : ax->taps - 1;
-        if (t0 > t1)
-            t0 = 0, t1 = -1;
-        if (count && seg[count - 1].t0 == t0 && seg[count - 1].t1 == t1)
-            seg[count - 1].q1 = q;
-        else
-            seg[count++] = (Segment){q, q, t0, t1};
-    }
-    return count;
-}
-
-/* "static const int cls[][8] = ...": the phase's classes, rectangles of
- * inputs that meet the same taps, rows by columns: {first row qy, first
- * column qx, columns, inputs, taps a0..a1, taps b0..b1}. Returns their
- * count. */
-static int conv_emit_classes(Emitter *e, const Phase *ph, const ConvGeom *g)
-{
-    Segment *ys = xrealloc(NULL, (size_t)(ph->y.hi - ph->y.lo + 1) * sizeof *ys);
-    Segment *xs = xrealloc(NULL, (size_t)(ph->x.hi - ph->x.lo + 1) * sizeof *xs);
-    int ny = axis_segments(&ph->y, g->oh, ys), nx = axis_segments(&ph->x, g->ow, xs);
-    emit(e, "static const int cls[%d][8] = { /* qy, qx, columns, inputs; taps a, b */", ny * nx);
-    for (int r = 0; r < ny; r++)
-        for (int c = 0; c < nx; c++) {
-            int64_t cols = xs[c].q1 - xs[c].q0 + 1;
-            emit(e, "{%" PRId64 ", %" PRId64 ", %" PRId64 ", %" PRId64 ", %" PRId64 ", %" PRId64
-                    ", %" PRId64 ", %" PRId64 "},", ys[r].q0, xs[c].q0, cols,
-                 (ys[r].q1 - ys[r].q0 + 1) * cols, ys[r].t0, ys[r].t1, xs[c].t0, xs[c].t1);
-        }
-    emit(e, "};");
-    free(ys);
-    free(xs);
-    return ny * nx;
-}
-
-/* One tile: np inputs of class c, tile t of it, (i, qy, qx) at the input
- * (qy*SH + py - PT, qx*SW + px - PL), by nv vectors of channels: the sum
- * over the class's taps kh = py + a*SH, kw = px + b*SW and over co of
+/* One tile of a phase (py, px): dx at np of its inputs (i, qy, qx), the
+ * input (qy*SH + py - PT, qx*SW + px - PL), by nv vectors of channels: the
+ * sum over its class's taps kh = py + a*SH, kw = px + b*SW and over co of
  * dy[i][qy - a][qx - b][co] * wt[t][co][c_v]. */
-static void conv_emit_input_tile(Emitter *e, const ConvGeom *g, const Lanes *ln,
-                                 const Phase *ph, int nv, int np, int set, int classes)
+static void conv_emit_input_tile(Emitter *e, const ConvGeom *g, const Lanes *ln, int nv,
+                                 int np, const void *arg)
 {
-    emit(e, "int c = 0; /* the class, and the tile's first input in it */");
-    emit(e, "while (t >= tiles%d[c + 1]) c++;", set);
-    emit(e, "const int *k = cls[c];");
-    emit(e, "const int last = n * k[3] - 1, mt = (t - tiles%d[c]) * %d;", set, np);
-    (void)classes;
+    const Phase *ph = arg;
     emit_group_channels(e, ln, nv);
     emit_accs(e, "vci", np, nv, NULL);
-    emit(e, "/* input p: mt + p (the last tile repeats the class's last) */");
-    for (int p = 0; p < np; p++)
-        emit(e, "const int m%d = mt + %d < last ? mt + %d : last, i%d = m%d / k[3], qy%d = k[0] +"
-                " m%d %% k[3] / k[2], qx%d = k[1] + m%d %% k[3] %% k[2];", p, p, p, p, p, p, p,
-             p, p);
+    emit_class_pixels(e, np, "qy", "qx");
     for (int p = 0; p < np; p++)
         emit(e, "const real *dyi%d = dy + (size_t)i%d * %" PRId64 ";", p, p,
              g->oh * g->ow * g->co);
     emit(e, "const real *wg = wt + j0 * %" PRId64 "; /* the group's slots */", ln->vl);
-    emit(e, "for (int a = k[4]; a <= k[5]; a++) {");
-    emit(e, "for (int b = k[6]; b <= k[7]; b++) {");
+    emit(e, "for (int a = k->a0; a <= k->a1; a++) {");
+    emit(e, "for (int b = k->b0; b <= k->b1; b++) {");
     for (int p = 0; p < np; p++)
         emit(e, "const real *d%d = dyi%d + ((qy%d - a) * %" PRId64 " + qx%d - b) * %" PRId64 ";",
              p, p, p, g->ow, p, g->co);
@@ -1149,50 +1130,15 @@ static void conv_emit_input_tile(Emitter *e, const ConvGeom *g, const Lanes *ln,
                  g->w, p, g->sw, ph->x.ph - g->pl, g->ci, v, p, v);
 }
 
-/* A phase: its inputs ordered class by class (sample by sample, row by row
- * within a class), in tiles that stay in one class, so that a tile meets
- * exactly its class's taps: no tap outside dy, no test. The parallel loop
- * takes every (group, tile), a group at a time. */
+/* A phase: its inputs by class (see above), every (group, tile) in one
+ * parallel loop. */
 static void conv_emit_input_phase(Emitter *e, const ConvGeom *g, const Lanes *ln,
                                   const Phase *ph)
 {
-    int classes = conv_emit_classes(e, ph, g);
-    GroupSet set[2] = {group_set(ln, 0), group_set(ln, 1)};
-    char items[256];
-    size_t len = 0;
-    for (int k = 0; k < 2; k++) {
-        if (!set[k].count)
-            continue;
-        int np = tile_pixels(ln, set[k].size);
-        emit(e, "int tiles%d[%d]; /* before each class: tiles of %d inputs by %" PRId64
-                " vectors */", k, classes + 1, np, set[k].size);
-        emit(e, "tiles%d[0] = 0;", k);
-        emit(e, "for (int c = 0; c < %d; c++) tiles%d[c + 1] = tiles%d[c] + (n * cls[c][3] + %d)"
-                " / %d;", classes, k, k, np - 1, np);
-        len += (size_t)snprintf(items + len, sizeof items - len, "%s%" PRId64 " * tiles%d[%d]",
-                                len ? " + " : "", set[k].count, k, classes);
-    }
-    emit(e, "PARALLEL_FOR");
-    emit(e, "for (int it = 0; it < %s; it++) {", items);
-    for (int k = 0; k < 2; k++) {
-        if (!set[k].count)
-            continue;
-        bool second = k == 1 && set[0].count;  /* the else of set 0 */
-        char idx[64] = "it";
-        if (k == 0 && set[1].count)
-            emit(e, "if (it < %" PRId64 " * tiles0[%d]) {", set[0].count, classes);
-        if (second) {
-            emit(e, "} else {");
-            snprintf(idx, sizeof idx, "(it - %" PRId64 " * tiles0[%d])", set[0].count, classes);
-        }
-        emit(e, "const int j0 = %" PRId64 " + %s / tiles%d[%d] * %" PRId64 ", t = %s %% tiles%d[%d];",
-             set[k].first, idx, k, classes, set[k].size, idx, k, classes);
-        conv_emit_input_tile(e, g, ln, ph, (int)set[k].size, tile_pixels(ln, set[k].size), k,
-                             classes);
-        if (second)
-            emit(e, "}");
-    }
-    emit(e, "}");
+    Axis y = {{true, g->h, g->oh, ph->y.taps, g->sh, g->pt}, ph->y.lo, ph->y.hi};
+    Axis x = {{true, g->w, g->ow, ph->x.taps, g->sw, g->pl}, ph->x.lo, ph->x.hi};
+    int classes = conv_emit_classes(e, &y, &x);
+    conv_emit_class_tiles(e, g, ln, classes, conv_emit_input_tile, ph);
 }
 
 /* Phase by phase. */
@@ -1261,11 +1207,11 @@ static void conv_emit(Emitter *e, const LayerCode *c)
 const LayerKind layer_conv = {
     .name = "Conv",
     .auto_prefix = "conv",
-    .ignores_own_output = true,
     .args = conv_args,
     .nargs = CONV_NARGS,
     .infer = conv_infer,
     .flops = conv_flops,
     .scratch_bytes = conv_scratch_bytes,
     .emit = conv_emit,
+    .ignores_own_output = true, /* backward reads x and dy, never y */
 };
