@@ -446,7 +446,13 @@ typedef struct MemPlan {
     int64_t activations;    /* bytes: every layer's output at the micro-batch */
     int64_t gradient_buffers; /* bytes */
     int64_t layer_scratch;  /* bytes: repacked weights, argmax, masks */
-    int64_t workspace;      /* bytes in all, header and alignment included */
+    int64_t lane_bytes;     /* bytes of one lane's workspace, header and
+                               alignment included */
+    int lanes;              /* lanes a step's micro-batches are dealt to */
+    int64_t lane_grads_off; /* bytes: the gradients of lanes 1.., after the
+                               lanes' workspaces */
+    int64_t workspace;      /* bytes in all: lanes * lane_bytes + the lanes'
+                               gradients */
     int64_t total_bytes;    /* parameters, gradients, state and workspace */
     int backward_from;      /* the last layer backward runs (the Softmax
                                fused with cross-entropy is not) */

@@ -31,9 +31,11 @@ static int64_t dropout_scratch_bytes(const Layer *l, int64_t batch, int64_t real
     return batch * shape_elems(l->out) * real_size;
 }
 
-/* The mask is drawn from ctx->rng one value after another in element order
- * (sample-major), never in parallel, so that it depends on the seed alone;
- * applying it runs in parallel. */
+/* The mask of each sample is drawn from its own stream (sample_rng, the
+ * driver's: keyed by the step and the sample's place in the batch), one
+ * value after another in element order, so that it depends on the seed
+ * alone, not on micro-batches, lanes or threads; the samples run in
+ * parallel. */
 static void dropout_emit(Emitter *e, const LayerCode *c)
 {
     const char *L = c->name;
@@ -50,10 +52,15 @@ static void dropout_emit(Emitter *e, const LayerCode *c)
     emit(e, "}");
     emit(e, "real *restrict mask = work(ctx, %s_SCRATCH);", L);
     emit(e, "const real scale = 1 / (1 - (real)%.17g);", p);
-    emit(e, "for (size_t j = 0; j < count; j++)");
-    emit(e, "    mask[j] = cnnrt_rng_uniformf(&ctx->rng) >= %.17g ? scale : 0;", p);
     emit(e, "PARALLEL_FOR");
-    emit(e, "for (size_t j = 0; j < count; j++) y[j] = x[j] * mask[j];");
+    emit(e, "for (int i = 0; i < n; i++) {");
+    emit(e, "cnnrt_rng r = sample_rng(ctx, i);");
+    emit(e, "for (size_t j = (size_t)i * %" PRId64 "; j < (size_t)(i + 1) * %" PRId64 "; j++) {",
+         count, count);
+    emit(e, "mask[j] = cnnrt_rng_uniformf(&r) >= %.17g ? scale : 0;", p);
+    emit(e, "y[j] = x[j] * mask[j];");
+    emit(e, "}");
+    emit(e, "}");
     emit(e, "}");
     emit_blank(e);
     if (!c->need_dx) {

@@ -193,9 +193,13 @@ static void emit_prelude(Emitter *e, const EmitOptions *o)
     emit(e, "#ifdef _OPENMP");
     emit(e, "#include <omp.h>");
     emit(e, "#define PARALLEL_FOR _Pragma(\"omp parallel for schedule(static)\")");
-    emit(e, "#define SET_THREADS(ctx) omp_set_num_threads((ctx)->threads > 0 ? (ctx)->threads : 1)");
+    emit(e, "/* One thread per lane (see run_lanes), each its own team for the loops */");
+    emit(e, "#define LANES_FOR _Pragma(\"omp parallel for schedule(static, 1) num_threads(team)\")");
+    emit(e, "#define SET_THREADS(ctx) (omp_set_max_active_levels(2), "
+            "omp_set_num_threads((ctx)->threads > 0 ? (ctx)->threads : 1))");
     emit(e, "#else");
     emit(e, "#define PARALLEL_FOR");
+    emit(e, "#define LANES_FOR");
     emit(e, "#define SET_THREADS(ctx) ((void)(ctx))");
     emit(e, "#endif");
     emit_blank(e);
@@ -223,6 +227,77 @@ static void emit_prelude(Emitter *e, const EmitOptions *o)
     emit_blank(e);
 }
 
+/* The lanes (plan.c): a context for each, and the loop that deals the
+ * micro-batches of n samples out to them. */
+static void emit_lanes(Emitter *e)
+{
+    emit_comment(e, "Lane l's context: ctx with the lane's workspace and gradients, and THREADS");
+    emit_comment(e, "for the loops of the layers.");
+    emit(e, "static cnnrt_ctx lane_ctx(const cnnrt_ctx *ctx, int l, int threads)");
+    emit(e, "{");
+    emit(e, "cnnrt_ctx lane = *ctx;");
+    emit(e, "lane.workspace = (char *)ctx->workspace + (size_t)l * LANE_BYTES;");
+    emit(e, "if (l > 0)");
+    emit(e, "    lane.grads = (real *)work((cnnrt_ctx *)ctx, LANE_GRADS) + (size_t)(l - 1) * PARAM_COUNT;");
+    emit(e, "lane.threads = threads;");
+    emit(e, "return lane;");
+    emit(e, "}");
+    emit_blank(e);
+    emit_comment(e, "What a lane does with samples i0..i0+m-1 of the batch of ctx (home).");
+    emit(e, "typedef void micro_job(cnnrt_ctx *lane, cnnrt_ctx *home, int l, int i0, int m, void *arg);");
+    emit_blank(e);
+    emit_comment(e, "Lane l's micro-batches of n samples, k = l, l + LANES, ...: JOB on each.");
+    emit_comment(e, "ZERO: the lane's gradients start at zero.");
+    emit(e, "static void run_lane(cnnrt_ctx *ctx, int l, int threads, int n, int zero, "
+            "micro_job *job, void *arg)");
+    emit(e, "{");
+    emit(e, "const int micros = (n + MICRO - 1) / MICRO;");
+    emit(e, "cnnrt_ctx lane = lane_ctx(ctx, l, threads);");
+    emit(e, "SET_THREADS(&lane);");
+    emit(e, "net_state *st = work(&lane, 0);");
+    emit(e, "st->micro_n = 0;");
+    emit(e, "if (zero) memset(lane.grads, 0, sizeof(real) * PARAM_COUNT);");
+    emit(e, "for (int k = l; k < micros; k += LANES) {");
+    emit(e, "const int i0 = k * MICRO;");
+    emit(e, "st->first = k == l;");
+    emit(e, "st->last = k + LANES >= micros;");
+    emit(e, "job(&lane, ctx, l, i0, n - i0 < MICRO ? n - i0 : MICRO, arg);");
+    emit(e, "}");
+    emit(e, "}");
+    emit_blank(e);
+    emit_comment(e, "JOB on each micro-batch of n samples, micro-batch k on lane k mod LANES:");
+    emit_comment(e, "the lanes side by side, a thread each (a team each where there are more");
+    emit_comment(e, "threads), or one after the other on one thread, whose loops then take");
+    emit_comment(e, "all the threads.");
+    emit(e, "static void run_lanes(cnnrt_ctx *ctx, int n, int zero, micro_job *job, void *arg)");
+    emit(e, "{");
+    emit(e, "const int threads = ctx->threads > 0 ? ctx->threads : 1;");
+    emit(e, "const int team = threads < LANES ? threads : LANES;");
+    emit(e, "if (team > 1) {");
+    emit(e, "LANES_FOR");
+    emit(e, "for (int l = 0; l < LANES; l++)");
+    emit(e, "    run_lane(ctx, l, threads / LANES > 1 ? threads / LANES : 1, n, zero, job, arg);");
+    emit(e, "} else {");
+    emit(e, "for (int l = 0; l < LANES; l++)");
+    emit(e, "    run_lane(ctx, l, threads, n, zero, job, arg);");
+    emit(e, "}");
+    emit(e, "SET_THREADS(ctx);");
+    emit(e, "}");
+    emit_blank(e);
+    emit_comment(e, "grad(ctx) += the gradients of lanes 1.., in lane order.");
+    emit(e, "static void add_lanes(cnnrt_ctx *ctx)");
+    emit(e, "{");
+    emit(e, "real *restrict g = grad(ctx);");
+    emit(e, "for (int l = 1; l < LANES; l++) {");
+    emit(e, "const real *restrict gl = (const real *)work(ctx, LANE_GRADS) + (size_t)(l - 1) * PARAM_COUNT;");
+    emit(e, "PARALLEL_FOR");
+    emit(e, "for (long j = 0; j < PARAM_COUNT; j++) g[j] += gl[j];");
+    emit(e, "}");
+    emit(e, "(void)g;");
+    emit(e, "}");
+    emit_blank(e);
+}
+
 static void emit_offsets(Emitter *e, const MemPlan *lay)
 {
     const Network *n = e->net;
@@ -242,7 +317,12 @@ static void emit_offsets(Emitter *e, const MemPlan *lay)
     emit(e, "#define INPUT_SIZE %" PRId64 " /* reals per sample in */", shape_elems(n->input));
     emit(e, "#define OUTPUTS %" PRId64 " /* reals per sample out */",
          shape_elems(n->layers[n->nlayers - 1].out));
-    emit_comment(e, "The workspace, in bytes.");
+    emit_comment(e, "Micro-batch k of a step runs on lane k mod LANES, each lane in a workspace");
+    emit_comment(e, "of its own (the offsets below are into it) and, but lane 0, gradients of");
+    emit_comment(e, "its own; the lanes' gradients are added in lane order. Bytes:");
+    emit(e, "#define LANES %d", lay->lanes);
+    emit(e, "#define LANE_BYTES %" PRId64 "u", lay->lane_bytes);
+    emit(e, "#define LANE_GRADS %" PRId64 "u /* [LANES - 1][PARAM_COUNT] */", lay->lane_grads_off);
     emit(e, "#define WS_BYTES %" PRId64 "u", lay->workspace);
     emit(e, "#define FULL_OUT %" PRId64 "u /* [BATCH][OUTPUTS]: the network's output */",
          lay->full_out_off);
@@ -260,14 +340,35 @@ static void emit_offsets(Emitter *e, const MemPlan *lay)
     emit(e, "#define DBUF0 %" PRId64 "u", lay->dbuf_off[0]);
     emit(e, "#define DBUF1 %" PRId64 "u", lay->dbuf_off[1]);
     emit_blank(e);
-    emit_comment(e, "What forward leaves for loss and backward, at the workspace's start:");
-    emit_comment(e, "the batch, its size, the samples of the last micro-batch through the");
-    emit_comment(e, "layers, and the random state forward began with (for Dropout).");
-    emit(e, "typedef struct net_state { const real *x; int n, micro_n; cnnrt_rng rng_before; } "
-            "net_state;");
+    emit_comment(e, "At the start of each lane's workspace: the batch of the last forward and");
+    emit_comment(e, "its size (lane 0's), the first sample and the size of the lane's last");
+    emit_comment(e, "micro-batch through the layers, whether that is the lane's first or last");
+    emit_comment(e, "of the call, and the step's key for Dropout's masks.");
+    emit(e, "typedef struct net_state { const real *x; int n, i0, micro_n, first, last; "
+            "uint64_t key; } net_state;");
     emit(e, "_Static_assert(sizeof(net_state) <= %d, \"the workspace header\");",
          (int)lay->full_out_off);
     emit_blank(e);
+    emit_comment(e, "The random numbers of sample i of the micro-batch in the layers: a stream");
+    emit_comment(e, "of its own for each sample of the step, so they depend on neither the");
+    emit_comment(e, "micro-batch, nor the lane, nor the thread count.");
+    emit(e, "static inline cnnrt_rng sample_rng(cnnrt_ctx *ctx, int i)");
+    emit(e, "{");
+    emit(e, "const net_state *st = work(ctx, 0);");
+    emit(e, "cnnrt_rng r;");
+    emit(e, "cnnrt_rng_seed(&r, st->key, (uint64_t)(st->i0 + i));");
+    emit(e, "return r;");
+    emit(e, "}");
+    emit_blank(e);
+    emit_comment(e, "Whether the micro-batch in the layers is its lane's first (last) of the");
+    emit_comment(e, "call: the layers repack their weights on the first and keep sums of their");
+    emit_comment(e, "gradients across micro-batches until the last.");
+    emit(e, "static inline int lane_first(cnnrt_ctx *ctx) "
+            "{ return ((const net_state *)work(ctx, 0))->first; }");
+    emit(e, "static inline int lane_last(cnnrt_ctx *ctx) "
+            "{ return ((const net_state *)work(ctx, 0))->last; }");
+    emit_blank(e);
+    emit_lanes(e);
 }
 
 static void emit_layer(Emitter *e, const Layer *l, const MemPlan *lay, int i)
@@ -298,26 +399,23 @@ static void emit_layer_input(Emitter *e, const Network *n, int i, const char *va
 /* memcpy of m rows of OUTPUTS reals from FROM to rows i0.. of BUF. */
 static void emit_copy_rows(Emitter *e, const char *buf, const char *from)
 {
-    emit(e, "memcpy((real *)work(ctx, %s) + (size_t)i0 * OUTPUTS, %s, "
+    emit(e, "memcpy((real *)work(home, %s) + (size_t)i0 * OUTPUTS, %s, "
             "sizeof(real) * (size_t)m * OUTPUTS);", buf, from);
-}
-
-/* Opens the loop over the micro-batches of n samples (one level to close):
- * samples i0..i0+m-1, their inputs at VAR. */
-static void emit_micro_loop(Emitter *e, const char *var, const char *base)
-{
-    emit(e, "for (int i0 = 0; i0 < n; i0 += MICRO) {");
-    emit(e, "const int m = n - i0 < MICRO ? n - i0 : MICRO;");
-    emit(e, "const real *%s = (const real *)%s + (size_t)i0 * INPUT_SIZE;", var, base);
 }
 
 static void emit_forward(Emitter *e, const MemPlan *lay)
 {
     const Network *n = e->net;
-    emit_comment(e, "The layers forward over samples i0..i0+m-1 (m <= MICRO) at x; the");
-    emit_comment(e, "network's output (and logits) go to rows i0.. of the full-batch buffers.");
-    emit(e, "static void forward_micro(cnnrt_ctx *ctx, int i0, int m, const real *x)");
+    emit_comment(e, "The layers forward over samples i0..i0+m-1 (m <= MICRO) at x, in the");
+    emit_comment(e, "lane's workspace; the network's output (and logits) go to rows i0.. of");
+    emit_comment(e, "the full-batch buffers of home.");
+    emit(e, "static void forward_micro(cnnrt_ctx *ctx, cnnrt_ctx *home, int i0, int m, "
+            "const real *x)");
     emit(e, "{");
+    emit(e, "net_state *st = work(ctx, 0);");
+    emit(e, "st->i0 = i0;");
+    emit(e, "st->micro_n = m;");
+    emit(e, "st->key = ((const net_state *)work(home, 0))->key;");
     for (int i = 0; i < n->nlayers; i++) {
         const Layer *l = &n->layers[i];
         if (lay->at[i].forward_fused) {
@@ -339,17 +437,23 @@ static void emit_forward(Emitter *e, const MemPlan *lay)
             snprintf(from, sizeof from, "x");
         emit_copy_rows(e, "FULL_LOGITS", from);
     }
-    emit(e, "((net_state *)work(ctx, 0))->micro_n = m;");
     emit(e, "}");
     emit_blank(e);
+    emit(e, "static void forward_job(cnnrt_ctx *lane, cnnrt_ctx *home, int l, int i0, int m, "
+            "void *arg)");
+    emit(e, "{");
+    emit(e, "(void)l, (void)arg;");
+    emit(e, "const net_state *st = work(home, 0);");
+    emit(e, "forward_micro(lane, home, i0, m, st->x + (size_t)i0 * INPUT_SIZE);");
+    emit(e, "}");
+    emit_blank(e);
+    emit_comment(e, "A forward pass; while training, it draws the key of Dropout's masks.");
     emit(e, "static void forward_all(cnnrt_ctx *ctx, int n, const void *x)");
     emit(e, "{");
     emit(e, "SET_THREADS(ctx);");
     emit(e, "net_state *st = work(ctx, 0);");
-    emit(e, "*st = (net_state){.x = x, .n = n, .rng_before = ctx->rng};");
-    emit_micro_loop(e, "xm", "x");
-    emit(e, "forward_micro(ctx, i0, m, xm);");
-    emit(e, "}");
+    emit(e, "*st = (net_state){.x = x, .n = n, .key = ctx->training ? cnnrt_rng_next(&ctx->rng) : 0};");
+    emit(e, "run_lanes(ctx, n, 0, forward_job, NULL);");
     emit(e, "ctx->output = work(ctx, FULL_OUT);");
     emit(e, "}");
     emit_blank(e);
@@ -367,17 +471,17 @@ static void emit_loss(Emitter *e, const MemPlan *lay)
     emit_comment(e, "The loss summed over samples i0..i0+m-1 of the last forward, and");
     emit_comment(e, "dy[m][OUTPUTS] = dL/d(output of %s) for them, of the mean over all n.",
                  lay->backward_from >= 0 ? n->layers[lay->backward_from].label : "the input");
-    emit(e, "static double loss_rows(cnnrt_ctx *ctx, int i0, int m, int n, "
+    emit(e, "static double loss_rows(cnnrt_ctx *home, int i0, int m, int n, "
             "const int32_t *labels, const void *targets, real *restrict dy)");
     emit(e, "{");
     emit(e, "double total = 0;");
-    emit(e, "const real *p = (const real *)work(ctx, FULL_OUT) + (size_t)i0 * OUTPUTS;");
+    emit(e, "const real *p = (const real *)work(home, FULL_OUT) + (size_t)i0 * OUTPUTS;");
     if (fused_softmax(n)) {
         emit(e, "(void)targets;");
         emit(e, "/* Softmax and cross-entropy fused: from the logits z, the loss is");
         emit(e, "   logsumexp(z) - z[label] (finite where log(p) would not be) and");
         emit(e, "   dL/dz = (p - onehot(label)) / n. */");
-        emit(e, "const real *z = (const real *)work(ctx, FULL_LOGITS) + (size_t)i0 * OUTPUTS;");
+        emit(e, "const real *z = (const real *)work(home, FULL_LOGITS) + (size_t)i0 * OUTPUTS;");
         emit(e, "for (int i = 0; i < m; i++) {");
         emit(e, "const real *zi = z + (size_t)i * OUTPUTS;");
         emit(e, "const int label = labels[i0 + i];");
@@ -441,24 +545,27 @@ static void emit_backward(Emitter *e, const MemPlan *lay)
     emit(e, "(void)ctx, (void)m, (void)x;");
     emit(e, "}");
     emit_blank(e);
+    emit(e, "static void backward_job(cnnrt_ctx *lane, cnnrt_ctx *home, int l, int i0, int m, "
+            "void *arg)");
+    emit(e, "{");
+    emit(e, "(void)l, (void)arg;");
+    emit(e, "const net_state *st = work(home, 0);");
+    emit(e, "const real *x = st->x + (size_t)i0 * INPUT_SIZE;");
+    emit(e, "if (st->n > MICRO) forward_micro(lane, home, i0, m, x);");
+    emit(e, "memcpy(work(lane, DBUF%d), (real *)work(home, FULL_DY) + (size_t)i0 * OUTPUTS, "
+            "sizeof(real) * (size_t)m * OUTPUTS);", dy);
+    emit(e, "backward_micro(lane, m, x);");
+    emit(e, "}");
+    emit_blank(e);
     emit_comment(e, "Gradients of the last forward and loss. One micro-batch's maps are still");
-    emit_comment(e, "there; of more, each goes forward again before its backward, from the");
-    emit_comment(e, "random state the forward began with (train_step needs no repeat).");
+    emit_comment(e, "there; of more, each goes forward again before its backward, with the");
+    emit_comment(e, "same Dropout masks (train_step needs no repeat).");
     emit(e, "static void backward_all(cnnrt_ctx *ctx, int n)");
     emit(e, "{");
     emit(e, "SET_THREADS(ctx);");
-    emit(e, "const net_state *st = work(ctx, 0);");
-    emit(e, "memset(ctx->grads, 0, sizeof(real) * PARAM_COUNT);");
-    emit(e, "const cnnrt_rng after = ctx->rng;");
-    emit(e, "const int again = n > MICRO;");
-    emit(e, "if (again) ctx->rng = st->rng_before;");
-    emit_micro_loop(e, "x", "st->x");
-    emit(e, "if (again) forward_micro(ctx, i0, m, x);");
-    emit(e, "memcpy(work(ctx, DBUF%d), (real *)work(ctx, FULL_DY) + (size_t)i0 * OUTPUTS, "
-            "sizeof(real) * (size_t)m * OUTPUTS);", dy);
-    emit(e, "backward_micro(ctx, m, x);");
-    emit(e, "}");
-    emit(e, "ctx->rng = after;");
+    emit(e, "(void)n; /* the last forward's */");
+    emit(e, "run_lanes(ctx, ((const net_state *)work(ctx, 0))->n, 1, backward_job, NULL);");
+    emit(e, "add_lanes(ctx);");
     emit(e, "}");
     emit_blank(e);
 }
@@ -468,24 +575,41 @@ static void emit_backward(Emitter *e, const MemPlan *lay)
 static void emit_train_step(Emitter *e)
 {
     const Network *n = e->net;
-    emit_comment(e, "A training step: each micro-batch forward, its loss and backward,");
-    emit_comment(e, "gradients summed; then the update. Returns the mean loss, without");
-    emit_comment(e, "updating if it is not finite.");
+    emit_comment(e, "What the lanes of a training step need, and their summed losses.");
+    emit(e, "typedef struct step_job { const int32_t *labels; const void *targets; "
+            "double total[LANES]; } step_job;");
+    emit_blank(e);
+    emit_comment(e, "A micro-batch of a step: forward, its loss, backward; a lane whose loss");
+    emit_comment(e, "is not finite stops.");
+    emit(e, "static void step_micro(cnnrt_ctx *lane, cnnrt_ctx *home, int l, int i0, int m, "
+            "void *arg)");
+    emit(e, "{");
+    emit(e, "step_job *job = arg;");
+    emit(e, "const net_state *st = work(home, 0);");
+    emit(e, "if (!isfinite(job->total[l])) return;");
+    emit(e, "const real *x = st->x + (size_t)i0 * INPUT_SIZE;");
+    emit(e, "forward_micro(lane, home, i0, m, x);");
+    emit(e, "job->total[l] += loss_rows(home, i0, m, st->n, job->labels, job->targets, "
+            "work(lane, DBUF0));");
+    emit(e, "if (isfinite(job->total[l])) backward_micro(lane, m, x);");
+    emit(e, "}");
+    emit_blank(e);
+    emit_comment(e, "A training step: the micro-batches on their lanes, forward, loss and");
+    emit_comment(e, "backward each; the lanes' gradients added; then the update. Returns the");
+    emit_comment(e, "mean loss, without updating if it is not finite.");
     emit(e, "static double train_step(cnnrt_ctx *ctx, int n, const void *x, "
             "const int32_t *labels, const void *targets)");
     emit(e, "{");
     emit(e, "SET_THREADS(ctx);");
     emit(e, "net_state *st = work(ctx, 0);");
-    emit(e, "*st = (net_state){.x = x, .n = n, .rng_before = ctx->rng};");
-    emit(e, "memset(ctx->grads, 0, sizeof(real) * PARAM_COUNT);");
+    emit(e, "*st = (net_state){.x = x, .n = n, .key = cnnrt_rng_next(&ctx->rng)};");
     emit(e, "ctx->output = work(ctx, FULL_OUT);");
+    emit(e, "step_job job = {.labels = labels, .targets = targets};");
+    emit(e, "run_lanes(ctx, n, 1, step_micro, &job);");
     emit(e, "double total = 0;");
-    emit_micro_loop(e, "xm", "x");
-    emit(e, "forward_micro(ctx, i0, m, xm);");
-    emit(e, "total += loss_rows(ctx, i0, m, n, labels, targets, work(ctx, DBUF0));");
+    emit(e, "for (int l = 0; l < LANES; l++) total += job.total[l];");
     emit(e, "if (!isfinite(total)) return total;");
-    emit(e, "backward_micro(ctx, m, xm);");
-    emit(e, "}");
+    emit(e, "add_lanes(ctx);");
     emit(e, "update_all(ctx);");
     emit(e, "return total / %s;", loss_mean_divisor(n));
     emit(e, "}");
@@ -546,18 +670,23 @@ static void emit_update(Emitter *e)
 static void emit_first_nonfinite(Emitter *e)
 {
     const Network *n = e->net;
+    emit_comment(e, "The first layer whose output holds a NaN or infinity in the last");
+    emit_comment(e, "micro-batch of any lane.");
     emit(e, "static const char *first_nonfinite_all(cnnrt_ctx *ctx)");
     emit(e, "{");
-    emit(e, "const net_state *st = work(ctx, 0);");
     emit(e, "static const struct { const char *label; size_t off, per_sample; } outs[] = {");
     for (int i = 0; i < n->nlayers; i++)
         emit(e, "{\"%s\", %s_OUT, %" PRId64 "},", n->layers[i].label, n->layers[i].label,
              shape_elems(n->layers[i].out));
     emit(e, "};");
     emit(e, "for (size_t k = 0; k < sizeof outs / sizeof outs[0]; k++) {");
-    emit(e, "const real *y = work(ctx, outs[k].off);");
+    emit(e, "for (int l = 0; l < LANES; l++) {");
+    emit(e, "cnnrt_ctx lane = lane_ctx(ctx, l, ctx->threads);");
+    emit(e, "const net_state *st = work(&lane, 0);");
+    emit(e, "const real *y = work(&lane, outs[k].off);");
     emit(e, "for (size_t j = 0; j < (size_t)st->micro_n * outs[k].per_sample; j++)");
     emit(e, "    if (!isfinite(y[j])) return outs[k].label;");
+    emit(e, "}");
     emit(e, "}");
     emit(e, "return NULL;");
     emit(e, "}");

@@ -23,8 +23,16 @@
  * at a time, summing the gradients, and updates once: the same step as one
  * pass over the whole batch (there is no batch statistic), with the large
  * maps of a micro-batch small enough to stay near the cache. The
- * micro-batch is the batch halved until its maps and gradient buffers fit
- * PLAN_MICRO_BUDGET, or what --micro-batch says.
+ * micro-batch is the batch halved until the maps and gradient buffers of
+ * every lane fit PLAN_MICRO_BUDGET, or what --micro-batch says.
+ *
+ * Lanes: micro-batch k of a step goes to lane k mod lanes. A lane has a
+ * workspace of its own (all of the above but the parameters) and, but lane
+ * 0, gradients of its own; it takes its micro-batches through forward, loss
+ * and backward on a thread (or a team) of its own, so the threads of a step
+ * meet once, at its end, where the lanes' gradients are added in lane
+ * order. The count is fixed here, not by the thread count, so that every
+ * sum is the same on any number of threads.
  *
  * Byte offsets are rounded up to 64 so vector loads stay aligned. Every sum
  * and product is checked: planning fails rather than wrap. */
@@ -39,6 +47,11 @@ enum { PLAN_STATE_BYTES = 256 };
  * halved: at 24 MiB the seed network runs 16 samples at a time, as fast as
  * the whole batch of 128 (measured) in a quarter of the memory. */
 #define PLAN_MICRO_BUDGET ((int64_t)24 << 20)
+
+/* Lanes when a step has several micro-batches: the cores of the machine
+ * cnnc is tuned on. A larger team splits each lane's layers among
+ * threads / lanes threads. */
+enum { PLAN_LANES = 2 };
 
 static int64_t opt_slots(Optimizer o)
 {
@@ -103,6 +116,16 @@ static bool place_full_batch(const Network *n, MemPlan *p, int64_t *off)
     return take(off, bytes);
 }
 
+/* The lanes' workspaces side by side, then the gradients of lanes 1... */
+static bool place_lanes(MemPlan *p)
+{
+    int64_t micros = (p->batch + p->micro - 1) / p->micro, grads;
+    p->lanes = micros < PLAN_LANES ? (int)micros : PLAN_LANES;
+    return mul_ok(p->lane_bytes, p->lanes, &p->lane_grads_off) &&
+           mul_ok(p->params, p->real_size, &grads) && mul_ok(grads, p->lanes - 1, &grads) &&
+           add_ok(p->lane_grads_off, grads, &p->workspace);
+}
+
 static bool place_workspace(const Network *n, MemPlan *p)
 {
     int64_t off = PLAN_STATE_BYTES, largest = shape_elems(n->input), bytes, start;
@@ -139,8 +162,8 @@ static bool place_workspace(const Network *n, MemPlan *p)
             return false;
     }
     p->layer_scratch = off - start;
-    p->workspace = off;
-    return true;
+    p->lane_bytes = off;
+    return place_lanes(p);
 }
 
 /* The workspace at micro-batch p->micro; then, unless it was given, halved
@@ -151,7 +174,7 @@ static bool place_micro_batches(const Network *n, int64_t micro, MemPlan *p)
     if (!place_workspace(n, p))
         return false;
     while (micro <= 0 && p->micro > 1 &&
-           p->activations + p->gradient_buffers > PLAN_MICRO_BUDGET) {
+           p->lanes * (p->activations + p->gradient_buffers) > PLAN_MICRO_BUDGET) {
         p->micro = (p->micro + 1) / 2;
         if (!place_workspace(n, p))
             return false;

@@ -131,15 +131,17 @@ static void print_plan(FILE *f, const Network *n, int64_t real_size, int64_t mic
         fputs("memory plan: too large to count in 64 bits\n", f);
         return;
     }
-    fprintf(f, "memory plan at batch %" PRId64 " in micro-batches of %" PRId64
+    fprintf(f, "memory plan at batch %" PRId64 " in micro-batches of %" PRId64 " on %d lane%s"
             " (f%d, %" PRId64 " bytes per value):\n",
-            p.batch, p.micro, (int)(real_size * 8), real_size);
+            p.batch, p.micro, p.lanes, p.lanes == 1 ? "" : "s", (int)(real_size * 8), real_size);
+    /* Each lane has its own maps, buffers, scratch and (but lane 0, whose
+     * are the trainer's) gradients. */
     print_values_row(f, "parameters", p.params, real_size);
-    print_values_row(f, "gradients", p.params, real_size);
+    print_values_row(f, "gradients", p.params * p.lanes, real_size);
     print_values_row(f, "optimizer state", p.opt_state, real_size);
-    print_bytes_row(f, "activations for backward", p.activations);
-    print_bytes_row(f, "gradient buffers (2)", p.gradient_buffers);
-    print_bytes_row(f, "layer scratch", p.layer_scratch);
+    print_bytes_row(f, "activations for backward", p.activations * p.lanes);
+    print_bytes_row(f, "gradient buffers (2 a lane)", p.gradient_buffers * p.lanes);
+    print_bytes_row(f, "layer scratch", p.layer_scratch * p.lanes);
     print_bytes_row(f, "total", p.total_bytes);
     plan_free(&p);
 }

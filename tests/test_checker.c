@@ -1046,6 +1046,7 @@ START_TEST(memory_plan)
     ck_assert_int_eq(p.activations, 1216);
     ck_assert_int_eq(p.gradient_buffers, 1280);
     ck_assert_int_eq(p.layer_scratch, scratch_total(r.net, 10, 4));
+    ck_assert_int_eq(p.lanes, 1); /* one micro-batch: one lane */
     ck_assert_int_eq(p.workspace, 640 + 1216 + 1280 + p.layer_scratch);
     ck_assert_int_eq(p.total_bytes, p.workspace + 752);
     ck_assert_int_eq(p.at[0].need_dx, false);
@@ -1059,7 +1060,12 @@ START_TEST(memory_plan)
     ck_assert_int_eq(p.activations, 128 + 128 + 128 + 64 + 64);
     ck_assert_int_eq(p.gradient_buffers, 2 * 256);
     ck_assert_int_eq(p.layer_scratch, scratch_total(r.net, 4, 4));
-    ck_assert_int_eq(p.workspace, 640 + 512 + 512 + p.layer_scratch);
+    ck_assert_int_eq(p.lane_bytes, 640 + 512 + 512 + p.layer_scratch);
+    /* 3 micro-batches on 2 lanes: two workspaces, then lane 1's gradients */
+    ck_assert_int_eq(p.lanes, 2);
+    ck_assert_int_eq(p.lane_grads_off, 2 * p.lane_bytes);
+    ck_assert_int_eq(p.workspace, 2 * p.lane_bytes + 47 * 4);
+    ck_assert_int_eq(p.total_bytes, p.workspace + 752);
     plan_free(&p);
     ck_assert(plan_network(r.net, 8, 0, &p));
     /* f64: output buffers 256 each; maps 640 + 640 + 640 + 256 + 256 */
@@ -1084,9 +1090,11 @@ START_TEST(memory_plan_in_place_and_micro)
     ck_assert(p.at[3].in_place);    /* Tanh after Conv */
     ck_assert(p.at[6].in_place);    /* Sigmoid after Dense */
     ck_assert_int_eq(p.at[6].out_off, p.at[5].out_off);
-    /* per sample 640 KiB of maps + 2 x 256 KiB of gradient: 16 fit 24 MiB */
-    ck_assert_int_eq(p.micro, 16);
-    ck_assert_int_le(p.activations + p.gradient_buffers, (int64_t)24 << 20);
+    /* per sample 640 KiB of maps + 2 x 256 KiB of gradient: 8 on each of
+     * 2 lanes fit 24 MiB */
+    ck_assert_int_eq(p.micro, 8);
+    ck_assert_int_eq(p.lanes, 2);
+    ck_assert_int_le(p.lanes * (p.activations + p.gradient_buffers), (int64_t)24 << 20);
     plan_free(&p);
     tu_free(&r);
 }
