@@ -343,9 +343,10 @@ static int64_t whole_lines(int64_t reals, int64_t real_size)
 }
 
 /* The scratch, in reals: the weight repacked [tap][C][slots of n] for
- * forward, where the weight gradient then sums the first half of its
- * pixels, dwp[0][tap][C][slots of n]; [tap][n][slots of C] for the input
- * gradient; dwp[1], the second half; db's two halves. */
+ * forward; [tap][n][slots of C] for the input gradient (both repacked on
+ * the lane's first micro-batch of a step: the weights change only between
+ * steps); the weight gradient's two halves dwp[h][tap][C][slots of n] and
+ * db's two halves, which sum over all of the lane's micro-batches. */
 static int64_t wp_len(const ConvGeom *g, int64_t real_size)
 {
     return whole_lines(conv_taps(g) * g->ci * weight_slots(g->co, real_size), real_size);
@@ -356,10 +357,15 @@ static int64_t wt_len(const ConvGeom *g, int64_t real_size)
     return whole_lines(conv_taps(g) * g->co * weight_slots(g->ci, real_size), real_size);
 }
 
-/* Where the second half of dwp and db's halves start. */
-static int64_t dwp1_at(const ConvGeom *g, int64_t real_size)
+/* Where the halves of dwp and db's halves start. */
+static int64_t dwp0_at(const ConvGeom *g, int64_t real_size)
 {
     return wp_len(g, real_size) + wt_len(g, real_size);
+}
+
+static int64_t dwp1_at(const ConvGeom *g, int64_t real_size)
+{
+    return dwp0_at(g, real_size) + wp_len(g, real_size);
 }
 
 static int64_t dbp_at(const ConvGeom *g, int64_t real_size)
@@ -476,11 +482,12 @@ static void emit_accs(Emitter *e, const char *type, int rows, int nv, const char
  * with (a, b) = (ci, co) (forward) or (co, ci) (input gradient): slot
  * j*VL + l holds channel VEC_AT(j) + l of b. A vector of slots at a time
  * (the threads share them out), so that each line of dst is written whole
- * and the lines of w it reads stay in L1. */
+ * and the lines of w it reads stay in L1. Once a step on each lane. */
 static void conv_emit_repack(Emitter *e, const ConvGeom *g, const Lanes *ln, const char *dst,
                              bool co_inner)
 {
     int64_t taps = conv_taps(g), rows = co_inner ? g->ci : g->co;
+    emit(e, "if (lane_first(ctx)) { /* the weights change only between steps */");
     emit(e, "PARALLEL_FOR");
     emit_for(e, "j", ln->nv);
     emit_for(e, "r", rows);
@@ -490,6 +497,7 @@ static void conv_emit_repack(Emitter *e, const ConvGeom *g, const Lanes *ln, con
     emit(e, "%s[((t * %" PRId64 " + r) * %" PRId64 " + j) * %" PRId64 " + l] = w[(%s * %" PRId64
             " + %s) * %" PRId64 " + t];", dst, rows, ln->nv, ln->vl, co_inner ? "c" : "r",
          g->ci, co_inner ? "r" : "c", taps);
+    emit(e, "}");
     emit(e, "}");
     emit(e, "}");
     emit(e, "}");
@@ -859,15 +867,10 @@ static void conv_emit_wgrad_tile(Emitter *e, const ConvGeom *g, const Lanes *ln,
     emit(e, "real *dr = dwh + (u * %" PRId64 " + k0) * %" PRId64 " + j0 * %" PRId64
             "; /* the group's slots */", run_len(g), slots, ln->vl);
     emit_accs(e, "vco", nr, nv, "");
-    emit(e, "if (r0 > lo) { /* the sums so far; the half's first block starts them */");
     for (int k = 0; k < nr; k++)
         for (int v = 0; v < nv; v++)
-            emit(e, "VLOAD(a%d_%d, dr + %" PRId64 ");", k, v, k * slots + v * ln->vl);
-    emit(e, "} else {");
-    for (int k = 0; k < nr; k++)
-        for (int v = 0; v < nv; v++)
-            emit(e, "a%d_%d = (vco){0};", k, v);
-    emit(e, "}");
+            emit(e, "VLOAD(a%d_%d, dr + %" PRId64 "); /* the sums so far */", k, v,
+                 k * slots + v * ln->vl);
     if (wgrad_flat(g))
         conv_emit_wgrad_flat_loop(e, g, nr, nv);
     else
@@ -880,11 +883,9 @@ static void conv_emit_wgrad_tile(Emitter *e, const ConvGeom *g, const Lanes *ln,
 /* dbh[c_v] (+)= dy summed over the block's pixels. */
 static void conv_emit_bias_tile(Emitter *e, const ConvGeom *g, int nv)
 {
-    emit_accs(e, "vco", 1, nv, NULL);
-    emit(e, "if (r0 > lo) {");
+    emit_accs(e, "vco", 1, nv, "");
     for (int v = 0; v < nv; v++)
-        emit(e, "VLOAD(a0_%d, dbh + c%d);", v, v);
-    emit(e, "}");
+        emit(e, "VLOAD(a0_%d, dbh + c%d); /* the sums so far */", v, v);
     emit(e, "for (size_t q = (size_t)r0 * %" PRId64 "; q < (size_t)r1 * %" PRId64 "; q += %"
             PRId64 ") {", g->ow * g->co, g->ow * g->co, g->co);
     emit_vloads(e, "vco", "d", nv, "dy + q");
@@ -963,22 +964,23 @@ static void conv_emit_wgrad_sets(Emitter *e, const ConvGeom *g, const Lanes *ln,
     }
 }
 
-/* dw[co][ci][t] += the halves' sums, dwp[h][t][ci][slot of co], and
- * db[co] += its halves: a vector of slots at a time (the threads share them
- * out), so that each line of dwp is read once and the lines of dw it
- * meets stay in L1. Of the overlapping last pair, which hold the same sums,
- * the channels past vector NV - 2 come from the last. */
+/* On the lane's last micro-batch, dw[co][ci][t] += the halves' sums,
+ * dwp[h][t][ci][slot of co], and db[co] += its halves: a vector of slots at
+ * a time (the threads share them out), so that each line of dwp is read
+ * once and the lines of dw it meets stay in L1. Of the overlapping last
+ * pair, which hold the same sums, the channels past vector NV - 2 come from
+ * the last. */
 static void conv_emit_wgrad_add(Emitter *e, const ConvGeom *g, const Lanes *ln)
 {
     int64_t taps = conv_taps(g), slots = ln->nv * ln->vl;
-    emit(e, "if (rows > 0) { /* else no block ran: dwp holds nothing */");
+    emit(e, "if (lane_last(ctx)) {");
     emit(e, "PARALLEL_FOR");
     emit_for(e, "j", ln->nv);
     emit(e, "const int c = VEC_AT(j, %" PRId64 ", %" PRId64 "), l0 = j == %" PRId64 " ? %" PRId64
             " : 0;", ln->vl, g->co, ln->nv - 1, slots - g->co);
     if (g->bias) {
         emit(e, "for (int l = l0; l < %" PRId64 "; l++)", ln->vl);
-        emit(e, "    db[c + l] += rows > mid ? dbp[c + l] + dbp[%" PRId64 " + c + l] : dbp[c + l];",
+        emit(e, "    db[c + l] += dbp[c + l] + dbp[%" PRId64 " + c + l];",
              whole_lines(g->co, e->real_size));
     }
     emit_for(e, "ci", g->ci);
@@ -987,7 +989,7 @@ static void conv_emit_wgrad_add(Emitter *e, const ConvGeom *g, const Lanes *ln)
             ", *s1 = dwp1 + (s0 - dwp0);", g->ci, slots, ln->vl);
     emit(e, "real *d = dw + (size_t)(c * %" PRId64 " + ci) * %" PRId64 " + t;", g->ci, taps);
     emit(e, "for (int l = l0; l < %" PRId64 "; l++)", ln->vl);
-    emit(e, "    d[(size_t)l * %" PRId64 "] += rows > mid ? s0[l] + s1[l] : s0[l];",
+    emit(e, "    d[(size_t)l * %" PRId64 "] += s0[l] + s1[l];",
          g->ci * taps);
     emit(e, "}");
     emit(e, "}");
@@ -1049,8 +1051,9 @@ static void conv_emit_weight_grad(Emitter *e, const LayerCode *c, const ConvGeom
 {
     const char *L = c->name;
     int64_t block = wgrad_block(g, e->real_size);
-    emit(e, "real *restrict dwp0 = work(ctx, %s_SCRATCH); /* [tap][%" PRId64 "][slots of %"
-            PRId64 "], the first half's sums */", L, g->ci, g->co);
+    emit(e, "real *restrict dwp0 = (real *)work(ctx, %s_SCRATCH) + %" PRId64 "; /* [tap][%"
+            PRId64 "][slots of %" PRId64 "], the first half's sums */", L,
+         dwp0_at(g, e->real_size), g->ci, g->co);
     emit(e, "real *restrict dwp1 = (real *)work(ctx, %s_SCRATCH) + %" PRId64
             "; /* the second's */", L, dwp1_at(g, e->real_size));
     if (g->bias) {
@@ -1059,6 +1062,9 @@ static void conv_emit_weight_grad(Emitter *e, const LayerCode *c, const ConvGeom
         emit(e, "real *restrict db = grad(ctx) + %s_bias; /* adds to the sums so far */", L);
     }
     emit(e, "real *restrict dw = grad(ctx) + %s_weight;", L);
+    emit(e, "if (lane_first(ctx)) /* the halves' sums (and db's) start */");
+    emit(e, "    memset(dwp0, 0, %" PRId64 "u);", conv_scratch_bytes(c->l, 0, e->real_size) -
+         dwp0_at(g, e->real_size) * e->real_size);
     emit(e, "/* halves of the rows (i, oy), whole blocks: rows [0, mid) and [mid, rows) */");
     emit(e, "const int rows = n * %" PRId64 ", mid = rows > %" PRId64 " ? (rows / 2 + %" PRId64
             ") / %" PRId64 " * %" PRId64 " : rows;", g->oh, block, block - 1, block, block);
