@@ -55,12 +55,12 @@ int rt_cmd_bench(const cnnrt_model *m, const rt_opts *o)
             rt_set(rs, targets, i * m->outputs + j, j == labels[i]);
     }
     for (int64_t s = 0; s < o->warmup; s++) {
-        rt_data_inputs(&d, m, idx, batch, x);
+        rt_data_inputs(&d, m, idx, batch, x, ctx.threads);
         rt_train_step(&ctx, batch, x, labels, targets);
     }
     for (int64_t s = 0; s < steps; s++) {
         double t0 = rt_now();
-        rt_data_inputs(&d, m, idx, batch, x);
+        rt_data_inputs(&d, m, idx, batch, x, ctx.threads);
         rt_train_step(&ctx, batch, x, labels, targets);
         times[s] = rt_now() - t0;
     }

@@ -70,7 +70,7 @@ int rt_cmd_predict(const cnnrt_model *m, const rt_opts *o)
         int n = (int)(d.n - s < batch ? d.n - s : batch);
         for (int i = 0; i < n; i++)
             idx[i] = s + i;
-        rt_data_inputs(&d, m, idx, n, x);
+        rt_data_inputs(&d, m, idx, n, x, ctx.threads);
         m->forward(&ctx, n, x);
         for (int i = 0; i < n; i++) {
             if (m->loss_kind == CNNRT_CROSS_ENTROPY) {

@@ -161,9 +161,9 @@ int rt_data_load(rt_data *d, const cnnrt_model *m, const char *xpath,
 void rt_data_free(rt_data *d);
 
 /* Samples idx[0..n) converted to the model's real type into x (n*input_size
- * reals, NHWC). */
+ * reals, NHWC), on this many threads (each sample by one). */
 void rt_data_inputs(const rt_data *d, const cnnrt_model *m, const int64_t *idx,
-                    int n, void *x);
+                    int n, void *x, int threads);
 /* Their labels into labels (NULL when the data has none) and, for mse,
  * targets into targets (n*outputs reals, one-hot from labels). */
 void rt_data_targets(const rt_data *d, const cnnrt_model *m, const int64_t *idx,

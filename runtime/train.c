@@ -80,9 +80,9 @@ static void batch_free(Batch *b)
 
 /* Fills the batch from samples order[0..n) of d. */
 static void batch_fill(Batch *b, const rt_data *d, const cnnrt_model *m,
-                       const int64_t *order, int n)
+                       const int64_t *order, int n, int threads)
 {
-    rt_data_inputs(d, m, order, n, b->x);
+    rt_data_inputs(d, m, order, n, b->x, threads);
     rt_data_targets(d, m, order, n, b->labels, b->targets);
 }
 
@@ -103,7 +103,7 @@ int rt_evaluate(cnnrt_ctx *ctx, const rt_data *d, int64_t start, int64_t count,
         int n = (int)(count - s < batch ? count - s : batch);
         for (int i = 0; i < n; i++)
             b.idx[i] = start + s + i;
-        batch_fill(&b, d, m, b.idx, n);
+        batch_fill(&b, d, m, b.idx, n, ctx->threads);
         const int32_t *labels = d->y_is_labels ? b.labels : NULL;
         m->forward(ctx, n, b.x);
         sum += m->loss(ctx, n, labels, b.targets) * n;
@@ -289,7 +289,7 @@ int rt_cmd_train(const cnnrt_model *m, const rt_opts *o)
         int64_t this_epoch = total - done < per_epoch ? total - done : per_epoch;
         for (int64_t s = 0; s < this_epoch; s++) {
             int n = (int)(n_train - s * batch < batch ? n_train - s * batch : batch);
-            batch_fill(&b, &data, m, order + s * batch, n);
+            batch_fill(&b, &data, m, order + s * batch, n, ctx.threads);
             const int32_t *labels = data.y_is_labels ? b.labels : NULL;
             double loss = rt_train_step(&ctx, n, b.x, labels, b.targets);
             if (!isfinite(loss)) {
