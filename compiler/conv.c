@@ -238,6 +238,7 @@ typedef struct ConvGeom {
     int64_t kh, kw, sh, sw;  /* kernel and stride */
     int64_t pt, pl;          /* padding at the top and left */
     bool bias;
+    bool relu_out, relu_in;  /* the ReLUs fused in (LayerCode's) */
 } ConvGeom;
 
 static ConvGeom conv_geom(const Layer *l)
@@ -478,6 +479,31 @@ static void emit_accs(Emitter *e, const char *type, int rows, int nv, const char
     }
 }
 
+/* "typedef ... TYPE_mask;": the integer lanes a comparison of TYPEs gives,
+ * to mask with (C has no ?: on vectors). */
+static void emit_mask_type(Emitter *e, const char *type)
+{
+    emit(e, "typedef __typeof__((%s){0} < (%s){0}) %s_mask; /* a comparison's lanes */", type,
+         type, type);
+}
+
+/* a{p}_{v} = max(a{p}_{v}, 0), lane by lane as the ReLU layer's
+ * x < 0 ? 0 : x: the lanes below 0 cleared, NaN (which the divergence check
+ * looks for) and -0 kept. */
+static void emit_relu_out(Emitter *e, const char *type, int p, int v)
+{
+    emit(e, "a%d_%d = (%s)((%s_mask)a%d_%d & ~(a%d_%d < (%s){0}));", p, v, type, type, p, v, p,
+         v, type);
+}
+
+/* a{p}_{v} = 0 where the input at X + AT is not > 0: the ReLU layer's
+ * backward, y > 0 ? dy : 0 (its y, this layer's x; NaN gives 0). */
+static void emit_relu_in(Emitter *e, const char *type, int p, int v, const char *at)
+{
+    emit(e, "{ %s xv; VLOAD(xv, x + %s); a%d_%d = (%s)((%s_mask)a%d_%d & (xv > (%s){0})); }",
+         type, at, p, v, type, type, p, v, type);
+}
+
 /* The weight w[co][ci][t] repacked for the target: dst[t][a][slot of b],
  * with (a, b) = (ci, co) (forward) or (co, ci) (input gradient): slot
  * j*VL + l holds channel VEC_AT(j) + l of b. A vector of slots at a time
@@ -678,8 +704,8 @@ static void emit_class_pixels(Emitter *e, int np, const char *row, const char *c
 
 /* One tile: y at np pixels by nv vectors of channels = b + the sum over
  * the class's taps and ci of x[i][oy*SH + kh - PT][ox*SW + kw - PL][ci] *
- * wp[t][ci][c_v]. Its kernel columns b0..b1 are one run of reals in x and
- * in wp, a kernel row at a time. */
+ * wp[t][ci][c_v] (then max(y, 0) for a ReLU after it). Its kernel columns
+ * b0..b1 are one run of reals in x and in wp, a kernel row at a time. */
 static void conv_emit_forward_tile(Emitter *e, const ConvGeom *g, const Lanes *ln, int nv,
                                    int np, const void *arg)
 {
@@ -710,9 +736,12 @@ static void conv_emit_forward_tile(Emitter *e, const ConvGeom *g, const Lanes *l
     emit(e, "}");
     emit(e, "}");
     for (int p = 0; p < np; p++)
-        for (int v = 0; v < nv; v++)
+        for (int v = 0; v < nv; v++) {
+            if (g->relu_out)
+                emit_relu_out(e, "vco", p, v);
             emit(e, "VSTORE(y + ((size_t)(i%d * %" PRId64 " + oy%d) * %" PRId64 " + ox%d) * %"
                     PRId64 " + c%d, a%d_%d);", p, g->oh, p, g->ow, p, g->co, v, p, v);
+        }
 }
 
 static void conv_emit_forward_section(Emitter *e, const ConvGeom *g, const Lanes *ln,
@@ -720,6 +749,8 @@ static void conv_emit_forward_section(Emitter *e, const ConvGeom *g, const Lanes
 {
     (void)arg;
     emit_vec_type(e, "vco", ln);
+    if (g->relu_out)
+        emit_mask_type(e, "vco");
     conv_emit_repack(e, g, ln, "wp", true);
     Axis y = {{false, g->h, g->oh, g->kh, g->sh, g->pt}, 0, g->oh - 1};
     Axis x = {{false, g->w, g->ow, g->kw, g->sw, g->pl}, 0, g->ow - 1};
@@ -733,8 +764,9 @@ static void conv_emit_forward(Emitter *e, const LayerCode *c, const ConvGeom *g)
     const char *L = c->name;
     emit(e, "/* y[n][%" PRId64 "][%" PRId64 "][%" PRId64 "] = x[n][%" PRId64 "][%" PRId64
             "][%" PRId64 "] (*) w[%" PRId64 "][%" PRId64 "][%" PRId64 "][%" PRId64 "]"
-            " + b, stride %" PRId64 "x%" PRId64 " */",
-         g->oh, g->ow, g->co, g->h, g->w, g->ci, g->co, g->ci, g->kh, g->kw, g->sh, g->sw);
+            " + b, stride %" PRId64 "x%" PRId64 "%s */",
+         g->oh, g->ow, g->co, g->h, g->w, g->ci, g->co, g->ci, g->kh, g->kw, g->sh, g->sw,
+         g->relu_out ? ", then max(y, 0) for the ReLU after it" : "");
     emit_forward_begin(e, c);
     emit(e, "const real *w = param(ctx) + %s_weight;", L);
     if (g->bias)
@@ -1100,7 +1132,8 @@ typedef struct Phase {
 /* One tile of a phase (py, px): dx at np of its inputs (i, qy, qx), the
  * input (qy*SH + py - PT, qx*SW + px - PL), by nv vectors of channels: the
  * sum over its class's taps kh = py + a*SH, kw = px + b*SW and over co of
- * dy[i][qy - a][qx - b][co] * wt[t][co][c_v]. */
+ * dy[i][qy - a][qx - b][co] * wt[t][co][c_v]; for a ReLU before it, 0 where
+ * x there is not > 0. */
 static void conv_emit_input_tile(Emitter *e, const ConvGeom *g, const Lanes *ln, int nv,
                                  int np, const void *arg)
 {
@@ -1129,11 +1162,16 @@ static void conv_emit_input_tile(Emitter *e, const ConvGeom *g, const Lanes *ln,
     emit(e, "}");
     emit(e, "}");
     for (int p = 0; p < np; p++)
-        for (int v = 0; v < nv; v++)
-            emit(e, "VSTORE(dx + (size_t)i%d * %" PRId64 " + ((qy%d * %" PRId64 " + %" PRId64
-                    ") * %" PRId64 " + qx%d * %" PRId64 " + %" PRId64 ") * %" PRId64
-                    " + c%d, a%d_%d);", p, g->h * g->w * g->ci, p, g->sh, ph->y.ph - g->pt,
-                 g->w, p, g->sw, ph->x.ph - g->pl, g->ci, v, p, v);
+        for (int v = 0; v < nv; v++) {
+            char at[256];
+            snprintf(at, sizeof at, "(size_t)i%d * %" PRId64 " + ((qy%d * %" PRId64 " + %" PRId64
+                     ") * %" PRId64 " + qx%d * %" PRId64 " + %" PRId64 ") * %" PRId64 " + c%d", p,
+                     g->h * g->w * g->ci, p, g->sh, ph->y.ph - g->pt, g->w, p, g->sw,
+                     ph->x.ph - g->pl, g->ci, v);
+            if (g->relu_in)
+                emit_relu_in(e, "vci", p, v, at);
+            emit(e, "VSTORE(dx + %s, a%d_%d);", at, p, v);
+        }
 }
 
 /* A phase: its inputs by class (see above), every (group, tile) in one
@@ -1153,6 +1191,8 @@ static void conv_emit_input_section(Emitter *e, const ConvGeom *g, const Lanes *
 {
     (void)arg;
     emit_vec_type(e, "vci", ln);
+    if (g->relu_in)
+        emit_mask_type(e, "vci");
     conv_emit_repack(e, g, ln, "wt", false);
     for (int64_t py = 0; py < g->sh; py++)
         for (int64_t px = 0; px < g->sw; px++) {
@@ -1189,7 +1229,8 @@ static void conv_emit_backward(Emitter *e, const LayerCode *c, const ConvGeom *g
 {
     const char *L = c->name;
     emit(e, "/* from dy[n][%" PRId64 "][%" PRId64 "][%" PRId64 "]: dw, db%s */", g->oh, g->ow,
-         g->co, c->need_dx ? " and dx" : " (no layer before it learns: no dx)");
+         g->co, !c->need_dx ? " (no layer before it learns: no dx)"
+                : c->relu_in ? " and dx, 0 where x <= 0 (the ReLU before)" : " and dx");
     emit_backward_begin(e, c);
     emit(e, "(void)y;");
     conv_emit_weight_grad(e, c, g);
@@ -1205,6 +1246,8 @@ static void conv_emit_backward(Emitter *e, const LayerCode *c, const ConvGeom *g
 static void conv_emit(Emitter *e, const LayerCode *c)
 {
     ConvGeom g = conv_geom(c->l);
+    g.relu_out = c->relu_out;
+    g.relu_in = c->relu_in;
     conv_emit_forward(e, c, &g);
     emit_blank(e);
     conv_emit_backward(e, c, &g);
@@ -1220,4 +1263,6 @@ const LayerKind layer_conv = {
     .scratch_bytes = conv_scratch_bytes,
     .emit = conv_emit,
     .ignores_own_output = true, /* backward reads x and dy, never y */
+    .relu_forward = true,
+    .relu_backward = true,
 };

@@ -103,6 +103,7 @@ typedef struct DenseGeom {
     const char *L;         /* the layer's C prefix */
     int64_t f, nout;       /* F inputs, N outputs */
     bool bias;
+    bool relu_out, relu_in; /* the ReLUs fused in (LayerCode's) */
     const DenseTiles *t;   /* the tiles being emitted */
 } DenseGeom;
 
@@ -196,6 +197,35 @@ static void emit_tile_memory(Emitter *e, bool load, int rows, int nv, const char
     }
 }
 
+/* "typedef ... TYPE_mask;": the integer lanes a comparison of TYPEs gives,
+ * to mask with (C has no ?: on vectors). */
+static void emit_mask_type(Emitter *e, const char *type)
+{
+    emit(e, "typedef __typeof__((%s){0} < (%s){0}) %s_mask; /* a comparison's lanes */", type,
+         type, type);
+}
+
+/* a{r}_{v} = max(a{r}_{v}, 0) for the whole tile, lane by lane as the ReLU
+ * layer's x < 0 ? 0 : x: the lanes below 0 cleared, NaN (which the
+ * divergence check looks for) and -0 kept. */
+static void emit_tile_relu_out(Emitter *e, const char *type, int rows, int nv)
+{
+    for (int r = 0; r < rows; r++)
+        for (int v = 0; v < nv; v++)
+            emit(e, "a%d_%d = (%s)((%s_mask)a%d_%d & ~(a%d_%d < (%s){0}));", r, v, type, type, r,
+                 v, r, v, type);
+}
+
+/* a{r}_{v} = 0 for the whole tile where x at ROW{r} + c{v} is not > 0: the
+ * ReLU layer's backward, y > 0 ? dy : 0 (its y, this layer's x; NaN gives 0). */
+static void emit_tile_relu_in(Emitter *e, const char *type, int rows, int nv, const char *row)
+{
+    for (int r = 0; r < rows; r++)
+        for (int v = 0; v < nv; v++)
+            emit(e, "{ %s xv; VLOAD(xv, %s%d + c%d); a%d_%d = (%s)((%s_mask)a%d_%d & (xv > (%s)"
+                    "{0})); }", type, row, r, v, r, v, type, type, r, v, type);
+}
+
 /* "const int O0 = ...;", the first row of tile OB of split s, then the tile
  * of base + 1 or base rows by nv vectors. */
 static void dense_emit_rows(Emitter *e, const DenseGeom *g, const Split *s, const char *o0,
@@ -272,8 +302,9 @@ static void dense_emit_kgroups(Emitter *e, const DenseGeom *g,
 /* ---- forward */
 
 /* Rows o0 + r of w by nv vectors of samples at c0 (, c1):
- * a{r}_{v} = b[o0 + r] + sum over k of w[o0 + r][k] * xt[k][c_v..], then
- * each sample i < n of the vectors stores its row y[i][o0..]. */
+ * a{r}_{v} = b[o0 + r] + sum over k of w[o0 + r][k] * xt[k][c_v..] (then
+ * max(a, 0) for a ReLU after it), then each sample i < n of the vectors
+ * stores its row y[i][o0..]. */
 static void dense_emit_forward_tile(Emitter *e, const DenseGeom *g, int rows, int nv)
 {
     emit(e, "const real *wr = w + (size_t)o0 * %" PRId64 ";", g->f);
@@ -285,6 +316,8 @@ static void dense_emit_forward_tile(Emitter *e, const DenseGeom *g, int rows, in
     snprintf(pre, sizeof pre, "wr[k + %" PRId64 " * ", g->f);
     emit_fmas(e, rows, nv, pre, "]", "x");
     emit(e, "}");
+    if (g->relu_out)
+        emit_tile_relu_out(e, "vx", rows, nv);
     for (int v = 0; v < nv; v++) {
         emit(e, "for (int l = 0; l < VX && c%d + l < n; l++) {", v);
         emit(e, "real *yl = y + (size_t)(c%d + l) * %" PRId64 " + o0;", v, g->nout);
@@ -326,9 +359,10 @@ static void dense_emit_forward_tiles(Emitter *e, const DenseGeom *g)
 /* y[n][N] = x[n][F] w^T + b, as its transpose y^T = w xt. */
 static void dense_emit_forward(Emitter *e, const LayerCode *c, const DenseGeom *g)
 {
-    emit(e, "/* y[n][%" PRId64 "] = x[n][%" PRId64 "] w^T%s, w[%" PRId64 "][%" PRId64 "]"
-            " (PyTorch's layout): computed transposed, y^T = w x^T */", g->nout, g->f,
-         g->bias ? " + b" : "", g->nout, g->f);
+    emit(e, "/* y[n][%" PRId64 "] = %sx[n][%" PRId64 "] w^T%s%s, w[%" PRId64 "][%" PRId64 "]"
+            " (PyTorch's layout): computed transposed, y^T = w x^T */", g->nout,
+         g->relu_out ? "max(" : "", g->f, g->bias ? " + b" : "",
+         g->relu_out ? ", 0) for the ReLU after it" : "", g->nout, g->f);
     emit_forward_begin(e, c);
     emit(e, "/* vx: VX reals, the target's widest vector, along the samples: nvx of them"
             " cover n, padded to np */");
@@ -336,6 +370,8 @@ static void dense_emit_forward(Emitter *e, const LayerCode *c, const DenseGeom *
     emit(e, "_Static_assert(VX <= %" PRId64 ", \"the scratch pads the samples to %" PRId64
             "\");", dense_max_lanes(e->real_size), dense_max_lanes(e->real_size));
     emit(e, "typedef real vx __attribute__((vector_size(VX * REAL_SIZE)));");
+    if (g->relu_out)
+        emit_mask_type(e, "vx");
     emit(e, "const real *w = param(ctx) + %s_weight;", g->L);
     if (g->bias) {
         emit(e, "const real *b = param(ctx) + %s_bias;", g->L);
@@ -409,7 +445,9 @@ static void dense_emit_weight_grad(Emitter *e, const DenseGeom *g)
 
 /* Samples i0 + r (or the zero row, past n) by nv vectors of k at c0, ...:
  * a{r}_{v} = the sums of the chunks before (none at oc = 0) plus, over the
- * chunk's rows o, dy[i0 + r][o] * w[o][c_v..]. */
+ * chunk's rows o, dy[i0 + r][o] * w[o][c_v..]; for a ReLU before it, after
+ * the last chunk, 0 where x[i0 + r][c_v..] is not > 0 (past n, x's row 0
+ * stands in: that dx goes to the sink). */
 static void dense_emit_dx_tile(Emitter *e, const DenseGeom *g, int nv)
 {
     int rows = g->t->bwd_rows;
@@ -417,6 +455,10 @@ static void dense_emit_dx_tile(Emitter *e, const DenseGeom *g, int nv)
         emit(e, "const real *d%d = i0 + %d < n ? dy + (size_t)(i0 + %d) * %" PRId64
                 " : zero; real *dx%d = i0 + %d < n ? dx + (size_t)(i0 + %d) * %" PRId64
                 " : sink;", r, r, r, g->nout, r, r, r, g->f);
+    if (g->relu_in)
+        for (int r = 0; r < rows; r++)
+            emit(e, "const real *x%d = x + (size_t)(i0 + %d < n ? i0 + %d : 0) * %" PRId64 ";", r,
+                 r, r, g->f);
     emit_accs(e, "vk", rows, nv, NULL, "");
     emit(e, "if (oc > 0) {");
     emit_tile_memory(e, true, rows, nv, "dx", 0);
@@ -427,6 +469,11 @@ static void dense_emit_dx_tile(Emitter *e, const DenseGeom *g, int nv)
     emit_vloads(e, "vk", "w", nv, base);
     emit_fmas(e, rows, nv, "d", "[o]", "w");
     emit(e, "}");
+    if (g->relu_in) {
+        emit(e, "if (oc1 == %" PRId64 ") { /* the last chunk */", g->nout);
+        emit_tile_relu_in(e, "vk", rows, nv, "x");
+        emit(e, "}");
+    }
     emit_tile_memory(e, false, rows, nv, "dx", 0);
 }
 
@@ -466,6 +513,8 @@ static void dense_emit_input_grad(Emitter *e, const LayerCode *c, const DenseGeo
             "], then sink [%" PRId64 "] */", g->L, xt, g->nout, g->f);
     emit(e, "real *sink = zero + %" PRId64 ";", g->nout);
     emit(e, "memset(zero, 0, %" PRId64 " * sizeof(real));", g->nout);
+    if (g->relu_in)
+        emit_mask_type(e, "vk");
     emit(e, "const int parts = ctx->threads > 0 ? ctx->threads : 1;");
     dense_emit_by_registers(e, g, dense_emit_dx_tiles);
 }
@@ -474,7 +523,8 @@ static void dense_emit_backward(Emitter *e, const LayerCode *c, const DenseGeom 
 {
     emit(e, "/* from dy[n][%" PRId64 "]: dw[%" PRId64 "][%" PRId64 "] += dy^T x%s%s */", g->nout,
          g->nout, g->f, g->bias ? ", db += dy summed over samples" : "",
-         c->need_dx ? ", dx = dy w" : " (no layer before it learns: no dx)");
+         !c->need_dx ? " (no layer before it learns: no dx)"
+         : c->relu_in ? ", dx = dy w, 0 where x <= 0 (the ReLU before)" : ", dx = dy w");
     emit_backward_begin(e, c);
     emit(e, "(void)y;");
     dense_emit_klanes(e, g);
@@ -490,7 +540,8 @@ static void dense_emit(Emitter *e, const LayerCode *c)
 {
     const Layer *l = c->l;
     DenseGeom g = {.L = c->name, .f = l->in.c, .nout = l->out.c,
-                   .bias = l->args[DENSE_BIAS].u.b};
+                   .bias = l->args[DENSE_BIAS].u.b, .relu_out = c->relu_out,
+                   .relu_in = c->relu_in};
     dense_emit_forward(e, c, &g);
     emit_blank(e);
     dense_emit_backward(e, c, &g);
@@ -500,6 +551,8 @@ const LayerKind layer_dense = {
     .name = "Dense",
     .auto_prefix = "dense",
     .ignores_own_output = true,
+    .relu_forward = true,
+    .relu_backward = true,
     .args = dense_args,
     .nargs = DENSE_NARGS,
     .infer = dense_infer,

@@ -53,6 +53,9 @@ CASES = [
          beta2=0.99, eps=1e-6, decay=0.005, resume=True),
     dict(net="torch_mse", prec="f64", opt="sgd", lr=0.5, decay=0.02),
     dict(net="torch_mse", prec="f32", opt="nesterov", lr=0.3, momentum=0.5),
+    dict(net="torch_relu", prec="f64", opt="momentum", lr=0.1, momentum=0.9),
+    dict(net="torch_relu", prec="f32", opt="nesterov", lr=0.1, momentum=0.9,
+         decay=0.001),
 ]
 N_TRAIN, N_TEST, BATCH, STEPS = 10, 12, 4, 4
 TOL = {"f64": 1e-9, "f32": 1e-4}   # max |difference| / max |PyTorch's tensor|
