@@ -48,7 +48,8 @@ function group(dso, sym,    s) {
 {
     pct = $1; sub(/%$/, "", pct)
     dso = $2
-    sym = $NF
+    sym = ""
+    for (i = 3; i < NF; i++) if ($i == "[.]" || $i == "[k]") { sym = $(i + 1); break }
     share[group(dso, sym)] += pct
 }
 END {

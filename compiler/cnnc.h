@@ -536,6 +536,14 @@ void emit_backward_begin(Emitter *e, const LayerCode *c);
  * learns (!c->need_dx): a comment, the signature and every argument cast to
  * void. */
 void emit_backward_nothing(Emitter *e, const LayerCode *c);
+/* The backward of a layer with parameters as two phases of their own,
+ * L_backward_weights (dw, db from x and dy: WEIGHTS writes its body) and,
+ * when c->need_dx, L_backward_data (dx from dy, and x for a ReLU before
+ * it: DATA), and the L_backward that calls them; kept out of line so that
+ * a profile names each phase. */
+typedef void BackwardPhase(Emitter *e, const LayerCode *c, const void *geom);
+void emit_backward_phases(Emitter *e, const LayerCode *c, BackwardPhase *weights,
+                          BackwardPhase *data, const void *geom);
 /* A comment line "/" "* text *" "/", indented. */
 void emit_comment(Emitter *e, const char *fmt, ...) CNNC_PRINTF(2, 3);
 

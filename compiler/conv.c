@@ -1225,22 +1225,23 @@ static void conv_emit_input_grad(Emitter *e, const LayerCode *c, const ConvGeom 
     conv_emit_targets(e, g, g->ci, conv_emit_input_section, NULL);
 }
 
+static void conv_emit_weights_phase(Emitter *e, const LayerCode *c, const void *g)
+{
+    conv_emit_weight_grad(e, c, g);
+}
+
+static void conv_emit_data_phase(Emitter *e, const LayerCode *c, const void *g)
+{
+    emit(e, "const real *w = param(ctx) + %s_weight;", c->name);
+    conv_emit_input_grad(e, c, g);
+}
+
 static void conv_emit_backward(Emitter *e, const LayerCode *c, const ConvGeom *g)
 {
-    const char *L = c->name;
     emit(e, "/* from dy[n][%" PRId64 "][%" PRId64 "][%" PRId64 "]: dw, db%s */", g->oh, g->ow,
          g->co, !c->need_dx ? " (no layer before it learns: no dx)"
                 : c->relu_in ? " and dx, 0 where x <= 0 (the ReLU before)" : " and dx");
-    emit_backward_begin(e, c);
-    emit(e, "(void)y;");
-    conv_emit_weight_grad(e, c, g);
-    if (c->need_dx) {
-        emit(e, "const real *w = param(ctx) + %s_weight;", L);
-        conv_emit_input_grad(e, c, g);
-    } else {
-        emit(e, "(void)dx;");
-    }
-    emit(e, "}");
+    emit_backward_phases(e, c, conv_emit_weights_phase, conv_emit_data_phase, g);
 }
 
 static void conv_emit(Emitter *e, const LayerCode *c)

@@ -519,21 +519,26 @@ static void dense_emit_input_grad(Emitter *e, const LayerCode *c, const DenseGeo
     dense_emit_by_registers(e, g, dense_emit_dx_tiles);
 }
 
+static void dense_emit_weights_phase(Emitter *e, const LayerCode *c, const void *g)
+{
+    (void)c;
+    dense_emit_klanes(e, g);
+    dense_emit_weight_grad(e, g);
+}
+
+static void dense_emit_data_phase(Emitter *e, const LayerCode *c, const void *g)
+{
+    dense_emit_klanes(e, g);
+    dense_emit_input_grad(e, c, g);
+}
+
 static void dense_emit_backward(Emitter *e, const LayerCode *c, const DenseGeom *g)
 {
     emit(e, "/* from dy[n][%" PRId64 "]: dw[%" PRId64 "][%" PRId64 "] += dy^T x%s%s */", g->nout,
          g->nout, g->f, g->bias ? ", db += dy summed over samples" : "",
          !c->need_dx ? " (no layer before it learns: no dx)"
          : c->relu_in ? ", dx = dy w, 0 where x <= 0 (the ReLU before)" : ", dx = dy w");
-    emit_backward_begin(e, c);
-    emit(e, "(void)y;");
-    dense_emit_klanes(e, g);
-    dense_emit_weight_grad(e, g);
-    if (c->need_dx)
-        dense_emit_input_grad(e, c, g);
-    else
-        emit(e, "(void)dx;");
-    emit(e, "}");
+    emit_backward_phases(e, c, dense_emit_weights_phase, dense_emit_data_phase, g);
 }
 
 static void dense_emit(Emitter *e, const LayerCode *c)

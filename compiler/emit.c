@@ -110,6 +110,35 @@ void emit_backward_begin(Emitter *e, const LayerCode *c)
     emit(e, "{");
 }
 
+void emit_backward_phases(Emitter *e, const LayerCode *c, BackwardPhase *weights,
+                          BackwardPhase *data, const void *geom)
+{
+    const char *L = c->name;
+    emit(e, "static NOINLINE void %s_backward_weights(cnnrt_ctx *ctx, int n, "
+            "const real *restrict x, const real *restrict dy)", L);
+    emit(e, "{");
+    weights(e, c, geom);
+    emit(e, "}");
+    emit_blank(e);
+    if (c->need_dx) {
+        emit(e, "static NOINLINE void %s_backward_data(cnnrt_ctx *ctx, int n, "
+                "const real *restrict x, const real *restrict dy, real *restrict dx)", L);
+        emit(e, "{");
+        emit(e, "(void)x;");
+        data(e, c, geom);
+        emit(e, "}");
+        emit_blank(e);
+    }
+    emit_backward_begin(e, c);
+    emit(e, "(void)y;");
+    emit(e, "%s_backward_weights(ctx, n, x, dy);", L);
+    if (c->need_dx)
+        emit(e, "%s_backward_data(ctx, n, x, dy, dx);", L);
+    else
+        emit(e, "(void)dx; /* no layer before it learns */");
+    emit(e, "}");
+}
+
 void emit_backward_nothing(Emitter *e, const LayerCode *c)
 {
     emit_comment(e, "no layer before it learns: nothing to do");
@@ -219,6 +248,13 @@ static void emit_prelude(Emitter *e, const EmitOptions *o)
     emit(e, "/* Unaligned vector load and store. */");
     emit(e, "#define VLOAD(v, p) memcpy(&(v), (p), sizeof(v))");
     emit(e, "#define VSTORE(p, v) memcpy((p), &(v), sizeof(v))");
+    emit_blank(e);
+    emit(e, "/* The phases of a backward stay functions of their own, which profiles name. */");
+    emit(e, "#if defined(__GNUC__)");
+    emit(e, "#define NOINLINE __attribute__((noinline))");
+    emit(e, "#else");
+    emit(e, "#define NOINLINE");
+    emit(e, "#endif");
     emit_blank(e);
     emit(e, "static inline real *param(cnnrt_ctx *ctx) { return (real *)ctx->params; }");
     emit(e, "static inline real *grad(cnnrt_ctx *ctx) { return (real *)ctx->grads; }");
