@@ -42,6 +42,7 @@ function group(dso, sym,    s) {
     if (s ~ /memset/) return "(memset)"
     if (s ~ /^(update_all|add_lanes)$/) return "(update: optimizer, lanes summed)"
     if (s ~ /^rt_data_inputs$/) return "(batch: uint8 to real)"
+    if (s ~ /_weight_sums$/) { sub(/_weight_sums$/, "_backward_weights", s); return s }
     if (s ~ /_(forward|backward|backward_weights|backward_data)$/) return s
     return "(other)"
 }

@@ -312,8 +312,10 @@ typedef struct LayerKind {
      * layers that only move or compare data. */
     double (*flops)(const struct Layer *l);
     /* Bytes of workspace the layer's emitted code needs at the batch
-     * (repacked weights, masks, argmax indices); NULL when none. */
-    int64_t (*scratch_bytes)(const struct Layer *l, int64_t batch, int64_t real_size);
+     * (repacked weights, masks, argmax indices), when a lane takes at most
+     * lane_samples samples through it in a step; NULL when none. */
+    int64_t (*scratch_bytes)(const struct Layer *l, int64_t batch, int64_t lane_samples,
+                             int64_t real_size);
     /* Emits the layer's forward and backward functions, side by side, with
      * the signatures described in the emit.c section below. */
     void (*emit)(struct Emitter *e, const struct LayerCode *c);
@@ -449,6 +451,7 @@ typedef struct MemPlan {
     int64_t lane_bytes;     /* bytes of one lane's workspace, header and
                                alignment included */
     int lanes;              /* lanes a step's micro-batches are dealt to */
+    int64_t lane_samples;   /* the most samples a lane takes in a step */
     int64_t lane_grads_off; /* bytes: the gradients of lanes 1.., after the
                                lanes' workspaces */
     int64_t workspace;      /* bytes in all: lanes * lane_bytes + the lanes'
@@ -508,6 +511,8 @@ typedef struct LayerCode {
     bool fused_into_loss;  /* the last Softmax under cross-entropy: the loss
                               computes its input gradient; emit no backward */
     int64_t batch;         /* samples per call at most: the micro-batch */
+    int64_t lane_samples;  /* samples per lane and step at most (a multiple
+                              of batch; batch when a lane has one call) */
     bool in_place;         /* x and y are the same buffer */
     bool relu_out;         /* forward: y = max(y, 0), for the ReLU after it */
     bool relu_in;          /* backward: dx = 0 where x <= 0, for the ReLU

@@ -374,9 +374,10 @@ static int64_t dbp_at(const ConvGeom *g, int64_t real_size)
     return dwp1_at(g, real_size) + wp_len(g, real_size);
 }
 
-static int64_t conv_scratch_bytes(const Layer *l, int64_t batch, int64_t real_size)
+static int64_t conv_scratch_bytes(const Layer *l, int64_t batch, int64_t lane_samples,
+                                  int64_t real_size)
 {
-    (void)batch;
+    (void)batch, (void)lane_samples;
     ConvGeom g = conv_geom(l);
     int64_t dbp = g.bias ? 2 * whole_lines(g.co, real_size) : 0;
     return (dbp_at(&g, real_size) + dbp) * real_size;
@@ -1095,7 +1096,7 @@ static void conv_emit_weight_grad(Emitter *e, const LayerCode *c, const ConvGeom
     }
     emit(e, "real *restrict dw = grad(ctx) + %s_weight;", L);
     emit(e, "if (lane_first(ctx)) /* the halves' sums (and db's) start */");
-    emit(e, "    memset(dwp0, 0, %" PRId64 "u);", conv_scratch_bytes(c->l, 0, e->real_size) -
+    emit(e, "    memset(dwp0, 0, %" PRId64 "u);", conv_scratch_bytes(c->l, 0, 0, e->real_size) -
          dwp0_at(g, e->real_size) * e->real_size);
     emit(e, "/* halves of the rows (i, oy), whole blocks: rows [0, mid) and [mid, rows) */");
     emit(e, "const int rows = n * %" PRId64 ", mid = rows > %" PRId64 " ? (rows / 2 + %" PRId64

@@ -122,16 +122,38 @@ static bool dense_xt_reals(int64_t f, int64_t batch, int64_t real_size, int64_t 
     return batch <= INT64_MAX - lanes && mul_ok(f, (batch + lanes - 1) / lanes * lanes, reals);
 }
 
-/* xt for forward; for dx, after it, a row of N zeros (the dy of the rows
- * past n in the last tile) and a row of F (their dx, thrown away). -1 when
- * the size overflows. */
-static int64_t dense_scratch_bytes(const Layer *l, int64_t batch, int64_t real_size)
+/* Whether dw waits for the lane's last micro-batch (see
+ * dense_emit_weights_phase): when a lane takes more than one. */
+static bool dense_defers_dw(int64_t batch, int64_t lane_samples)
 {
-    int64_t reals, bytes;
+    return lane_samples > batch;
+}
+
+/* xt for forward; for dx, after it, a row of N zeros (the dy of the rows
+ * past n in the last tile) and a row of F (their dx, thrown away); then,
+ * when dw waits, the x[lane_samples][F] and dy[lane_samples][N] of the
+ * lane's micro-batches so far and their count. -1 when the size
+ * overflows. */
+static int64_t dense_scratch_bytes(const Layer *l, int64_t batch, int64_t lane_samples,
+                                   int64_t real_size)
+{
+    int64_t reals, kept, bytes;
     if (!dense_xt_reals(l->in.c, batch, real_size, &reals) ||
-        !add_ok(reals, l->out.c + l->in.c, &reals) || !mul_ok(reals, real_size, &bytes))
+        !add_ok(reals, l->out.c + l->in.c, &reals))
         return -1;
-    return bytes;
+    if (dense_defers_dw(batch, lane_samples) &&
+        (!mul_ok(lane_samples, l->in.c + l->out.c, &kept) || !add_ok(reals, kept, &reals) ||
+         !add_ok(reals, 64 / real_size, &reals)))
+        return -1;
+    return mul_ok(reals, real_size, &bytes) ? bytes : -1;
+}
+
+/* Where the kept x starts, in reals. */
+static int64_t dense_kept_at(const DenseGeom *g, int64_t batch, int64_t real_size)
+{
+    int64_t xt = 0;
+    dense_xt_reals(g->f, batch, real_size, &xt); /* planned: no overflow */
+    return xt + g->nout + g->f;
 }
 
 /* len cut into ceil(len / most) tiles as even as can be: the first extra
@@ -428,7 +450,7 @@ static void dense_emit_dw_tiles(Emitter *e, const DenseGeom *g)
     emit(e, "}");
 }
 
-/* dw[N][F] += dy^T x; db += dy. */
+/* dw[N][F] += dy^T x; db += dy, over n samples. */
 static void dense_emit_weight_grad(Emitter *e, const DenseGeom *g)
 {
     emit(e, "real *restrict dw = grad(ctx) + %s_weight; /* adds to the sums so far */", g->L);
@@ -519,11 +541,45 @@ static void dense_emit_input_grad(Emitter *e, const LayerCode *c, const DenseGeo
     dense_emit_by_registers(e, g, dense_emit_dx_tiles);
 }
 
-static void dense_emit_weights_phase(Emitter *e, const LayerCode *c, const void *g)
+/* "static void L_weight_sums(ctx, n, x, dy)": dw, db += the sums over n
+ * samples, for a weight phase that waits. */
+static void dense_emit_weight_sums(Emitter *e, const DenseGeom *g)
 {
-    (void)c;
+    emit(e, "static void %s_weight_sums(cnnrt_ctx *ctx, int n, const real *restrict x, "
+            "const real *restrict dy)", g->L);
+    emit(e, "{");
     dense_emit_klanes(e, g);
     dense_emit_weight_grad(e, g);
+    emit(e, "}");
+    emit_blank(e);
+}
+
+/* dw += dy^T x. At a micro-batch of 8 each weight meets 8 samples: dw, read
+ * and written once per micro-batch, bounds the kernel when it does not fit
+ * the cache. So with more than one micro-batch on a lane, the lane keeps
+ * x and dy of each (a few KiB a sample) and sums dw over all of them at
+ * once, on its last. */
+static void dense_emit_weights_phase(Emitter *e, const LayerCode *c, const void *geom)
+{
+    const DenseGeom *g = geom;
+    if (!dense_defers_dw(c->batch, c->lane_samples)) {
+        dense_emit_klanes(e, g);
+        dense_emit_weight_grad(e, g);
+        return;
+    }
+    int64_t at = dense_kept_at(g, c->batch, e->real_size);
+    emit(e, "real *kx = (real *)work(ctx, %s_SCRATCH) + %" PRId64 "; /* [%" PRId64 "][%" PRId64
+            "]: x of the lane's samples so far */", g->L, at, c->lane_samples, g->f);
+    emit(e, "real *kdy = kx + %" PRId64 "; /* [%" PRId64 "][%" PRId64 "]: their dy */",
+         c->lane_samples * g->f, c->lane_samples, g->nout);
+    emit(e, "int *kept = (int *)(kdy + %" PRId64 ");", c->lane_samples * g->nout);
+    emit(e, "if (lane_first(ctx)) *kept = 0;");
+    emit(e, "memcpy(kx + (size_t)*kept * %" PRId64 ", x, sizeof(real) * (size_t)n * %" PRId64
+            ");", g->f, g->f);
+    emit(e, "memcpy(kdy + (size_t)*kept * %" PRId64 ", dy, sizeof(real) * (size_t)n * %" PRId64
+            ");", g->nout, g->nout);
+    emit(e, "*kept += n;");
+    emit(e, "if (lane_last(ctx)) %s_weight_sums(ctx, *kept, kx, kdy);", g->L);
 }
 
 static void dense_emit_data_phase(Emitter *e, const LayerCode *c, const void *g)
@@ -534,6 +590,8 @@ static void dense_emit_data_phase(Emitter *e, const LayerCode *c, const void *g)
 
 static void dense_emit_backward(Emitter *e, const LayerCode *c, const DenseGeom *g)
 {
+    if (dense_defers_dw(c->batch, c->lane_samples))
+        dense_emit_weight_sums(e, g);
     emit(e, "/* from dy[n][%" PRId64 "]: dw[%" PRId64 "][%" PRId64 "] += dy^T x%s%s */", g->nout,
          g->nout, g->f, g->bias ? ", db += dy summed over samples" : "",
          !c->need_dx ? " (no layer before it learns: no dx)"

@@ -26,8 +26,10 @@ static bool dropout_infer(Layer *l, Diag *d)
 }
 
 /* The mask of the last training forward: one real per value, at the batch. */
-static int64_t dropout_scratch_bytes(const Layer *l, int64_t batch, int64_t real_size)
+static int64_t dropout_scratch_bytes(const Layer *l, int64_t batch, int64_t lane_samples,
+                                     int64_t real_size)
 {
+    (void)lane_samples;
     return batch * shape_elems(l->out) * real_size;
 }
 

@@ -414,7 +414,7 @@ static void emit_layer(Emitter *e, const Layer *l, const MemPlan *lay, int i)
          shape_str(l->in, in, sizeof in), shape_str(l->out, out, sizeof out),
          "------------------------------------------------");
     LayerCode c = {.l = l, .name = l->label, .need_dx = lay->at[i].need_dx,
-                   .fused_into_loss = i > lay->backward_from, .batch = lay->micro,
+                   .fused_into_loss = i > lay->backward_from, .batch = lay->micro, .lane_samples = lay->lane_samples,
                    .in_place = lay->at[i].in_place, .relu_out = lay->at[i].relu_out,
                    .relu_in = lay->at[i].relu_in, .forward_fused = lay->at[i].forward_fused,
                    .backward_fused = lay->at[i].backward_fused,

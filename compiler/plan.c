@@ -119,15 +119,17 @@ static bool place_full_batch(const Network *n, MemPlan *p, int64_t *off)
 /* The lanes' workspaces side by side, then the gradients of lanes 1... */
 static bool place_lanes(MemPlan *p)
 {
-    int64_t micros = (p->batch + p->micro - 1) / p->micro, grads;
-    p->lanes = micros < PLAN_LANES ? (int)micros : PLAN_LANES;
+    int64_t grads;
     return mul_ok(p->lane_bytes, p->lanes, &p->lane_grads_off) &&
            mul_ok(p->params, p->real_size, &grads) && mul_ok(grads, p->lanes - 1, &grads) &&
            add_ok(p->lane_grads_off, grads, &p->workspace);
 }
 
+static void count_lanes(MemPlan *p);
+
 static bool place_workspace(const Network *n, MemPlan *p)
 {
+    count_lanes(p);
     int64_t off = PLAN_STATE_BYTES, largest = shape_elems(n->input), bytes, start;
     if (!place_full_batch(n, p, &off))
         return false;
@@ -157,13 +159,22 @@ static bool place_workspace(const Network *n, MemPlan *p)
     for (int i = 0; i < n->nlayers; i++) {
         const Layer *l = &n->layers[i];
         p->at[i].scratch_off = off;
-        bytes = l->kind->scratch_bytes ? l->kind->scratch_bytes(l, p->micro, p->real_size) : 0;
+        bytes = l->kind->scratch_bytes
+                    ? l->kind->scratch_bytes(l, p->micro, p->lane_samples, p->real_size) : 0;
         if (bytes < 0 || !take(&off, bytes))
             return false;
     }
     p->layer_scratch = off - start;
     p->lane_bytes = off;
     return place_lanes(p);
+}
+
+/* How many lanes, and the most samples one takes in a step. */
+static void count_lanes(MemPlan *p)
+{
+    int64_t micros = (p->batch + p->micro - 1) / p->micro;
+    p->lanes = micros < PLAN_LANES ? (int)micros : PLAN_LANES;
+    p->lane_samples = (micros + p->lanes - 1) / p->lanes * p->micro;
 }
 
 /* The workspace at micro-batch p->micro; then, unless it was given, halved

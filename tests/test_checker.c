@@ -1014,12 +1014,13 @@ END_TEST
  *   total    (47 + 47 + 94) * 4 + 3520 = 4272 bytes */
 /* The layers' own scratch at a micro-batch, as plan.c lays it out (each
  * rounded up to 64 bytes): what the kernels choose, not the plan. */
-static int64_t scratch_total(const Network *net, int64_t micro, int64_t real_size)
+static int64_t scratch_total(const Network *net, int64_t micro, int64_t lane_samples,
+                             int64_t real_size)
 {
     int64_t total = 0;
     for (int i = 0; i < net->nlayers; i++) {
         const Layer *l = &net->layers[i];
-        int64_t b = l->kind->scratch_bytes ? l->kind->scratch_bytes(l, micro, real_size) : 0;
+        int64_t b = l->kind->scratch_bytes ? l->kind->scratch_bytes(l, micro, lane_samples, real_size) : 0;
         total += (b + 63) / 64 * 64;
     }
     return total;
@@ -1045,7 +1046,7 @@ START_TEST(memory_plan)
     ck_assert(!p.at[2].in_place);
     ck_assert_int_eq(p.activations, 1216);
     ck_assert_int_eq(p.gradient_buffers, 1280);
-    ck_assert_int_eq(p.layer_scratch, scratch_total(r.net, 10, 4));
+    ck_assert_int_eq(p.layer_scratch, scratch_total(r.net, 10, 10, 4));
     ck_assert_int_eq(p.lanes, 1); /* one micro-batch: one lane */
     ck_assert_int_eq(p.workspace, 640 + 1216 + 1280 + p.layer_scratch);
     ck_assert_int_eq(p.total_bytes, p.workspace + 752);
@@ -1059,7 +1060,8 @@ START_TEST(memory_plan)
     ck_assert_int_eq(p.micro, 4);
     ck_assert_int_eq(p.activations, 128 + 128 + 128 + 64 + 64);
     ck_assert_int_eq(p.gradient_buffers, 2 * 256);
-    ck_assert_int_eq(p.layer_scratch, scratch_total(r.net, 4, 4));
+    ck_assert_int_eq(p.lane_samples, 8);
+    ck_assert_int_eq(p.layer_scratch, scratch_total(r.net, 4, 8, 4));
     ck_assert_int_eq(p.lane_bytes, 640 + 512 + 512 + p.layer_scratch);
     /* 3 micro-batches on 2 lanes: two workspaces, then lane 1's gradients */
     ck_assert_int_eq(p.lanes, 2);
@@ -1069,7 +1071,7 @@ START_TEST(memory_plan)
     plan_free(&p);
     ck_assert(plan_network(r.net, 8, 0, &p));
     /* f64: output buffers 256 each; maps 640 + 640 + 640 + 256 + 256 */
-    ck_assert_int_eq(p.layer_scratch, scratch_total(r.net, 10, 8));
+    ck_assert_int_eq(p.layer_scratch, scratch_total(r.net, 10, 10, 8));
     ck_assert_int_eq(p.workspace, 256 + 768 + 2432 + 2560 + p.layer_scratch);
     ck_assert_int_eq(p.total_bytes, p.workspace + 1504);
     plan_free(&p);
