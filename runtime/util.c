@@ -1,6 +1,8 @@
 /* util.c: errors, memory, checked arithmetic, byte order, the clock. */
 #include "rt.h"
 
+#include <sys/mman.h>
+
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
@@ -48,11 +50,22 @@ void *rt_aligned_alloc(size_t bytes)
         rt_error("out of memory: %zu bytes", bytes);
         return NULL;
     }
-    void *p = aligned_alloc(64, rounded ? rounded : 64);
+    /* Blocks of a few MiB and more (parameters, gradients, the workspace)
+     * on 2 MiB pages where the kernel has them: the kernels sweep them
+     * with strides that would miss the TLB on 4 KiB pages. */
+    size_t huge = (size_t)2 << 20;
+    bool big = rounded >= 2 * huge;
+    if (big)
+        rounded = (rounded + huge - 1) / huge * huge;
+    void *p = aligned_alloc(big ? huge : 64, rounded ? rounded : 64);
     if (!p) {
         rt_error("out of memory allocating %zu bytes", bytes);
         return NULL;
     }
+#ifdef MADV_HUGEPAGE
+    if (big)
+        (void)madvise(p, rounded, MADV_HUGEPAGE); /* advice only: may fail */
+#endif
     memset(p, 0, rounded ? rounded : 64);
     return p;
 }
