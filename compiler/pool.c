@@ -139,8 +139,10 @@ static const char *dims4(char *buf, size_t size, const char *name, int64_t h, in
 
 /* MaxPool keeps, per output element, the index of the input element (within
  * its sample) that won: int32 at the batch. */
-static int64_t maxpool_scratch_bytes(const Layer *l, int64_t batch, int64_t real_size)
+static int64_t maxpool_scratch_bytes(const Layer *l, int64_t batch, int64_t lane_samples,
+                                     int64_t real_size)
 {
+    (void)lane_samples;
     (void)real_size;
     return batch * shape_elems(l->out) * (int64_t)sizeof(int32_t);
 }
