@@ -145,6 +145,20 @@ if train "$t32" "$work/d1.st" 1 --epochs 1 && train "$t32" "$work/d2.st" 2 --epo
 else
     fail "training for determinism"
 fi
+# In micro-batches of 5, a step's 7 micro-batches run on two lanes (one
+# thread each, or a team each with 4 threads, or one after the other on 1
+# thread), Dropout included: still bitwise the same checkpoint.
+if tl=$(build "$work/small.net" f32 5) &&
+   train "$tl" "$work/l1.st" 1 --epochs 1 && train "$tl" "$work/l2.st" 2 --epochs 1 &&
+   train "$tl" "$work/l4.st" 4 --epochs 1; then
+    if cmp -s "$work/l1.st" "$work/l2.st" && cmp -s "$work/l1.st" "$work/l4.st"; then
+        pass "two lanes on 1, 2 and 4 threads: bitwise the same checkpoint"
+    else
+        fail "two lanes on 1, 2 and 4 threads: checkpoints differ"
+    fi
+else
+    fail "training in micro-batches of 5 for determinism"
+fi
 
 if train "$t32" "$work/acc.st" 2 --epochs 3 \
         --val-data "$data/test-images.npy" --val-labels "$data/test-labels.npy"; then
