@@ -139,7 +139,7 @@ run_ours() {
             return 1
         fi
         line=$(printf '%s\n' "$out" | grep '^median ')
-        batch=$(printf '%s\n' "$out" | sed -n 's/^bench .*: batch \([0-9]*\),.*/\1/p')
+        batch=$(printf '%s\n' "$out" | sed -n 's/^bench .*: batch \([0-9]*\)[, ].*/\1/p')
         printf '%s %s %s %s\n' "$(after ms/step "$line")" "$(after images/s "$line")" \
             "$(after GFLOP/s "$line")" "$(after MiB "$line")" >>"$work/$1.$2.runs"
         r=$((r + 1))
