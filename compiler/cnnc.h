@@ -533,6 +533,9 @@ void emit_for(Emitter *e, const char *var, int64_t limit);
  * multiply-adds a{r}_{v} += PRE{r}POST * VEC{v}. */
 void emit_vloads(Emitter *e, const char *type, const char *name, int nv, const char *base);
 void emit_fmas(Emitter *e, int rows, int nv, const char *pre, const char *post, const char *vec);
+/* "typedef ... TYPE_mask;": the integer lanes a comparison of TYPEs gives,
+ * to mask with (C has no ?: on vectors): the fused ReLUs of Conv and Dense. */
+void emit_mask_type(Emitter *e, const char *type);
 /* "static void L_forward(...)" / "L_backward(...)" and the opening brace:
  * the signatures above, for c->name. */
 void emit_forward_begin(Emitter *e, const LayerCode *c);

@@ -480,14 +480,6 @@ static void emit_accs(Emitter *e, const char *type, int rows, int nv, const char
     }
 }
 
-/* "typedef ... TYPE_mask;": the integer lanes a comparison of TYPEs gives,
- * to mask with (C has no ?: on vectors). */
-static void emit_mask_type(Emitter *e, const char *type)
-{
-    emit(e, "typedef __typeof__((%s){0} < (%s){0}) %s_mask; /* a comparison's lanes */", type,
-         type, type);
-}
-
 /* a{p}_{v} = max(a{p}_{v}, 0), lane by lane as the ReLU layer's
  * x < 0 ? 0 : x: the lanes below 0 cleared, NaN (which the divergence check
  * looks for) and -0 kept. */

@@ -91,6 +91,12 @@ void emit_fmas(Emitter *e, int rows, int nv, const char *pre, const char *post, 
     }
 }
 
+void emit_mask_type(Emitter *e, const char *type)
+{
+    emit(e, "typedef __typeof__((%s){0} < (%s){0}) %s_mask; /* a comparison's lanes */", type,
+         type, type);
+}
+
 /* The uniform signatures (see cnnc.h), written once for every kind. */
 void emit_forward_begin(Emitter *e, const LayerCode *c)
 {
