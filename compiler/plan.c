@@ -125,7 +125,13 @@ static bool place_lanes(MemPlan *p)
            add_ok(p->lane_grads_off, grads, &p->workspace);
 }
 
-static void count_lanes(MemPlan *p);
+/* How many lanes, and the most samples one takes in a step. */
+static void count_lanes(MemPlan *p)
+{
+    int64_t micros = (p->batch + p->micro - 1) / p->micro;
+    p->lanes = micros < PLAN_LANES ? (int)micros : PLAN_LANES;
+    p->lane_samples = (micros + p->lanes - 1) / p->lanes * p->micro;
+}
 
 static bool place_workspace(const Network *n, MemPlan *p)
 {
@@ -169,13 +175,6 @@ static bool place_workspace(const Network *n, MemPlan *p)
     return place_lanes(p);
 }
 
-/* How many lanes, and the most samples one takes in a step. */
-static void count_lanes(MemPlan *p)
-{
-    int64_t micros = (p->batch + p->micro - 1) / p->micro;
-    p->lanes = micros < PLAN_LANES ? (int)micros : PLAN_LANES;
-    p->lane_samples = (micros + p->lanes - 1) / p->lanes * p->micro;
-}
 
 /* The workspace at micro-batch p->micro; then, unless it was given, halved
  * while the workspace exceeds the budget. */
