@@ -335,7 +335,6 @@ static void emit_lanes(Emitter *e)
     emit(e, "PARALLEL_FOR");
     emit(e, "for (long j = 0; j < PARAM_COUNT; j++) g[j] += gl[j];");
     emit(e, "}");
-    emit(e, "(void)g;");
     emit(e, "}");
     emit_blank(e);
 }
@@ -420,7 +419,8 @@ static void emit_layer(Emitter *e, const Layer *l, const MemPlan *lay, int i)
          shape_str(l->in, in, sizeof in), shape_str(l->out, out, sizeof out),
          "------------------------------------------------");
     LayerCode c = {.l = l, .name = l->label, .need_dx = lay->at[i].need_dx,
-                   .fused_into_loss = i > lay->backward_from, .batch = lay->micro, .lane_samples = lay->lane_samples,
+                   .fused_into_loss = i > lay->backward_from, .batch = lay->micro,
+                   .lane_samples = lay->lane_samples,
                    .in_place = lay->at[i].in_place, .relu_out = lay->at[i].relu_out,
                    .relu_in = lay->at[i].relu_in, .forward_fused = lay->at[i].forward_fused,
                    .backward_fused = lay->at[i].backward_fused,
@@ -605,8 +605,7 @@ static void emit_backward(Emitter *e, const MemPlan *lay)
     emit(e, "static void backward_all(cnnrt_ctx *ctx, int n)");
     emit(e, "{");
     emit(e, "SET_THREADS(ctx);");
-    emit(e, "(void)n; /* the last forward's */");
-    emit(e, "run_lanes(ctx, ((const net_state *)work(ctx, 0))->n, 1, backward_job, NULL);");
+    emit(e, "run_lanes(ctx, n, 1, backward_job, NULL);");
     emit(e, "add_lanes(ctx);");
     emit(e, "}");
     emit_blank(e);

@@ -56,7 +56,11 @@ void *rt_aligned_alloc(size_t bytes)
     size_t huge = (size_t)2 << 20;
     bool big = rounded >= 2 * huge;
     if (big)
-        rounded = (rounded + huge - 1) / huge * huge;
+        rounded = rounded / huge * huge + (rounded % huge ? huge : 0);
+    if (rounded < bytes) {
+        rt_error("out of memory: %zu bytes", bytes);
+        return NULL;
+    }
     void *p = aligned_alloc(big ? huge : 64, rounded ? rounded : 64);
     if (!p) {
         rt_error("out of memory allocating %zu bytes", bytes);
