@@ -343,6 +343,80 @@ static void maxpool_emit_forward(Emitter *e, const LayerCode *c, const PoolGeom 
     pool_emit_forward_windows(e, g, maxpool_emit_unrolled, maxpool_emit_loops);
 }
 
+/* dx clearing a row ahead of the windows, so that each row is cleared while
+ * it is in cache for their sums: before output row oy, the input rows up to
+ * its windows' last. Opens the loop over output rows (one level to close). */
+static void pool_emit_rows_cleared(Emitter *e, const PoolGeom *g)
+{
+    const int64_t row = g->w * g->c;
+    emit(e, "int cleared = 0; /* rows of dxi zeroed */");
+    emit_for(e, "oy", g->oh);
+    emit(e, "const int rows = oy * %" PRId64 " + %" PRId64 ";", g->sh, g->kh);
+    emit(e, "memset(dxi + (size_t)cleared * %" PRId64 ", 0, sizeof(real) * %" PRId64
+            " * (size_t)(rows - cleared));", row, row);
+    emit(e, "cleared = rows;");
+}
+
+/* The vector form of an inside window's backward, for C of at least a
+ * vector: per vector of channels and per tap, the lanes whose winner the tap
+ * is add their dy; the last vector, which overlaps the one before it, leaves
+ * the lanes that one covers. Sums go in the order of the scalar form (by
+ * output pixel), so the two agree bitwise. */
+static void maxpool_emit_backward_vectors(Emitter *e, const LayerCode *c, const PoolGeom *g)
+{
+    emit(e, "typedef real vr __attribute__((vector_size(CNNC_VEC_BYTES)));");
+    emit_mask_type(e, "vr");
+    emit(e, "typedef int32_t vi __attribute__((vector_size(CNNC_VL * 4)));");
+    emit(e, "const int nv = (%" PRId64 " + CNNC_VL - 1) / CNNC_VL;", g->c);
+    emit(e, "vi lane;");
+    emit(e, "for (int l = 0; l < CNNC_VL; l++) lane[l] = l;");
+    emit(e, "/* lanes of the last vector that the one before it covers */");
+    emit(e, "const int covered = (nv - 1) * CNNC_VL - VEC_AT(nv - 1, CNNC_VL, %" PRId64 ");",
+         g->c);
+    pool_emit_pixels(e, g, true);
+    emit(e, "const int32_t *restrict ai = argmax + (size_t)i * %" PRId64 ";", pool_out_elems(g));
+    if (c->relu_in)
+        emit(e, "const real *restrict yi = y + (size_t)i * %" PRId64 ";", pool_out_elems(g));
+    pool_emit_rows_cleared(e, g);
+    emit_for(e, "ox", g->ow);
+    emit(e, "const int p = oy * %" PRId64 " + ox;", g->ow);
+    emit(e, "const int base = (oy * %" PRId64 " * %" PRId64 " + ox * %" PRId64 ") * %" PRId64
+            ";", g->sh, g->w, g->sw, g->c);
+    emit(e, "for (int j = 0; j < nv; j++) {");
+    emit(e, "const int c = VEC_AT(j, CNNC_VL, %" PRId64 ");", g->c);
+    emit(e, "vi a;");
+    emit(e, "vr d;");
+    emit(e, "VLOAD(a, ai + p * %" PRId64 " + c);", g->c);
+    emit(e, "VLOAD(d, dyi + p * %" PRId64 " + c);", g->c);
+    emit(e, "vr_mask keep = __builtin_convertvector(lane >= (j == nv - 1 ? covered : 0), "
+            "vr_mask);");
+    if (c->relu_in) {
+        emit(e, "vr v;");
+        emit(e, "VLOAD(v, yi + p * %" PRId64 " + c);", g->c);
+        emit(e, "keep &= v > 0;");
+    }
+    emit(e, "const vr_mask dm = (vr_mask)d & keep;");
+    emit(e, "a -= base + c + lane; /* the winning tap's offset */");
+    emit(e, "real *restrict dxo = dxi + base + c;");
+    for (int64_t t = 0; t < g->kh * g->kw; t++) {
+        int64_t off = pool_tap_offset(g, t);
+        emit(e, "{");
+        emit(e, "const vr_mask m = __builtin_convertvector(a == %" PRId64 ", vr_mask);", off);
+        emit(e, "vr s;");
+        emit(e, "VLOAD(s, dxo + %" PRId64 ");", off);
+        emit(e, "const vr_mask sm = (vr_mask)s;");
+        emit(e, "s = (vr)(((vr_mask)(s + (vr)dm) & m) | (sm & ~m));");
+        emit(e, "VSTORE(dxo + %" PRId64 ", s);", off);
+        emit(e, "}");
+    }
+    emit(e, "}");
+    emit(e, "}");
+    emit(e, "}");
+    emit(e, "memset(dxi + (size_t)cleared * %" PRId64 ", 0, sizeof(real) * %" PRId64
+            " * (size_t)(%" PRId64 " - cleared));", g->w * g->c, g->w * g->c, g->h);
+    emit(e, "}");
+}
+
 static void maxpool_emit_backward(Emitter *e, const LayerCode *c, const PoolGeom *g)
 {
     if (!c->need_dx) {
@@ -357,6 +431,15 @@ static void maxpool_emit_backward(Emitter *e, const LayerCode *c, const PoolGeom
     if (!c->relu_in)
         emit(e, "(void)y;");
     emit(e, "const int32_t *restrict argmax = work(ctx, %s_SCRATCH);", c->name);
+    bool vectors = !g->padded && pool_unrolled(g);
+    if (vectors) {
+        /* Per vector of channels, a pass over every tap: it pays when the
+         * window has fewer taps than a vector lanes (3x3 on AVX-512, not
+         * 4x4; measured by bench/profile.sh on seed's pools). */
+        emit(e, "#if CNNC_VL <= %" PRId64 " && %" PRId64 " < CNNC_VL", g->c, g->kh * g->kw);
+        maxpool_emit_backward_vectors(e, c, g);
+        emit(e, "#else");
+    }
     pool_emit_pixels(e, g, true);
     emit(e, "const int32_t *restrict ai = argmax + (size_t)i * %" PRId64 ";", pool_out_elems(g));
     emit(e, "for (int j = 0; j < %" PRId64 "; j++) dxi[j] = 0;", pool_in_elems(g));
@@ -370,6 +453,8 @@ static void maxpool_emit_backward(Emitter *e, const LayerCode *c, const PoolGeom
              pool_out_elems(g));
     }
     emit(e, "}");
+    if (vectors)
+        emit(e, "#endif");
     emit(e, "}");
 }
 
