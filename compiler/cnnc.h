@@ -448,6 +448,9 @@ typedef struct MemPlan {
     int64_t activations;    /* bytes: every layer's output at the micro-batch */
     int64_t gradient_buffers; /* bytes */
     int64_t layer_scratch;  /* bytes: repacked weights, argmax, masks */
+    int64_t input_off;      /* bytes: a micro-batch's input in reals, which a
+                               step from bytes converts it to */
+    int64_t input_bytes;    /* its bytes */
     int64_t lane_bytes;     /* bytes of one lane's workspace, header and
                                alignment included */
     int lanes;              /* lanes a step's micro-batches are dealt to */

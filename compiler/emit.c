@@ -380,13 +380,16 @@ static void emit_offsets(Emitter *e, const MemPlan *lay)
     }
     emit(e, "#define DBUF0 %" PRId64 "u", lay->dbuf_off[0]);
     emit(e, "#define DBUF1 %" PRId64 "u", lay->dbuf_off[1]);
+    emit(e, "#define LANE_INPUT %" PRId64 "u /* [MICRO][INPUT_SIZE]: a step's input from bytes */",
+         lay->input_off);
     emit_blank(e);
-    emit_comment(e, "At the start of each lane's workspace: the batch of the last forward and");
-    emit_comment(e, "its size (lane 0's), the first sample and the size of the lane's last");
-    emit_comment(e, "micro-batch through the layers, whether that is the lane's first or last");
-    emit_comment(e, "of the call, and the step's key for Dropout's masks.");
-    emit(e, "typedef struct net_state { const real *x; int n, i0, micro_n, first, last; "
-            "uint64_t key; } net_state;");
+    emit_comment(e, "At the start of each lane's workspace: the batch of the last forward (in");
+    emit_comment(e, "reals, or in bytes for a step from bytes) and its size (lane 0's), the");
+    emit_comment(e, "first sample and the size of the lane's last micro-batch through the");
+    emit_comment(e, "layers, whether that is the lane's first or last of the call, and the");
+    emit_comment(e, "step's key for Dropout's masks.");
+    emit(e, "typedef struct net_state { const real *x; const uint8_t *x8; int n, i0, micro_n, "
+            "first, last; uint64_t key; } net_state;");
     emit(e, "_Static_assert(sizeof(net_state) <= %d, \"the workspace header\");",
          (int)lay->full_out_off);
     emit_blank(e);
@@ -622,28 +625,40 @@ static void emit_train_step(Emitter *e)
     emit_blank(e);
     emit_comment(e, "A micro-batch of a step: forward, its loss, backward; a lane whose loss");
     emit_comment(e, "is not finite stops.");
+    emit_comment(e, "m samples of bytes x as reals in the lane: x / 255, as the runtime");
+    emit_comment(e, "converts them (the same float or double), a micro-batch at a time.");
+    emit(e, "static const real *lane_input(cnnrt_ctx *lane, const uint8_t *restrict x, int m)");
+    emit(e, "{");
+    emit(e, "real *restrict in = work(lane, LANE_INPUT);");
+    emit(e, "PARALLEL_FOR");
+    emit(e, "for (long j = 0; j < (long)m * INPUT_SIZE; j++) in[j] = (real)x[j] / (real)255;");
+    emit(e, "return in;");
+    emit(e, "}");
+    emit_blank(e);
     emit(e, "static void step_micro(cnnrt_ctx *lane, cnnrt_ctx *home, int l, int i0, int m, "
             "void *arg)");
     emit(e, "{");
     emit(e, "step_job *job = arg;");
     emit(e, "const net_state *st = work(home, 0);");
     emit(e, "if (!isfinite(job->total[l])) return;");
-    emit(e, "const real *x = st->x + (size_t)i0 * INPUT_SIZE;");
+    emit(e, "const real *x = st->x8 ? lane_input(lane, st->x8 + (size_t)i0 * INPUT_SIZE, m) "
+            ": st->x + (size_t)i0 * INPUT_SIZE;");
     emit(e, "forward_micro(lane, home, i0, m, x);");
     emit(e, "job->total[l] += loss_rows(home, i0, m, st->n, job->labels, job->targets, "
             "work(lane, DBUF0));");
     emit(e, "if (isfinite(job->total[l])) backward_micro(lane, m, x);");
     emit(e, "}");
     emit_blank(e);
-    emit_comment(e, "A training step: the micro-batches on their lanes, forward, loss and");
-    emit_comment(e, "backward each; the lanes' gradients added; then the update. Returns the");
-    emit_comment(e, "mean loss, without updating if it is not finite.");
-    emit(e, "static double train_step(cnnrt_ctx *ctx, int n, const void *x, "
+    emit_comment(e, "A training step on inputs x (reals) or x8 (bytes): the micro-batches on");
+    emit_comment(e, "their lanes, forward, loss and backward each; the lanes' gradients added;");
+    emit_comment(e, "then the update. Returns the mean loss, without updating if it is not");
+    emit_comment(e, "finite.");
+    emit(e, "static double step_all(cnnrt_ctx *ctx, int n, const real *x, const uint8_t *x8, "
             "const int32_t *labels, const void *targets)");
     emit(e, "{");
     emit(e, "SET_THREADS(ctx);");
     emit(e, "net_state *st = work(ctx, 0);");
-    emit(e, "*st = (net_state){.x = x, .n = n, .key = cnnrt_rng_next(&ctx->rng)};");
+    emit(e, "*st = (net_state){.x = x, .x8 = x8, .n = n, .key = cnnrt_rng_next(&ctx->rng)};");
     emit(e, "ctx->output = work(ctx, FULL_OUT);");
     emit(e, "step_job job = {.labels = labels, .targets = targets};");
     emit(e, "run_lanes(ctx, n, 1, step_micro, &job);");
@@ -653,6 +668,18 @@ static void emit_train_step(Emitter *e)
     emit(e, "add_lanes(ctx);");
     emit(e, "update_all(ctx);");
     emit(e, "return total / %s;", loss_mean_divisor(n));
+    emit(e, "}");
+    emit_blank(e);
+    emit(e, "static double train_step(cnnrt_ctx *ctx, int n, const void *x, "
+            "const int32_t *labels, const void *targets)");
+    emit(e, "{");
+    emit(e, "return step_all(ctx, n, x, NULL, labels, targets);");
+    emit(e, "}");
+    emit_blank(e);
+    emit(e, "static double train_step_bytes(cnnrt_ctx *ctx, int n, const uint8_t *x, "
+            "const int32_t *labels, const void *targets)");
+    emit(e, "{");
+    emit(e, "return step_all(ctx, n, NULL, x, labels, targets);");
     emit(e, "}");
     emit_blank(e);
 }
@@ -853,6 +880,7 @@ static void emit_model(Emitter *e, const EmitOptions *o)
     emit(e, ".update = update_all,");
     emit(e, ".first_nonfinite = first_nonfinite_all,");
     emit(e, ".train_step = train_step,");
+    emit(e, ".train_step_bytes = train_step_bytes,");
     emit(e, "};");
     emit_blank(e);
     emit(e, "int main(int argc, char **argv)");

@@ -17,7 +17,9 @@
  *                       layer, dL/d its input), each as large as the largest
  *                       activation,
  *                       each layer's own scratch (repacked weights, pool
- *                       argmax indices, dropout masks)
+ *                       argmax indices, dropout masks),
+ *                       the input in reals, where a step from uint8 data
+ *                       converts it
  *
  * A training step runs the batch through forward and backward a micro-batch
  * at a time, summing the gradients, and updates once: the same step as one
@@ -171,6 +173,10 @@ static bool place_workspace(const Network *n, MemPlan *p)
             return false;
     }
     p->layer_scratch = off - start;
+    p->input_off = off;
+    if (!batch_bytes(p, shape_elems(n->input), &bytes) || !take(&off, bytes))
+        return false;
+    p->input_bytes = off - p->input_off;
     p->lane_bytes = off;
     return place_lanes(p);
 }

@@ -142,6 +142,7 @@ static void print_plan(FILE *f, const Network *n, int64_t real_size, int64_t mic
     print_bytes_row(f, "activations for backward", p.activations * p.lanes);
     print_bytes_row(f, "gradient buffers (2 a lane)", p.gradient_buffers * p.lanes);
     print_bytes_row(f, "layer scratch", p.layer_scratch * p.lanes);
+    print_bytes_row(f, "input from bytes", p.input_bytes * p.lanes);
     print_bytes_row(f, "total", p.total_bytes);
     plan_free(&p);
 }

@@ -1,7 +1,8 @@
 /* bench.c: training steps on synthetic data, timed.
  *
- * Each timed step is what a step of train costs: the batch's inputs
- * converted from uint8 pixels (as images arrive) to the model's reals, then
+ * Each timed step is what a step of train costs: the batch's uint8 pixels
+ * (as images arrive) gathered, as bytes for a model that converts them
+ * itself (train_step_bytes), else converted to the model's reals; then
  * forward, loss, backward and the optimizer's update. */
 #include "rt.h"
 
@@ -25,7 +26,11 @@ int rt_cmd_bench(const cnnrt_model *m, const rt_opts *o)
         rt_print_error();
         return RT_FAIL;
     }
-    void *x = rt_aligned_alloc((size_t)batch * (size_t)m->input_size * (size_t)rs);
+    rt_data d = {.x = {.dtype = RT_U8, .rank = 1, .dims = {batch}, .n = batch,
+                       .row = m->input_size, .stride = (size_t)m->input_size},
+                 .n = batch};
+    bool bytes = rt_data_bytes(&d, m);
+    void *x = rt_aligned_alloc((size_t)batch * (size_t)m->input_size * (size_t)(bytes ? 1 : rs));
     void *targets = m->loss_kind == CNNRT_MSE
                         ? rt_aligned_alloc((size_t)batch * (size_t)m->outputs * (size_t)rs)
                         : NULL;
@@ -44,9 +49,7 @@ int rt_cmd_bench(const cnnrt_model *m, const rt_opts *o)
     cnnrt_rng_seed(&r, o->seed, 4);
     for (int64_t j = 0; j < (int64_t)batch * m->input_size; j++)
         pixels[j] = (unsigned char)cnnrt_rng_below(&r, 256);
-    rt_data d = {.x = {.dtype = RT_U8, .rank = 1, .dims = {batch}, .n = batch,
-                       .row = m->input_size, .base = pixels, .stride = (size_t)m->input_size},
-                 .n = batch};
+    d.x.base = pixels;
     for (int i = 0; i < batch; i++)
         idx[i] = i;
     for (int i = 0; i < batch; i++) {
@@ -54,15 +57,17 @@ int rt_cmd_bench(const cnnrt_model *m, const rt_opts *o)
         for (int64_t j = 0; targets && j < m->outputs; j++)
             rt_set(rs, targets, i * m->outputs + j, j == labels[i]);
     }
-    for (int64_t s = 0; s < o->warmup; s++) {
-        rt_data_inputs(&d, m, idx, batch, x, ctx.threads);
-        rt_train_step(&ctx, batch, x, labels, targets);
-    }
-    for (int64_t s = 0; s < steps; s++) {
+    for (int64_t s = 0; s < o->warmup + steps; s++) {
         double t0 = rt_now();
-        rt_data_inputs(&d, m, idx, batch, x, ctx.threads);
-        rt_train_step(&ctx, batch, x, labels, targets);
-        times[s] = rt_now() - t0;
+        if (bytes) {
+            rt_data_input_bytes(&d, m, idx, batch, x, ctx.threads);
+            rt_train_step_bytes(&ctx, batch, x, labels, targets);
+        } else {
+            rt_data_inputs(&d, m, idx, batch, x, ctx.threads);
+            rt_train_step(&ctx, batch, x, labels, targets);
+        }
+        if (s >= o->warmup)
+            times[s - o->warmup] = rt_now() - t0;
     }
     qsort(times, (size_t)steps, sizeof *times, cmp_double);
     double med = steps % 2 ? times[steps / 2] : (times[steps / 2 - 1] + times[steps / 2]) / 2;

@@ -37,7 +37,7 @@ extern "C" {
 /* Bumped whenever cnnrt_model or cnnrt_ctx changes; the generated code puts
  * the value it was written for in cnnrt_model.abi_version and cnnrt_main
  * refuses a mismatch. */
-#define CNNRT_ABI_VERSION 1
+#define CNNRT_ABI_VERSION 2
 
 /* The enums follow the language's spelling order (tag: enum-names):
  * cross_entropy|mse, sgd|momentum|nesterov|adam, he_normal|he_uniform|
@@ -217,6 +217,15 @@ typedef struct cnnrt_model {
      * incremented); returns the loss and leaves ctx->output set. */
     double (*train_step)(cnnrt_ctx *ctx, int n, const void *x,
                          const int32_t *labels, const void *targets);
+
+    /* Optional (may be NULL): train_step from bytes, for uint8 data. x holds
+     * n*input_size bytes (NHWC) and the input is x / 255, as the runtime
+     * would convert it (float: (float)x / 255.0f, double: x / 255.0), so the
+     * step is bitwise the one train_step takes on the converted reals. The
+     * generated code converts each micro-batch where it uses it, near the
+     * cache, instead of a whole batch of reals in memory. */
+    double (*train_step_bytes)(cnnrt_ctx *ctx, int n, const uint8_t *x,
+                               const int32_t *labels, const void *targets);
 } cnnrt_model;
 
 /* ------------------------------------------------------------------------

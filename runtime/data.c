@@ -230,6 +230,34 @@ void rt_data_inputs(const rt_data *d, const cnnrt_model *m, const int64_t *idx,
     }
 }
 
+bool rt_data_bytes(const rt_data *d, const cnnrt_model *m)
+{
+    return m->train_step_bytes && d->x.dtype == RT_U8;
+}
+
+void rt_data_input_bytes(const rt_data *d, const cnnrt_model *m, const int64_t *idx,
+                         int n, uint8_t *x, int threads)
+{
+    const rt_array *a = &d->x;
+    size_t row = (size_t)m->input_size;
+    (void)threads; /* without OpenMP */
+#pragma omp parallel for schedule(static) num_threads(threads > 0 ? threads : 1)
+    for (int i = 0; i < n; i++) {
+        const unsigned char *src = a->base + (size_t)idx[i] * a->stride;
+        uint8_t *dst = x + (size_t)i * row;
+        if (a->chw) {
+            /* CIFAR-10 planes: element (y, x, c) of HWC is c*H*W + y*W + x. */
+            int64_t h = a->dims[1], w = a->dims[2], c = a->dims[3];
+            for (int64_t yy = 0; yy < h; yy++)
+                for (int64_t xx = 0; xx < w; xx++)
+                    for (int64_t cc = 0; cc < c; cc++)
+                        dst[(yy * w + xx) * c + cc] = src[cc * h * w + yy * w + xx];
+        } else {
+            memcpy(dst, src, row);
+        }
+    }
+}
+
 void rt_data_targets(const rt_data *d, const cnnrt_model *m, const int64_t *idx,
                      int n, int32_t *labels, void *targets)
 {

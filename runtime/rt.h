@@ -164,6 +164,13 @@ void rt_data_free(rt_data *d);
  * reals, NHWC), on this many threads (each sample by one). */
 void rt_data_inputs(const rt_data *d, const cnnrt_model *m, const int64_t *idx,
                     int n, void *x, int threads);
+/* Whether a train step takes d's inputs as bytes: the model has
+ * train_step_bytes and the data is uint8. */
+bool rt_data_bytes(const rt_data *d, const cnnrt_model *m);
+/* Samples idx[0..n) of uint8 data as bytes into x (n*input_size, NHWC:
+ * CIFAR-10's planes transposed), on this many threads. */
+void rt_data_input_bytes(const rt_data *d, const cnnrt_model *m, const int64_t *idx,
+                         int n, uint8_t *x, int threads);
 /* Their labels into labels (NULL when the data has none) and, for mse,
  * targets into targets (n*outputs reals, one-hot from labels). */
 void rt_data_targets(const rt_data *d, const cnnrt_model *m, const int64_t *idx,
@@ -269,6 +276,10 @@ int rt_cmd_bench(const cnnrt_model *m, const rt_opts *o);
  * update); a non-finite loss stops it before backward. Returns the loss. */
 double rt_train_step(cnnrt_ctx *ctx, int n, const void *x, const int32_t *labels,
                      const void *targets);
+/* The same step from bytes (see cnnrt_model.train_step_bytes, which the
+ * model must have). */
+double rt_train_step_bytes(cnnrt_ctx *ctx, int n, const uint8_t *x, const int32_t *labels,
+                           const void *targets);
 int rt_argmax(const cnnrt_model *m, const void *out, int i);
 int rt_count_correct(const cnnrt_ctx *ctx, int n, const int32_t *labels);
 /* Evaluates samples [start, start+count) of d in batches: mean loss, and

@@ -51,28 +51,44 @@ double rt_train_step(cnnrt_ctx *ctx, int n, const void *x, const int32_t *labels
     return loss;
 }
 
-/* Batch buffers in the model's reals. */
+double rt_train_step_bytes(cnnrt_ctx *ctx, int n, const uint8_t *x, const int32_t *labels,
+                           const void *targets)
+{
+    ctx->training = 1;
+    ctx->step++;
+    return ctx->model->train_step_bytes(ctx, n, x, labels, targets);
+}
+
+/* A batch's buffers: its inputs in the model's reals (x), or as bytes (x8)
+ * for a train step that takes them so. */
 typedef struct Batch {
     void *x, *targets;
+    uint8_t *x8;
     int32_t *labels;
     int64_t *idx;
 } Batch;
 
-static int batch_alloc(Batch *b, const cnnrt_model *m, int batch)
+static int batch_alloc(Batch *b, const cnnrt_model *m, int batch, bool bytes)
 {
     memset(b, 0, sizeof *b);
-    b->x = rt_aligned_alloc((size_t)batch * (size_t)m->input_size * (size_t)m->real_size);
+    size_t inputs = (size_t)batch * (size_t)m->input_size;
+    if (bytes)
+        b->x8 = rt_aligned_alloc(inputs);
+    else
+        b->x = rt_aligned_alloc(inputs * (size_t)m->real_size);
     b->labels = rt_calloc((size_t)batch, sizeof *b->labels);
     b->idx = rt_calloc((size_t)batch, sizeof *b->idx);
     if (m->loss_kind == CNNRT_MSE)
         b->targets = rt_aligned_alloc((size_t)batch * (size_t)m->outputs *
                                       (size_t)m->real_size);
-    return b->x && b->labels && b->idx && (m->loss_kind != CNNRT_MSE || b->targets) ? 0 : -1;
+    return (b->x || b->x8) && b->labels && b->idx && (m->loss_kind != CNNRT_MSE || b->targets)
+               ? 0 : -1;
 }
 
 static void batch_free(Batch *b)
 {
     free(b->x);
+    free(b->x8);
     free(b->targets);
     free(b->labels);
     free(b->idx);
@@ -82,7 +98,10 @@ static void batch_free(Batch *b)
 static void batch_fill(Batch *b, const rt_data *d, const cnnrt_model *m,
                        const int64_t *order, int n, int threads)
 {
-    rt_data_inputs(d, m, order, n, b->x, threads);
+    if (b->x8)
+        rt_data_input_bytes(d, m, order, n, b->x8, threads);
+    else
+        rt_data_inputs(d, m, order, n, b->x, threads);
     rt_data_targets(d, m, order, n, b->labels, b->targets);
 }
 
@@ -91,7 +110,7 @@ int rt_evaluate(cnnrt_ctx *ctx, const rt_data *d, int64_t start, int64_t count,
 {
     const cnnrt_model *m = ctx->model;
     Batch b;
-    if (batch_alloc(&b, m, batch) != 0) {
+    if (batch_alloc(&b, m, batch, false) != 0) {
         batch_free(&b);
         return -1;
     }
@@ -249,7 +268,7 @@ int rt_cmd_train(const cnnrt_model *m, const rt_opts *o)
         cnnrt_init_params(&ctx, o->seed);
     }
     int batch = (int)o->batch;
-    if (batch_alloc(&b, m, batch) != 0 || !(order = rt_calloc((size_t)n_train, sizeof *order)))
+    if (batch_alloc(&b, m, batch, rt_data_bytes(&data, m)) != 0 || !(order = rt_calloc((size_t)n_train, sizeof *order)))
         goto fail;
     if (o->log) {
         log = fopen(o->log, "w");
@@ -291,7 +310,8 @@ int rt_cmd_train(const cnnrt_model *m, const rt_opts *o)
             int n = (int)(n_train - s * batch < batch ? n_train - s * batch : batch);
             batch_fill(&b, &data, m, order + s * batch, n, ctx.threads);
             const int32_t *labels = data.y_is_labels ? b.labels : NULL;
-            double loss = rt_train_step(&ctx, n, b.x, labels, b.targets);
+            double loss = b.x8 ? rt_train_step_bytes(&ctx, n, b.x8, labels, b.targets)
+                               : rt_train_step(&ctx, n, b.x, labels, b.targets);
             if (!isfinite(loss)) {
                 if (log)
                     fclose(log);

@@ -1048,7 +1048,10 @@ START_TEST(memory_plan)
     ck_assert_int_eq(p.gradient_buffers, 1280);
     ck_assert_int_eq(p.layer_scratch, scratch_total(r.net, 10, 10, 4));
     ck_assert_int_eq(p.lanes, 1); /* one micro-batch: one lane */
-    ck_assert_int_eq(p.workspace, 640 + 1216 + 1280 + p.layer_scratch);
+    /* the input from bytes: 10x16 floats, after the scratch */
+    ck_assert_int_eq(p.input_bytes, 640);
+    ck_assert_int_eq(p.input_off, 640 + 1216 + 1280 + p.layer_scratch);
+    ck_assert_int_eq(p.workspace, 640 + 1216 + 1280 + p.layer_scratch + 640);
     ck_assert_int_eq(p.total_bytes, p.workspace + 752);
     ck_assert_int_eq(p.at[0].need_dx, false);
     ck_assert_int_eq(p.at[4].need_dx, true);
@@ -1062,7 +1065,8 @@ START_TEST(memory_plan)
     ck_assert_int_eq(p.gradient_buffers, 2 * 256);
     ck_assert_int_eq(p.lane_samples, 8);
     ck_assert_int_eq(p.layer_scratch, scratch_total(r.net, 4, 8, 4));
-    ck_assert_int_eq(p.lane_bytes, 640 + 512 + 512 + p.layer_scratch);
+    ck_assert_int_eq(p.input_bytes, 256);
+    ck_assert_int_eq(p.lane_bytes, 640 + 512 + 512 + p.layer_scratch + 256);
     /* 3 micro-batches on 2 lanes: two workspaces, then lane 1's gradients */
     ck_assert_int_eq(p.lanes, 2);
     ck_assert_int_eq(p.lane_grads_off, 2 * p.lane_bytes);
@@ -1072,7 +1076,7 @@ START_TEST(memory_plan)
     ck_assert(plan_network(r.net, 8, 0, &p));
     /* f64: output buffers 256 each; maps 640 + 640 + 640 + 256 + 256 */
     ck_assert_int_eq(p.layer_scratch, scratch_total(r.net, 10, 10, 8));
-    ck_assert_int_eq(p.workspace, 256 + 768 + 2432 + 2560 + p.layer_scratch);
+    ck_assert_int_eq(p.workspace, 256 + 768 + 2432 + 2560 + p.layer_scratch + 1280);
     ck_assert_int_eq(p.total_bytes, p.workspace + 1504);
     plan_free(&p);
     tu_free(&r);

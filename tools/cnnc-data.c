@@ -10,7 +10,9 @@
  *       random pattern plus noise.
  *
  * Both write DIR/train-images.npy, train-labels.npy, test-images.npy and
- * test-labels.npy, each atomically. Same arguments, same bytes.
+ * test-labels.npy, each atomically. Same arguments, same bytes. Images are
+ * uint8, or with --dtype float32 the floats x / 255 that a trainer makes of
+ * those bytes (so the two train bitwise alike: tests/trainers.sh).
  */
 #include <errno.h>
 #include <math.h>
@@ -87,6 +89,7 @@ typedef struct Opts {
     int64_t shape[3];
     int64_t classes;
     double noise;
+    bool floats; /* --dtype float32: images as float32 x / 255, not uint8 */
 } Opts;
 
 static int write_split(const Opts *o, const char *split, int rank, const int64_t *dims,
@@ -94,8 +97,25 @@ static int write_split(const Opts *o, const char *split, int rank, const int64_t
 {
     char path[4096];
     snprintf(path, sizeof path, "%s/%s-images.npy", o->out, split);
-    if (rt_npy_write(path, t, rank, dims, x) != 0)
+    if (o->floats && t == RT_U8) {
+        /* the floats a trainer would make of the bytes: the same step */
+        size_t n = 1;
+        for (int k = 0; k < rank; k++)
+            n *= (size_t)dims[k];
+        float *f = malloc(n * sizeof *f + 1);
+        if (!f) {
+            rt_error("out of memory");
+            return -1;
+        }
+        for (size_t j = 0; j < n; j++)
+            f[j] = (float)((const unsigned char *)x)[j] / 255.0f;
+        int rc = rt_npy_write(path, RT_F32, rank, dims, f);
+        free(f);
+        if (rc != 0)
+            return -1;
+    } else if (rt_npy_write(path, t, rank, dims, x) != 0) {
         return -1;
+    }
     snprintf(path, sizeof path, "%s/%s-labels.npy", o->out, split);
     return rt_npy_write(path, RT_U8, 1, dims, labels);
 }
@@ -176,14 +196,18 @@ static void usage(FILE *f)
 {
     fprintf(f,
             "usage: cnnc-data shapes --out DIR [--train N] [--test N] [--seed S]\n"
+            "                        [--dtype uint8|float32]\n"
             "       cnnc-data blobs  --out DIR [--train N] [--test N] [--seed S]\n"
             "                        [--shape F|HxWxC] [--classes K] [--noise F]\n"
+            "                        [--dtype uint8|float32]\n"
             "Writes DIR/train-images.npy, train-labels.npy, test-images.npy, "
             "test-labels.npy.\n"
             "shapes: uint8 96x96x3 images of 8 classes:");
     for (int c = 0; c < SHAPE_CLASSES; c++)
         fprintf(f, "%s %d %s", c ? "," : "", c, shape_names[c]);
-    fprintf(f, ".\nblobs: defaults --shape 4 --classes 3 --noise 0.3 (images: 0.1).\n");
+    fprintf(f, ".\nblobs: defaults --shape 4 --classes 3 --noise 0.3 (images: 0.1).\n"
+               "--dtype float32: images as the floats x / 255 of their bytes (uint8 the "
+               "default).\n");
 }
 
 static int bad(const char *flag, const char *expected, const char *found)
@@ -217,7 +241,7 @@ int main(int argc, char **argv)
         return 2;
     }
     bool shapes = !strcmp(argv[1], "shapes");
-    Opts o = {NULL, shapes ? 8000 : 600, shapes ? 2000 : 300, 1, 1, {4, 1, 1}, 3, -1};
+    Opts o = {NULL, shapes ? 8000 : 600, shapes ? 2000 : 300, 1, 1, {4, 1, 1}, 3, -1, false};
     for (int i = 2; i < argc; i++) {
         const char *f = argv[i];
         if (i + 1 >= argc)
@@ -230,6 +254,10 @@ int main(int argc, char **argv)
             if (parse_int(v, 1, 10000000, &n) != 0)
                 return bad(f, "a number of samples from 1 to 10000000", v);
             *(f[3] == 'r' ? &o.train : &o.test) = n;
+        } else if (!strcmp(f, "--dtype")) {
+            if (strcmp(v, "uint8") != 0 && strcmp(v, "float32") != 0)
+                return bad(f, "uint8 or float32", v);
+            o.floats = !strcmp(v, "float32");
         } else if (!strcmp(f, "--seed")) {
             if (parse_int(v, 0, INT64_MAX, &n) != 0)
                 return bad(f, "a non-negative integer", v);
