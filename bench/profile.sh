@@ -43,6 +43,7 @@ function group(dso, sym,    s) {
     if (s ~ /^(update_all|add_lanes)$/) return "(update: optimizer, lanes summed)"
     if (s ~ /^rt_data_inputs$/) return "(batch: uint8 to real)"
     if (s ~ /_weight_sums$/) { sub(/_weight_sums$/, "_backward_weights", s); return s }
+    if (s ~ /_forward_sample$/) { sub(/_forward_sample$/, "_forward", s); return s }
     if (s ~ /_(forward|backward|backward_weights|backward_data)$/) return s
     return "(other)"
 }

@@ -304,6 +304,9 @@ typedef struct LayerKind {
     bool relu_forward;         /* can apply a ReLU to its output (LayerCode.relu_out) */
     bool relu_backward;        /* can apply a ReLU before it to its dx
                                   (LayerCode.relu_in) */
+    bool sample_forward;       /* emits L_forward_sample (one sample at a
+                                  time, see emit.c) and its backward never
+                                  reads x: the layer before may stream */
     /* The shape rule: from l->in and l->args, set l->out and l->params.
      * Reports problems at l->loc or an argument's loc; returns false when
      * no output shape can be given (checking goes on past the layer). */
@@ -430,6 +433,9 @@ typedef struct LayerPlace {
                                where x <= 0 */
     bool forward_fused;     /* a ReLU: forward done by the layer before */
     bool backward_fused;    /* a ReLU: backward done by the layer after */
+    bool streamed;          /* its output is kept for one sample: the next
+                               layer (after the ReLU it applies) takes it a
+                               sample at a time, and no backward reads it */
     int dy_buf;             /* DBUF 0 or 1: dL/d its output in backward (its
                                dx goes to the other) */
 } LayerPlace;

@@ -339,6 +339,13 @@ static void emit_lanes(Emitter *e)
     emit_blank(e);
 }
 
+/* Whether layer i's output buffer holds one sample: it streams, or writes
+ * over the output of one that does. */
+static bool one_sample(const MemPlan *lay, int i)
+{
+    return lay->at[i].streamed || (lay->at[i].in_place && lay->at[i - 1].streamed);
+}
+
 static void emit_offsets(Emitter *e, const MemPlan *lay)
 {
     const Network *n = e->net;
@@ -374,8 +381,9 @@ static void emit_offsets(Emitter *e, const MemPlan *lay)
     for (int i = 0; i < n->nlayers; i++) {
         const Layer *l = &n->layers[i];
         char sh[64];
-        emit(e, "#define %s_OUT %" PRId64 "u /* [MICRO][%s]%s */", l->label, lay->at[i].out_off,
-             shape_str(l->out, sh, sizeof sh), lay->at[i].in_place ? ", over its input" : "");
+        emit(e, "#define %s_OUT %" PRId64 "u /* [%s][%s]%s */", l->label, lay->at[i].out_off,
+             one_sample(lay, i) ? "1" : "MICRO", shape_str(l->out, sh, sizeof sh),
+             lay->at[i].in_place ? ", over its input" : "");
         emit(e, "#define %s_SCRATCH %" PRId64 "u", l->label, lay->at[i].scratch_off);
     }
     emit(e, "#define DBUF0 %" PRId64 "u", lay->dbuf_off[0]);
@@ -448,6 +456,26 @@ static void emit_copy_rows(Emitter *e, const char *buf, const char *from)
             "sizeof(real) * (size_t)m * OUTPUTS);", buf, from);
 }
 
+/* Layer i streams into layer j (plan.c): for each sample, i into its
+ * one-sample buffer, then j from there into its row of the micro-batch. */
+static void emit_streamed_pair(Emitter *e, int i, int j)
+{
+    const Network *n = e->net;
+    const char *a = n->layers[i].label, *b = n->layers[j].label;
+    emit_comment(e, "%s into %s a sample at a time: %s's map stays in cache", a, b, a);
+    emit(e, "for (int s = 0; s < m; s++) {");
+    if (i == 0)
+        emit(e, "const real *in = x + (size_t)s * INPUT_SIZE;");
+    else
+        emit(e, "const real *in = (const real *)work(ctx, %s_OUT) + (size_t)s * %" PRId64 ";",
+             n->layers[i - 1].label, shape_elems(n->layers[i].in));
+    emit(e, "%s_forward(ctx, 1, in, work(ctx, %s_OUT));", a, a);
+    emit(e, "%s_forward_sample(ctx, s, work(ctx, %s_OUT), (real *)work(ctx, %s_OUT) + "
+            "(size_t)s * %" PRId64 ");", b, n->layers[j - 1].label, b,
+         shape_elems(n->layers[j].out));
+    emit(e, "}");
+}
+
 static void emit_forward(Emitter *e, const MemPlan *lay)
 {
     const Network *n = e->net;
@@ -468,6 +496,15 @@ static void emit_forward(Emitter *e, const MemPlan *lay)
             continue;
         }
         emit(e, "{");
+        if (lay->at[i].streamed) {
+            int j = lay->at[i + 1].forward_fused ? i + 2 : i + 1;
+            emit_streamed_pair(e, i, j);
+            emit(e, "}");
+            if (j == i + 2)
+                emit_comment(e, "%s: in %s_forward", n->layers[i + 1].label, l->label);
+            i = j;
+            continue;
+        }
         emit_layer_input(e, n, i, "in");
         emit(e, "%s_forward(ctx, m, in, work(ctx, %s_OUT));", l->label, l->label);
         emit(e, "}");
@@ -735,24 +772,25 @@ static void emit_update(Emitter *e)
     emit_blank(e);
 }
 
-static void emit_first_nonfinite(Emitter *e)
+static void emit_first_nonfinite(Emitter *e, const MemPlan *lay)
 {
     const Network *n = e->net;
     emit_comment(e, "The first layer whose output holds a NaN or infinity in the last");
-    emit_comment(e, "micro-batch of any lane.");
+    emit_comment(e, "micro-batch of any lane (in its last sample, for one that streams).");
     emit(e, "static const char *first_nonfinite_all(cnnrt_ctx *ctx)");
     emit(e, "{");
-    emit(e, "static const struct { const char *label; size_t off, per_sample; } outs[] = {");
+    emit(e, "static const struct { const char *label; size_t off, per_sample; int one; } outs[] = {");
     for (int i = 0; i < n->nlayers; i++)
-        emit(e, "{\"%s\", %s_OUT, %" PRId64 "},", n->layers[i].label, n->layers[i].label,
-             shape_elems(n->layers[i].out));
+        emit(e, "{\"%s\", %s_OUT, %" PRId64 ", %d},", n->layers[i].label, n->layers[i].label,
+             shape_elems(n->layers[i].out), one_sample(lay, i));
     emit(e, "};");
     emit(e, "for (size_t k = 0; k < sizeof outs / sizeof outs[0]; k++) {");
     emit(e, "for (int l = 0; l < LANES; l++) {");
     emit(e, "cnnrt_ctx lane = lane_ctx(ctx, l, ctx->threads);");
     emit(e, "const net_state *st = work(&lane, 0);");
     emit(e, "const real *y = work(&lane, outs[k].off);");
-    emit(e, "for (size_t j = 0; j < (size_t)st->micro_n * outs[k].per_sample; j++)");
+    emit(e, "const size_t samples = outs[k].one && st->micro_n > 0 ? 1 : (size_t)st->micro_n;");
+    emit(e, "for (size_t j = 0; j < samples * outs[k].per_sample; j++)");
     emit(e, "    if (!isfinite(y[j])) return outs[k].label;");
     emit(e, "}");
     emit(e, "}");
@@ -910,7 +948,7 @@ bool emit_network(FILE *out, const Network *n, const EmitOptions *o)
     emit_backward(&e, &lay);
     emit_update(&e);
     emit_train_step(&e);
-    emit_first_nonfinite(&e);
+    emit_first_nonfinite(&e, &lay);
     emit_param_table(&e);
     emit_string(&e, "net_source", o->src->text, o->src->len);
     char *summary = NULL;

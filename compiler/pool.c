@@ -272,7 +272,7 @@ typedef void PoolWindowEmitter(Emitter *e, const PoolGeom *g);
 
 /* The body of a forward's pixel loops: unrolled when the window is small
  * (behind the inside test when some windows are clipped), else in loops; then
- * closes the pixel loops, the sample loop and the function. */
+ * closes the pixel loops. */
 static void pool_emit_forward_windows(Emitter *e, const PoolGeom *g,
                                       PoolWindowEmitter *unrolled, PoolWindowEmitter *loops)
 {
@@ -287,8 +287,6 @@ static void pool_emit_forward_windows(Emitter *e, const PoolGeom *g,
     } else {
         loops(e, g);
     }
-    emit(e, "}");
-    emit(e, "}");
     emit(e, "}");
     emit(e, "}");
 }
@@ -328,19 +326,39 @@ static void maxpool_emit_loops(Emitter *e, const PoolGeom *g)
     emit(e, "}");
 }
 
+/* MaxPool forward a sample at a time, its rows among the threads: sample i
+ * of the call from xi to yi, and its argmax. The layer before can stream
+ * into it (plan.c), its map then made and taken a sample at a time. */
 static void maxpool_emit_forward(Emitter *e, const LayerCode *c, const PoolGeom *g)
 {
-    char argmax[96], more[160];
-    snprintf(more, sizeof more, "; %s (int32: the input element within its sample) in scratch",
-             dims4(argmax, sizeof argmax, "argmax", g->oh, g->ow, g->c));
-    pool_emit_forward_begin(e, c, g, "max", more);
-    emit(e, "int32_t *restrict argmax = work(ctx, %s_SCRATCH);", c->name);
-    pool_emit_pixels(e, g, false);
-    emit(e, "int32_t *restrict ai = argmax + (size_t)i * %" PRId64 ";", pool_out_elems(g));
+    emit(e, "/* yi[%" PRId64 "][%" PRId64 "][%" PRId64 "] = the max of each %" PRId64 "x%" PRId64
+            " window of xi[%" PRId64 "][%" PRId64 "][%" PRId64 "] at stride %" PRId64 "x%" PRId64
+            ", sample i of the call; its argmax (int32: the input element within the sample) "
+            "in scratch at sample i */",
+         g->oh, g->ow, g->c, g->kh, g->kw, g->h, g->w, g->c, g->sh, g->sw);
+    emit(e, "static void %s_forward_sample(cnnrt_ctx *ctx, int i, const real *restrict xi, "
+            "real *restrict yi)", c->name);
+    emit(e, "{");
+    emit(e, "int32_t *restrict ai = (int32_t *)work(ctx, %s_SCRATCH) + (size_t)i * %" PRId64 ";",
+         c->name, pool_out_elems(g));
+    emit(e, "PARALLEL_FOR");
     pool_emit_pixel_loops(e, g);
     emit(e, "real *restrict yo = yi + p * %" PRId64 ";", g->c);
     emit(e, "int32_t *restrict ao = ai + p * %" PRId64 ";", g->c);
     pool_emit_forward_windows(e, g, maxpool_emit_unrolled, maxpool_emit_loops);
+    emit(e, "}");
+    emit_blank(e);
+    char in[96], out[96];
+    emit(e, "/* %s = the max of each window of %s, sample by sample; inline, so that it may "
+            "go unused where the layer before streams */",
+         dims4(out, sizeof out, "y", g->oh, g->ow, g->c), dims4(in, sizeof in, "x", g->h, g->w, g->c));
+    emit(e, "static inline void %s_forward(cnnrt_ctx *ctx, int n, const real *restrict x, "
+            "real *restrict y)", c->name);
+    emit(e, "{");
+    emit(e, "for (int i = 0; i < n; i++)");
+    emit(e, "    %s_forward_sample(ctx, i, x + (size_t)i * %" PRId64 ", y + (size_t)i * %" PRId64
+            ");", c->name, pool_in_elems(g), pool_out_elems(g));
+    emit(e, "}");
 }
 
 /* dx clearing a row ahead of the windows, so that each row is cleared while
@@ -498,6 +516,8 @@ static void avgpool_emit_forward(Emitter *e, const LayerCode *c, const PoolGeom 
     pool_emit_pixel_loops(e, g);
     emit(e, "real *restrict yo = yi + p * %" PRId64 ";", g->c);
     pool_emit_forward_windows(e, g, avgpool_emit_unrolled, avgpool_emit_loops);
+    emit(e, "}");
+    emit(e, "}");
 }
 
 static void avgpool_emit_backward(Emitter *e, const LayerCode *c, const PoolGeom *g)
@@ -540,6 +560,7 @@ const LayerKind layer_maxpool = {
     .infer = pool_infer,
     .flops = pool_flops,
     .relu_backward = true,
+    .sample_forward = true,
     .scratch_bytes = maxpool_scratch_bytes,
     .emit = maxpool_emit,
 };

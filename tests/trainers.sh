@@ -125,7 +125,7 @@ else
     fail "training 5 steps in micro-batches"
 fi
 for case in "$work/small.net 3 8" "$srcdir/tests/nets/conv_strides.net 1 3" \
-            "$srcdir/tests/nets/pools.net 1 2"; do
+            "$srcdir/tests/nets/pools.net 1 2" "$srcdir/tests/nets/streams.net 2 4"; do
     set -- $case
     t=$(build "$1" f64 "$2") || { fail "build $(basename "$1") f64 --micro-batch=$2"; continue; }
     if "$t" gradcheck --seed 3 --batch "$3" >"$t.grad.log" 2>&1; then
