@@ -161,15 +161,15 @@ else
 fi
 # From uint8 images a step converts each micro-batch in its lane
 # (train_step_bytes); from float32 images of x / 255 it takes the reals the
-# runtime read. The same step: bitwise the same checkpoint, with a last
-# micro-batch of 2, on 1 and 2 threads.
+# runtime read. The same step: bitwise the checkpoints above (uint8, 1 and
+# 2 threads), with a last micro-batch of 2.
 "$RT_BUILDDIR/cnnc-data" blobs --out "$work/blobsf" --shape 12x12x2 --classes 3 --train 600 \
     --test 200 --seed 5 --dtype float32 >/dev/null || fail "cnnc-data blobs --dtype float32"
 if [ -n "${tl:-}" ] &&
    "$tl" train --data "$work/blobsf/train-images.npy" --labels "$work/blobsf/train-labels.npy" \
        --threads 2 --epochs 1 --save "$work/lf.st" >"$work/lf.st.log" 2>&1 &&
-   train "$tl" "$work/lb1.st" 1 --epochs 1; then
-    if cmp -s "$work/l2.st" "$work/lf.st" && cmp -s "$work/l2.st" "$work/lb1.st"; then
+   [ -s "$work/l1.st" ]; then
+    if cmp -s "$work/l1.st" "$work/lf.st" && cmp -s "$work/l2.st" "$work/lf.st"; then
         pass "uint8 images converted in the lanes and float32 images: bitwise the same checkpoint"
     else
         fail "uint8 images converted in the lanes and float32 images: checkpoints differ"
