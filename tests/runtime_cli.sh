@@ -60,6 +60,15 @@ if [ "$size" -eq $((128 + 40 * 96 * 96 * 3)) ] &&
 else
     not_ok "cnnc-data shapes: 96x96x3 uint8 images (size $size)"
 fi
+"$data" shapes --out "$tmp/shapesf" --train 4 --test 2 --seed 2 --dtype float32
+size=$(wc -c <"$tmp/shapesf/train-images.npy")
+if [ "$size" -eq $((128 + 4 * 96 * 96 * 3 * 4)) ]; then
+    ok "cnnc-data shapes --dtype float32: 96x96x3 float32 images"
+else
+    not_ok "cnnc-data shapes --dtype float32: 96x96x3 float32 images (size $size)"
+fi
+expect 2 "--dtype: expected uint8 or float32, found 'f16'" "cnnc-data: bad --dtype" -- \
+    "$data" blobs --out "$tmp/x" --dtype f16
 expect 2 "unknown flag '--bogus'" "cnnc-data: unknown flag" -- "$data" blobs --out "$tmp/x" --bogus 1
 expect 2 "--train: expected" "cnnc-data: bad count" -- "$data" shapes --out "$tmp/x" --train 0
 expect 2 "--out DIR is required" "cnnc-data: no --out" -- "$data" shapes
