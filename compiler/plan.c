@@ -88,10 +88,12 @@ static bool writes_in_place(const Network *n, int i)
 
 /* A layer streams (below) when its map at the micro-batch would be this
  * large: more than half of a core's L2 (2 MiB on the machine cnnc is tuned
- * on), so that it would leave the cache before the next layer reads it.
- * Smaller maps gain nothing and lose Conv's tiles across samples (seed's
- * C5, 7x7, went from 5.7 to 6.1 ms a step when streamed). */
+ * on), so that it would leave the cache before the next layer reads it;
+ * and a sample's map at least PLAN_STREAM_SAMPLE_BYTES, enough work for a
+ * call of its own. Smaller maps gain nothing and lose Conv's tiles across
+ * samples (seed's C5, 7x7, went from 5.7 to 6.1 ms a step when streamed). */
 #define PLAN_STREAM_BYTES ((int64_t)1 << 20)
+#define PLAN_STREAM_SAMPLE_BYTES ((int64_t)64 << 10)
 
 /* Whether layer i may stream its output into the layer after it (after the
  * ReLU it applies, when that one's backward goes into the layer after too):
@@ -99,8 +101,10 @@ static bool writes_in_place(const Network *n, int i)
  * cache, and is never read back. Neither backward may need it. */
 static bool streams(const Network *n, const MemPlan *p, int i)
 {
-    int64_t bytes;
-    if (!batch_bytes(p, shape_elems(n->layers[i].out), &bytes) || bytes <= PLAN_STREAM_BYTES)
+    int64_t bytes, sample;
+    if (!batch_bytes(p, shape_elems(n->layers[i].out), &bytes) || bytes <= PLAN_STREAM_BYTES ||
+        !mul_ok(shape_elems(n->layers[i].out), p->real_size, &sample) ||
+        sample < PLAN_STREAM_SAMPLE_BYTES)
         return false;
     const LayerKind *k = n->layers[i].kind;
     int j = i + 1; /* the layer that takes the output */

@@ -326,9 +326,10 @@ static void maxpool_emit_loops(Emitter *e, const PoolGeom *g)
     emit(e, "}");
 }
 
-/* MaxPool forward a sample at a time, its rows among the threads: sample i
- * of the call from xi to yi, and its argmax. The layer before can stream
- * into it (plan.c), its map then made and taken a sample at a time. */
+/* MaxPool forward a sample at a time, on the calling thread: sample i of
+ * the call from xi to yi, and its argmax. The layer before can stream into
+ * it (plan.c), its map then made and taken a sample at a time; otherwise
+ * the samples go among the threads. */
 static void maxpool_emit_forward(Emitter *e, const LayerCode *c, const PoolGeom *g)
 {
     emit(e, "/* yi[%" PRId64 "][%" PRId64 "][%" PRId64 "] = the max of each %" PRId64 "x%" PRId64
@@ -341,7 +342,6 @@ static void maxpool_emit_forward(Emitter *e, const LayerCode *c, const PoolGeom 
     emit(e, "{");
     emit(e, "int32_t *restrict ai = (int32_t *)work(ctx, %s_SCRATCH) + (size_t)i * %" PRId64 ";",
          c->name, pool_out_elems(g));
-    emit(e, "PARALLEL_FOR");
     pool_emit_pixel_loops(e, g);
     emit(e, "real *restrict yo = yi + p * %" PRId64 ";", g->c);
     emit(e, "int32_t *restrict ao = ai + p * %" PRId64 ";", g->c);
@@ -349,12 +349,13 @@ static void maxpool_emit_forward(Emitter *e, const LayerCode *c, const PoolGeom 
     emit(e, "}");
     emit_blank(e);
     char in[96], out[96];
-    emit(e, "/* %s = the max of each window of %s, sample by sample; inline, so that it may "
-            "go unused where the layer before streams */",
+    emit(e, "/* %s = the max of each window of %s, the samples among the threads; inline, so "
+            "that it may go unused where the layer before streams */",
          dims4(out, sizeof out, "y", g->oh, g->ow, g->c), dims4(in, sizeof in, "x", g->h, g->w, g->c));
     emit(e, "static inline void %s_forward(cnnrt_ctx *ctx, int n, const real *restrict x, "
             "real *restrict y)", c->name);
     emit(e, "{");
+    emit(e, "PARALLEL_FOR");
     emit(e, "for (int i = 0; i < n; i++)");
     emit(e, "    %s_forward_sample(ctx, i, x + (size_t)i * %" PRId64 ", y + (size_t)i * %" PRId64
             ");", c->name, pool_in_elems(g), pool_out_elems(g));
