@@ -660,8 +660,6 @@ static void emit_train_step(Emitter *e)
     emit(e, "typedef struct step_job { const int32_t *labels; const void *targets; "
             "double total[LANES]; } step_job;");
     emit_blank(e);
-    emit_comment(e, "A micro-batch of a step: forward, its loss, backward; a lane whose loss");
-    emit_comment(e, "is not finite stops.");
     emit_comment(e, "m samples of bytes x as reals in the lane: x / 255, as the runtime");
     emit_comment(e, "converts them (the same float or double), a micro-batch at a time.");
     emit(e, "static const real *lane_input(cnnrt_ctx *lane, const uint8_t *restrict x, int m)");
@@ -672,6 +670,8 @@ static void emit_train_step(Emitter *e)
     emit(e, "return in;");
     emit(e, "}");
     emit_blank(e);
+    emit_comment(e, "A micro-batch of a step: forward, its loss, backward; a lane whose loss");
+    emit_comment(e, "is not finite stops.");
     emit(e, "static void step_micro(cnnrt_ctx *lane, cnnrt_ctx *home, int l, int i0, int m, "
             "void *arg)");
     emit(e, "{");
