@@ -49,10 +49,14 @@ static const char *plural(int64_t n)
 }
 
 /* Darknet and PyTorch silently drop input rows that no window reaches;
- * say so, since it is usually a mistake in the stride or the window. */
+ * say so, since it is usually a mistake in the stride or the window. A
+ * window smaller than its stride (ResNet's 1x1 shortcut at stride 2) skips
+ * rows between every two windows by design: the last ones are no mistake,
+ * and that axis says nothing. */
 static void warn_unused(const Layer *l, const Window *w, int64_t ph, int64_t pw, Diag *d)
 {
-    int64_t rows = (ph - w->kh) % w->sh, cols = (pw - w->kw) % w->sw;
+    int64_t rows = w->kh < w->sh ? 0 : (ph - w->kh) % w->sh;
+    int64_t cols = w->kw < w->sw ? 0 : (pw - w->kw) % w->sw;
     if (rows == 0 && cols == 0)
         return;
     char what[96];
@@ -239,6 +243,7 @@ typedef struct ConvGeom {
     int64_t pt, pl;          /* padding at the top and left */
     bool bias;
     bool relu_out, relu_in;  /* the ReLUs fused in (LayerCode's) */
+    bool dx_add;             /* dx adds to what another consumer wrote */
 } ConvGeom;
 
 static ConvGeom conv_geom(const Layer *l)
@@ -408,8 +413,8 @@ static void emit_vec_type(Emitter *e, const char *type, const Lanes *ln)
 {
     emit(e, "/* %s: %" PRId64 " reals; %" PRId64 " of them cover %" PRId64 " channels, in "
             "groups of at most %d */", type, ln->vl, ln->nv, ln->channels, ln->group);
-    emit(e, "typedef real %s __attribute__((vector_size(%" PRId64 " * REAL_SIZE)));", type,
-         ln->vl);
+    emit_local(e, type, "typedef real %s __attribute__((vector_size(%" PRId64 " * REAL_SIZE)));",
+               type, ln->vl);
 }
 
 /* "const int c0 = VEC_AT(j0, VL, C), ...": the channels of the group's nv
@@ -439,7 +444,7 @@ static void conv_emit_targets(Emitter *e, const ConvGeom *g, int64_t channels,
 {
     Lanes ln[NTARGETS];
     for (int k = 0; k < NTARGETS; k++)
-        ln[k] = conv_lanes(&conv_targets[k], channels, e->real_size);
+        ln[k] = conv_lanes(&conv_targets[k], channels, emit_real_size(e));
     for (int k = 0, end; k < NTARGETS; k = end) {
         for (end = k + 1; end < NTARGETS && lanes_same(&ln[k], &ln[end]);)
             end++;
@@ -506,9 +511,10 @@ static void conv_emit_repack(Emitter *e, const ConvGeom *g, const Lanes *ln, con
                              bool co_inner)
 {
     int64_t taps = conv_taps(g), rows = co_inner ? g->ci : g->co;
-    emit(e, "if (lane_first(ctx)) { /* the weights change only between steps */");
-    emit(e, "PARALLEL_FOR");
-    emit_for(e, "j", ln->nv);
+    emit(e, "if (ln->first) { /* the weights change only between steps */");
+    char nv[32];
+    snprintf(nv, sizeof nv, "%" PRId64, ln->nv);
+    emit_parallel(e, "j", nv, 1);
     emit_for(e, "r", rows);
     emit_for(e, "t", taps);
     emit_for(e, "l", ln->vl);
@@ -519,7 +525,7 @@ static void conv_emit_repack(Emitter *e, const ConvGeom *g, const Lanes *ln, con
     emit(e, "}");
     emit(e, "}");
     emit(e, "}");
-    emit(e, "}");
+    emit_parallel_end(e);
     emit(e, "}");
 }
 
@@ -606,16 +612,22 @@ static int conv_emit_classes(Emitter *e, const Axis *y, const Axis *x)
     Segment *xs = xrealloc(NULL, (size_t)(x->hi - x->lo + 1) * sizeof *xs);
     int ny = axis_segments(&y->rule, y->lo, y->hi, ys);
     int nx = axis_segments(&x->rule, x->lo, x->hi, xs);
-    emit(e, "struct conv_class { int row, col, rows, cols, pixels, a0, a1, b0, b1; };");
-    emit(e, "static const struct conv_class cls[%d] = {", ny * nx);
+    char *text = NULL;
+    size_t len = 0;
+    FILE *f = open_memstream(&text, &len);
+    fprintf(f, "struct conv_class { int row, col, rows, cols, pixels, a0, a1, b0, b1; };\n");
+    fprintf(f, "static const struct conv_class cls[%d] = {\n", ny * nx);
     for (int r = 0; r < ny; r++)
         for (int c = 0; c < nx; c++) {
             int64_t rows = ys[r].q1 - ys[r].q0 + 1, cols = xs[c].q1 - xs[c].q0 + 1;
-            emit(e, "{%" PRId64 ", %" PRId64 ", %" PRId64 ", %" PRId64 ", %" PRId64 ", %" PRId64
-                    ", %" PRId64 ", %" PRId64 ", %" PRId64 "},", ys[r].q0, xs[c].q0, rows, cols,
-                 rows * cols, ys[r].t0, ys[r].t1, xs[c].t0, xs[c].t1);
+            fprintf(f, "{%" PRId64 ", %" PRId64 ", %" PRId64 ", %" PRId64 ", %" PRId64 ", %"
+                       PRId64 ", %" PRId64 ", %" PRId64 ", %" PRId64 "},\n", ys[r].q0,
+                    xs[c].q0, rows, cols, rows * cols, ys[r].t0, ys[r].t1, xs[c].t0, xs[c].t1);
         }
-    emit(e, "};");
+    fprintf(f, "};");
+    fclose(f);
+    emit_local(e, "cls conv_class", "%s", text);
+    free(text);
     free(ys);
     free(xs);
     return ny * nx;
@@ -630,10 +642,12 @@ typedef void TileBody(Emitter *e, const ConvGeom *g, const Lanes *ln, int nv, in
 /* "tilesK[c]": the tiles of np pixels before class c (n samples). */
 static void emit_class_tile_counts(Emitter *e, int set, int classes, int np)
 {
-    emit(e, "int tiles%d[%d]; /* before each class: tiles of %d pixels */", set, classes + 1, np);
-    emit(e, "tiles%d[0] = 0;", set);
-    emit(e, "for (int c = 0; c < %d; c++) tiles%d[c + 1] = tiles%d[c] + (n * cls[c].pixels + %d)"
-            " / %d;", classes, set, set, np - 1, np);
+    char name[16];
+    snprintf(name, sizeof name, "tiles%d", set);
+    emit_local(e, name, "int tiles%d[%d]; /* before each class: tiles of %d pixels */\n"
+               "tiles%d[0] = 0;\n"
+               "for (int c = 0; c < %d; c++) tiles%d[c + 1] = tiles%d[c] + (n * cls[c].pixels + %d)"
+               " / %d;", set, classes + 1, np, set, classes, set, set, np - 1, np);
 }
 
 /* The parallel loop over every (group, tile of a class), a group at a time,
@@ -651,8 +665,7 @@ static void conv_emit_class_tiles(Emitter *e, const ConvGeom *g, const Lanes *ln
         len += (size_t)snprintf(items + len, sizeof items - len, "%s%" PRId64 " * tiles%d[%d]",
                                 len ? " + " : "", set[k].count, k, classes);
     }
-    emit(e, "PARALLEL_FOR");
-    emit(e, "for (int it = 0; it < %s; it++) {", items);
+    emit_parallel(e, "it", items, 1);
     for (int k = 0; k < 2; k++) {
         if (!set[k].count)
             continue;
@@ -675,7 +688,7 @@ static void conv_emit_class_tiles(Emitter *e, const ConvGeom *g, const Lanes *ln
         if (second)
             emit(e, "}");
     }
-    emit(e, "}");
+    emit_parallel_end(e);
 }
 
 /* "int iP, ROWP, COLP": the sample, row and column of pixel p of the
@@ -761,13 +774,13 @@ static void conv_emit_forward(Emitter *e, const LayerCode *c, const ConvGeom *g)
          g->oh, g->ow, g->co, g->h, g->w, g->ci, g->co, g->ci, g->kh, g->kw, g->sh, g->sw,
          g->relu_out ? ", then max(y, 0) for the ReLU after it" : "");
     emit_forward_begin(e, c);
-    emit(e, "const real *w = param(ctx) + %s_weight;", L);
+    emit_local(e, "w", "const real *w = param(ln) + %s_weight;", L);
     if (g->bias)
-        emit(e, "const real *b = param(ctx) + %s_bias;", L);
-    emit(e, "real *restrict wp = work(ctx, %s_SCRATCH); /* [tap][%" PRId64 "][slots of %"
-            PRId64 "] */", L, g->ci, g->co);
+        emit_local(e, "b", "const real *b = param(ln) + %s_bias;", L);
+    emit_local(e, "wp", "real *restrict wp = work(ln, %s_SCRATCH); /* [tap][%" PRId64
+               "][slots of %" PRId64 "] */", L, g->ci, g->co);
     conv_emit_targets(e, g, g->co, conv_emit_forward_section, NULL);
-    emit(e, "}");
+    emit_function_end(e);
 }
 
 /* ---- weight gradient */
@@ -998,15 +1011,16 @@ static void conv_emit_wgrad_sets(Emitter *e, const ConvGeom *g, const Lanes *ln,
 static void conv_emit_wgrad_add(Emitter *e, const ConvGeom *g, const Lanes *ln)
 {
     int64_t taps = conv_taps(g), slots = ln->nv * ln->vl;
-    emit(e, "if (lane_last(ctx)) {");
-    emit(e, "PARALLEL_FOR");
-    emit_for(e, "j", ln->nv);
+    emit(e, "if (ln->last) {");
+    char nv[32];
+    snprintf(nv, sizeof nv, "%" PRId64, ln->nv);
+    emit_parallel(e, "j", nv, 1);
     emit(e, "const int c = VEC_AT(j, %" PRId64 ", %" PRId64 "), l0 = j == %" PRId64 " ? %" PRId64
             " : 0;", ln->vl, g->co, ln->nv - 1, slots - g->co);
     if (g->bias) {
         emit(e, "for (int l = l0; l < %" PRId64 "; l++)", ln->vl);
         emit(e, "    db[c + l] += dbp[c + l] + dbp[%" PRId64 " + c + l];",
-             whole_lines(g->co, e->real_size));
+             whole_lines(g->co, emit_real_size(e)));
     }
     emit_for(e, "ci", g->ci);
     emit_for(e, "t", taps);
@@ -1018,7 +1032,7 @@ static void conv_emit_wgrad_add(Emitter *e, const ConvGeom *g, const Lanes *ln)
          g->ci * taps);
     emit(e, "}");
     emit(e, "}");
-    emit(e, "}");
+    emit_parallel_end(e);
     emit(e, "}");
 }
 
@@ -1030,18 +1044,17 @@ static void conv_emit_wgrad_section(Emitter *e, const ConvGeom *g, const Lanes *
 {
     (void)arg;
     emit_vec_type(e, "vco", ln);
-    int64_t items = g->bias ? 1 : 0, block = wgrad_block(g, e->real_size);
+    int64_t items = g->bias ? 1 : 0, block = wgrad_block(g, emit_real_size(e));
     for (int k = 0; k < 2; k++) {
         GroupSet s = group_set(ln, k);
         items += s.count * wgrad_runs(g) * wgrad_row_tiles(g, ln, s.size).tiles;
     }
     emit(e, "/* items: tiles of rows of dw by groups of vectors%s */", g->bias ? ", then db" : "");
-    emit(e, "PARALLEL_FOR");
-    emit(e, "for (int unit = 0; unit < 2 * shares; unit++) {");
+    emit_parallel(e, "unit", "2 * shares", 1);
     emit(e, "const int h = unit %% 2, share = unit / 2, lo = h ? mid : 0, hi = h ? rows : mid;");
     emit(e, "real *restrict dwh = h ? dwp1 : dwp0;");
     if (g->bias)
-        emit(e, "real *restrict dbh = dbp + h * %" PRId64 ";", whole_lines(g->co, e->real_size));
+        emit(e, "real *restrict dbh = dbp + h * %" PRId64 ";", whole_lines(g->co, emit_real_size(e)));
     emit(e, "const int it0 = share * %" PRId64 " / shares, it1 = (share + 1) * %" PRId64
             " / shares;", items, items);
     emit(e, "for (int r0 = lo; r0 < hi; r0 += %" PRId64 ") { /* a block */", block);
@@ -1057,7 +1070,7 @@ static void conv_emit_wgrad_section(Emitter *e, const ConvGeom *g, const Lanes *
     emit(e, "}");
     emit(e, "}");
     emit(e, "}");
-    emit(e, "}");
+    emit_parallel_end(e);
     conv_emit_wgrad_add(e, g, ln);
 }
 
@@ -1075,25 +1088,28 @@ static void conv_emit_wgrad_section(Emitter *e, const ConvGeom *g, const Lanes *
 static void conv_emit_weight_grad(Emitter *e, const LayerCode *c, const ConvGeom *g)
 {
     const char *L = c->name;
-    int64_t block = wgrad_block(g, e->real_size);
-    emit(e, "real *restrict dwp0 = (real *)work(ctx, %s_SCRATCH) + %" PRId64 "; /* [tap][%"
-            PRId64 "][slots of %" PRId64 "], the first half's sums */", L,
-         dwp0_at(g, e->real_size), g->ci, g->co);
-    emit(e, "real *restrict dwp1 = (real *)work(ctx, %s_SCRATCH) + %" PRId64
-            "; /* the second's */", L, dwp1_at(g, e->real_size));
+    int64_t block = wgrad_block(g, emit_real_size(e));
+    emit_local(e, "dwp0", "real *restrict dwp0 = (real *)work(ln, %s_SCRATCH) + %" PRId64
+               "; /* [tap][%" PRId64 "][slots of %" PRId64 "], the first half's sums */", L,
+               dwp0_at(g, emit_real_size(e)), g->ci, g->co);
+    emit_local(e, "dwp1", "real *restrict dwp1 = (real *)work(ln, %s_SCRATCH) + %" PRId64
+               "; /* the second's */", L, dwp1_at(g, emit_real_size(e)));
     if (g->bias) {
-        emit(e, "real *restrict dbp = (real *)work(ctx, %s_SCRATCH) + %" PRId64
-                "; /* [2][%" PRId64 "] */", L, dbp_at(g, e->real_size), g->co);
-        emit(e, "real *restrict db = grad(ctx) + %s_bias; /* adds to the sums so far */", L);
+        emit_local(e, "dbp", "real *restrict dbp = (real *)work(ln, %s_SCRATCH) + %" PRId64
+                   "; /* [2][%" PRId64 "] */", L, dbp_at(g, emit_real_size(e)), g->co);
+        emit_local(e, "db", "real *restrict db = grad(ln) + %s_bias; /* adds to the sums so "
+                   "far */", L);
     }
-    emit(e, "real *restrict dw = grad(ctx) + %s_weight;", L);
-    emit(e, "if (lane_first(ctx)) /* the halves' sums (and db's) start */");
-    emit(e, "    memset(dwp0, 0, %" PRId64 "u);", conv_scratch_bytes(c->l, 0, 0, e->real_size) -
-         dwp0_at(g, e->real_size) * e->real_size);
+    emit_local(e, "dw", "real *restrict dw = grad(ln) + %s_weight;", L);
+    emit(e, "if (ln->first) /* the halves' sums (and db's) start */");
+    emit(e, "    memset(dwp0, 0, %" PRId64 "u);", conv_scratch_bytes(c->l, 0, 0, emit_real_size(e)) -
+         dwp0_at(g, emit_real_size(e)) * emit_real_size(e));
     emit(e, "/* halves of the rows (i, oy), whole blocks: rows [0, mid) and [mid, rows) */");
-    emit(e, "const int rows = n * %" PRId64 ", mid = rows > %" PRId64 " ? (rows / 2 + %" PRId64
-            ") / %" PRId64 " * %" PRId64 " : rows;", g->oh, block, block - 1, block, block);
-    emit(e, "const int shares = ctx->threads > 1 ? ctx->threads / 2 : 1; /* of the items */");
+    emit_local(e, "rows", "const int rows = n * %" PRId64 ";", g->oh);
+    emit_local(e, "mid", "const int mid = rows > %" PRId64 " ? (rows / 2 + %" PRId64 ") / %"
+               PRId64 " * %" PRId64 " : rows;", block, block - 1, block, block);
+    emit_local(e, "shares", "const int shares = ln->threads > 1 ? ln->threads / 2 : 1; "
+               "/* of the items */");
     conv_emit_targets(e, g, g->co, conv_emit_wgrad_section, NULL);
 }
 
@@ -1154,17 +1170,24 @@ static void conv_emit_input_tile(Emitter *e, const ConvGeom *g, const Lanes *ln,
     emit(e, "}");
     emit(e, "}");
     emit(e, "}");
-    for (int p = 0; p < np; p++)
-        for (int v = 0; v < nv; v++) {
-            char at[256];
-            snprintf(at, sizeof at, "(size_t)i%d * %" PRId64 " + ((qy%d * %" PRId64 " + %" PRId64
-                     ") * %" PRId64 " + qx%d * %" PRId64 " + %" PRId64 ") * %" PRId64 " + c%d", p,
-                     g->h * g->w * g->ci, p, g->sh, ph->y.ph - g->pt, g->w, p, g->sw,
-                     ph->x.ph - g->pl, g->ci, v);
-            if (g->relu_in)
-                emit_relu_in(e, "vci", p, v, at);
-            emit(e, "VSTORE(dx + %s, a%d_%d);", at, p, v);
-        }
+    /* dx adding to another consumer's: every old value loaded before any
+     * store, so that the overlapping last vectors add it once */
+    for (int pass = g->dx_add ? 0 : 1; pass < 2; pass++)
+        for (int p = 0; p < np; p++)
+            for (int v = 0; v < nv; v++) {
+                char at[256];
+                snprintf(at, sizeof at, "(size_t)i%d * %" PRId64 " + ((qy%d * %" PRId64 " + %"
+                         PRId64 ") * %" PRId64 " + qx%d * %" PRId64 " + %" PRId64 ") * %" PRId64
+                         " + c%d", p, g->h * g->w * g->ci, p, g->sh, ph->y.ph - g->pt, g->w, p,
+                         g->sw, ph->x.ph - g->pl, g->ci, v);
+                if (pass == 0) {
+                    emit(e, "{ vci old; VLOAD(old, dx + %s); a%d_%d += old; }", at, p, v);
+                    continue;
+                }
+                if (g->relu_in)
+                    emit_relu_in(e, "vci", p, v, at);
+                emit(e, "VSTORE(dx + %s, a%d_%d);", at, p, v);
+            }
 }
 
 /* A phase: its inputs by class (see above), every (group, tile) in one
@@ -1212,9 +1235,9 @@ static void conv_emit_input_section(Emitter *e, const ConvGeom *g, const Lanes *
 static void conv_emit_input_grad(Emitter *e, const LayerCode *c, const ConvGeom *g)
 {
     const char *L = c->name;
-    emit(e, "real *restrict wt = (real *)work(ctx, %s_SCRATCH) + %" PRId64
-            "; /* [tap][%" PRId64 "][slots of %" PRId64 "] */", L, wp_len(g, e->real_size),
-         g->co, g->ci);
+    emit_local(e, "wt", "real *restrict wt = (real *)work(ln, %s_SCRATCH) + %" PRId64
+               "; /* [tap][%" PRId64 "][slots of %" PRId64 "] */", L,
+               wp_len(g, emit_real_size(e)), g->co, g->ci);
     conv_emit_targets(e, g, g->ci, conv_emit_input_section, NULL);
 }
 
@@ -1225,26 +1248,262 @@ static void conv_emit_weights_phase(Emitter *e, const LayerCode *c, const void *
 
 static void conv_emit_data_phase(Emitter *e, const LayerCode *c, const void *g)
 {
-    emit(e, "const real *w = param(ctx) + %s_weight;", c->name);
+    emit_local(e, "w", "const real *w = param(ln) + %s_weight;", c->name);
     conv_emit_input_grad(e, c, g);
 }
 
 static void conv_emit_backward(Emitter *e, const LayerCode *c, const ConvGeom *g)
 {
     emit(e, "/* from dy[n][%" PRId64 "][%" PRId64 "][%" PRId64 "]: dw, db%s */", g->oh, g->ow,
-         g->co, !c->need_dx ? " (no layer before it learns: no dx)"
-                : c->relu_in ? " and dx, 0 where x <= 0 (the ReLU before)" : " and dx");
+         g->co, !c->need_dx[0] ? " (no layer before it learns: no dx)"
+                : c->relu_in ? " and dx, 0 where x <= 0 (the ReLU before)"
+                : c->dx_add[0] ? " and dx (added)" : " and dx");
     emit_backward_phases(e, c, conv_emit_weights_phase, conv_emit_data_phase, g);
 }
 
-static void conv_emit(Emitter *e, const LayerCode *c)
+static ConvGeom conv_code_geom(const LayerCode *c)
 {
     ConvGeom g = conv_geom(c->l);
     g.relu_out = c->relu_out;
     g.relu_in = c->relu_in;
+    g.dx_add = c->dx_add[0];
+    return g;
+}
+
+static void conv_forward(Emitter *e, const LayerCode *c)
+{
+    ConvGeom g = conv_code_geom(c);
     conv_emit_forward(e, c, &g);
-    emit_blank(e);
+}
+
+static void conv_backward(Emitter *e, const LayerCode *c)
+{
+    ConvGeom g = conv_code_geom(c);
     conv_emit_backward(e, c, &g);
+}
+
+/* ------------------------------------------------------------------------
+ * The reference tier: the sums of the math, one output (or input) element
+ * at a time, for a person to read and for the fast tier to be checked
+ * against. Element (i, y, x, c) of an NHWC map of H x W x C is at
+ * ((i*H + y)*W + x)*C + c; w[co][ci][kh][kw] at ((co*C + ci)*KH + kh)*KW + kw.
+ */
+
+/* "oy*2 + kh - 1" (the input row a tap reads), without a stride of 1 or a
+ * padding of 0. */
+static const char *tap_at(char *buf, size_t size, const char *o, int64_t s, const char *k,
+                          int64_t p)
+{
+    int len = snprintf(buf, size, "%s", o);
+    if (s != 1)
+        len += snprintf(buf + len, size - (size_t)len, " * %" PRId64, s);
+    len += snprintf(buf + len, size - (size_t)len, " + %s", k);
+    if (p != 0)
+        snprintf(buf + len, size - (size_t)len, " - %" PRId64, p);
+    return buf;
+}
+
+/* The comment above a reference Conv: what it computes, with its numbers. */
+static void conv_ref_comment(Emitter *e, const LayerCode *c, const ConvGeom *g)
+{
+    char iy[64], ix[64];
+    emit(e, "/* %s: Conv, kernel %" PRId64 "x%" PRId64 ", %" PRId64 " filters, stride %" PRId64
+            "x%" PRId64 ", padding %" PRId64 " top, %" PRId64 " left: %" PRId64 "x%" PRId64
+            "x%" PRId64 " -> %" PRId64 "x%" PRId64 "x%" PRId64, c->name, g->kh, g->kw, g->co,
+         g->sh, g->sw, g->pt, g->pl, g->h, g->w, g->ci, g->oh, g->ow, g->co);
+    emit(e, " *   y[i][oy][ox][co] = %ssum over kh < %" PRId64 ", kw < %" PRId64 ", ci < %" PRId64
+            " of", g->bias ? "b[co] + " : "", g->kh, g->kw, g->ci);
+    emit(e, " *       w[co][ci][kh][kw] * x[i][%s][%s][ci]",
+         tap_at(iy, sizeof iy, "oy", g->sh, "kh", g->pt),
+         tap_at(ix, sizeof ix, "ox", g->sw, "kw", g->pl));
+    if (rows_padded(g) || cols_padded(g))
+        emit(e, " *   (a tap that falls in the padding, outside the input, adds nothing) */");
+    else
+        emit(e, " *   (every tap of every output lands inside the input) */");
+}
+
+/* "const int iy = oy*S + kh - P;" and the test that it is inside the input,
+ * when padding can put it outside. */
+static void conv_ref_tap_row(Emitter *e, const char *var, const char *o, int64_t s,
+                             const char *k, int64_t p, int64_t in, bool padded)
+{
+    char at[64];
+    emit(e, "const int %s = %s;", var, tap_at(at, sizeof at, o, s, k, p));
+    if (padded)
+        emit(e, "if (%s < 0 || %s >= %" PRId64 ") continue;", var, var, in);
+}
+
+static void conv_ref_forward(Emitter *e, const LayerCode *c)
+{
+    ConvGeom g = conv_code_geom(c);
+    conv_ref_comment(e, c, &g);
+    emit_forward_begin(e, c);
+    emit(e, "const real *w = param(ln) + %s_weight; /* [%" PRId64 "][%" PRId64 "][%" PRId64
+            "][%" PRId64 "] */", c->name, g.co, g.ci, g.kh, g.kw);
+    if (g.bias)
+        emit(e, "const real *b = param(ln) + %s_bias; /* [%" PRId64 "] */", c->name, g.co);
+    emit(e, "for (int i = 0; i < n; i++) {");
+    emit_for(e, "oy", g.oh);
+    emit_for(e, "ox", g.ow);
+    emit_for(e, "co", g.co);
+    emit(e, "real sum = %s;", g.bias ? "b[co]" : "0");
+    emit_for(e, "kh", g.kh);
+    conv_ref_tap_row(e, "iy", "oy", g.sh, "kh", g.pt, g.h, rows_padded(&g));
+    emit_for(e, "kw", g.kw);
+    conv_ref_tap_row(e, "ix", "ox", g.sw, "kw", g.pl, g.w, cols_padded(&g));
+    emit_for(e, "ci", g.ci);
+    emit(e, "sum += w[((co * %" PRId64 " + ci) * %" PRId64 " + kh) * %" PRId64 " + kw] *",
+         g.ci, g.kh, g.kw);
+    emit(e, "       x[(((size_t)i * %" PRId64 " + iy) * %" PRId64 " + ix) * %" PRId64 " + ci];",
+         g.h, g.w, g.ci);
+    emit(e, "}");
+    emit(e, "}");
+    emit(e, "}");
+    emit(e, "y[(((size_t)i * %" PRId64 " + oy) * %" PRId64 " + ox) * %" PRId64 " + co] = sum;",
+         g.oh, g.ow, g.co);
+    emit(e, "}");
+    emit(e, "}");
+    emit(e, "}");
+    emit(e, "}");
+    emit_function_end(e);
+}
+
+/* One axis of the input gradient's derivation: which taps of the kernel
+ * reach input position q, and from which output positions, phase by phase:
+ *   o*S + k - P = q, so k = (q + P) - o*S: k has the remainder of q + P
+ *   divided by S, and o = ((q + P) - k) / S. */
+static void conv_ref_phases(Emitter *e, const char *q, const char *o, const char *k,
+                            int64_t ksize, int64_t s, int64_t p, int64_t out)
+{
+    if (s == 1) {
+        emit(e, " *   %s = %s - %s%s: every tap %s < %" PRId64 " reaches %s, from %s = %s%s - %s.",
+             o, q, k, p ? " + P" : "", k, ksize, q, o, q, p ? " + P" : "", k);
+        return;
+    }
+    for (int64_t r = 0; r < s; r++) {
+        char taps[256] = "", from[256] = "";
+        size_t tl = 0, fl = 0;
+        for (int64_t a = 0; r + a * s < ksize; a++) {
+            tl += (size_t)snprintf(taps + tl, sizeof taps - tl, "%s%" PRId64, a ? ", " : "",
+                                   r + a * s);
+            if (a == 0)
+                fl += (size_t)snprintf(from + fl, sizeof from - fl, "%s", "m");
+            else
+                fl += (size_t)snprintf(from + fl, sizeof from - fl, ", m - %" PRId64, a);
+        }
+        char lhs[64];
+        if (p)
+            snprintf(lhs, sizeof lhs, "%s + %" PRId64 " = %" PRId64 "m + %" PRId64, q, p, s, r);
+        else
+            snprintf(lhs, sizeof lhs, "%s = %" PRId64 "m + %" PRId64, q, s, r);
+        if (tl)
+            emit(e, " *     %-18s taps %s = %s, from %s = %s", lhs, k, taps, o, from);
+        else
+            emit(e, " *     %-18s no tap reaches it", lhs);
+    }
+    emit(e, " *   (a %s outside 0..%" PRId64 " adds nothing: the edges get fewer).", o, out - 1);
+}
+
+/* The comment above the reference backward: the three sums, and the
+ * derivation of dx for this layer's stride. */
+static void conv_ref_backward_comment(Emitter *e, const LayerCode *c, const ConvGeom *g)
+{
+    char iy[64], ix[64];
+    tap_at(iy, sizeof iy, "oy", g->sh, "kh", g->pt);
+    tap_at(ix, sizeof ix, "ox", g->sw, "kw", g->pl);
+    emit(e, "/* %s backward, from dy[n][%" PRId64 "][%" PRId64 "][%" PRId64 "]:", c->name, g->oh,
+         g->ow, g->co);
+    emit(e, " *   dw[co][ci][kh][kw] += sum over i, oy, ox of dy[i][oy][ox][co] * "
+            "x[i][%s][%s][ci]", iy, ix);
+    if (g->bias)
+        emit(e, " *   db[co] += sum over i, oy, ox of dy[i][oy][ox][co]");
+    if (!c->need_dx[0]) {
+        emit(e, " *   (no layer before it learns: no dx) */");
+        return;
+    }
+    emit(e, " *   dx[i][iy][ix][ci] += sum over co and the taps that reach (iy, ix) of");
+    emit(e, " *                        dy[i][oy][ox][co] * w[co][ci][kh][kw],");
+    emit(e, " *   where oy, kh are such that %s = iy (and ox, kw such that %s = ix).", iy, ix);
+    emit(e, " * Rows (the stride is %" PRId64 "):", g->sh);
+    conv_ref_phases(e, "iy", "oy", "kh", g->kh, g->sh, g->pt, g->oh);
+    emit(e, " * Columns (the stride is %" PRId64 "):", g->sw);
+    conv_ref_phases(e, "ix", "ox", "kw", g->kw, g->sw, g->pl, g->ow);
+    if (g->sh > 1 || g->sw > 1) {
+        emit(e, " * Gathering by the remainder like this is what \"dilating dy\" does: a dy with");
+        emit(e, " * %" PRId64 " zero rows (and %" PRId64 " zero columns) put between its own "
+                "would feed the other taps", g->sh - 1, g->sw - 1);
+        emit(e, " * zeros. Below, the test (t %% S != 0) skips exactly those taps. */");
+    } else {
+        emit(e, " * (This is the correlation of dy with the kernel turned by 180 degrees.) */");
+    }
+}
+
+static void conv_ref_backward(Emitter *e, const LayerCode *c)
+{
+    ConvGeom g = conv_code_geom(c);
+    conv_ref_backward_comment(e, c, &g);
+    emit_backward_begin(e, c);
+    emit(e, "(void)y;");
+    emit(e, "const real *w = param(ln) + %s_weight;", c->name);
+    emit(e, "real *dw = grad(ln) + %s_weight;", c->name);
+    if (g.bias)
+        emit(e, "real *db = grad(ln) + %s_bias;", c->name);
+    if (!c->need_dx[0])
+        emit(e, "(void)w, (void)dx;");
+    emit(e, "for (int i = 0; i < n; i++) {");
+    emit(e, "const real *xi = x + (size_t)i * %" PRId64 ";", g.h * g.w * g.ci);
+    emit(e, "const real *dyi = dy + (size_t)i * %" PRId64 ";", g.oh * g.ow * g.co);
+    emit_comment(e, "dw and db: every output's dy times what each tap read");
+    emit_for(e, "oy", g.oh);
+    emit_for(e, "ox", g.ow);
+    emit_for(e, "co", g.co);
+    emit(e, "const real d = dyi[(oy * %" PRId64 " + ox) * %" PRId64 " + co];", g.ow, g.co);
+    if (g.bias)
+        emit(e, "db[co] += d;");
+    emit_for(e, "kh", g.kh);
+    conv_ref_tap_row(e, "iy", "oy", g.sh, "kh", g.pt, g.h, rows_padded(&g));
+    emit_for(e, "kw", g.kw);
+    conv_ref_tap_row(e, "ix", "ox", g.sw, "kw", g.pl, g.w, cols_padded(&g));
+    emit_for(e, "ci", g.ci);
+    emit(e, "dw[((co * %" PRId64 " + ci) * %" PRId64 " + kh) * %" PRId64 " + kw] += d * "
+            "xi[(iy * %" PRId64 " + ix) * %" PRId64 " + ci];", g.ci, g.kh, g.kw, g.w, g.ci);
+    for (int k = 0; k < 6; k++)
+        emit(e, "}");
+    if (c->need_dx[0]) {
+        emit_comment(e, "dx: each input gathers the taps that reach it (see above)");
+        emit(e, "real *dxi = dx + (size_t)i * %" PRId64 ";", g.h * g.w * g.ci);
+        emit_for(e, "iy", g.h);
+        emit_for(e, "ix", g.w);
+        emit_for(e, "ci", g.ci);
+        emit(e, "real sum = 0;");
+        emit_for(e, "kh", g.kh);
+        char phase[64] = "";
+        if (g.sh > 1)
+            snprintf(phase, sizeof phase, " || ty %% %" PRId64 " != 0", g.sh);
+        emit(e, "const int ty = iy + %" PRId64 " - kh; /* = oy * %" PRId64 " */", g.pt, g.sh);
+        emit(e, "if (ty < 0%s || ty / %" PRId64 " >= %" PRId64 ") continue;", phase, g.sh, g.oh);
+        emit(e, "const int oy = ty / %" PRId64 ";", g.sh);
+        emit_for(e, "kw", g.kw);
+        emit(e, "const int tx = ix + %" PRId64 " - kw; /* = ox * %" PRId64 " */", g.pl, g.sw);
+        phase[0] = '\0';
+        if (g.sw > 1)
+            snprintf(phase, sizeof phase, " || tx %% %" PRId64 " != 0", g.sw);
+        emit(e, "if (tx < 0%s || tx / %" PRId64 " >= %" PRId64 ") continue;", phase, g.sw, g.ow);
+        emit(e, "const int ox = tx / %" PRId64 ";", g.sw);
+        emit_for(e, "co", g.co);
+        emit(e, "sum += dyi[(oy * %" PRId64 " + ox) * %" PRId64 " + co] *", g.ow, g.co);
+        emit(e, "       w[((co * %" PRId64 " + ci) * %" PRId64 " + kh) * %" PRId64 " + kw];",
+             g.ci, g.kh, g.kw);
+        emit(e, "}");
+        emit(e, "}");
+        emit(e, "}");
+        emit(e, "dxi[(iy * %" PRId64 " + ix) * %" PRId64 " + ci] += sum;", g.w, g.ci);
+        emit(e, "}");
+        emit(e, "}");
+        emit(e, "}");
+    }
+    emit(e, "}");
+    emit_function_end(e);
 }
 
 const LayerKind layer_conv = {
@@ -1255,7 +1514,10 @@ const LayerKind layer_conv = {
     .infer = conv_infer,
     .flops = conv_flops,
     .scratch_bytes = conv_scratch_bytes,
-    .emit = conv_emit,
+    .emit_forward = conv_forward,
+    .emit_backward = conv_backward,
+    .ref_forward = conv_ref_forward,
+    .ref_backward = conv_ref_backward,
     .ignores_own_output = true, /* backward reads x and dy, never y */
     .relu_forward = true,
     .relu_backward = true,

@@ -104,6 +104,7 @@ typedef struct DenseGeom {
     int64_t f, nout;       /* F inputs, N outputs */
     bool bias;
     bool relu_out, relu_in; /* the ReLUs fused in (LayerCode's) */
+    bool dx_add;           /* dx adds to what another consumer wrote */
     const DenseTiles *t;   /* the tiles being emitted */
 } DenseGeom;
 
@@ -282,10 +283,10 @@ static void dense_emit_klanes(Emitter *e, const DenseGeom *g)
     emit(e, "/* vk: VK reals along k, the target's widest vector but at most %" PRId64
             "; NVK of them cover %" PRId64 " inputs, in KGROUPS groups of up to %d */",
          most, g->f, BWD_VECS);
-    emit(e, "enum { VK = CNNC_VL < %" PRId64 " ? CNNC_VL : %" PRId64 ", NVK = (%" PRId64
-            " + VK - 1) / VK, KGROUPS = (NVK + %d) / %d };", most, most, g->f, BWD_VECS - 1,
-         BWD_VECS);
-    emit(e, "typedef real vk __attribute__((vector_size(VK * REAL_SIZE)));");
+    emit_local(e, "VK NVK KGROUPS", "enum { VK = CNNC_VL < %" PRId64 " ? CNNC_VL : %" PRId64
+               ", NVK = (%" PRId64 " + VK - 1) / VK, KGROUPS = (NVK + %d) / %d };", most, most,
+               g->f, BWD_VECS - 1, BWD_VECS);
+    emit_local(e, "vk", "typedef real vk __attribute__((vector_size(VK * REAL_SIZE)));");
 }
 
 /* BODY(nv) for group kg of the vectors along k, as c0, c1, ...: the first
@@ -356,9 +357,11 @@ static void dense_emit_forward_tiles(Emitter *e, const DenseGeom *g)
     emit(e, "/* tiles: vector 0 alone by %" PRId64 " blocks of up to %d rows of w when nvx is"
             " odd, then %" PRId64 " blocks of up to %d by each pair */", one.tiles,
          g->t->fwd_rows1, two.tiles, g->t->fwd_rows2);
-    emit(e, "const int singles = nvx %% 2 ? %" PRId64 " : 0, pairs = nvx / 2;", one.tiles);
-    emit(e, "PARALLEL_FOR");
-    emit(e, "for (int t = 0; t < singles + pairs * %" PRId64 "; t++) {", two.tiles);
+    emit_local(e, "singles", "const int singles = nvx %% 2 ? %" PRId64 " : 0;", one.tiles);
+    emit_local(e, "pairs", "const int pairs = nvx / 2;");
+    char count[64];
+    snprintf(count, sizeof count, "singles + pairs * %" PRId64, two.tiles);
+    emit_parallel(e, "t", count, 1);
     emit(e, "if (t < singles) {");
     emit(e, "const int c0 = 0;");
     dense_emit_rows(e, g, &one, "o0", "t", 1, dense_emit_forward_tile);
@@ -367,7 +370,7 @@ static void dense_emit_forward_tiles(Emitter *e, const DenseGeom *g)
     emit(e, "const int c0 = (nvx %% 2 + 2 * pair) * VX, c1 = c0 + VX;");
     dense_emit_rows(e, g, &two, "o0", "ob", 2, dense_emit_forward_tile);
     emit(e, "}");
-    emit(e, "}");
+    emit_parallel_end(e);
 }
 
 /* y[n][N] = x[n][F] w^T + b, as its transpose y^T = w xt. */
@@ -380,26 +383,29 @@ static void dense_emit_forward(Emitter *e, const LayerCode *c, const DenseGeom *
     emit_forward_begin(e, c);
     emit(e, "/* vx: VX reals, the target's widest vector, along the samples: nvx of them"
             " cover n, padded to np */");
-    emit(e, "enum { VX = CNNC_VL };");
+    emit_local(e, "VX", "enum { VX = CNNC_VL };");
     emit(e, "_Static_assert(VX <= %" PRId64 ", \"the scratch pads the samples to %" PRId64
-            "\");", dense_max_lanes(e->real_size), dense_max_lanes(e->real_size));
-    emit(e, "typedef real vx __attribute__((vector_size(VX * REAL_SIZE)));");
+            "\");", dense_max_lanes(emit_real_size(e)), dense_max_lanes(emit_real_size(e)));
+    emit_local(e, "vx", "typedef real vx __attribute__((vector_size(VX * REAL_SIZE)));");
     if (g->relu_out)
         emit_mask_type(e, "vx");
-    emit(e, "const real *w = param(ctx) + %s_weight;", g->L);
+    emit_local(e, "w", "const real *w = param(ln) + %s_weight;", g->L);
     if (g->bias) {
-        emit(e, "const real *b = param(ctx) + %s_bias;", g->L);
-        emit(e, "const vx zero = {0};");
+        emit_local(e, "b", "const real *b = param(ln) + %s_bias;", g->L);
+        emit_local(e, "zero", "const vx zero = {0};");
     }
-    emit(e, "const int nvx = (n + VX - 1) / VX, np = nvx * VX;");
-    emit(e, "real *restrict xt = work(ctx, %s_SCRATCH); /* [%" PRId64 "][np]: x^T, zeros past n */",
-         g->L, g->f);
-    emit(e, "PARALLEL_FOR");
-    emit(e, "for (int k = 0; k < %" PRId64 "; k++)", g->f);
-    emit(e, "    for (int i = 0; i < np; i++) xt[(size_t)k * np + i] = i < n ? x[(size_t)i * %"
+    emit_local(e, "nvx", "const int nvx = (n + VX - 1) / VX;");
+    emit_local(e, "np", "const int np = nvx * VX;");
+    emit_local(e, "xt", "real *restrict xt = work(ln, %s_SCRATCH); /* [%" PRId64 "][np]: x^T, "
+               "zeros past n */", g->L, g->f);
+    char f[32];
+    snprintf(f, sizeof f, "%" PRId64, g->f);
+    emit_parallel(e, "k", f, 1);
+    emit(e, "for (int i = 0; i < np; i++) xt[(size_t)k * np + i] = i < n ? x[(size_t)i * %"
             PRId64 " + k] : 0;", g->f);
+    emit_parallel_end(e);
     dense_emit_by_registers(e, g, dense_emit_forward_tiles);
-    emit(e, "}");
+    emit_function_end(e);
 }
 
 /* ---- backward: the weight gradient */
@@ -435,21 +441,23 @@ static void dense_emit_dw_tiles(Emitter *e, const DenseGeom *g)
     Split s = split_even(g->nout, g->t->bwd_rows);
     emit(e, "/* tiles: %" PRId64 " blocks of up to %d rows (outputs) by KGROUPS groups */",
          s.tiles, g->t->bwd_rows);
-    emit(e, "PARALLEL_FOR");
-    emit(e, "for (int t = 0; t < %" PRId64 " * KGROUPS; t++) {", s.tiles);
+    char count[64];
+    snprintf(count, sizeof count, "%" PRId64 " * KGROUPS", s.tiles);
+    emit_parallel(e, "t", count, 1);
     emit(e, "const int ob = t / KGROUPS, kg = t %% KGROUPS;");
     dense_emit_kgroups(e, g, dense_emit_dw_block);
-    emit(e, "}");
+    emit_parallel_end(e);
 }
 
 /* dw[N][F] += dy^T x; db += dy, over n samples. */
 static void dense_emit_weight_grad(Emitter *e, const DenseGeom *g)
 {
-    emit(e, "real *restrict dw = grad(ctx) + %s_weight; /* adds to the sums so far */", g->L);
+    emit_local(e, "dw", "real *restrict dw = grad(ln) + %s_weight; /* adds to the sums so far */",
+               g->L);
     dense_emit_by_registers(e, g, dense_emit_dw_tiles);
     if (!g->bias)
         return;
-    emit(e, "real *restrict db = grad(ctx) + %s_bias;", g->L);
+    emit(e, "real *restrict db = grad(ln) + %s_bias;", g->L);
     emit(e, "for (int i = 0; i < n; i++)");
     emit(e, "    for (int o = 0; o < %" PRId64 "; o++) db[o] += dy[(size_t)i * %" PRId64 " + o];",
          g->nout, g->nout);
@@ -474,7 +482,7 @@ static void dense_emit_dx_tile(Emitter *e, const DenseGeom *g, int nv)
             emit(e, "const real *x%d = x + (size_t)(i0 + %d < n ? i0 + %d : 0) * %" PRId64 ";", r,
                  r, r, g->f);
     emit_accs(e, "vk", rows, nv, NULL, "");
-    emit(e, "if (oc > 0) {");
+    emit(e, g->dx_add ? "{ /* dx adds to another consumer's gradient */" : "if (oc > 0) {");
     emit_tile_memory(e, true, rows, nv, "dx", 0);
     emit(e, "}");
     emit(e, "for (int o = oc; o < oc1; o++) {");
@@ -500,9 +508,9 @@ static void dense_emit_dx_tiles(Emitter *e, const DenseGeom *g)
     int rows = g->t->bwd_rows;
     emit(e, "/* tiles: blocks of %d samples by KGROUPS groups, group outer; a run of them per"
             " thread, over chunks of %d rows of w */", rows, DX_CHUNK);
-    emit(e, "const int blocks = (n + %d) / %d, tiles = KGROUPS * blocks;", rows - 1, rows);
-    emit(e, "PARALLEL_FOR");
-    emit(e, "for (int part = 0; part < parts; part++) {");
+    emit_local(e, "blocks", "const int blocks = (n + %d) / %d;", rows - 1, rows);
+    emit_local(e, "tiles", "const int tiles = KGROUPS * blocks;");
+    emit_parallel(e, "part", "parts", 1);
     emit(e, "const int t0 = (int)((int64_t)tiles * part / parts), t1 = (int)((int64_t)tiles *"
             " (part + 1) / parts);");
     emit(e, "for (int oc = 0; oc < %" PRId64 "; oc += %d) {", g->nout, DX_CHUNK);
@@ -513,36 +521,34 @@ static void dense_emit_dx_tiles(Emitter *e, const DenseGeom *g)
     dense_emit_kgroups(e, g, dense_emit_dx_tile);
     emit(e, "}");
     emit(e, "}");
-    emit(e, "}");
+    emit_parallel_end(e);
 }
 
 /* dx[n][F] = dy w (overwritten). The samples past n in the last block read
  * a row of zeros and write a row nobody reads. */
 static void dense_emit_input_grad(Emitter *e, const LayerCode *c, const DenseGeom *g)
 {
-    emit(e, "const real *w = param(ctx) + %s_weight;", g->L);
+    emit_local(e, "w", "const real *w = param(ln) + %s_weight;", g->L);
     int64_t xt = 0;
-    dense_xt_reals(g->f, c->batch, e->real_size, &xt); /* planned: no overflow */
-    emit(e, "real *zero = (real *)work(ctx, %s_SCRATCH) + %" PRId64 "; /* [%" PRId64
-            "], then sink [%" PRId64 "] */", g->L, xt, g->nout, g->f);
-    emit(e, "real *sink = zero + %" PRId64 ";", g->nout);
+    dense_xt_reals(g->f, c->batch, emit_real_size(e), &xt); /* planned: no overflow */
+    emit_local(e, "zero", "real *zero = (real *)work(ln, %s_SCRATCH) + %" PRId64 "; /* [%" PRId64
+               "], then sink [%" PRId64 "] */", g->L, xt, g->nout, g->f);
+    emit_local(e, "sink", "real *sink = zero + %" PRId64 ";", g->nout);
     emit(e, "memset(zero, 0, %" PRId64 " * sizeof(real));", g->nout);
     if (g->relu_in)
         emit_mask_type(e, "vk");
-    emit(e, "const int parts = ctx->threads > 0 ? ctx->threads : 1;");
+    emit_local(e, "parts", "const int parts = ln->threads;");
     dense_emit_by_registers(e, g, dense_emit_dx_tiles);
 }
 
-/* "static void L_weight_sums(ctx, n, x, dy)": dw, db += the sums over n
+/* "static void L_weight_sums(ln, n, x, dy)": dw, db += the sums over n
  * samples, for a weight phase that waits. */
-static void dense_emit_weight_sums(Emitter *e, const DenseGeom *g)
+static void dense_emit_weight_sums(Emitter *e, const LayerCode *c, const DenseGeom *g)
 {
-    emit(e, "static void %s_weight_sums(cnnrt_ctx *ctx, int n, const real *restrict x, "
-            "const real *restrict dy)", g->L);
-    emit(e, "{");
+    emit_function_begin(e, c, "weight_sums", SIG_WEIGHTS, false);
     dense_emit_klanes(e, g);
     dense_emit_weight_grad(e, g);
-    emit(e, "}");
+    emit_function_end(e);
     emit_blank(e);
 }
 
@@ -559,19 +565,19 @@ static void dense_emit_weights_phase(Emitter *e, const LayerCode *c, const void 
         dense_emit_weight_grad(e, g);
         return;
     }
-    int64_t at = dense_kept_at(g, c->batch, e->real_size);
-    emit(e, "real *kx = (real *)work(ctx, %s_SCRATCH) + %" PRId64 "; /* [%" PRId64 "][%" PRId64
+    int64_t at = dense_kept_at(g, c->batch, emit_real_size(e));
+    emit(e, "real *kx = (real *)work(ln, %s_SCRATCH) + %" PRId64 "; /* [%" PRId64 "][%" PRId64
             "]: x of the lane's samples so far */", g->L, at, c->lane_samples, g->f);
     emit(e, "real *kdy = kx + %" PRId64 "; /* [%" PRId64 "][%" PRId64 "]: their dy */",
          c->lane_samples * g->f, c->lane_samples, g->nout);
     emit(e, "int *kept = (int *)(kdy + %" PRId64 ");", c->lane_samples * g->nout);
-    emit(e, "if (lane_first(ctx)) *kept = 0;");
+    emit(e, "if (ln->first) *kept = 0;");
     emit(e, "memcpy(kx + (size_t)*kept * %" PRId64 ", x, sizeof(real) * (size_t)n * %" PRId64
             ");", g->f, g->f);
     emit(e, "memcpy(kdy + (size_t)*kept * %" PRId64 ", dy, sizeof(real) * (size_t)n * %" PRId64
             ");", g->nout, g->nout);
     emit(e, "*kept += n;");
-    emit(e, "if (lane_last(ctx)) %s_weight_sums(ctx, *kept, kx, kdy);", g->L);
+    emit(e, "if (ln->last) %s_weight_sums(ln, *kept, kx, kdy);", g->L);
 }
 
 static void dense_emit_data_phase(Emitter *e, const LayerCode *c, const void *g)
@@ -583,23 +589,90 @@ static void dense_emit_data_phase(Emitter *e, const LayerCode *c, const void *g)
 static void dense_emit_backward(Emitter *e, const LayerCode *c, const DenseGeom *g)
 {
     if (dense_defers_dw(c->batch, c->lane_samples))
-        dense_emit_weight_sums(e, g);
+        dense_emit_weight_sums(e, c, g);
     emit(e, "/* from dy[n][%" PRId64 "]: dw[%" PRId64 "][%" PRId64 "] += dy^T x%s%s */", g->nout,
          g->nout, g->f, g->bias ? ", db += dy summed over samples" : "",
-         !c->need_dx ? " (no layer before it learns: no dx)"
-         : c->relu_in ? ", dx = dy w, 0 where x <= 0 (the ReLU before)" : ", dx = dy w");
+         !c->need_dx[0] ? " (no layer before it learns: no dx)"
+         : c->relu_in ? ", dx = dy w, 0 where x <= 0 (the ReLU before)"
+         : c->dx_add[0] ? ", dx += dy w" : ", dx = dy w");
     emit_backward_phases(e, c, dense_emit_weights_phase, dense_emit_data_phase, g);
 }
 
-static void dense_emit(Emitter *e, const LayerCode *c)
+static DenseGeom dense_geom(const LayerCode *c)
 {
     const Layer *l = c->l;
-    DenseGeom g = {.L = c->name, .f = l->in.c, .nout = l->out.c,
-                   .bias = l->args[DENSE_BIAS].u.b, .relu_out = c->relu_out,
-                   .relu_in = c->relu_in};
+    return (DenseGeom){.L = c->name, .f = l->in.c, .nout = l->out.c,
+                       .bias = l->args[DENSE_BIAS].u.b, .relu_out = c->relu_out,
+                       .relu_in = c->relu_in, .dx_add = c->dx_add[0]};
+}
+
+static void dense_forward(Emitter *e, const LayerCode *c)
+{
+    DenseGeom g = dense_geom(c);
     dense_emit_forward(e, c, &g);
-    emit_blank(e);
+}
+
+static void dense_backward(Emitter *e, const LayerCode *c)
+{
+    DenseGeom g = dense_geom(c);
     dense_emit_backward(e, c, &g);
+}
+
+/* ------------------------------------------------------------------------
+ * The reference tier: the three products as sums
+ */
+
+static void dense_ref_forward(Emitter *e, const LayerCode *c)
+{
+    DenseGeom g = dense_geom(c);
+    emit(e, "/* y[n][%" PRId64 "] = x[n][%" PRId64 "] w^T%s: y[i][o] = %ssum over k of "
+            "w[o][k] * x[i][k], w[%" PRId64 "][%" PRId64 "] (PyTorch's layout) */", g.nout, g.f,
+         g.bias ? " + b" : "", g.bias ? "b[o] + " : "", g.nout, g.f);
+    emit_forward_begin(e, c);
+    emit(e, "const real *w = param(ln) + %s_weight;", g.L);
+    if (g.bias)
+        emit(e, "const real *b = param(ln) + %s_bias;", g.L);
+    emit(e, "for (int i = 0; i < n; i++) {");
+    emit_for(e, "o", g.nout);
+    emit(e, "real sum = %s;", g.bias ? "b[o]" : "0");
+    emit_for(e, "k", g.f);
+    emit(e, "sum += w[o * %" PRId64 " + k] * x[(size_t)i * %" PRId64 " + k];", g.f, g.f);
+    emit(e, "}");
+    emit(e, "y[(size_t)i * %" PRId64 " + o] = sum;", g.nout);
+    emit(e, "}");
+    emit(e, "}");
+    emit_function_end(e);
+}
+
+static void dense_ref_backward(Emitter *e, const LayerCode *c)
+{
+    DenseGeom g = dense_geom(c);
+    emit(e, "/* from dy[n][%" PRId64 "]: dw[o][k] += sum over i of dy[i][o] * x[i][k]%s%s */",
+         g.nout, g.bias ? "; db[o] += sum over i of dy[i][o]" : "",
+         c->need_dx[0] ? "; dx[i][k] += sum over o of dy[i][o] * w[o][k]" : "");
+    emit_backward_begin(e, c);
+    emit(e, "(void)y;");
+    emit(e, "const real *w = param(ln) + %s_weight;", g.L);
+    emit(e, "real *dw = grad(ln) + %s_weight;", g.L);
+    if (g.bias)
+        emit(e, "real *db = grad(ln) + %s_bias;", g.L);
+    if (!c->need_dx[0])
+        emit(e, "(void)w, (void)dx;");
+    emit(e, "for (int i = 0; i < n; i++) {");
+    emit(e, "const real *xi = x + (size_t)i * %" PRId64 ", *dyi = dy + (size_t)i * %" PRId64 ";",
+         g.f, g.nout);
+    emit_for(e, "o", g.nout);
+    if (g.bias)
+        emit(e, "db[o] += dyi[o];");
+    emit_for(e, "k", g.f);
+    emit(e, "dw[o * %" PRId64 " + k] += dyi[o] * xi[k];", g.f);
+    if (c->need_dx[0])
+        emit(e, "dx[(size_t)i * %" PRId64 " + k] += dyi[o] * w[o * %" PRId64 " + k];", g.f,
+             g.f);
+    emit(e, "}");
+    emit(e, "}");
+    emit(e, "}");
+    emit_function_end(e);
 }
 
 const LayerKind layer_dense = {
@@ -613,5 +686,8 @@ const LayerKind layer_dense = {
     .infer = dense_infer,
     .flops = dense_flops,
     .scratch_bytes = dense_scratch_bytes,
-    .emit = dense_emit,
+    .emit_forward = dense_forward,
+    .emit_backward = dense_backward,
+    .ref_forward = dense_ref_forward,
+    .ref_backward = dense_ref_backward,
 };

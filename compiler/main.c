@@ -3,6 +3,8 @@
  *   cnnc model.net -o model.c      emit a trainer
  *   cnnc --check model.net         parse and shape-check only
  *   cnnc --summary model.net       layers, shapes, parameters, FLOP, memory plan
+ *   cnnc --emit=dot model.net -o model.dot    a Graphviz picture of the network
+ *   cnnc --kernels=reference model.net -o ref.c   the trainer in plain loops
  *
  * Exit status: 0 compiled, 1 the model has errors, 2 usage or I/O problems. */
 #include "config.h"
@@ -19,12 +21,17 @@ enum { EXIT_MODEL = 1, EXIT_USAGE = 2 };
 
 typedef enum Mode { MODE_EMIT, MODE_CHECK, MODE_SUMMARY } Mode;
 
+/* What -o receives (--emit=...). */
+typedef enum Output { OUTPUT_TRAINER, OUTPUT_DOT } Output;
+
 typedef struct Options {
     Mode mode;
+    Output emit;
     const char *input;
     const char *output;     /* -o; NULL with --check/--summary */
     int64_t real_size;      /* 4 or 8 */
     int64_t micro;          /* --micro-batch; 0: the plan's choice */
+    Kernels kernels;        /* --kernels */
     int max_errors;
     bool werror;
 } Options;
@@ -37,6 +44,10 @@ static void usage(FILE *f)
           "  -o FILE             write the trainer's C to FILE ('-': standard output)\n"
           "      --check         parse and shape-check only\n"
           "      --summary       print layers, shapes, parameters, FLOP and memory plan\n"
+          "      --emit=WHAT     what -o writes: trainer (default), or dot (a Graphviz\n"
+          "                      picture of the network)\n"
+          "      --kernels=K     fast (default): tiled, threaded kernels; reference: the\n"
+          "                      plain loops of the math, to read and to check against\n"
           "      --precision=P   f32 (default) or f64\n"
           "      --micro-batch=N samples per pass through the layers (default: the\n"
           "                      batch halved until its maps fit 24 MiB)\n"
@@ -61,11 +72,16 @@ static int usage_error(const char *fmt, const char *arg)
 /* Returns -1 when the options are good, else the exit status to end with. */
 static int parse_options(int argc, char **argv, Options *o)
 {
-    enum { OPT_CHECK = 256, OPT_SUMMARY, OPT_PRECISION, OPT_MICRO, OPT_MAX_ERRORS, OPT_WERROR };
+    enum {
+        OPT_CHECK = 256, OPT_SUMMARY, OPT_PRECISION, OPT_MICRO, OPT_MAX_ERRORS, OPT_WERROR,
+        OPT_EMIT, OPT_KERNELS
+    };
     static const struct option longopts[] = {
         {"check", no_argument, NULL, OPT_CHECK},
         {"summary", no_argument, NULL, OPT_SUMMARY},
         {"precision", required_argument, NULL, OPT_PRECISION},
+        {"emit", required_argument, NULL, OPT_EMIT},
+        {"kernels", required_argument, NULL, OPT_KERNELS},
         {"micro-batch", required_argument, NULL, OPT_MICRO},
         {"max-errors", required_argument, NULL, OPT_MAX_ERRORS},
         {"Werror", no_argument, NULL, OPT_WERROR},
@@ -83,6 +99,22 @@ static int parse_options(int argc, char **argv, Options *o)
         case OPT_CHECK: check = true; break;
         case OPT_SUMMARY: summary = true; break;
         case OPT_WERROR: o->werror = true; break;
+        case OPT_EMIT:
+            if (strcmp(optarg, "trainer") == 0)
+                o->emit = OUTPUT_TRAINER;
+            else if (strcmp(optarg, "dot") == 0)
+                o->emit = OUTPUT_DOT;
+            else
+                return usage_error("--emit takes trainer or dot, not '%s'", optarg);
+            break;
+        case OPT_KERNELS:
+            if (strcmp(optarg, "fast") == 0)
+                o->kernels = KERNELS_FAST;
+            else if (strcmp(optarg, "reference") == 0)
+                o->kernels = KERNELS_REFERENCE;
+            else
+                return usage_error("--kernels takes fast or reference, not '%s'", optarg);
+            break;
         case OPT_PRECISION:
             if (strcmp(optarg, "f32") == 0)
                 o->real_size = 4;
@@ -142,14 +174,23 @@ static bool fchmod_like(const char *tmp)
     return chmod(tmp, 0666 & ~mask) == 0;
 }
 
+/* What --emit asks for, to f. */
+static bool emit_to(FILE *f, const Network *net, const Options *o, const Source *src)
+{
+    if (o->emit == OUTPUT_DOT)
+        return emit_dot(f, net);
+    EmitOptions eo = {.real_size = o->real_size, .micro = o->micro, .kernels = o->kernels,
+                      .src = src};
+    return emit_network(f, net, &eo);
+}
+
 /* Writes the trainer to path so that a reader sees either the old file or
  * the whole new one: a temporary beside it, fsync, then rename. */
 static int write_output(const char *path, const Network *net, const Options *o,
                         const Source *src)
 {
-    EmitOptions eo = {.real_size = o->real_size, .micro = o->micro, .src = src};
     if (strcmp(path, "-") == 0)
-        return emit_network(stdout, net, &eo) ? 0 : EXIT_USAGE;
+        return emit_to(stdout, net, o, src) ? 0 : EXIT_USAGE;
     char *tmp = xasprintf("%s.XXXXXX", path);
     int fd = mkstemp(tmp);
     if (fd < 0) {
@@ -159,7 +200,7 @@ static int write_output(const char *path, const Network *net, const Options *o,
         return EXIT_USAGE;
     }
     FILE *f = fdopen(fd, "w");
-    bool ok = f && emit_network(f, net, &eo);
+    bool ok = f && emit_to(f, net, o, src);
     ok = ok && fflush(f) == 0 && fsync(fd) == 0;
     int saved = errno;
     if (f)
@@ -213,7 +254,7 @@ int main(int argc, char **argv)
     }
     status = 0;
     if (o.mode == MODE_SUMMARY) {
-        summary_print(stdout, net, o.real_size, o.micro);
+        summary_print(stdout, net, o.real_size, o.micro, o.kernels);
     } else if (o.mode == MODE_EMIT) {
         status = write_output(o.output, net, &o, src);
     }

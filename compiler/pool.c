@@ -10,6 +10,7 @@
 #include "cnnc.h"
 
 #include <inttypes.h>
+#include <string.h>
 
 enum { POOL_SIZE, POOL_STRIDE, POOL_PADDING, POOL_NARGS };
 
@@ -147,12 +148,11 @@ static int64_t maxpool_scratch_bytes(const Layer *l, int64_t batch, int64_t lane
     return batch * shape_elems(l->out) * (int64_t)sizeof(int32_t);
 }
 
-/* Opens the parallel loop over samples (one level to close) with the
+/* Opens the loop over samples (emit_loop_end closes it) with the
  * sample's rows: xi and yi forward, dyi and dxi backward. */
-static void pool_emit_pixels(Emitter *e, const PoolGeom *g, bool dx_side)
+static void pool_emit_pixels(Emitter *e, const LayerCode *c, const PoolGeom *g, bool dx_side)
 {
-    emit(e, "PARALLEL_FOR");
-    emit(e, "for (int i = 0; i < n; i++) {");
+    emit_loop(e, c, "i", "n", 1);
     if (dx_side) {
         emit(e, "const real *restrict dyi = dy + (size_t)i * %" PRId64 ";", pool_out_elems(g));
         emit(e, "real *restrict dxi = dx + (size_t)i * %" PRId64 ";", pool_in_elems(g));
@@ -337,29 +337,26 @@ static void maxpool_emit_forward(Emitter *e, const LayerCode *c, const PoolGeom 
             ", sample i of the call; its argmax (int32: the input element within the sample) "
             "in scratch at sample i */",
          g->oh, g->ow, g->c, g->kh, g->kw, g->h, g->w, g->c, g->sh, g->sw);
-    emit(e, "static void %s_forward_sample(cnnrt_ctx *ctx, int i, const real *restrict xi, "
-            "real *restrict yi)", c->name);
-    emit(e, "{");
-    emit(e, "int32_t *restrict ai = (int32_t *)work(ctx, %s_SCRATCH) + (size_t)i * %" PRId64 ";",
+    emit_function_begin(e, c, "forward_sample", SIG_SAMPLE, false);
+    emit(e, "int32_t *restrict ai = (int32_t *)work(ln, %s_SCRATCH) + (size_t)i * %" PRId64 ";",
          c->name, pool_out_elems(g));
     pool_emit_pixel_loops(e, g);
     emit(e, "real *restrict yo = yi + p * %" PRId64 ";", g->c);
     emit(e, "int32_t *restrict ao = ai + p * %" PRId64 ";", g->c);
     pool_emit_forward_windows(e, g, maxpool_emit_unrolled, maxpool_emit_loops);
-    emit(e, "}");
+    emit_function_end(e);
+    if (c->streamed_into)
+        return; /* the layer before calls forward_sample itself */
     emit_blank(e);
     char in[96], out[96];
-    emit(e, "/* %s = the max of each window of %s, the samples among the threads; inline, so "
-            "that it may go unused where the layer before streams */",
+    emit(e, "/* %s = the max of each window of %s, the samples among the threads */",
          dims4(out, sizeof out, "y", g->oh, g->ow, g->c), dims4(in, sizeof in, "x", g->h, g->w, g->c));
-    emit(e, "static inline void %s_forward(cnnrt_ctx *ctx, int n, const real *restrict x, "
-            "real *restrict y)", c->name);
-    emit(e, "{");
-    emit(e, "PARALLEL_FOR");
-    emit(e, "for (int i = 0; i < n; i++)");
-    emit(e, "    %s_forward_sample(ctx, i, x + (size_t)i * %" PRId64 ", y + (size_t)i * %" PRId64
+    emit_forward_begin(e, c);
+    emit_parallel(e, "i", "n", 1);
+    emit(e, "%s_forward_sample(ln, i, x + (size_t)i * %" PRId64 ", y + (size_t)i * %" PRId64
             ");", c->name, pool_in_elems(g), pool_out_elems(g));
-    emit(e, "}");
+    emit_parallel_end(e);
+    emit_function_end(e);
 }
 
 /* dx clearing a row ahead of the windows, so that each row is cleared while
@@ -383,16 +380,15 @@ static void pool_emit_rows_cleared(Emitter *e, const PoolGeom *g)
  * output pixel), so the two agree bitwise. */
 static void maxpool_emit_backward_vectors(Emitter *e, const LayerCode *c, const PoolGeom *g)
 {
-    emit(e, "typedef real vr __attribute__((vector_size(CNNC_VEC_BYTES)));");
+    emit_local(e, "vr", "typedef real vr __attribute__((vector_size(CNNC_VEC_BYTES)));");
     emit_mask_type(e, "vr");
-    emit(e, "typedef int32_t vi __attribute__((vector_size(CNNC_VL * 4)));");
-    emit(e, "const int nv = (%" PRId64 " + CNNC_VL - 1) / CNNC_VL;", g->c);
-    emit(e, "vi lane;");
-    emit(e, "for (int l = 0; l < CNNC_VL; l++) lane[l] = l;");
+    emit_local(e, "vi", "typedef int32_t vi __attribute__((vector_size(CNNC_VL * 4)));");
+    emit_local(e, "nv", "const int nv = (%" PRId64 " + CNNC_VL - 1) / CNNC_VL;", g->c);
+    emit_local(e, "lane", "vi lane;\nfor (int l = 0; l < CNNC_VL; l++) lane[l] = l;");
     emit(e, "/* lanes of the last vector that the one before it covers */");
-    emit(e, "const int covered = (nv - 1) * CNNC_VL - VEC_AT(nv - 1, CNNC_VL, %" PRId64 ");",
-         g->c);
-    pool_emit_pixels(e, g, true);
+    emit_local(e, "covered", "const int covered = (nv - 1) * CNNC_VL - VEC_AT(nv - 1, CNNC_VL, %"
+               PRId64 ");", g->c);
+    pool_emit_pixels(e, c, g, true);
     emit(e, "const int32_t *restrict ai = argmax + (size_t)i * %" PRId64 ";", pool_out_elems(g));
     if (c->relu_in)
         emit(e, "const real *restrict yi = y + (size_t)i * %" PRId64 ";", pool_out_elems(g));
@@ -433,15 +429,11 @@ static void maxpool_emit_backward_vectors(Emitter *e, const LayerCode *c, const 
     emit(e, "}");
     emit(e, "memset(dxi + (size_t)cleared * %" PRId64 ", 0, sizeof(real) * %" PRId64
             " * (size_t)(%" PRId64 " - cleared));", g->w * g->c, g->w * g->c, g->h);
-    emit(e, "}");
+    emit_loop_end(e, c);
 }
 
 static void maxpool_emit_backward(Emitter *e, const LayerCode *c, const PoolGeom *g)
 {
-    if (!c->need_dx) {
-        emit_backward_nothing(e, c);
-        return;
-    }
     pool_emit_backward_begin(e, c, g, c->relu_in ? "to the input element that won (windows may "
                                                   "overlap), where it is > 0 (the ReLU before)"
                                                 : "to the input element that won (windows may "
@@ -449,8 +441,8 @@ static void maxpool_emit_backward(Emitter *e, const LayerCode *c, const PoolGeom
     emit(e, "(void)x;");
     if (!c->relu_in)
         emit(e, "(void)y;");
-    emit(e, "const int32_t *restrict argmax = work(ctx, %s_SCRATCH);", c->name);
-    bool vectors = !g->padded && pool_unrolled(g);
+    emit_local(e, "argmax", "const int32_t *restrict argmax = work(ln, %s_SCRATCH);", c->name);
+    bool vectors = !g->padded && pool_unrolled(g) && !c->dx_add[0];
     if (vectors) {
         /* Per vector of channels, a pass over every tap: it pays when the
          * window has fewer taps than a vector lanes (3x3 on AVX-512, not
@@ -459,9 +451,10 @@ static void maxpool_emit_backward(Emitter *e, const LayerCode *c, const PoolGeom
         maxpool_emit_backward_vectors(e, c, g);
         emit(e, "#else");
     }
-    pool_emit_pixels(e, g, true);
+    pool_emit_pixels(e, c, g, true);
     emit(e, "const int32_t *restrict ai = argmax + (size_t)i * %" PRId64 ";", pool_out_elems(g));
-    emit(e, "for (int j = 0; j < %" PRId64 "; j++) dxi[j] = 0;", pool_in_elems(g));
+    if (!c->dx_add[0])
+        emit(e, "for (int j = 0; j < %" PRId64 "; j++) dxi[j] = 0;", pool_in_elems(g));
     if (c->relu_in) {
         /* x is the ReLU's output: x[ai[j]] = y[j], and > 0 where it passed */
         emit(e, "const real *restrict yi = y + (size_t)i * %" PRId64 ";", pool_out_elems(g));
@@ -471,17 +464,21 @@ static void maxpool_emit_backward(Emitter *e, const LayerCode *c, const PoolGeom
         emit(e, "for (int j = 0; j < %" PRId64 "; j++) dxi[ai[j]] += dyi[j];",
              pool_out_elems(g));
     }
-    emit(e, "}");
+    emit_loop_end(e, c);
     if (vectors)
         emit(e, "#endif");
-    emit(e, "}");
+    emit_function_end(e);
 }
 
-static void maxpool_emit(Emitter *e, const LayerCode *c)
+static void maxpool_forward(Emitter *e, const LayerCode *c)
 {
     PoolGeom g = pool_geom(c->l);
     maxpool_emit_forward(e, c, &g);
-    emit_blank(e);
+}
+
+static void maxpool_backward(Emitter *e, const LayerCode *c)
+{
+    PoolGeom g = pool_geom(c->l);
     maxpool_emit_backward(e, c, &g);
 }
 
@@ -512,27 +509,24 @@ static void avgpool_emit_forward(Emitter *e, const LayerCode *c, const PoolGeom 
 {
     pool_emit_forward_begin(e, c, g, "mean",
                             g->padded ? ", over its elements inside the input" : "");
-    emit(e, "(void)ctx;");
-    pool_emit_pixels(e, g, false);
+    emit(e, "(void)ln;");
+    pool_emit_pixels(e, c, g, false);
     pool_emit_pixel_loops(e, g);
     emit(e, "real *restrict yo = yi + p * %" PRId64 ";", g->c);
     pool_emit_forward_windows(e, g, avgpool_emit_unrolled, avgpool_emit_loops);
-    emit(e, "}");
-    emit(e, "}");
+    emit_loop_end(e, c);
+    emit_function_end(e);
 }
 
 static void avgpool_emit_backward(Emitter *e, const LayerCode *c, const PoolGeom *g)
 {
-    if (!c->need_dx) {
-        emit_backward_nothing(e, c);
-        return;
-    }
     pool_emit_backward_begin(e, c, g, "spread evenly over its window's elements");
-    emit(e, "(void)ctx;");
+    emit(e, "(void)ln;");
     emit(e, "(void)x;");
     emit(e, "(void)y;");
-    pool_emit_pixels(e, g, true);
-    emit(e, "for (int j = 0; j < %" PRId64 "; j++) dxi[j] = 0;", pool_in_elems(g));
+    pool_emit_pixels(e, c, g, true);
+    if (!c->dx_add[0])
+        emit(e, "for (int j = 0; j < %" PRId64 "; j++) dxi[j] = 0;", pool_in_elems(g));
     pool_emit_pixel_loops(e, g);
     emit(e, "const real *restrict dyo = dyi + p * %" PRId64 ";", g->c);
     pool_emit_clipped_taps(e, g, true);
@@ -541,16 +535,164 @@ static void avgpool_emit_backward(Emitter *e, const LayerCode *c, const PoolGeom
     emit(e, "}");
     emit(e, "}");
     emit(e, "}");
+    emit_loop_end(e, c);
+    emit_function_end(e);
+}
+
+static void avgpool_forward(Emitter *e, const LayerCode *c)
+{
+    PoolGeom g = pool_geom(c->l);
+    avgpool_emit_forward(e, c, &g);
+}
+
+static void avgpool_backward(Emitter *e, const LayerCode *c)
+{
+    PoolGeom g = pool_geom(c->l);
+    avgpool_emit_backward(e, c, &g);
+}
+
+/* ------------------------------------------------------------------------
+ * The reference tier: each window as the math has it
+ *
+ * Output pixel (oy, ox) of channel c looks at the taps (ky, kx) of its
+ * window, input row iy = oy*SH - PT + ky and column ix = ox*SW - PL + kx;
+ * taps in the padding (outside the input) take no part.
+ */
+
+/* Opens the loops over samples, output pixels, channels and the window's
+ * taps inside the input (six levels to close), with xi the sample's input
+ * (when READS_X), o the output element and at the tap's input element (when
+ * WANT_AT);
+ * START declares the window's sums before its taps. */
+static void pool_ref_windows(Emitter *e, const PoolGeom *g, bool reads_x, const char *start,
+                             bool want_at)
+{
+    char iy[64], ix[64];
+    emit(e, "for (int i = 0; i < n; i++) {");
+    if (reads_x)
+        emit(e, "const real *xi = x + (size_t)i * %" PRId64 ";", pool_in_elems(g));
+    emit_for(e, "oy", g->oh);
+    emit_for(e, "ox", g->ow);
+    emit_for(e, "c", g->c);
+    emit(e, "const size_t o = (size_t)i * %" PRId64 " + (oy * %" PRId64 " + ox) * %" PRId64
+            " + c;", pool_out_elems(g), g->ow, g->c);
+    for (const char *p = start; *p;) {
+        size_t len = strcspn(p, "\n");
+        emit(e, "%.*s", (int)len, p);
+        p += len + (p[len] == '\n');
+    }
+    emit_for(e, "ky", g->kh);
+    emit_for(e, "kx", g->kw);
+    emit(e, "const int iy = %s + ky, ix = %s + kx;", window_start(iy, sizeof iy, "oy", g->sh, g->pt),
+         window_start(ix, sizeof ix, "ox", g->sw, g->pl));
+    if (g->padded)
+        emit(e, "if (iy < 0 || iy >= %" PRId64 " || ix < 0 || ix >= %" PRId64 ") continue;",
+             g->h, g->w);
+    if (want_at)
+        emit(e, "const int at = (iy * %" PRId64 " + ix) * %" PRId64 " + c;", g->w, g->c);
+}
+
+/* Closes the loops of pool_ref_windows: the taps', then the rest. */
+static void pool_ref_close_taps(Emitter *e)
+{
     emit(e, "}");
     emit(e, "}");
 }
 
-static void avgpool_emit(Emitter *e, const LayerCode *c)
+static void pool_ref_close_pixels(Emitter *e)
+{
+    emit(e, "}");
+    emit(e, "}");
+    emit(e, "}");
+    emit(e, "}");
+}
+
+/* MaxPool: y = the largest tap of the window (the first of equal ones);
+ * backward sends dy to that tap, found again. */
+static void maxpool_ref_forward(Emitter *e, const LayerCode *c)
 {
     PoolGeom g = pool_geom(c->l);
-    avgpool_emit_forward(e, c, &g);
-    emit_blank(e);
-    avgpool_emit_backward(e, c, &g);
+    char in[96], out[96];
+    emit(e, "/* %s = the max of each %" PRId64 "x%" PRId64 " window of %s at stride %" PRId64
+            "x%" PRId64 ", the first of equal values winning%s */",
+         dims4(out, sizeof out, "y", g.oh, g.ow, g.c), g.kh, g.kw,
+         dims4(in, sizeof in, "x", g.h, g.w, g.c), g.sh, g.sw,
+         g.padded ? "; the padding never wins" : "");
+    emit_forward_begin(e, c);
+    emit(e, "(void)ln;");
+    pool_ref_windows(e, &g, true, "real best = 0;\nint found = 0;", true);
+    emit(e, "if (found == 0 || xi[at] > best) { best = xi[at]; found = 1; }");
+    pool_ref_close_taps(e);
+    emit(e, "y[o] = best;");
+    pool_ref_close_pixels(e);
+    emit_function_end(e);
+}
+
+static void maxpool_ref_backward(Emitter *e, const LayerCode *c)
+{
+    PoolGeom g = pool_geom(c->l);
+    char in[96], out[96];
+    emit(e, "/* %s += each of %s at the input element that won its window (found again) */",
+         dims4(in, sizeof in, "dx", g.h, g.w, g.c), dims4(out, sizeof out, "dy", g.oh, g.ow, g.c));
+    emit_backward_begin(e, c);
+    emit(e, "(void)ln;");
+    emit(e, "(void)y;");
+    pool_ref_windows(e, &g, true, "real best = 0;\nint arg = -1;", true);
+    emit(e, "if (arg < 0 || xi[at] > best) { best = xi[at]; arg = at; }");
+    pool_ref_close_taps(e);
+    emit(e, "dx[(size_t)i * %" PRId64 " + arg] += dy[o];", pool_in_elems(&g));
+    pool_ref_close_pixels(e);
+    emit_function_end(e);
+}
+
+/* AvgPool: y = the mean of the window's taps inside the input; backward
+ * spreads dy evenly over them. */
+static void avgpool_ref_forward(Emitter *e, const LayerCode *c)
+{
+    PoolGeom g = pool_geom(c->l);
+    char in[96], out[96];
+    emit(e, "/* %s = the mean of each %" PRId64 "x%" PRId64 " window of %s at stride %" PRId64
+            "x%" PRId64 "%s */", dims4(out, sizeof out, "y", g.oh, g.ow, g.c), g.kh, g.kw,
+         dims4(in, sizeof in, "x", g.h, g.w, g.c), g.sh, g.sw,
+         g.padded ? ", over its elements inside the input" : "");
+    emit_forward_begin(e, c);
+    emit(e, "(void)ln;");
+    pool_ref_windows(e, &g, true, "real sum = 0;\nint count = 0;", true);
+    emit(e, "sum += xi[at];");
+    emit(e, "count++;");
+    pool_ref_close_taps(e);
+    emit(e, "y[o] = sum / count;");
+    pool_ref_close_pixels(e);
+    emit_function_end(e);
+}
+
+static void avgpool_ref_backward(Emitter *e, const LayerCode *c)
+{
+    PoolGeom g = pool_geom(c->l);
+    char in[96], out[96];
+    emit(e, "/* %s += each of %s spread evenly over its window's elements */",
+         dims4(in, sizeof in, "dx", g.h, g.w, g.c), dims4(out, sizeof out, "dy", g.oh, g.ow, g.c));
+    emit_backward_begin(e, c);
+    emit(e, "(void)ln;");
+    emit(e, "(void)y;");
+    emit(e, "(void)x;");
+    emit_comment(e, "first the window's size (its taps inside the input), then the spread");
+    pool_ref_windows(e, &g, false, "int count = 0;", false);
+    emit(e, "count++;");
+    pool_ref_close_taps(e);
+    emit_for(e, "ky", g.kh);
+    emit_for(e, "kx", g.kw);
+    char iy[64], ix[64];
+    emit(e, "const int iy = %s + ky, ix = %s + kx;", window_start(iy, sizeof iy, "oy", g.sh, g.pt),
+         window_start(ix, sizeof ix, "ox", g.sw, g.pl));
+    if (g.padded)
+        emit(e, "if (iy < 0 || iy >= %" PRId64 " || ix < 0 || ix >= %" PRId64 ") continue;",
+             g.h, g.w);
+    emit(e, "dx[(size_t)i * %" PRId64 " + (iy * %" PRId64 " + ix) * %" PRId64 " + c] += dy[o] / "
+            "count;", pool_in_elems(&g), g.w, g.c);
+    pool_ref_close_taps(e);
+    pool_ref_close_pixels(e);
+    emit_function_end(e);
 }
 
 const LayerKind layer_maxpool = {
@@ -563,7 +705,10 @@ const LayerKind layer_maxpool = {
     .relu_backward = true,
     .sample_forward = true,
     .scratch_bytes = maxpool_scratch_bytes,
-    .emit = maxpool_emit,
+    .emit_forward = maxpool_forward,
+    .emit_backward = maxpool_backward,
+    .ref_forward = maxpool_ref_forward,
+    .ref_backward = maxpool_ref_backward,
 };
 
 const LayerKind layer_avgpool = {
@@ -573,5 +718,8 @@ const LayerKind layer_avgpool = {
     .nargs = POOL_NARGS,
     .infer = pool_infer,
     .flops = pool_flops,
-    .emit = avgpool_emit,
+    .emit_forward = avgpool_forward,
+    .emit_backward = avgpool_backward,
+    .ref_forward = avgpool_ref_forward,
+    .ref_backward = avgpool_ref_backward,
 };

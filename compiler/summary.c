@@ -124,10 +124,11 @@ static void print_bytes_row(FILE *f, const char *what, int64_t bytes)
 }
 
 /* The plan the generated trainer allocates (plan.c). */
-static void print_plan(FILE *f, const Network *n, int64_t real_size, int64_t micro)
+static void print_plan(FILE *f, const Network *n, int64_t real_size, int64_t micro,
+                       Kernels kernels)
 {
     MemPlan p;
-    if (!plan_network(n, real_size, micro, &p)) {
+    if (!plan_network(n, real_size, micro, kernels, &p)) {
         fputs("memory plan: too large to count in 64 bits\n", f);
         return;
     }
@@ -140,14 +141,17 @@ static void print_plan(FILE *f, const Network *n, int64_t real_size, int64_t mic
     print_values_row(f, "gradients", p.params * p.lanes, real_size);
     print_values_row(f, "optimizer state", p.opt_state, real_size);
     print_bytes_row(f, "activations for backward", p.activations * p.lanes);
-    print_bytes_row(f, "gradient buffers (2 a lane)", p.gradient_buffers * p.lanes);
+    char what[64];
+    snprintf(what, sizeof what, "gradient buffers (%d a lane)", p.ngrad_slots);
+    print_bytes_row(f, what, p.gradient_buffers * p.lanes);
     print_bytes_row(f, "layer scratch", p.layer_scratch * p.lanes);
     print_bytes_row(f, "input from bytes", p.input_bytes * p.lanes);
     print_bytes_row(f, "total", p.total_bytes);
     plan_free(&p);
 }
 
-void summary_print(FILE *f, const Network *n, int64_t real_size, int64_t micro)
+void summary_print(FILE *f, const Network *n, int64_t real_size, int64_t micro,
+                   Kernels kernels)
 {
     char shape[64];
     fprintf(f, "%s (%s): input %s, %d layer%s\n\n", n->name, n->source_name,
@@ -156,5 +160,5 @@ void summary_print(FILE *f, const Network *n, int64_t real_size, int64_t micro)
     fputc('\n', f);
     print_train(f, &n->train);
     fputc('\n', f);
-    print_plan(f, n, real_size, micro);
+    print_plan(f, n, real_size, micro, kernels);
 }

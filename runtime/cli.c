@@ -72,6 +72,8 @@ static const Flag flags[] = {
     {"--weights", F_STR, EVAL | PREDICT, O(weights), 0, 0, 0, 0, "CKPT  the checkpoint to use"},
     {"-o", F_STR, PREDICT, O(out), 0, 0, 0, 0, "FILE  write predictions here (default: stdout)"},
     {"--output", F_STR, PREDICT, O(out), 0, 0, 0, 0, "FILE  the same as -o"},
+    {"--probabilities", F_SWITCH, PREDICT, O(probabilities), 0, 0, 0, 0,
+     "each line: the class, then the network's outputs"},
     {"--threads", F_INT, TRAIN | EVAL | PREDICT | GRADCHECK | BENCH, O(threads), 1, 4096, 0, 0,
      "N  threads (default: all cores)"},
     {"--tolerance", F_REAL, GRADCHECK, O(tolerance), 0, 1e300, 1, 0,
@@ -109,7 +111,7 @@ void rt_usage(const cnnrt_model *m, FILE *f)
             "                  [--optimizer NAME] [--decay F] [--seed N] [--no-shuffle]\n"
             "                  [--init CKPT] [--save CKPT] [--log FILE.csv] [--threads N]\n"
             "       %s eval    --data X --labels Y --weights CKPT\n"
-            "       %s predict --data X --weights CKPT [-o FILE]\n"
+            "       %s predict --data X --weights CKPT [-o FILE] [--probabilities]\n"
             "       %s gradcheck [--seed N] [--tolerance F]\n"
             "       %s bench   [--batch N] [--steps N] [--threads N]\n"
             "       %s summary\n"

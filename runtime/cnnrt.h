@@ -37,7 +37,7 @@ extern "C" {
 /* Bumped whenever cnnrt_model or cnnrt_ctx changes; the generated code puts
  * the value it was written for in cnnrt_model.abi_version and cnnrt_main
  * refuses a mismatch. */
-#define CNNRT_ABI_VERSION 2
+#define CNNRT_ABI_VERSION 3
 
 /* The enums follow the language's spelling order (tag: enum-names):
  * cross_entropy|mse, sgd|momentum|nesterov|adam, he_normal|he_uniform|
@@ -140,6 +140,10 @@ typedef struct cnnrt_train {
 } cnnrt_train;
 
 typedef struct cnnrt_ctx cnnrt_ctx;
+typedef struct cnnrt_lane cnnrt_lane;
+
+/* What a lane does with one micro-batch (see cnnrt_run_lanes). */
+typedef void cnnrt_micro_job(const cnnrt_lane *lane, void *arg);
 
 typedef struct cnnrt_model {
     int abi_version;          /* CNNRT_ABI_VERSION */
@@ -226,6 +230,16 @@ typedef struct cnnrt_model {
      * cache, instead of a whole batch of reals in memory. */
     double (*train_step_bytes)(cnnrt_ctx *ctx, int n, const uint8_t *x,
                                const int32_t *labels, const void *targets);
+
+    /* ---- lanes, for models that use cnnrt_run_lanes (else all 0) ---- */
+    int lanes;                /* a step's micro-batches are dealt to this many
+                                 lanes: micro-batch k to lane k mod lanes */
+    int micro_batch;          /* samples a lane takes through the layers at once */
+    size_t lane_bytes;        /* lane l's workspace starts l * lane_bytes
+                                 into ctx->workspace */
+    size_t lane_grads_offset; /* bytes into ctx->workspace: the gradients of
+                                 lanes 1.., param_count reals each (lane 0
+                                 uses ctx->grads) */
 } cnnrt_model;
 
 /* ------------------------------------------------------------------------
@@ -258,7 +272,46 @@ struct cnnrt_ctx {
     cnnrt_rng rng;         /* dropout masks; draw in a fixed order */
     void *user;            /* free for the generated code; the runtime
                               never touches it */
+    struct rt_pool *pool;  /* the threads (runtime/pool.c); NULL: one */
 };
+
+/* ------------------------------------------------------------------------
+ * Threads and lanes, for the generated code
+ *
+ * A loop whose items are independent (each computes its own values in its
+ * own fixed order) runs on the context's threads with cnnrt_parallel: body
+ * is called on consecutive chunks [lo, hi) of [0, count), at least grain
+ * items each (but the last), in no particular order and on any thread. The
+ * results are therefore the same on any number of threads. Loops may nest:
+ * a body may call cnnrt_parallel again.
+ */
+typedef void cnnrt_body(void *arg, int lo, int hi);
+void cnnrt_parallel(const cnnrt_ctx *ctx, int count, int grain, cnnrt_body *body, void *arg);
+
+/* One lane's part of a call of the model: its micro-batch, its workspace
+ * and gradients. A lane takes its micro-batches in order; the lanes run side
+ * by side (or one after another on one thread), and their gradients are
+ * added in lane order at the end, so every sum is the same on any number of
+ * threads. */
+struct cnnrt_lane {
+    cnnrt_ctx *home;       /* the whole batch: parameters, settings */
+    void *workspace;       /* the lane's workspace */
+    void *grads;           /* the lane's gradients (lane 0's are home's) */
+    int index;             /* 0 .. model->lanes - 1 */
+    int threads;           /* the threads a lane can count on, for dividing
+                              its loops (any thread may still help) */
+    int i0, n;             /* the micro-batch: samples i0 .. i0 + n - 1 */
+    int first, last;       /* it is the lane's first / last of the call */
+    uint64_t key;          /* the call's random key (Dropout's masks) */
+};
+
+/* Deals the micro-batches of n samples (model->micro_batch each, the last
+ * maybe fewer) to the model's lanes and runs job on each, on ctx's threads.
+ * zero: each lane's gradients start at zero. */
+void cnnrt_run_lanes(cnnrt_ctx *ctx, int n, int zero, uint64_t key, cnnrt_micro_job *job,
+                     void *arg);
+/* ctx->grads += the gradients of lanes 1.., in lane order. */
+void cnnrt_add_lanes(cnnrt_ctx *ctx);
 
 /* The number of optimizer state slots: 0 sgd, 1 momentum/nesterov, 2 adam. */
 int cnnrt_opt_slots(cnnrt_optimizer opt);

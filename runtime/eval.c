@@ -70,15 +70,19 @@ int rt_cmd_predict(const cnnrt_model *m, const rt_opts *o)
         int n = (int)(d.n - s < batch ? d.n - s : batch);
         for (int i = 0; i < n; i++)
             idx[i] = s + i;
-        rt_data_inputs(&d, m, idx, n, x, ctx.threads);
+        rt_data_inputs(&d, m, idx, n, x, ctx.pool);
         m->forward(&ctx, n, x);
         for (int i = 0; i < n; i++) {
-            if (m->loss_kind == CNNRT_CROSS_ENTROPY) {
-                fprintf(out, "%d\n", rt_argmax(m, ctx.output, i));
+            bool classes = m->loss_kind == CNNRT_CROSS_ENTROPY;
+            if (classes || o->probabilities)
+                fprintf(out, "%d", rt_argmax(m, ctx.output, i));
+            if (classes && !o->probabilities) {
+                fputc('\n', out);
                 continue;
             }
             for (int64_t j = 0; j < m->outputs; j++)
-                fprintf(out, "%s%.*g", j ? " " : "", m->real_size == 4 ? 9 : 17,
+                fprintf(out, "%s%.*g", j || o->probabilities ? " " : "",
+                        m->real_size == 4 ? 9 : 17,
                         rt_get(m->real_size, ctx.output, (int64_t)i * m->outputs + j));
             fputc('\n', out);
         }

@@ -61,7 +61,8 @@ int cnnrt_ctx_init(cnnrt_ctx *ctx, const cnnrt_model *m, cnnrt_optimizer opt, in
     if (!(ctx->params = rt_aligned_alloc(n * rs)) ||
         !(ctx->grads = rt_aligned_alloc(n * rs)) ||
         (slots && !(ctx->opt_state = rt_aligned_alloc((size_t)slots * n * rs))) ||
-        !(ctx->workspace = rt_aligned_alloc(ctx->workspace_size))) {
+        !(ctx->workspace = rt_aligned_alloc(ctx->workspace_size)) ||
+        (ctx->threads > 1 && !(ctx->pool = rt_pool_new(ctx->threads)))) {
         cnnrt_ctx_free(ctx);
         return -1;
     }
@@ -74,6 +75,7 @@ void cnnrt_ctx_free(cnnrt_ctx *ctx)
     free(ctx->grads);
     free(ctx->opt_state);
     free(ctx->workspace);
+    rt_pool_free(ctx->pool);
     memset(ctx, 0, sizeof *ctx);
 }
 

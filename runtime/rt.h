@@ -70,6 +70,21 @@ void rt_put_le64(unsigned char *p, uint64_t v);
 double rt_now(void);   /* seconds, monotonic */
 
 /* ------------------------------------------------------------------------
+ * pool.c: threads that share out loops (see cnnrt_parallel)
+ */
+
+typedef struct rt_pool rt_pool;
+
+/* A pool of threads - 1 workers besides its caller; NULL with the reason
+ * recorded when a thread cannot start. */
+rt_pool *rt_pool_new(int threads);
+void rt_pool_free(rt_pool *p);
+int rt_pool_threads(const rt_pool *p);
+/* body over [0, count) in chunks of at least grain, on the pool's threads
+ * (p NULL: on the caller's alone). */
+void rt_pool_run(rt_pool *p, int count, int grain, cnnrt_body *body, void *arg);
+
+/* ------------------------------------------------------------------------
  * file.c: whole files, read-only and mapped; atomic replacement
  */
 
@@ -161,16 +176,16 @@ int rt_data_load(rt_data *d, const cnnrt_model *m, const char *xpath,
 void rt_data_free(rt_data *d);
 
 /* Samples idx[0..n) converted to the model's real type into x (n*input_size
- * reals, NHWC), on this many threads (each sample by one). */
+ * reals, NHWC), on the pool's threads (each sample by one). */
 void rt_data_inputs(const rt_data *d, const cnnrt_model *m, const int64_t *idx,
-                    int n, void *x, int threads);
+                    int n, void *x, rt_pool *pool);
 /* Whether a train step takes d's inputs as bytes: the model has
  * train_step_bytes and the data is uint8. */
 bool rt_data_bytes(const rt_data *d, const cnnrt_model *m);
 /* Samples idx[0..n) of uint8 data as bytes into x (n*input_size, NHWC:
- * CIFAR-10's planes transposed), on this many threads. */
+ * CIFAR-10's planes transposed), on the pool's threads. */
 void rt_data_input_bytes(const rt_data *d, const cnnrt_model *m, const int64_t *idx,
-                         int n, uint8_t *x, int threads);
+                         int n, uint8_t *x, rt_pool *pool);
 /* Their labels into labels (NULL when the data has none) and, for mse,
  * targets into targets (n*outputs reals, one-hot from labels). */
 void rt_data_targets(const rt_data *d, const cnnrt_model *m, const int64_t *idx,
@@ -243,6 +258,7 @@ typedef struct rt_opts {
     cnnrt_optimizer optimizer;
     uint64_t seed;
     bool no_shuffle;
+    bool probabilities;           /* predict: the outputs after the class */
     int64_t threads;
     /* gradcheck */
     double tolerance, atol, step_size;

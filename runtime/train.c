@@ -96,12 +96,12 @@ static void batch_free(Batch *b)
 
 /* Fills the batch from samples order[0..n) of d. */
 static void batch_fill(Batch *b, const rt_data *d, const cnnrt_model *m,
-                       const int64_t *order, int n, int threads)
+                       const int64_t *order, int n, rt_pool *pool)
 {
     if (b->x8)
-        rt_data_input_bytes(d, m, order, n, b->x8, threads);
+        rt_data_input_bytes(d, m, order, n, b->x8, pool);
     else
-        rt_data_inputs(d, m, order, n, b->x, threads);
+        rt_data_inputs(d, m, order, n, b->x, pool);
     rt_data_targets(d, m, order, n, b->labels, b->targets);
 }
 
@@ -122,7 +122,7 @@ int rt_evaluate(cnnrt_ctx *ctx, const rt_data *d, int64_t start, int64_t count,
         int n = (int)(count - s < batch ? count - s : batch);
         for (int i = 0; i < n; i++)
             b.idx[i] = start + s + i;
-        batch_fill(&b, d, m, b.idx, n, ctx->threads);
+        batch_fill(&b, d, m, b.idx, n, ctx->pool);
         const int32_t *labels = d->y_is_labels ? b.labels : NULL;
         m->forward(ctx, n, b.x);
         sum += m->loss(ctx, n, labels, b.targets) * n;
@@ -308,7 +308,7 @@ int rt_cmd_train(const cnnrt_model *m, const rt_opts *o)
         int64_t this_epoch = total - done < per_epoch ? total - done : per_epoch;
         for (int64_t s = 0; s < this_epoch; s++) {
             int n = (int)(n_train - s * batch < batch ? n_train - s * batch : batch);
-            batch_fill(&b, &data, m, order + s * batch, n, ctx.threads);
+            batch_fill(&b, &data, m, order + s * batch, n, ctx.pool);
             const int32_t *labels = data.y_is_labels ? b.labels : NULL;
             double loss = b.x8 ? rt_train_step_bytes(&ctx, n, b.x8, labels, b.targets)
                                : rt_train_step(&ctx, n, b.x, labels, b.targets);

@@ -532,7 +532,7 @@ START_TEST(cifar_records)
     int64_t idx[2] = {2, 0};
     double *x = malloc(2 * 3072 * sizeof *x);
     int32_t labels[2];
-    rt_data_inputs(&d, &m, idx, 2, x, 1);
+    rt_data_inputs(&d, &m, idx, 2, x, NULL);
     rt_data_targets(&d, &m, idx, 2, labels, NULL);
     ck_assert_int_eq(labels[0], 9);
     ck_assert_int_eq(labels[1], 7);
@@ -649,7 +649,7 @@ START_TEST(data_fit_images)
     ck_assert_int_eq(rt_data_load(&d, &m3, tmp("hwc.npy"), tmp("y.npy"), true), 0);
     int64_t idx[1] = {1};
     double x[18];
-    rt_data_inputs(&d, &m3, idx, 1, x, 1);
+    rt_data_inputs(&d, &m3, idx, 1, x, NULL);
     for (int j = 0; j < 18; j++)
         ck_assert(x[j] == px[18 + j] / 255.0);
     rt_data_free(&d);
@@ -658,7 +658,7 @@ START_TEST(data_fit_images)
     mf.real_size = 4;
     ck_assert_int_eq(rt_data_load(&d, &mf, tmp("hwc.npy"), tmp("y.npy"), true), 0);
     float xf[18];
-    rt_data_inputs(&d, &mf, idx, 1, xf, 1);
+    rt_data_inputs(&d, &mf, idx, 1, xf, NULL);
     ck_assert(xf[3] == (float)(px[21] / 255.0));
     rt_data_free(&d);
 }
@@ -1195,7 +1195,7 @@ START_TEST(e2e_no_shuffle_first_batch)
     int64_t idx[8] = {0, 1, 2, 3, 4, 5, 6, 7};
     double x[8 * 4];
     int32_t labels[8];
-    rt_data_inputs(&d, m, idx, 8, x, 2);
+    rt_data_inputs(&d, m, idx, 8, x, NULL);
     rt_data_targets(&d, m, idx, 8, labels, NULL);
     rt_train_step(&ctx, 8, x, labels, NULL);
     ctx_new(&got, m, CNNRT_SGD, 99);
