@@ -403,8 +403,8 @@ int rt_npy_write(const char *path, rt_dtype t, int rank, const int64_t *dims,
         header[len++] = ' ';
     header[len++] = '\n';
 
-    rt_atomic af;
-    FILE *f = rt_atomic_open(&af, path);
+    rt_output out;
+    FILE *f = rt_output_open(&out, path);
     if (!f)
         return -1;
     unsigned char pre[10] = {0x93, 'N', 'U', 'M', 'P', 'Y', 1, 0,
@@ -425,5 +425,5 @@ int rt_npy_write(const char *path, rt_dtype t, int rank, const int64_t *dims,
         rt_put_le64(buf, v);
         fwrite(buf, 1, (size_t)size, f);
     }
-    return rt_atomic_commit(&af);
+    return rt_output_commit(&out);
 }

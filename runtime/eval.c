@@ -54,13 +54,13 @@ int rt_cmd_predict(const cnnrt_model *m, const rt_opts *o)
     int rc = setup(m, &po, &d, false, &ctx);
     if (rc != RT_OK)
         return rc;
-    rt_atomic af = {0};
+    rt_output dest = {.slot = -1};
     FILE *out = stdout;
     bool to_file = o->out && strcmp(o->out, "-") != 0;
     int batch = (int)o->batch;
     int64_t *idx = rt_calloc((size_t)batch, sizeof *idx);
     void *x = rt_aligned_alloc((size_t)batch * (size_t)m->input_size * (size_t)m->real_size);
-    if (!idx || !x || (to_file && !(out = rt_atomic_open(&af, o->out)))) {
+    if (!idx || !x || (to_file && !(out = rt_output_open(&dest, o->out)))) {
         rt_print_error();
         rc = RT_FAIL;
         goto out;
@@ -84,7 +84,7 @@ int rt_cmd_predict(const cnnrt_model *m, const rt_opts *o)
         }
     }
     if (to_file) {
-        if (rt_atomic_commit(&af) != 0) {
+        if (rt_output_commit(&dest) != 0) {
             rt_print_error();
             rc = RT_FAIL;
         }
@@ -94,8 +94,8 @@ int rt_cmd_predict(const cnnrt_model *m, const rt_opts *o)
         rc = RT_FAIL;
     }
 out:
-    if (rc != RT_OK && af.f)
-        rt_atomic_abort(&af);
+    if (rc != RT_OK && dest.f)
+        rt_output_abort(&dest);
     free(idx);
     free(x);
     cnnrt_ctx_free(&ctx);

@@ -70,7 +70,7 @@ void rt_put_le64(unsigned char *p, uint64_t v);
 double rt_now(void);   /* seconds, monotonic */
 
 /* ------------------------------------------------------------------------
- * file.c: whole files, read-only and mapped; atomic replacement
+ * file.c: whole files, read-only and mapped
  */
 
 typedef struct rt_file {
@@ -85,23 +85,12 @@ typedef struct rt_file {
 int rt_file_open(rt_file *f, const char *path);
 void rt_file_close(rt_file *f);
 
-/* Writing a file so that path holds either its old content or the whole new
- * one, never a mix: a temporary file in the same directory, fsync, rename. */
-typedef struct rt_atomic {
-    char *path;
-    char *tmp;
-    FILE *f;
-} rt_atomic;
+/* ------------------------------------------------------------------------
+ * output.c: output files, replaced atomically or written through (output.h,
+ * shared with the compiler)
+ */
 
-FILE *rt_atomic_open(rt_atomic *a, const char *path);
-/* Flushes, syncs and renames over path; on any failure removes the
- * temporary and returns -1. */
-int rt_atomic_commit(rt_atomic *a);
-/* Removes the temporary; path stays as it was. */
-void rt_atomic_abort(rt_atomic *a);
-/* Whether a file at path could be created (its directory exists and is
- * writable, path is not a directory). */
-int rt_check_writable(const char *path, const char *what);
+#include "output.h"
 
 /* ------------------------------------------------------------------------
  * array.c: .npy, IDX and CIFAR-10 files as arrays of samples
@@ -137,7 +126,7 @@ bool rt_is_cifar(const rt_file *f);
 /* "N x 28 x 28" into buf. */
 char *rt_dims_str(const rt_array *a, char *buf, size_t size);
 
-/* Writes a .npy (version 1.0) file atomically. */
+/* Writes a .npy (version 1.0) file through rt_output. */
 int rt_npy_write(const char *path, rt_dtype t, int rank, const int64_t *dims,
                  const void *data);
 

@@ -13,7 +13,10 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <signal.h>
 #include <sys/stat.h>
+#include <sys/sysmacros.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include "rt.h"
@@ -981,27 +984,27 @@ END_TEST
 
 /* ---- atomic files ----------------------------------------------------------------------- */
 
-START_TEST(atomic_abort_and_commit)
+START_TEST(output_abort_and_commit)
 {
     write_bytes(tmp("target"), "old", 3);
-    rt_atomic af;
-    FILE *f = rt_atomic_open(&af, tmp("target"));
+    rt_output af;
+    FILE *f = rt_output_open(&af, tmp("target"));
     ck_assert_ptr_nonnull(f);
     fputs("new and longer", f);
     ck_assert_int_eq(count_files(), 2);
-    rt_atomic_abort(&af);
+    rt_output_abort(&af);
     char *s = read_all(tmp("target"), NULL);
     ck_assert_str_eq(s, "old");
     free(s);
     ck_assert_int_eq(count_files(), 1);
 
-    f = rt_atomic_open(&af, tmp("target"));
+    f = rt_output_open(&af, tmp("target"));
     fputs("new", f);
     /* until the commit, the target keeps its old content */
     s = read_all(tmp("target"), NULL);
     ck_assert_str_eq(s, "old");
     free(s);
-    ck_assert_int_eq(rt_atomic_commit(&af), 0);
+    ck_assert_int_eq(rt_output_commit(&af), 0);
     s = read_all(tmp("target"), NULL);
     ck_assert_str_eq(s, "new");
     free(s);
@@ -1012,6 +1015,194 @@ START_TEST(atomic_abort_and_commit)
     umask(mask);
     ck_assert_int_eq(stat(tmp("target"), &st), 0);
     ck_assert_uint_eq(st.st_mode & 0777, 0666 & ~mask);
+}
+END_TEST
+
+/* Character devices and FIFOs are written through: replacing them would
+ * put a regular file in their place (as root, in /dev). */
+START_TEST(output_through_devices_and_fifos)
+{
+    rt_output o;
+    FILE *f;
+    struct stat st;
+    char want[600];
+    /* private device nodes (root only), not the machine's /dev/null */
+    if (mknod(tmp("null"), S_IFCHR | 0666, makedev(1, 3)) == 0) {
+        ck_assert_ptr_nonnull(f = rt_output_open(&o, tmp("null")));
+        ck_assert_ptr_null(o.tmp);
+        fputs("gone", f);
+        ck_assert_int_eq(rt_output_commit(&o), 0);
+        ck_assert_int_eq(lstat(tmp("null"), &st), 0);
+        ck_assert(S_ISCHR(st.st_mode));
+        ck_assert_int_eq(rt_check_writable(tmp("null"), "--save"), 0);
+    }
+    if (mknod(tmp("full"), S_IFCHR | 0666, makedev(1, 7)) == 0) {
+        ck_assert_ptr_nonnull(f = rt_output_open(&o, tmp("full")));
+        fputs("no room", f);
+        ck_assert_int_eq(rt_output_commit(&o), -1);
+        snprintf(want, sizeof want, "%s: cannot write: No space left on device", tmp("full"));
+        ck_assert_str_eq(rt_errmsg(), want);
+        ck_assert_int_eq(lstat(tmp("full"), &st), 0);
+        ck_assert(S_ISCHR(st.st_mode));
+    }
+    /* a FIFO: its reader gets the bytes */
+    ck_assert_int_eq(mkfifo(tmp("fifo"), 0600), 0);
+    pid_t reader = fork();
+    ck_assert_int_ge(reader, 0);
+    if (reader == 0) {
+        char buf[64] = "";
+        int fd = open(tmp("fifo"), O_RDONLY);
+        ssize_t n = read(fd, buf, sizeof buf - 1);
+        _exit(n == 16 && memcmp(buf, "through the pipe", 16) == 0 ? 0 : 1);
+    }
+    ck_assert_ptr_nonnull(f = rt_output_open(&o, tmp("fifo")));
+    fputs("through the pipe", f);
+    ck_assert_int_eq(rt_output_commit(&o), 0);
+    int status;
+    ck_assert_int_eq(waitpid(reader, &status, 0), reader);
+    ck_assert(WIFEXITED(status) && WEXITSTATUS(status) == 0);
+    ck_assert_int_eq(lstat(tmp("fifo"), &st), 0);
+    ck_assert(S_ISFIFO(st.st_mode));
+    /* nothing else left behind */
+    ck_assert_int_eq(count_files(), 1 + (stat(tmp("null"), &st) == 0) +
+                                        (stat(tmp("full"), &st) == 0));
+}
+END_TEST
+
+/* A symbolic link's target is replaced, never the link. */
+START_TEST(output_follows_symlinks)
+{
+    rt_output o;
+    FILE *f;
+    struct stat st;
+    write_bytes(tmp("real"), "old", 3);
+    ck_assert_int_eq(symlink("real", tmp("link")), 0);
+    ck_assert_int_eq(symlink("link", tmp("link2")), 0);
+    ck_assert_ptr_nonnull(f = rt_output_open(&o, tmp("link2")));
+    fputs("new", f);
+    ck_assert_int_eq(rt_output_commit(&o), 0);
+    char *s = read_all(tmp("real"), NULL);
+    ck_assert_str_eq(s, "new");
+    free(s);
+    ck_assert(lstat(tmp("link"), &st) == 0 && S_ISLNK(st.st_mode));
+    ck_assert(lstat(tmp("link2"), &st) == 0 && S_ISLNK(st.st_mode));
+    /* a dangling link: its target is created */
+    ck_assert_int_eq(symlink(tmp("made"), tmp("dangling")), 0);
+    ck_assert_ptr_nonnull(f = rt_output_open(&o, tmp("dangling")));
+    fputs("made", f);
+    ck_assert_int_eq(rt_output_commit(&o), 0);
+    s = read_all(tmp("made"), NULL);
+    ck_assert_str_eq(s, "made");
+    free(s);
+    ck_assert(lstat(tmp("dangling"), &st) == 0 && S_ISLNK(st.st_mode));
+    ck_assert_int_eq(count_files(), 5);
+    /* a loop */
+    ck_assert_int_eq(symlink("loop2", tmp("loop1")), 0);
+    ck_assert_int_eq(symlink("loop1", tmp("loop2")), 0);
+    ck_assert_ptr_null(rt_output_open(&o, tmp("loop1")));
+    char want[600];
+    snprintf(want, sizeof want, "output %s: cannot follow the symbolic link: Too many "
+             "levels of symbolic links", tmp("loop1"));
+    ck_assert_str_eq(rt_errmsg(), want);
+}
+END_TEST
+
+/* A temporary whose writer was killed (SIGKILL) is removed by the next
+ * writer of the same output; a live process's, or another output's, stay. */
+START_TEST(output_removes_stale_temporaries)
+{
+    pid_t gone = fork();
+    ck_assert_int_ge(gone, 0);
+    if (gone == 0)
+        _exit(0);
+    waitpid(gone, NULL, 0);
+    char stale[64], live[64], other[64];
+    snprintf(stale, sizeof stale, ".out.txt.tmp-%ld-Ab12Cd", (long)gone);
+    snprintf(live, sizeof live, ".out.txt.tmp-%ld-Ab12Cd", (long)getppid());
+    snprintf(other, sizeof other, ".other.txt.tmp-%ld-Ab12Cd", (long)gone);
+    write_bytes(tmp(stale), "x", 1);
+    write_bytes(tmp(live), "x", 1);
+    write_bytes(tmp(other), "x", 1);
+    write_bytes(tmp(".out.txt.tmp-Ab12Cd"), "x", 1);   /* whose, cannot be told */
+    rt_output o;
+    FILE *f = rt_output_open(&o, tmp("out.txt"));
+    ck_assert_ptr_nonnull(f);
+    ck_assert_int_eq(rt_output_commit(&o), 0);
+    ck_assert_int_ne(access(tmp(stale), F_OK), 0);
+    ck_assert_int_eq(access(tmp(live), F_OK), 0);
+    ck_assert_int_eq(access(tmp(other), F_OK), 0);
+    ck_assert_int_eq(access(tmp(".out.txt.tmp-Ab12Cd"), F_OK), 0);
+    ck_assert_int_eq(count_files(), 4);
+}
+END_TEST
+
+/* SIGINT, SIGTERM, SIGHUP while an output is being written: the temporary
+ * goes, and the process still dies of the signal. */
+START_TEST(output_signal_removes_temporary)
+{
+    static const int sigs[] = {SIGINT, SIGTERM, SIGHUP};
+    for (int i = 0; i < 3; i++) {
+        pid_t child = fork();
+        ck_assert_int_ge(child, 0);
+        if (child == 0) {
+            /* as in a fresh program: Check's runner handles these itself */
+            for (int k = 0; k < 3; k++)
+                signal(sigs[k], SIG_DFL);
+            rt_output o;
+            FILE *f = rt_output_open(&o, tmp("sig.out"));
+            if (!f)
+                _exit(2);
+            fputs("half", f);
+            fflush(f);
+            raise(sigs[i]);
+            _exit(3);
+        }
+        int status;
+        ck_assert_int_eq(waitpid(child, &status, 0), child);
+        ck_assert_msg(WIFSIGNALED(status) && WTERMSIG(status) == sigs[i],
+                      "signal %d: status %d", sigs[i], status);
+        ck_assert_int_eq(count_files(), 0);
+    }
+    /* a program that ignores SIGHUP (nohup) goes on ignoring it */
+    pid_t child = fork();
+    ck_assert_int_ge(child, 0);
+    if (child == 0) {
+        signal(SIGHUP, SIG_IGN);
+        rt_output o;
+        FILE *f = rt_output_open(&o, tmp("sig.out"));
+        if (!f)
+            _exit(2);
+        raise(SIGHUP);
+        fputs("whole", f);
+        _exit(rt_output_commit(&o) == 0 ? 0 : 4);
+    }
+    int status;
+    ck_assert_int_eq(waitpid(child, &status, 0), child);
+    ck_assert(WIFEXITED(status) && WEXITSTATUS(status) == 0);
+    char *s = read_all(tmp("sig.out"), NULL);
+    ck_assert_str_eq(s, "whole");
+    free(s);
+    ck_assert_int_eq(count_files(), 1);
+}
+END_TEST
+
+START_TEST(output_same_file)
+{
+    write_bytes(tmp("a"), "a", 1);
+    write_bytes(tmp("b"), "b", 1);
+    ck_assert_int_eq(link(tmp("a"), tmp("hard")), 0);
+    ck_assert_int_eq(symlink("a", tmp("soft")), 0);
+    ck_assert(rt_same_file(tmp("a"), tmp("hard")));
+    ck_assert(rt_same_file(tmp("soft"), tmp("a")));
+    ck_assert(!rt_same_file(tmp("a"), tmp("b")));
+    ck_assert(!rt_same_file(tmp("a"), tmp("new")));
+    /* neither exists yet: the same path once resolved */
+    ck_assert_int_eq(mkdir(tmp("d"), 0700), 0);
+    ck_assert(rt_same_file(tmp("d/../new"), tmp("new")));
+    ck_assert(!rt_same_file(tmp("new"), tmp("new2")));
+    ck_assert_int_eq(symlink("new", tmp("to-new")), 0);
+    ck_assert(rt_same_file(tmp("to-new"), tmp("new")));
+    rmdir(tmp("d"));
 }
 END_TEST
 
@@ -1533,7 +1724,12 @@ static Suite *runtime_suite(void)
     tcase_add_test(tc, data_fit_vector);
     tcase_add_test(tc, data_fit_images);
     tcase_add_test(tc, data_mse_targets);
-    tcase_add_test(tc, atomic_abort_and_commit);
+    tcase_add_test(tc, output_abort_and_commit);
+    tcase_add_test(tc, output_through_devices_and_fifos);
+    tcase_add_test(tc, output_follows_symlinks);
+    tcase_add_test(tc, output_removes_stale_temporaries);
+    tcase_add_test(tc, output_signal_removes_temporary);
+    tcase_add_test(tc, output_same_file);
     suite_add_tcase(s, tc);
 
     tc = tcase_create("json");
