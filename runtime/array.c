@@ -1,6 +1,6 @@
 /* array.c: .npy, IDX and CIFAR-10 files seen as arrays of samples.
  *
- * Nothing is copied: an rt_array points into the mapped file. Every size is
+ * Nothing is copied: an rt_array points into the file's bytes. Every size is
  * checked against the file before anything is read, with overflow-checked
  * arithmetic, so a hostile header can only earn a message.
  */

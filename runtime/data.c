@@ -1,6 +1,6 @@
 /* data.c: a data set checked against the model, converted batch by batch.
  *
- * The files stay mapped in their own element type; rt_data_inputs and
+ * The files stay in memory in their own element type; rt_data_inputs and
  * rt_data_targets convert the samples of one batch to the model's reals.
  */
 #include "rt.h"

@@ -70,18 +70,22 @@ void rt_put_le64(unsigned char *p, uint64_t v);
 double rt_now(void);   /* seconds, monotonic */
 
 /* ------------------------------------------------------------------------
- * file.c: whole files, read-only and mapped
+ * file.c: input files, read whole into memory
  */
 
 typedef struct rt_file {
     const char *path;
-    const unsigned char *data;
+    const unsigned char *data;   /* size bytes of malloc, owned */
     size_t size;
-    size_t map_size;      /* 0 when not mapped */
 } rt_file;
 
-/* Maps path. Refuses a missing file, a directory, something that is not a
- * regular file, and an empty file. */
+/* Reads the whole of path into memory (not mapped: a file truncated by
+ * another program while it is read must give a message, not SIGBUS), to its
+ * end rather than to st_size (files under /proc report 0). Refuses a missing
+ * or empty file and what is not a regular file: a directory, a device, a
+ * socket, and a FIFO (named pipe) that no process is writing into. A pipe
+ * with a writer, such as bash's <(zcat x.gz) (/dev/fd/63), is read to its
+ * end; opening never waits for a writer. */
 int rt_file_open(rt_file *f, const char *path);
 void rt_file_close(rt_file *f);
 

@@ -126,6 +126,25 @@ expect 1 "$tmp/missing.npy: cannot open" "missing data file" -- "$model" train \
     --data "$tmp/missing.npy" --labels "$d/train-labels.npy" --save "$tmp/keep.st"
 expect 1 "is a directory" "a directory as data" -- "$model" train --data "$tmp" \
     --labels "$d/train-labels.npy" --save "$tmp/keep.st"
+# Inputs that are not regular files: refused at once, never waited for; a
+# pipe with a writer is read to its end.
+# (under timeout(1) where there is one: the old trainer hung here)
+to=
+command -v timeout >/dev/null 2>&1 && to="timeout 60"
+mkfifo "$tmp/fifo"
+expect 1 "$tmp/fifo: is a FIFO that no process is writing into; expected a regular file, or a pipe with a writer (such as bash's <(command))" \
+    "a FIFO with no writer as data" -- $to "$model" train --data "$tmp/fifo" \
+    --labels "$d/train-labels.npy" --save "$tmp/keep.st"
+rm -f "$tmp/fifo"
+expect 1 "/dev/null: is a character device; expected a regular file" "a device as data" -- \
+    "$model" train --data /dev/null --labels "$d/train-labels.npy" --save "$tmp/keep.st"
+if cat "$d/test-images.npy" | "$model" eval --data /dev/stdin --labels "$d/test-labels.npy" \
+       --weights "$tmp/ck.st" >"$tmp/out" 2>"$tmp/err" &&
+   grep -q '(.*/90)$' "$tmp/out"; then
+    ok "data from a pipe (/dev/stdin) is read to its end"
+else
+    not_ok "data from a pipe (/dev/stdin) is read to its end"
+fi
 expect 1 "300 labels for the 90 samples" "label count mismatch" -- "$model" train \
     --data "$d/test-images.npy" --labels "$d/train-labels.npy" --save "$tmp/keep.st"
 head -c 1000 "$d/train-images.npy" >"$tmp/short.npy"

@@ -466,6 +466,88 @@ START_TEST(npy_bad_preamble)
 }
 END_TEST
 
+/* ---- input files ------------------------------------------------------------------ */
+
+/* Read, not mapped: the bytes stay readable when another program truncates
+ * the file under the reader (a mapping would end in SIGBUS). */
+START_TEST(file_truncated_under_the_reader)
+{
+    char data[3 * 4096];
+    for (size_t i = 0; i < sizeof data; i++)
+        data[i] = (char)(i * 13);
+    write_bytes(tmp("x.bin"), data, sizeof data);
+    rt_file f;
+    ck_assert_int_eq(rt_file_open(&f, tmp("x.bin")), 0);
+    ck_assert_int_eq(truncate(tmp("x.bin"), 0), 0);
+    ck_assert_uint_eq(f.size, sizeof data);
+    ck_assert_int_eq(memcmp(f.data, data, sizeof data), 0);
+    rt_file_close(&f);
+}
+END_TEST
+
+/* Files under /proc report st_size 0 and still have content. */
+START_TEST(file_proc_read_to_its_end)
+{
+    if (access("/proc/self/status", R_OK) != 0)
+        return;
+    rt_file f;
+    ck_assert_int_eq(rt_file_open(&f, "/proc/self/status"), 0);
+    ck_assert_uint_gt(f.size, 0);
+    ck_assert_int_eq(memcmp(f.data, "Name:", 5), 0);
+    rt_file_close(&f);
+}
+END_TEST
+
+START_TEST(file_not_regular)
+{
+    rt_file f;
+    ck_assert_int_eq(rt_file_open(&f, "/dev/null"), -1);
+    ck_assert_str_eq(rt_errmsg(), "/dev/null: is a character device; expected a regular file");
+    ck_assert_int_eq(rt_file_open(&f, tmpdir), -1);
+    char want[512];
+    snprintf(want, sizeof want, "%s: is a directory; expected a regular file", tmpdir);
+    ck_assert_str_eq(rt_errmsg(), want);
+    /* a FIFO nobody writes into: refused at once, never waited for */
+    ck_assert_int_eq(mkfifo(tmp("fifo"), 0600), 0);
+    ck_assert_int_eq(rt_file_open(&f, tmp("fifo")), -1);
+    snprintf(want, sizeof want, "%s: is a FIFO that no process is writing into; expected "
+             "a regular file, or a pipe with a writer (such as bash's <(command))",
+             tmp("fifo"));
+    ck_assert_str_eq(rt_errmsg(), want);
+}
+END_TEST
+
+/* A pipe with a writer (bash's <(command) is /dev/fd/63) is read to its end,
+ * however late the writer's bytes come. */
+START_TEST(file_pipe_with_a_writer)
+{
+    int p[2];
+    ck_assert_int_eq(pipe(p), 0);
+    pid_t child = fork();
+    ck_assert_int_ge(child, 0);
+    if (child == 0) {
+        close(p[0]);
+        usleep(50 * 1000);
+        ssize_t a = write(p[1], "first ", 6);
+        usleep(50 * 1000);
+        ssize_t b = write(p[1], "second", 6);
+        _exit(a == 6 && b == 6 ? 0 : 1);
+    }
+    close(p[1]);
+    char path[64];
+    snprintf(path, sizeof path, "/dev/fd/%d", p[0]);
+    rt_file f;
+    ck_assert_int_eq(rt_file_open(&f, path), 0);
+    close(p[0]);
+    ck_assert_uint_eq(f.size, 12);
+    ck_assert_int_eq(memcmp(f.data, "first second", 12), 0);
+    rt_file_close(&f);
+    int status;
+    ck_assert_int_eq(waitpid(child, &status, 0), child);
+    ck_assert(WIFEXITED(status) && WEXITSTATUS(status) == 0);
+}
+END_TEST
+
 /* ---- IDX and CIFAR-10 -------------------------------------------------------------- */
 
 START_TEST(idx_good_and_bad)
@@ -1719,6 +1801,10 @@ static Suite *runtime_suite(void)
     tcase_add_test(tc, npy_good);
     tcase_add_loop_test(tc, npy_bad, 0, N(bad_npys));
     tcase_add_test(tc, npy_bad_preamble);
+    tcase_add_test(tc, file_truncated_under_the_reader);
+    tcase_add_test(tc, file_proc_read_to_its_end);
+    tcase_add_test(tc, file_not_regular);
+    tcase_add_test(tc, file_pipe_with_a_writer);
     tcase_add_test(tc, idx_good_and_bad);
     tcase_add_test(tc, cifar_records);
     tcase_add_test(tc, data_fit_vector);
