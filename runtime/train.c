@@ -2,6 +2,7 @@
  * eval and bench share (one step, accuracy, evaluation in batches). */
 #include "rt.h"
 
+#include <errno.h>
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
@@ -175,6 +176,60 @@ static void progress_draw(Progress *p, int64_t step, int64_t steps, double loss,
     fflush(stderr);
 }
 
+/* ---- the CSV log ---------------------------------------------------------------- */
+
+/* Every write of the log is checked: on a full disk fprintf and fflush fail
+ * without a word, and the run would end with status 0 and a short log. */
+static int log_flush(FILE *log, const char *path)
+{
+    errno = 0;
+    if (fflush(log) == 0 && !ferror(log))
+        return 0;
+    rt_error("--log %s: cannot write: %s", path, strerror(errno ? errno : EIO));
+    return -1;
+}
+
+static int log_close(FILE *log, const char *path)
+{
+    int rc = log_flush(log, path);
+    if (fclose(log) != 0 && rc == 0) {
+        rt_error("--log %s: cannot write: %s", path, strerror(errno));
+        rc = -1;
+    }
+    return rc;
+}
+
+static FILE *log_open(const char *path)
+{
+    FILE *log = fopen(path, "w");
+    if (!log) {
+        rt_error("--log %s: cannot create the file: %s", path, strerror(errno));
+        return NULL;
+    }
+    fputs("epoch,step,loss,acc,val_loss,val_acc,images_per_s\n", log);
+    if (log_flush(log, path) != 0) {
+        fclose(log);
+        return NULL;
+    }
+    return log;
+}
+
+/* One epoch's line; an empty field for what there is none of. */
+static int log_epoch(FILE *log, const char *path, int64_t epoch, int64_t step, double tl,
+                     double ta, bool has_val, double vl, double va, double ips)
+{
+    char acc[32] = "", vloss[32] = "", vacc[32] = "";
+    if (ta >= 0)
+        snprintf(acc, sizeof acc, "%.6f", ta);
+    if (has_val)
+        snprintf(vloss, sizeof vloss, "%.6g", vl);
+    if (has_val && va >= 0)
+        snprintf(vacc, sizeof vacc, "%.6f", va);
+    fprintf(log, "%lld,%lld,%.6g,%s,%s,%s,%.1f\n", (long long)epoch, (long long)step, tl,
+            acc, vloss, vacc, ips);
+    return log_flush(log, path);
+}
+
 /* ---- the loop ----------------------------------------------------------------- */
 
 /* what: "the loss is nan", ... */
@@ -270,15 +325,8 @@ int rt_cmd_train(const cnnrt_model *m, const rt_opts *o)
     int batch = (int)o->batch;
     if (batch_alloc(&b, m, batch, rt_data_bytes(&data, m)) != 0 || !(order = rt_calloc((size_t)n_train, sizeof *order)))
         goto fail;
-    if (o->log) {
-        log = fopen(o->log, "w");
-        if (!log) {
-            rt_error("--log %s: cannot create the file", o->log);
-            goto fail;
-        }
-        fprintf(log, "epoch,step,loss,acc,val_loss,val_acc,images_per_s\n");
-        fflush(log);
-    }
+    if (o->log && !(log = log_open(o->log)))
+        goto fail;
 
     cnnrt_rng shuffle;
     cnnrt_rng_seed(&shuffle, o->seed, 2);
@@ -313,8 +361,8 @@ int rt_cmd_train(const cnnrt_model *m, const rt_opts *o)
             double loss = b.x8 ? rt_train_step_bytes(&ctx, n, b.x8, labels, b.targets)
                                : rt_train_step(&ctx, n, b.x, labels, b.targets);
             if (!isfinite(loss)) {
-                if (log)
-                    fclose(log);
+                if (log && log_close(log, o->log) != 0)
+                    rt_print_error();
                 log = NULL;
                 char what[64];
                 snprintf(what, sizeof what, "the loss is %g", loss);
@@ -356,19 +404,8 @@ int rt_cmd_train(const cnnrt_model *m, const rt_opts *o)
                 fprintf(stderr, "  val_acc %.2f%%", 100 * va);
         }
         fprintf(stderr, "  %.0f img/s  %.1f s\n", ips, elapsed);
-        if (log) {
-            fprintf(log, "%lld,%lld,%.6g,", (long long)epoch, (long long)ctx.step, tl);
-            if (ta >= 0)
-                fprintf(log, "%.6f", ta);
-            fputc(',', log);
-            if (has_val)
-                fprintf(log, "%.6g", vl);
-            fputc(',', log);
-            if (has_val && va >= 0)
-                fprintf(log, "%.6f", va);
-            fprintf(log, ",%.1f\n", ips);
-            fflush(log);
-        }
+        if (log && log_epoch(log, o->log, epoch, ctx.step, tl, ta, has_val, vl, va, ips) != 0)
+            goto fail;
         if (o->save) {
             if (!params_finite(&ctx)) {
                 rc = report_divergence(&ctx, ctx.step, epoch,
@@ -389,8 +426,7 @@ fail:
     rt_print_error();
     rc = RT_FAIL;
 out:
-    if (log && fclose(log) != 0 && rc == RT_OK) {
-        rt_error("--log %s: cannot write", o->log);
+    if (log && log_close(log, o->log) != 0 && rc == RT_OK) {
         rt_print_error();
         rc = RT_FAIL;
     }

@@ -156,6 +156,35 @@ expect 1 "keep.st: truncated" "a bad checkpoint" -- "$model" eval --data "$d/tes
     --labels "$d/test-labels.npy" --weights "$tmp/keep.st"
 expect 1 "does not exist" "predict -o into a missing directory" -- "$model" predict \
     --data "$d/test-images.npy" --weights "$tmp/ck.st" -o "$tmp/nodir/p.txt"
+
+# An output that is one of the inputs: refused before anything is written.
+x=$d/train-images.npy
+y=$d/train-labels.npy
+size=$(wc -c <"$x")
+expect 2 "--log $x is the same file as --data $x; writing it would destroy the input" \
+    "--log naming --data" -- "$model" train --data "$x" --labels "$y" --log "$x"
+ln "$y" "$tmp/labels-link"
+expect 2 "--save $tmp/labels-link is the same file as --labels $y; writing it would destroy the input" \
+    "--save naming --labels through a hard link" -- "$model" train --data "$x" --labels "$y" \
+    --save "$tmp/labels-link"
+expect 2 "-o $tmp/ck.st is the same file as --weights $tmp/ck.st; writing it would destroy the input" \
+    "predict -o naming --weights" -- "$model" predict --data "$x" --weights "$tmp/ck.st" -o "$tmp/ck.st"
+expect 2 "--log $tmp/both is the same file as --save $tmp/both; each output needs its own" \
+    "--log naming --save" -- "$model" train --data "$x" --labels "$y" --save "$tmp/both" --log "$tmp/both"
+if [ "$(wc -c <"$x")" -eq "$size" ] && [ ! -e "$tmp/both" ] &&
+   cmp -s "$y" "$tmp/labels-link"; then
+    ok "an output naming an input leaves the input alone"
+else
+    not_ok "an output naming an input leaves the input alone"
+fi
+rm -f "$tmp/labels-link"
+cp "$tmp/ck.st" "$tmp/resume.st"
+expect 0 "saved $tmp/resume.st" "--save may name the --init checkpoint" -- "$model" train \
+    --data "$x" --labels "$y" --epochs 1 --init "$tmp/resume.st" --save "$tmp/resume.st"
+rm -f "$tmp/resume.st"
+# A log that cannot be written (a full disk) fails the run.
+expect 1 "--log /dev/full: cannot write: No space left on device" "--log on a full disk" -- \
+    "$model" train --data "$x" --labels "$y" --epochs 1 --log /dev/full
 if [ "$(cat "$tmp/keep.st")" = OLD ] && [ -z "$(find "$tmp" -maxdepth 1 -name '.*tmp*')" ]; then
     ok "bad input leaves --save untouched and no temporary files"
 else

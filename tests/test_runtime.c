@@ -1364,6 +1364,13 @@ static const BadCli bad_clis[] = {
     {"bench --epochs 3", "--epochs", "belongs to train"},
     {"gradcheck --tolerance -1", "--tolerance", "'-1'"},
     {"train --data= --labels y", "--data", "empty"},
+    {"train --data x --labels y --log x", "--log x is the same file as --data x", ""},
+    {"train --data x --labels y --save ./y", "--save ./y is the same file as --labels y", ""},
+    {"train --data x --labels y --val-data v --val-labels w --log w", "as --val-labels w", ""},
+    {"train --data x --labels y --init c --log c", "--log c is the same file as --init c", ""},
+    {"train --data x --labels y --save s --log s", "--log s is the same file as --save s",
+     "each output needs its own"},
+    {"predict --data x --weights w -o x", "-o x is the same file as --data x", "destroy"},
 };
 
 START_TEST(cli_bad)
