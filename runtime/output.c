@@ -13,6 +13,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <time.h>
 #include <unistd.h>
 
 const char *rt_file_kind(mode_t mode)
@@ -240,6 +241,65 @@ static void remove_stale(const char *target)
     free(dir);
 }
 
+static void release_slot(rt_output *o)
+{
+    if (o->slot >= 0)
+        atomic_store(&pending_used[o->slot], 0);
+    o->slot = -1;
+}
+
+/* Creates o->tmp beside o->target, its name in the signal handler's table
+ * before the file exists: there is no moment at which a signal could leave
+ * it behind. The name is .NAME.tmp-PID-XXXXXX (remove_stale reads the PID);
+ * the mode is what a new file gets (0666 less the umask). Returns the file
+ * descriptor, or -1 with errno. */
+static int create_temporary(rt_output *o)
+{
+    static const char chars[] =
+        "0123456789abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ";
+    static uint64_t counter;
+    char *dir = dir_of(o->target);
+    size_t len = dir ? strlen(dir) + strlen(base_of(o->target)) + 48 : 0;
+    o->tmp = dir ? malloc(len) : NULL;
+    if (!o->tmp) {
+        free(dir);
+        errno = ENOMEM;
+        return -1;
+    }
+    int fd = -1;
+    for (int attempt = 0; attempt < 100 && fd < 0; attempt++) {
+        struct timespec ts;
+        clock_gettime(CLOCK_REALTIME, &ts);
+        /* splitmix64 of the time, the process and a counter */
+        uint64_t r = (uint64_t)ts.tv_nsec ^ ((uint64_t)ts.tv_sec << 30) ^
+                     ((uint64_t)getpid() << 40) ^ ++counter * 0x9E3779B97F4A7C15u;
+        r = (r ^ (r >> 30)) * 0xBF58476D1CE4E5B9u;
+        r = (r ^ (r >> 27)) * 0x94D049BB133111EBu;
+        r ^= r >> 31;
+        char suffix[7];
+        for (int i = 0; i < 6; i++, r /= 62)
+            suffix[i] = chars[r % 62];
+        suffix[6] = '\0';
+        snprintf(o->tmp, len, "%s/.%s.tmp-%ld-%s", dir, base_of(o->target),
+                 (long)getpid(), suffix);
+        o->slot = claim_slot(o->tmp);
+        fd = open(o->tmp, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0666);
+        if (fd < 0) {
+            int err = errno;
+            release_slot(o);
+            errno = err;
+            if (err != EEXIST)
+                break;
+        }
+    }
+    free(dir);
+    if (fd < 0) {
+        free(o->tmp);
+        o->tmp = NULL;
+    }
+    return fd;
+}
+
 /* ---- writing ------------------------------------------------------------------ */
 
 static FILE *open_through(rt_output *o)
@@ -280,32 +340,13 @@ FILE *rt_output_open(rt_output *o, const char *path)
     if (through)
         return open_through(o);
     remove_stale(o->target);
-    char *dir = dir_of(o->target);
-    size_t len = (dir ? strlen(dir) : 0) + strlen(base_of(o->target)) + 48;
-    o->tmp = dir ? malloc(len) : NULL;
-    if (!o->tmp) {
-        free(dir);
-        rt_error("out of memory");
-        rt_output_abort(o);
-        return NULL;
-    }
-    snprintf(o->tmp, len, "%s/.%s.tmp-%ld-XXXXXX", dir, base_of(o->target),
-             (long)getpid());
-    free(dir);
-    int fd = mkstemp(o->tmp);
+    int fd = create_temporary(o);
     if (fd < 0) {
         rt_error("%s: cannot create a temporary file next to it: %s", path,
                  strerror(errno));
-        free(o->tmp);
-        o->tmp = NULL;
         rt_output_abort(o);
         return NULL;
     }
-    o->slot = claim_slot(o->tmp);
-    /* mkstemp makes the file 0600; give it what a new file would get. */
-    mode_t mask = umask(0);
-    umask(mask);
-    fchmod(fd, 0666 & ~mask);
     o->f = fdopen(fd, "wb");
     if (!o->f) {
         rt_error("%s: %s", o->tmp, strerror(errno));
@@ -314,13 +355,6 @@ FILE *rt_output_open(rt_output *o, const char *path)
         return NULL;
     }
     return o->f;
-}
-
-static void release_slot(rt_output *o)
-{
-    if (o->slot >= 0)
-        atomic_store(&pending_used[o->slot], 0);
-    o->slot = -1;
 }
 
 void rt_output_abort(rt_output *o)
