@@ -153,7 +153,9 @@ static int write_output(const char *path, const Network *net, const Options *o,
         fprintf(stderr, "cnnc: error: %s\n", rt_errmsg());
         return EXIT_USAGE;
     }
-    if (!emit_network(f, net, &eo)) {
+    /* emit_network fails having said why, or on a write error, which the
+     * commit reports */
+    if (!emit_network(f, net, &eo) && !ferror(f)) {
         rt_output_abort(&out);
         return EXIT_USAGE;
     }
