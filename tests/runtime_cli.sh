@@ -208,7 +208,98 @@ for delay in 0.2 0.35 0.5; do
     fi
 done
 if [ "$good" -eq 3 ]; then ok "kill -9 while saving: the checkpoint stays whole"; else not_ok "kill -9 while saving: the checkpoint stays whole"; fi
-rm -f "$tmp"/.killed.st.tmp-*
+# A killed run's temporary is removed by the next save of the same file.
+"$model" train --data "$d/test-images.npy" --labels "$d/test-labels.npy" --epochs 1 \
+    --save "$tmp/killed.st" 2>/dev/null
+if [ -z "$(find "$tmp" -maxdepth 1 -name '.killed.st.tmp-*')" ]; then
+    ok "kill -9: the next save removes the temporaries of killed runs"
+else
+    not_ok "kill -9: the next save removes the temporaries of killed runs"
+fi
+# SIGTERM and SIGHUP remove the temporary of a save under way. (Not SIGINT:
+# a background job of a non-interactive shell ignores it; test_runtime.c
+# checks all three, deterministically.)
+good=0
+for sig in TERM HUP TERM HUP; do
+    "$model" train --data "$d/test-images.npy" --labels "$d/test-labels.npy" --epochs 1000000 \
+        --batch 1 --save "$tmp/killed.st" 2>/dev/null &
+    pid=$!
+    sleep 0.3
+    kill -"$sig" "$pid" 2>/dev/null
+    wait "$pid" 2>/dev/null
+    status=$?
+    if [ "$status" -gt 128 ] && [ -z "$(find "$tmp" -maxdepth 1 -name '.killed.st.tmp-*')" ]; then
+        good=$((good + 1))
+    fi
+done
+if [ "$good" -eq 4 ]; then
+    ok "SIGTERM, SIGHUP while saving: no temporary left"
+else
+    not_ok "SIGTERM, SIGHUP while saving: no temporary left ($good of 4)"
+fi
+
+# ---- outputs that are not regular files --------------------------------------------------
+# Private device nodes where they can be made (root), so that a regression
+# cannot replace the machine's /dev/null; else the real ones, which a user
+# without root could not replace anyway.
+null= full=
+if mknod "$tmp/null" c 1 3 2>/dev/null && mknod "$tmp/full" c 1 7 2>/dev/null; then
+    null=$tmp/null full=$tmp/full
+elif [ "$(id -u)" -ne 0 ]; then
+    null=/dev/null full=/dev/full
+fi
+x=$d/test-images.npy
+if [ -n "$null" ]; then
+    expect 0 "" "predict -o a character device" -- "$model" predict --data "$x" \
+        --weights "$tmp/ck.st" -o "$null"
+    if [ -c "$null" ]; then ok "predict -o a device: still a device"; else not_ok "predict -o a device: still a device"; fi
+    expect 1 "$full: cannot write: No space left on device" "predict -o a full device" -- \
+        "$model" predict --data "$x" --weights "$tmp/ck.st" -o "$full"
+    if [ -c "$full" ]; then ok "predict -o a full device: still a device"; else not_ok "predict -o a full device: still a device"; fi
+fi
+mkfifo "$tmp/pfifo"
+cat "$tmp/pfifo" >"$tmp/from-fifo" &
+reader=$!
+expect 0 "" "predict -o a FIFO" -- $to "$model" predict --data "$x" --weights "$tmp/ck.st" \
+    -o "$tmp/pfifo"
+wait "$reader"
+if [ -p "$tmp/pfifo" ] && [ "$(wc -l <"$tmp/from-fifo")" -eq 90 ]; then
+    ok "predict -o a FIFO: its reader gets the lines, the FIFO stays"
+else
+    not_ok "predict -o a FIFO: its reader gets the lines, the FIFO stays"
+fi
+rm -f "$tmp/pfifo" "$tmp/from-fifo"
+ln -s /proc/self/fd/1 "$tmp/to-stdout"
+n=$("$model" predict --data "$x" --weights "$tmp/ck.st" -o "$tmp/to-stdout" | wc -l)
+if [ "$n" -eq 90 ] && [ -h "$tmp/to-stdout" ]; then
+    ok "predict -o a link to /proc/self/fd/1: written to the pipe, the link stays"
+else
+    not_ok "predict -o a link to /proc/self/fd/1: written to the pipe, the link stays ($n lines)"
+fi
+echo OLD >"$tmp/pred-real"
+ln -s pred-real "$tmp/pred-link"
+ln -s "$tmp/pred-new" "$tmp/pred-dangling"
+"$model" predict --data "$x" --weights "$tmp/ck.st" -o "$tmp/pred-link" &&
+"$model" predict --data "$x" --weights "$tmp/ck.st" -o "$tmp/pred-dangling"
+if [ -h "$tmp/pred-link" ] && [ "$(wc -l <"$tmp/pred-real")" -eq 90 ] &&
+   [ -h "$tmp/pred-dangling" ] && [ "$(wc -l <"$tmp/pred-new")" -eq 90 ]; then
+    ok "predict -o a symbolic link: its target is replaced (or created), not the link"
+else
+    not_ok "predict -o a symbolic link: its target is replaced (or created), not the link"
+fi
+# the temporary of a process that is gone goes; a live process's stays
+sh -c 'exit 0' &
+gone=$!
+wait "$gone"
+touch "$tmp/.pred.txt.tmp-$gone-Ab12Cd" "$tmp/.pred.txt.tmp-$$-Ab12Cd"
+"$model" predict --data "$x" --weights "$tmp/ck.st" -o "$tmp/pred.txt"
+if [ ! -e "$tmp/.pred.txt.tmp-$gone-Ab12Cd" ] && [ -e "$tmp/.pred.txt.tmp-$$-Ab12Cd" ] &&
+   [ "$(wc -l <"$tmp/pred.txt")" -eq 90 ]; then
+    ok "predict -o: removes the temporaries of dead processes, keeps a live one's"
+else
+    not_ok "predict -o: removes the temporaries of dead processes, keeps a live one's"
+fi
+rm -f "$tmp/.pred.txt.tmp-$$-Ab12Cd"
 
 # ---- gradcheck and bench ---------------------------------------------------------------
 expect 0 "" "gradcheck" -- "$model" gradcheck --seed 2
