@@ -121,11 +121,17 @@ typedef struct rt_array {
     bool chw;                   /* CIFAR: C planes to be read as HWC */
 } rt_array;
 
-/* A .npy or IDX file, by its magic number. */
+/* A .npy or IDX file, by its magic number (for the messages of a damaged
+ * file; rt_is_cifar asks more of IDX). */
 int rt_array_parse(const rt_file *f, rt_array *a);
 /* A CIFAR-10 binary batch: images (n x 32 x 32 x 3, uint8) and labels. */
 int rt_cifar_parse(const rt_file *f, rt_array *images, rt_array *labels);
-/* Whether a file looks like a CIFAR-10 batch rather than .npy or IDX. */
+/* Bytes of a CIFAR-10 record: a label, then 3 planes of 32 x 32. */
+enum { RT_CIFAR_RECORD = 1 + 3 * 32 * 32 };
+/* Whether a file is to be read as a CIFAR-10 batch: whole records, and not
+ * .npy, nor IDX with a header that fits the file's size exactly (a batch
+ * may start with IDX's magic by chance; a file that is both is read as
+ * IDX). */
 bool rt_is_cifar(const rt_file *f);
 /* "N x 28 x 28" into buf. */
 char *rt_dims_str(const rt_array *a, char *buf, size_t size);

@@ -640,6 +640,20 @@ START_TEST(cifar_records)
     write_bytes(tmp("short.bin"), buf, 3 * REC - 1);
     ck_assert_int_eq(rt_data_load(&d, &m, tmp("short.bin"), NULL, true), -1);
     assert_err("short.bin", "CIFAR-10", "3073");
+    /* label 0, pixels 0 8 1: IDX's magic 00 00 08 01 by chance, but no IDX
+     * header fits the size: a CIFAR-10 batch */
+    memcpy(buf, "\x00\x00\x08\x01", 4);
+    write_bytes(tmp("magic.bin"), buf, 3 * REC);
+    rt_file f;
+    ck_assert_int_eq(rt_file_open(&f, tmp("magic.bin")), 0);
+    ck_assert(rt_is_cifar(&f));
+    rt_file_close(&f);
+    ck_assert_int_eq(rt_data_load(&d, &m, tmp("magic.bin"), NULL, true), 0);
+    ck_assert_str_eq(d.x.format, "CIFAR-10");
+    ck_assert_int_eq(d.n, 3);
+    rt_data_targets(&d, &m, idx, 2, labels, NULL);
+    ck_assert_int_eq(labels[1], 0);
+    rt_data_free(&d);
     free(buf);
 }
 END_TEST
@@ -1646,6 +1660,33 @@ START_TEST(e2e_divergence)
 }
 END_TEST
 
+/* A file that is both a whole IDX file and whole CIFAR-10 records is read as
+ * IDX, and the trainer says so. */
+START_TEST(e2e_idx_or_cifar)
+{
+    enum { N = 3070 };   /* 12 + N * 4 bytes = 4 records of 3073 */
+    unsigned char *buf = calloc(1, 4 * 3073);
+    memcpy(buf, "\x00\x00\x08\x02\x00\x00\x0b\xfe\x00\x00\x00\x04", 12);
+    for (int i = 0; i < N * 4; i++)
+        buf[12 + i] = (unsigned char)(i * 31);
+    write_bytes(tmp("both-idx3-ubyte"), buf, 4 * 3073);
+    free(buf);
+    cnnrt_ctx ctx;
+    ctx_new(&ctx, &cnnrt_model_example, CNNRT_SGD, 3);
+    ck_assert_int_eq(rt_ckpt_save(&ctx, tmp("w.st")), 0);
+    cnnrt_ctx_free(&ctx);
+    char *out, *err, want[600];
+    ck_assert_int_eq(run(&cnnrt_model_example, &out, &err, "predict --data %s --weights %s",
+                         tmp("both-idx3-ubyte"), tmp("w.st")), 0);
+    snprintf(want, sizeof want, "model: note: %s could also be a CIFAR-10 batch of 4 records; "
+             "read as IDX, whose header fits the file's size exactly\n", tmp("both-idx3-ubyte"));
+    ck_assert_str_eq(err, want);
+    ck_assert_uint_eq(strlen(out), 2 * N);
+    free(out);
+    free(err);
+}
+END_TEST
+
 /* The example with a wrong backward: gradcheck must notice. */
 static void bad_backward(cnnrt_ctx *ctx, int n)
 {
@@ -1862,6 +1903,7 @@ static Suite *runtime_suite(void)
     tcase_add_test(tc, e2e_optimizers_and_losses);
     tcase_add_test(tc, e2e_bad_input_leaves_save);
     tcase_add_test(tc, e2e_divergence);
+    tcase_add_test(tc, e2e_idx_or_cifar);
     tcase_add_test(tc, e2e_gradcheck);
     tcase_add_test(tc, e2e_bench_summary_help);
     suite_add_tcase(s, tc);
