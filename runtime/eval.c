@@ -31,7 +31,15 @@ int rt_cmd_eval(const cnnrt_model *m, const rt_opts *o)
     if (rc != RT_OK)
         return rc;
     double loss, acc;
-    if (rt_evaluate(&ctx, &d, 0, d.n, (int)o->batch, &loss, &acc) != 0) {
+    int ev = rt_evaluate(&ctx, &d, 0, d.n, (int)o->batch, &loss, &acc);
+    if (ev == 1) {
+        /* A mean of NaN printed with exit 0 would pass for a result. */
+        char why[1024], where[300];
+        snprintf(why, sizeof why, "%s", rt_errmsg());
+        rt_nonfinite_where(&ctx, where, sizeof where);
+        rt_error("the weights in %s give NaN or infinity: %s; %s", o->weights, why, where);
+    }
+    if (ev != 0) {
         rt_print_error();
         rc = RT_FAIL;
     } else if (acc >= 0) {

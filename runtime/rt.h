@@ -282,9 +282,15 @@ double rt_train_step_bytes(cnnrt_ctx *ctx, int n, const uint8_t *x, const int32_
 int rt_argmax(const cnnrt_model *m, const void *out, int i);
 int rt_count_correct(const cnnrt_ctx *ctx, int n, const int32_t *labels);
 /* Evaluates samples [start, start+count) of d in batches: mean loss, and
- * accuracy when the data has labels (else *acc = -1). */
+ * accuracy when the data has labels (else *acc = -1). Returns 0; -1 on
+ * failure; 1 when a batch's loss is NaN or infinite, with the message
+ * "the loss is NaN on samples A to B (batch I of N) of FILE" recorded and
+ * the model's activations still those of that batch (rt_nonfinite_where). */
 int rt_evaluate(cnnrt_ctx *ctx, const rt_data *d, int64_t start, int64_t count,
                 int batch, double *loss, double *acc);
+/* "the first layer with non-finite outputs is D1", or that every layer's
+ * outputs are finite, after the last forward. */
+void rt_nonfinite_where(const cnnrt_ctx *ctx, char *buf, size_t size);
 const char *rt_optimizer_name(cnnrt_optimizer o);
 int rt_model_check(const cnnrt_model *m);
 

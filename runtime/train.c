@@ -115,7 +115,7 @@ int rt_evaluate(cnnrt_ctx *ctx, const rt_data *d, int64_t start, int64_t count,
         batch_free(&b);
         return -1;
     }
-    int saved = ctx->training;
+    int saved = ctx->training, rc = 0;
     ctx->training = 0;
     double sum = 0;
     int64_t correct = 0;
@@ -126,14 +126,23 @@ int rt_evaluate(cnnrt_ctx *ctx, const rt_data *d, int64_t start, int64_t count,
         batch_fill(&b, d, m, b.idx, n, ctx->threads);
         const int32_t *labels = d->y_is_labels ? b.labels : NULL;
         m->forward(ctx, n, b.x);
-        sum += m->loss(ctx, n, labels, b.targets) * n;
+        double batch_loss = m->loss(ctx, n, labels, b.targets);
+        if (!isfinite(batch_loss)) {
+            rt_error("the loss is %s on samples %lld to %lld (batch %lld of %lld) of %s",
+                     isnan(batch_loss) ? "NaN" : "infinite", (long long)(start + s),
+                     (long long)(start + s + n - 1), (long long)(s / batch + 1),
+                     (long long)((count + batch - 1) / batch), d->x.path);
+            rc = 1;
+            break;
+        }
+        sum += batch_loss * n;
         correct += rt_count_correct(ctx, n, labels);
     }
     ctx->training = saved;
     *loss = sum / (double)count;
     *acc = d->y_is_labels ? (double)correct / (double)count : -1;
     batch_free(&b);
-    return 0;
+    return rc;
 }
 
 /* ---- progress ---------------------------------------------------------------- */
@@ -232,11 +241,19 @@ static int log_epoch(FILE *log, const char *path, int64_t epoch, int64_t step, d
 
 /* ---- the loop ----------------------------------------------------------------- */
 
+void rt_nonfinite_where(const cnnrt_ctx *ctx, char *buf, size_t size)
+{
+    const char *layer = ctx->model->first_nonfinite((cnnrt_ctx *)ctx);
+    if (layer)
+        snprintf(buf, size, "the first layer with non-finite outputs is %s", layer);
+    else
+        snprintf(buf, size, "every layer's outputs are finite, the loss is not");
+}
+
 /* what: "the loss is nan", ... */
 static int report_divergence(const cnnrt_ctx *ctx, int64_t step, int64_t epoch,
                              const char *what, const char *save, int64_t saved_epoch)
 {
-    const char *layer = ctx->model->first_nonfinite((cnnrt_ctx *)ctx);
     char kept[512];
     if (save && saved_epoch > 0)
         snprintf(kept, sizeof kept, "%s keeps the checkpoint of epoch %lld", save,
@@ -244,10 +261,7 @@ static int report_divergence(const cnnrt_ctx *ctx, int64_t step, int64_t epoch,
     else
         snprintf(kept, sizeof kept, "no checkpoint was written");
     char where[300];
-    if (layer)
-        snprintf(where, sizeof where, "the first layer with non-finite outputs is %s", layer);
-    else
-        snprintf(where, sizeof where, "every layer's outputs are finite, the loss is not");
+    rt_nonfinite_where(ctx, where, sizeof where);
     rt_error("training diverged at step %lld (epoch %lld): %s; %s; %s "
              "(try a lower --lr)", (long long)step, (long long)epoch, what, where, kept);
     rt_print_error();
@@ -388,8 +402,18 @@ int rt_cmd_train(const cnnrt_model *m, const rt_opts *o)
         double vl = 0, va = -1;
         bool has_val = o->val_data || n_val > 0;
         if (has_val) {
-            if (o->val_data ? rt_evaluate(&ctx, &val, 0, val.n, batch, &vl, &va)
-                            : rt_evaluate(&ctx, &data, n_train, n_val, batch, &vl, &va))
+            int ev = o->val_data ? rt_evaluate(&ctx, &val, 0, val.n, batch, &vl, &va)
+                                 : rt_evaluate(&ctx, &data, n_train, n_val, batch, &vl, &va);
+            if (ev == 1) {
+                /* Parameters that give NaN on validation are as lost as a
+                 * NaN training loss: stop before the save that would put
+                 * them over the last good checkpoint. */
+                char what[1200];
+                snprintf(what, sizeof what, "on validation, %s", rt_errmsg());
+                rc = report_divergence(&ctx, ctx.step, epoch, what, o->save, saved_epoch);
+                goto out;
+            }
+            if (ev != 0)
                 goto fail;
         }
         if (prog.tty)

@@ -1687,6 +1687,97 @@ START_TEST(e2e_idx_or_cifar)
 }
 END_TEST
 
+/* Weights whose D1 is huge: finite (a checkpoint takes them), but any
+ * input other than 0 overflows D1's outputs. */
+static void write_huge_weights(const cnnrt_model *m, const char *name)
+{
+    cnnrt_ctx ctx;
+    ctx_new(&ctx, m, CNNRT_SGD, 5);
+    const cnnrt_param *w = &m->params[0];
+    ck_assert_str_eq(w->name, "D1.weight");
+    for (int64_t j = 0; j < w->count; j++)
+        rt_set(m->real_size, ctx.params, w->offset + j, m->real_size == 4 ? 1e38 : 1e308);
+    ck_assert_int_eq(rt_ckpt_save(&ctx, tmp(name)), 0);
+    cnnrt_ctx_free(&ctx);
+}
+
+/* 20 samples of four features: the first zeros of them zero, the rest 2. */
+static void write_zeros_then_twos(const char *x_name, const char *y_name, int zeros)
+{
+    float x[20 * 4];
+    unsigned char y[20];
+    for (int i = 0; i < 20; i++) {
+        y[i] = (unsigned char)(i % 3);
+        for (int j = 0; j < 4; j++)
+            x[i * 4 + j] = i < zeros ? 0.0f : 2.0f;
+    }
+    int64_t dims[2] = {20, 4};
+    write_f32(tmp(x_name), 2, dims, x);
+    write_u8(tmp(y_name), 1, dims, y);
+}
+
+/* eval of weights that give NaN says where and exits 1, printing no mean. */
+START_TEST(e2e_eval_nonfinite)
+{
+    write_huge_weights(&cnnrt_model_example, "huge.st");
+    write_zeros_then_twos("x.npy", "y.npy", 16);
+    char *out, *err, want[1024];
+    ck_assert_int_eq(run(&cnnrt_model_example, &out, &err,
+                         "eval --data %s --labels %s --weights %s --batch 16",
+                         tmp("x.npy"), tmp("y.npy"), tmp("huge.st")), 1);
+    ck_assert_str_eq(out, "");
+    snprintf(want, sizeof want, "model: error: the weights in %s give NaN or infinity: the "
+             "loss is NaN on samples 16 to 19 (batch 2 of 2) of %s; the first layer with "
+             "non-finite outputs is D1\n", tmp("huge.st"), tmp("x.npy"));
+    ck_assert_str_eq(err, want);
+    free(out);
+    free(err);
+    /* the f32 trainer too */
+    write_huge_weights(&cnnrt_model_example_f32, "huge32.st");
+    ck_assert_int_eq(run(&cnnrt_model_example_f32, NULL, &err,
+                         "eval --data %s --labels %s --weights %s --batch 8",
+                         tmp("x.npy"), tmp("y.npy"), tmp("huge32.st")), 1);
+    ck_assert_msg(strstr(err, "on samples 16 to 19 (batch 3 of 3)"), "message: %s", err);
+    free(err);
+}
+END_TEST
+
+/* Validation that gives NaN stops training as a NaN training loss does,
+ * before the save that would replace the last good checkpoint. */
+START_TEST(e2e_validation_nonfinite)
+{
+    write_huge_weights(&cnnrt_model_example, "huge.st");
+    write_zeros_then_twos("x.npy", "y.npy", 20);    /* trains: D1 sees only zeros */
+    write_zeros_then_twos("vx.npy", "vy.npy", 0);
+    write_bytes(tmp("keep.st"), "OLD", 3);
+    char *err, want[1024];
+    ck_assert_int_eq(run(&cnnrt_model_example, NULL, &err,
+                         "train --data %s --labels %s --val-data %s --val-labels %s "
+                         "--init %s --save %s --batch 16 --epochs 3", tmp("x.npy"),
+                         tmp("y.npy"), tmp("vx.npy"), tmp("vy.npy"), tmp("huge.st"),
+                         tmp("keep.st")), 1);
+    snprintf(want, sizeof want, "model: error: training diverged at step 2 (epoch 1): on "
+             "validation, the loss is NaN on samples 0 to 15 (batch 1 of 2) of %s; the "
+             "first layer with non-finite outputs is D1; no checkpoint was written (try a "
+             "lower --lr)\n", tmp("vx.npy"));
+    ck_assert_ptr_nonnull(strstr(err, want));
+    free(err);
+    char *s = read_all(tmp("keep.st"), NULL);
+    ck_assert_str_eq(s, "OLD");
+    free(s);
+    /* --val-split: the samples are numbered in the --data file */
+    write_zeros_then_twos("x.npy", "y.npy", 16);
+    ck_assert_int_eq(run(&cnnrt_model_example, NULL, &err,
+                         "train --data %s --labels %s --val-split 0.2 --init %s --batch 16 "
+                         "--epochs 1 --no-shuffle", tmp("x.npy"), tmp("y.npy"),
+                         tmp("huge.st")), 1);
+    snprintf(want, sizeof want, "on validation, the loss is NaN on samples 16 to 19 (batch 1 "
+             "of 1) of %s", tmp("x.npy"));
+    ck_assert_msg(strstr(err, want), "message: %s", err);
+    free(err);
+}
+END_TEST
+
 /* The example with a wrong backward: gradcheck must notice. */
 static void bad_backward(cnnrt_ctx *ctx, int n)
 {
@@ -1904,6 +1995,8 @@ static Suite *runtime_suite(void)
     tcase_add_test(tc, e2e_bad_input_leaves_save);
     tcase_add_test(tc, e2e_divergence);
     tcase_add_test(tc, e2e_idx_or_cifar);
+    tcase_add_test(tc, e2e_eval_nonfinite);
+    tcase_add_test(tc, e2e_validation_nonfinite);
     tcase_add_test(tc, e2e_gradcheck);
     tcase_add_test(tc, e2e_bench_summary_help);
     suite_add_tcase(s, tc);
