@@ -28,8 +28,6 @@ const char *rt_file_kind(mode_t mode)
         return "a socket";
     if (S_ISFIFO(mode))
         return "a FIFO";
-    if (S_ISLNK(mode))
-        return "a symbolic link";
     return "not a regular file";
 }
 
