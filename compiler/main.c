@@ -9,13 +9,12 @@
  * Exit status: 0 compiled, 1 the model has errors, 2 usage or I/O problems. */
 #include "config.h"
 #include "cnnc.h"
+#include "output.h"
 
 #include <errno.h>
 #include <getopt.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/stat.h>
-#include <unistd.h>
 
 enum { EXIT_MODEL = 1, EXIT_USAGE = 2 };
 
@@ -165,15 +164,6 @@ static int parse_options(int argc, char **argv, Options *o)
     return -1;
 }
 
-/* mkstemp makes the file 0600; a generated source is as readable as any
- * other file the user writes. */
-static bool fchmod_like(const char *tmp)
-{
-    mode_t mask = umask(0);
-    umask(mask);
-    return chmod(tmp, 0666 & ~mask) == 0;
-}
-
 /* What --emit asks for, to f. */
 static bool emit_to(FILE *f, const Network *net, const Options *o, const Source *src)
 {
@@ -184,39 +174,37 @@ static bool emit_to(FILE *f, const Network *net, const Options *o, const Source 
     return emit_network(f, net, &eo);
 }
 
-/* Writes the trainer to path so that a reader sees either the old file or
- * the whole new one: a temporary beside it, fsync, then rename. */
+/* Writes the output to path with the runtime's writer (runtime/output.h):
+ * a reader sees either the old file or the whole new one; a device or a FIFO
+ * is written through, a symbolic link's target replaced. The model file
+ * itself is refused as the output: it would be lost to its own trainer. */
 static int write_output(const char *path, const Network *net, const Options *o,
                         const Source *src)
 {
     if (strcmp(path, "-") == 0)
         return emit_to(stdout, net, o, src) ? 0 : EXIT_USAGE;
-    char *tmp = xasprintf("%s.XXXXXX", path);
-    int fd = mkstemp(tmp);
-    if (fd < 0) {
-        fprintf(stderr, "cnnc: error: %s: cannot create a file beside it: %s\n", path,
-                strerror(errno));
-        free(tmp);
+    if (strcmp(o->input, "-") != 0 && !rt_is_stream(path) && rt_same_file(path, o->input)) {
+        fprintf(stderr, "cnnc: error: -o %s is the model file %s itself; writing the "
+                "trainer there would destroy the model\n", path, o->input);
         return EXIT_USAGE;
     }
-    FILE *f = fdopen(fd, "w");
-    bool ok = f && emit_to(f, net, o, src);
-    ok = ok && fflush(f) == 0 && fsync(fd) == 0;
-    int saved = errno;
-    if (f)
-        ok = (fclose(f) == 0) && ok;
-    else
-        close(fd);
-    if (ok && fchmod_like(tmp) && rename(tmp, path) == 0) {
-        free(tmp);
-        return 0;
+    rt_output out;
+    FILE *f = rt_output_open(&out, path);
+    if (!f) {
+        fprintf(stderr, "cnnc: error: %s\n", rt_errmsg());
+        return EXIT_USAGE;
     }
-    if (!ok)
-        errno = saved;
-    fprintf(stderr, "cnnc: error: %s: %s\n", path, strerror(errno));
-    unlink(tmp);
-    free(tmp);
-    return EXIT_USAGE;
+    /* emit_to fails having said why, or on a write error, which the commit
+     * reports */
+    if (!emit_to(f, net, o, src) && !ferror(f)) {
+        rt_output_abort(&out);
+        return EXIT_USAGE;
+    }
+    if (rt_output_commit(&out) != 0) {
+        fprintf(stderr, "cnnc: error: %s\n", rt_errmsg());
+        return EXIT_USAGE;
+    }
+    return 0;
 }
 
 /* Front end: source -> checked network. NULL when the model has errors. */

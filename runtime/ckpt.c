@@ -117,8 +117,8 @@ int rt_ckpt_save(const cnnrt_ctx *ctx, const char *path)
         rt_error("out of memory");
         return -1;
     }
-    rt_atomic af;
-    FILE *f = rt_atomic_open(&af, path);
+    rt_output out;
+    FILE *f = rt_output_open(&out, path);
     if (!f) {
         free(header);
         return -1;
@@ -137,7 +137,7 @@ int rt_ckpt_save(const cnnrt_ctx *ctx, const char *path)
                         (const char *)ctx->opt_state +
                             (k * m->param_count + m->params[i].offset) * rs,
                         m->params[i].count);
-    return rt_atomic_commit(&af);
+    return rt_output_commit(&out);
 }
 
 /* ---- reading --------------------------------------------------------------- */

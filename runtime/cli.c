@@ -257,6 +257,40 @@ static void defaults(const cnnrt_model *m, rt_opts *o)
     o->warmup = 3;
 }
 
+/* An output that is one of the inputs would destroy it (--log truncates
+ * --data before a byte is read), and two outputs in one file destroy each
+ * other. --save may name the --init checkpoint: that one is read whole
+ * before the first save, which replaces it atomically, so resuming into the
+ * same file is safe. Outputs that are devices or FIFOs are written through
+ * and destroy nothing. */
+static int check_outputs(const rt_opts *o)
+{
+    const struct { const char *flag, *path; } in[] = {
+        {"--data", o->data}, {"--labels", o->labels}, {"--val-data", o->val_data},
+        {"--val-labels", o->val_labels}, {"--init", o->init}, {"--weights", o->weights},
+    }, out[] = {
+        {"--save", o->save}, {"--log", o->log},
+        {"-o", o->out && strcmp(o->out, "-") != 0 ? o->out : NULL},
+    };
+    for (size_t i = 0; i < sizeof out / sizeof out[0]; i++) {
+        if (!out[i].path || rt_is_stream(out[i].path))
+            continue;
+        for (size_t k = 0; k < sizeof in / sizeof in[0]; k++) {
+            bool resume = out[i].path == o->save && in[k].path == o->init;
+            if (in[k].path && !resume && rt_same_file(out[i].path, in[k].path))
+                return usage_error("%s %s is the same file as %s %s; writing it would "
+                                   "destroy the input", out[i].flag, out[i].path,
+                                   in[k].flag, in[k].path);
+        }
+        for (size_t k = 0; k < i; k++)
+            if (out[k].path && rt_same_file(out[i].path, out[k].path))
+                return usage_error("%s %s is the same file as %s %s; each output needs "
+                                   "its own", out[i].flag, out[i].path, out[k].flag,
+                                   out[k].path);
+    }
+    return RT_OK;
+}
+
 int rt_parse_args(const cnnrt_model *m, int argc, char **argv, rt_opts *o)
 {
     defaults(m, o);
@@ -339,7 +373,7 @@ int rt_parse_args(const cnnrt_model *m, int argc, char **argv, rt_opts *o)
     default:
         break;
     }
-    return RT_OK;
+    return check_outputs(o);
 }
 
 int rt_print_command_help(const cnnrt_model *m, rt_cmd cmd)

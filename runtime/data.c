@@ -1,6 +1,6 @@
 /* data.c: a data set checked against the model, converted batch by batch.
  *
- * The files stay mapped in their own element type; rt_data_inputs and
+ * The files stay in memory in their own element type; rt_data_inputs and
  * rt_data_targets convert the samples of one batch to the model's reals.
  */
 #include "rt.h"
@@ -160,6 +160,10 @@ int rt_data_load(rt_data *d, const cnnrt_model *m, const char *xpath,
     } else {
         if (rt_array_parse(&d->xf, &d->x) != 0)
             goto fail;
+        if (strcmp(d->x.format, "IDX") == 0 && d->xf.size % RT_CIFAR_RECORD == 0)
+            fprintf(stderr, "%s: note: %s could also be a CIFAR-10 batch of %zu records; "
+                    "read as IDX, whose header fits the file's size exactly\n", rt_prog,
+                    xpath, d->xf.size / RT_CIFAR_RECORD);
         if (ypath) {
             if (rt_file_open(&d->yf, ypath) != 0 || rt_array_parse(&d->yf, &d->y) != 0)
                 goto fail;
