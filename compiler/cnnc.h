@@ -671,14 +671,6 @@ void emit_loop(Emitter *e, const LayerCode *c, const char *var, const char *coun
                int64_t grain);
 void emit_loop_end(Emitter *e, const LayerCode *c);
 
-/* Register tiles of GCC vector types (Conv, Dense): declare and load nv
- * vectors NAME0.. of TYPE from BASE + c0, BASE + c1, ...; and the tile's
- * multiply-adds a{r}_{v} += PRE{r}POST * VEC{v}. */
-void emit_vloads(Emitter *e, const char *type, const char *name, int nv, const char *base);
-void emit_fmas(Emitter *e, int rows, int nv, const char *pre, const char *post, const char *vec);
-/* "typedef ... TYPE_mask;": the integer lanes a comparison of TYPEs gives,
- * to mask with (C has no ?: on vectors): the fused ReLUs of Conv and Dense. */
-void emit_mask_type(Emitter *e, const char *type);
 /* The whole backward of a layer without parameters when no input needs a
  * gradient: a comment, the signature and every argument cast to void. */
 void emit_backward_nothing(Emitter *e, const LayerCode *c);

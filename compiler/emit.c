@@ -28,40 +28,6 @@
  * Helpers for the kinds' emitters
  */
 
-/* The vector tiles of Conv and Dense: "TYPE w0, w1;" then
- * "VLOAD(w0, BASE + c0); VLOAD(w1, BASE + c1);" for nv vectors. */
-void emit_vloads(Emitter *e, const char *type, const char *name, int nv, const char *base)
-{
-    char line[512];
-    size_t len = (size_t)snprintf(line, sizeof line, "%s", type);
-    for (int v = 0; v < nv; v++)
-        len += (size_t)snprintf(line + len, sizeof line - len, "%s %s%d", v ? "," : "", name, v);
-    emit(e, "%s;", line);
-    for (int v = 0; v < nv; v++)
-        emit(e, "VLOAD(%s%d, %s + c%d);", name, v, base, v);
-}
-
-/* a{r}_{v} += PRE{r}POST * VEC{v}: a line per tile row r, nv vectors. */
-void emit_fmas(Emitter *e, int rows, int nv, const char *pre, const char *post, const char *vec)
-{
-    for (int r = 0; r < rows; r++) {
-        char line[512];
-        size_t len = 0;
-        for (int v = 0; v < nv; v++)
-            len += (size_t)snprintf(line + len, sizeof line - len, "%sa%d_%d += %s%d%s * %s%d;",
-                                    v ? " " : "", r, v, pre, r, post, vec, v);
-        emit(e, "%s", line);
-    }
-}
-
-void emit_mask_type(Emitter *e, const char *type)
-{
-    char name[64];
-    snprintf(name, sizeof name, "%s_mask", type);
-    emit_local(e, name, "typedef __typeof__((%s){0} < (%s){0}) %s_mask; /* a comparison's lanes */",
-               type, type, type);
-}
-
 bool code_needs_dx(const LayerCode *c)
 {
     for (int k = 0; k < c->ninputs; k++)
