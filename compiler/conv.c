@@ -347,7 +347,7 @@ static void conv_ref_phases(Emitter *e, const char *q, const char *o, const char
         else
             emit(e, " *     %-18s no tap reaches it", lhs);
     }
-    emit(e, " *   (a %s outside 0..%" PRId64 " adds nothing: the edges get fewer).", o, out - 1);
+    emit(e, " *   (an %s outside 0..%" PRId64 " adds nothing: the edges get fewer).", o, out - 1);
 }
 
 /* The comment above the reference backward: the three sums, and the
@@ -363,10 +363,12 @@ static void conv_ref_backward_comment(Emitter *e, const LayerCode *c, const Conv
             "x[i][%s][%s][ci]", iy, ix);
     if (g->bias)
         emit(e, " *   db[co] += sum over i, oy, ox of dy[i][oy][ox][co]");
-    if (!c->need_dx[0]) {
+    if (!c->need_dx[0] && g->sh == 1 && g->sw == 1) {
         emit(e, " *   (no layer before it learns: no dx) */");
         return;
     }
+    if (!c->need_dx[0])
+        emit(e, " * No layer before it learns, so dx is not computed; were it, it would be");
     emit(e, " *   dx[i][iy][ix][ci] += sum over co and the taps that reach (iy, ix) of");
     emit(e, " *                        dy[i][oy][ox][co] * w[co][ci][kh][kw],");
     emit(e, " *   where oy, kh are such that %s = iy (and ox, kw such that %s = ix).", iy, ix);
@@ -376,9 +378,11 @@ static void conv_ref_backward_comment(Emitter *e, const LayerCode *c, const Conv
     conv_ref_phases(e, "ix", "ox", "kw", g->kw, g->sw, g->pl, g->ow);
     if (g->sh > 1 || g->sw > 1) {
         emit(e, " * Gathering by the remainder like this is what \"dilating dy\" does: a dy with");
-        emit(e, " * %" PRId64 " zero rows (and %" PRId64 " zero columns) put between its own "
-                "would feed the other taps", g->sh - 1, g->sw - 1);
-        emit(e, " * zeros. Below, the test (t %% S != 0) skips exactly those taps. */");
+        emit(e, " * %" PRId64 " row%s and %" PRId64 " column%s of zeros put between its own "
+                "would feed the other taps", g->sh - 1, g->sh == 2 ? "" : "s", g->sw - 1,
+             g->sw == 2 ? "" : "s");
+        emit(e, " * zeros. %s */", c->need_dx[0] ? "Below, the test (t %% S != 0) skips exactly "
+                                                 "those taps." : "Nothing of it runs here.");
     } else {
         emit(e, " * (This is the correlation of dy with the kernel turned by 180 degrees.) */");
     }
