@@ -393,6 +393,7 @@ static void conv_ref_backward(Emitter *e, const LayerCode *c)
     ConvGeom g = conv_code_geom(c);
     conv_ref_backward_comment(e, c, &g);
     emit_backward_begin(e, c);
+    emit_dx_clear(e, c);
     emit(e, "(void)y;");
     emit(e, "const real *w = param(ln) + %s_weight;", c->name);
     emit(e, "real *dw = grad(ln) + %s_weight;", c->name);

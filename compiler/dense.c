@@ -108,6 +108,7 @@ static void dense_ref_backward(Emitter *e, const LayerCode *c)
          g.nout, g.bias ? "; db[o] += sum over i of dy[i][o]" : "",
          c->need_dx[0] ? "; dx[i][k] += sum over o of dy[i][o] * w[o][k]" : "");
     emit_backward_begin(e, c);
+    emit_dx_clear(e, c);
     emit(e, "(void)y;");
     emit(e, "const real *w = param(ln) + %s_weight;", g.L);
     emit(e, "real *dw = grad(ln) + %s_weight;", g.L);

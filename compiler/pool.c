@@ -167,8 +167,10 @@ static void pool_ref_windows(Emitter *e, const PoolGeom *g, bool reads_x, const 
     }
     emit_for(e, "ky", g->kh);
     emit_for(e, "kx", g->kw);
-    emit(e, "const int iy = %s + ky, ix = %s + kx;", pool_window_start(iy, sizeof iy, "oy", g->sh, g->pt),
-         pool_window_start(ix, sizeof ix, "ox", g->sw, g->pl));
+    if (want_at || g->padded)
+        emit(e, "const int iy = %s + ky, ix = %s + kx;",
+             pool_window_start(iy, sizeof iy, "oy", g->sh, g->pt),
+             pool_window_start(ix, sizeof ix, "ox", g->sw, g->pl));
     if (g->padded)
         emit(e, "if (iy < 0 || iy >= %" PRId64 " || ix < 0 || ix >= %" PRId64 ") continue;",
              g->h, g->w);
@@ -219,6 +221,7 @@ static void maxpool_ref_backward(Emitter *e, const LayerCode *c)
     emit(e, "/* %s += each of %s at the input element that won its window (found again) */",
          pool_dims4(in, sizeof in, "dx", g.h, g.w, g.c), pool_dims4(out, sizeof out, "dy", g.oh, g.ow, g.c));
     emit_backward_begin(e, c);
+    emit_dx_clear(e, c);
     emit(e, "(void)ln;");
     emit(e, "(void)y;");
     pool_ref_windows(e, &g, true, "real best = 0;\nint arg = -1;", true);
@@ -257,6 +260,7 @@ static void avgpool_ref_backward(Emitter *e, const LayerCode *c)
     emit(e, "/* %s += each of %s spread evenly over its window's elements */",
          pool_dims4(in, sizeof in, "dx", g.h, g.w, g.c), pool_dims4(out, sizeof out, "dy", g.oh, g.ow, g.c));
     emit_backward_begin(e, c);
+    emit_dx_clear(e, c);
     emit(e, "(void)ln;");
     emit(e, "(void)y;");
     emit(e, "(void)x;");
