@@ -238,6 +238,9 @@ typedef struct Checker {
     bool partial;             /* syntax errors dropped statements from the Ast */
     const Stmt **labelled;    /* the labelled layer and Input statements, in order */
     int nlabelled;
+    struct LabelEntry *by_label; /* the same, sorted by label (then order) */
+    int *label_tensor;        /* [nlabelled]: the tensor of labelled[i], -1
+                                 until its statement is checked */
     /* Along the pass. */
     int *kind_counts;         /* layers of each kind so far, for automatic names */
     int cur;                  /* the tensor a statement reads by default (the
@@ -274,6 +277,61 @@ static bool names_tensor(const Stmt *st)
     return layer_kind_find(st->word) || is_word(st, "Input");
 }
 
+/* A labelled statement and its place in the file's order, sorted by label
+ * so that a network of thousands of labels is looked up in log time. */
+typedef struct LabelEntry {
+    const char *label;
+    int order;
+} LabelEntry;
+
+static int by_label(const void *a, const void *b)
+{
+    const LabelEntry *x = a, *y = b;
+    int d = strcmp(x->label, y->label);
+    return d ? d : x->order - y->order;
+}
+
+static void sort_labels(Checker *c)
+{
+    c->by_label = xcalloc((size_t)c->nlabelled + 1, sizeof *c->by_label);
+    for (int i = 0; i < c->nlabelled; i++) {
+        c->by_label[i] = (LabelEntry){c->labelled[i]->label, i};
+        c->label_tensor[i] = -1;
+    }
+    qsort(c->by_label, (size_t)c->nlabelled, sizeof *c->by_label, by_label);
+}
+
+/* The order (index into c->labelled) of the first labelled layer or Input
+ * statement with this label, or -1. */
+static int label_index(const Checker *c, const char *label)
+{
+    int lo = 0, hi = c->nlabelled;    /* the first entry >= (label, 0) */
+    while (lo < hi) {
+        int mid = lo + (hi - lo) / 2;
+        if (strcmp(c->by_label[mid].label, label) < 0)
+            lo = mid + 1;
+        else
+            hi = mid;
+    }
+    return lo < c->nlabelled && strcmp(c->by_label[lo].label, label) == 0
+               ? c->by_label[lo].order : -1;
+}
+
+/* The first labelled layer or Input statement with this label, or NULL. */
+static const Stmt *label_owner(const Checker *c, const char *label)
+{
+    int i = label_index(c, label);
+    return i >= 0 ? c->labelled[i] : NULL;
+}
+
+/* Records that statement st, if it owns its label, gives tensor t. */
+static void label_gives(Checker *c, const Stmt *st, int t)
+{
+    int i = st->label ? label_index(c, st->label) : -1;
+    if (i >= 0 && c->labelled[i] == st)
+        c->label_tensor[i] = t;
+}
+
 static void survey(Checker *c, const Ast *ast)
 {
     int nlayers = 0;
@@ -299,10 +357,12 @@ static void survey(Checker *c, const Ast *ast)
             c->input_late = true;
     }
     c->labelled = xcalloc((size_t)c->nlabelled + 1, sizeof *c->labelled);
+    c->label_tensor = xcalloc((size_t)c->nlabelled + 1, sizeof *c->label_tensor);
     c->nlabelled = 0;
     for (const Stmt *st = ast->first; st; st = st->next)
         if (st->label && names_tensor(st))
             c->labelled[c->nlabelled++] = st;
+    sort_labels(c);
     c->net->layers = xcalloc((size_t)nlayers + 1, sizeof *c->net->layers);
     c->kind_counts = xcalloc((size_t)nlayer_kinds, sizeof *c->kind_counts);
     c->known = xcalloc((size_t)nlayers + 1, sizeof *c->known);
@@ -310,14 +370,6 @@ static void survey(Checker *c, const Ast *ast)
     c->from_line = xcalloc((size_t)nlayers + 1, sizeof *c->from_line);
 }
 
-/* The first labelled layer or Input statement with this label, or NULL. */
-static const Stmt *label_owner(const Checker *c, const char *label)
-{
-    for (int i = 0; i < c->nlabelled; i++)
-        if (strcmp(c->labelled[i]->label, label) == 0)
-            return c->labelled[i];
-    return NULL;
-}
 
 /* ------------------------------------------------------------------------
  * Sizes and annotations
@@ -402,6 +454,7 @@ static void check_input(Checker *c, const Stmt *st)
         diag_note(d, c->first_layer->word_loc, "the first layer is here");
     }
     c->net->input_loc = st->word_loc;
+    label_gives(c, st, INPUT_TENSOR);
     if (st->label) {
         c->net->input_label = xstrdup(st->label);
         const Stmt *first = label_owner(c, st->label);
@@ -620,12 +673,7 @@ static int resolve_label(Checker *c, const Stmt *st, const char *label, Loc loc)
             diag_hint(c->d, "did you mean '%s'?", near);
         return -1;
     }
-    if (is_word(owner, "Input"))
-        return INPUT_TENSOR;
-    for (int i = 0; i < c->net->nlayers; i++)
-        if (c->net->layers[i].label && strcmp(c->net->layers[i].label, label) == 0)
-            return layer_output(&c->net->layers[i]);
-    return -1;   /* a statement the checker could not take (reported) */
+    return c->label_tensor[label_index(c, label)];   /* -1: a statement that failed */
 }
 
 /* The argument from=LABEL of st, or NULL. */
@@ -760,6 +808,7 @@ static void check_layer(Checker *c, const Stmt *st, const LayerKind *k)
     l->loc = st->word_loc;
     l->stmt_loc = st->loc;
     name_layer(c, l, st);
+    label_gives(c, st, layer_output(l));
     check_place(c, st, k);
     bool inputs_ok = k->merge ? merge_inputs(c, st, l) : single_input(c, st, l);
     bool args_ok = k->merge || args_match(st, k->args, k->nargs, l->args, c->d);
@@ -944,6 +993,8 @@ Network *check_ast(const Ast *ast, const char *source_name, Diag *d)
     if (d->errors == 0)
         check_plan(&c);
     free(c.labelled);
+    free(c.by_label);
+    free(c.label_tensor);
     free(c.kind_counts);
     free(c.known);
     free(c.from);
