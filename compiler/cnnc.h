@@ -702,7 +702,7 @@ typedef struct EmitOptions {
     int64_t real_size;     /* 4 or 8 */
     int64_t micro;         /* samples per pass through the layers; 0: the plan's */
     Kernels kernels;
-    int64_t fast_budget;   /* bytes of fast layer code at most (0: 16 MiB) */
+    int64_t fast_budget;   /* bytes of fast layer code at most (0: 8 MiB) */
     bool note_compact;     /* say on stderr when layers get compact kernels */
     const bool *compact;   /* the layers with compact kernels, as
                               emit_kernels_checked chose them; NULL: choose */
