@@ -84,6 +84,8 @@ static const Flag flags[] = {
      "CKPT  start from this checkpoint (and its optimizer state)"},
     {"--save", F_STR, TRAIN, O(save), 0, 0, 0, 0,
      "CKPT  write the checkpoint here at each epoch's end and at the end"},
+    {"--save-best", F_STR, TRAIN, O(save_best), 0, 0, 0, 0,
+     "CKPT  the checkpoint of the epoch with the best validation accuracy"},
     {"--log", F_STR, TRAIN, O(log), 0, 0, 0, 0, "FILE.csv  one line of figures per epoch"},
     {"--weights", F_STR, EVAL | PREDICT, O(weights), 0, 0, 0, 0, "CKPT  the checkpoint to use"},
     {"-o", F_STR, PREDICT, O(out), 0, 0, 0, 0, "FILE  write predictions here (default: stdout)"},
@@ -312,7 +314,7 @@ static int check_outputs(const rt_opts *o)
         {"--data", o->data}, {"--labels", o->labels}, {"--val-data", o->val_data},
         {"--val-labels", o->val_labels}, {"--init", o->init}, {"--weights", o->weights},
     }, out[] = {
-        {"--save", o->save}, {"--log", o->log},
+        {"--save", o->save}, {"--save-best", o->save_best}, {"--log", o->log},
         {"-o", o->out && strcmp(o->out, "-") != 0 ? o->out : NULL},
     };
     for (size_t i = 0; i < sizeof out / sizeof out[0]; i++) {

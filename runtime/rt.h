@@ -249,6 +249,7 @@ typedef struct rt_opts {
     rt_cmd cmd;
     const char *data, *labels, *val_data, *val_labels;
     const char *init, *save, *log, *weights, *out;
+    const char *save_best;        /* the best validation epoch's checkpoint */
     double val_split;             /* 0: none */
     int64_t epochs, steps;        /* steps 0: by epochs */
     int64_t batch;
