@@ -81,6 +81,8 @@ CASES = [
     dict(net="torch_fanout", prec="f64", opt="momentum", lr=0.2, clip=0.05, decay=0.01),
     dict(net="torch_grouped", prec="f32", opt="adam", lr=0.01, clip=0.5, smoothing=0.2,
          schedule="cosine", warmup=1),
+    dict(net="torch_normalise", prec="f64", opt="momentum", lr=0.1),
+    dict(net="torch_normalise", prec="f32", opt="adamw", lr=0.01, decay=0.01),
 ]
 N_TRAIN, N_TEST, BATCH, STEPS = 10, 12, 4, 4
 TOL = {"f64": 1e-9, "f32": 1e-4}   # max |difference| / max |PyTorch's tensor|
@@ -146,6 +148,9 @@ def parse_net(path):
             raise SystemExit("%s: cannot parse near %r" % (path, src[pos:pos + 30]))
         pos = m.end()
         label, word, argtext = m.group(1), m.group(2), m.group(3) or ""
+        # [a, b, c] lists (Input's mean= and std=): no commas inside
+        argtext = re.sub(r"\[([^\]]*)\]", lambda l: l.group(1).replace(",", ";").replace(" ", ""),
+                         argtext)
         args, merged = {}, []
         for i, a in enumerate(t.strip() for t in argtext.split(",") if t.strip()):
             if word in ("Add", "Concat"):
@@ -159,6 +164,8 @@ def parse_net(path):
                 v = float(v)
             elif v in ("true", "false"):
                 v = v == "true"
+            elif ";" in v:
+                v = [float(t) for t in v.split(";")]
             args[k] = v
         if word == "Train":
             train = args
@@ -185,6 +192,12 @@ class Net:
         dims = [int(t) for t in str(a["shape"]).split("x")]
         shape = tuple(dims) + (1,) if len(dims) == 2 else tuple(dims)
         self.input_hwc = shape   # (F,) for a vector input
+        # Input(mean=, std=): torchvision's Normalize, per channel
+        def per_channel(v, default):
+            v = a.get(v, default)
+            return torch.tensor(v if isinstance(v, list) else [float(v)],
+                                dtype=torch.float64).reshape(1, -1, 1, 1)
+        self.mean, self.std = per_channel("mean", 0.0), per_channel("std", 1.0)
         self.plan = []     # (label, kind, settings, inputs) per layer
         self.shapes = {}   # checkpoint name -> PyTorch shape
         # each tensor's (c, h, w) for a map, (features, None, None) for a vector
@@ -268,6 +281,10 @@ class Net:
     def forward(self, P, x):
         """x: N x C x H x W (float64). Returns the network's output, pre-softmax
         scores when the last layer is Softmax (flag returned as well)."""
+        if x.dim() == 4:
+            x = (x - self.mean) / self.std
+        else:
+            x = (x - self.mean.reshape(1, -1)) / self.std.reshape(1, -1)
         values = {self.input_label: x}
         for label, kind, s, inputs in self.plan:
             x = values[inputs[0]]
