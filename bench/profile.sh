@@ -37,14 +37,19 @@ awk -v ms="$ms" -v threads="$threads" '
 function group(dso, sym,    s) {
     s = sym
     sub(/\._omp_fn\.[0-9]+$/, "", s)
+    sub(/_p[0-9]+$/, "", s)    # a parallel loop of the phase (emit_parallel)
     sub(/\.(part|isra|constprop)\.[0-9]+$/, "", s)
     if (dso ~ /libgomp/) return "(OpenMP: waiting, scheduling)"
+    if (dso ~ /kernel/ || s ~ /^clear_page/) return "(kernel: first touch of memory, page faults)"
+    if (s ~ /^(worker_main|run_chunk|help_any|rt_pool_run|wait_done)$/) return "(thread pool: claiming, waiting)"
+    if (s ~ /^batchnorm[0-9]*_|_(stats|combine|bsums|bcombine)$/ && s !~ /_(forward|backward)$/) {
+        sub(/_(stats|combine|bsums|bcombine)$/, "_statistics", s); return s }
     if (s ~ /memset/) return "(memset)"
     if (s ~ /^(update_all|add_lanes)$/) return "(update: optimizer, lanes summed)"
     if (s ~ /^rt_data_inputs$/) return "(batch: uint8 to real)"
     if (s ~ /_weight_sums$/) { sub(/_weight_sums$/, "_backward_weights", s); return s }
     if (s ~ /_forward_sample$/) { sub(/_forward_sample$/, "_forward", s); return s }
-    if (s ~ /_(forward|backward|backward_weights|backward_data)$/) return s
+    if (s ~ /_(forward|backward|backward_weights|backward_data|statistics)$/) return s
     return "(other)"
 }
 {
