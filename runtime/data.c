@@ -146,45 +146,58 @@ int rt_data_load(rt_data *d, const cnnrt_model *m, const char *xpath,
                  const char *ypath, bool need_y)
 {
     memset(d, 0, sizeof *d);
-    if (rt_file_open(&d->xf, xpath) != 0)
-        goto fail;
+    int rc = rt_file_open(&d->xf, xpath);
+    if (rc == 0 && ypath) {
+        /* A labels file with a CIFAR-10 batch is refused (by rt_data_fit)
+         * without opening it: the mistake is giving it, whatever it holds. */
+        if (rt_is_cifar(&d->xf))
+            d->yf.path = ypath;
+        else
+            rc = rt_file_open(&d->yf, ypath);
+    }
+    if (rc == 0)
+        rc = rt_data_fit(d, m, need_y);
+    if (rc != 0)
+        rt_data_free(d);
+    return rc;
+}
+
+int rt_data_fit(rt_data *d, const cnnrt_model *m, bool need_y)
+{
+    bool has_yf = d->yf.path != NULL;
     if (rt_is_cifar(&d->xf)) {
-        if (ypath) {
+        if (has_yf) {
             rt_error("%s: is a CIFAR-10 batch, which holds its own labels; "
-                     "expected no labels file, found %s", xpath, ypath);
-            goto fail;
+                     "expected no labels file, found %s", d->xf.path, d->yf.path);
+            return -1;
         }
         if (rt_cifar_parse(&d->xf, &d->x, &d->y) != 0)
-            goto fail;
+            return -1;
         d->has_y = true;
     } else {
         if (rt_array_parse(&d->xf, &d->x) != 0)
-            goto fail;
+            return -1;
         if (strcmp(d->x.format, "IDX") == 0 && d->xf.size % RT_CIFAR_RECORD == 0)
             fprintf(stderr, "%s: note: %s could also be a CIFAR-10 batch of %zu records; "
                     "read as IDX, whose header fits the file's size exactly\n", rt_prog,
-                    xpath, d->xf.size / RT_CIFAR_RECORD);
-        if (ypath) {
-            if (rt_file_open(&d->yf, ypath) != 0 || rt_array_parse(&d->yf, &d->y) != 0)
-                goto fail;
+                    d->xf.path, d->xf.size / RT_CIFAR_RECORD);
+        if (has_yf) {
+            if (rt_array_parse(&d->yf, &d->y) != 0)
+                return -1;
             d->has_y = true;
         }
     }
     if (fit_inputs(&d->x, m) != 0)
-        goto fail;
+        return -1;
     if (d->has_y && fit_targets(d, m) != 0)
-        goto fail;
+        return -1;
     if (need_y && !d->has_y) {
         rt_error("%s holds no labels: expected a labels file with it (--labels, "
-                 "--val-labels); only CIFAR-10 batches carry their own", xpath);
-        rt_data_free(d);
+                 "--val-labels); only CIFAR-10 batches carry their own", d->xf.path);
         return -2;
     }
     d->n = d->x.n;
     return 0;
-fail:
-    rt_data_free(d);
-    return -1;
 }
 
 void rt_data_free(rt_data *d)
