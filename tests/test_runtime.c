@@ -414,6 +414,11 @@ static const BadNpy bad_npys[] = {
     {"{'descr': '<f4', 'fortran_order': False, 'shape': (3, 2), }", 1, 20, "truncated"},
     {"{'descr': '<f4', 'fortran_order': False, 'shape': (3, 2), }", 1, 28, "unexpected data"},
     {"{'descr': '<f4', 'fortran_order': False, 'shape': (0, 2), }", 1, 0, "no samples"},
+    /* found by fuzz_array: 2^63 - 1 samples of nothing, in 128 bytes */
+    {"{'descr': '<f4', 'fortran_order': False, 'shape': (9223372036854775807, 0), }", 1, 0,
+     "samples hold no elements (shape 9223372036854775807 x 0)"},
+    {"{'descr': '|u1', 'fortran_order': False, 'shape': (5, 2, 0), }", 1, 0,
+     "samples hold no elements (shape 5 x 2 x 0)"},
     {"{'descr': '<f4', 'fortran_order': False, 'shape': (), }", 1, 4, "scalar"},
     {"{'descr': '>f4', 'fortran_order': False, 'shape': (3, 2), }", 1, 24, "big-endian"},
     {"{'descr': '<c8', 'fortran_order': False, 'shape': (3, 2), }", 1, 48, "'<c8' is not supported"},
@@ -585,6 +590,10 @@ START_TEST(idx_good_and_bad)
     write_bytes(tmp("t4"), huge, 16);
     ck_assert_int_eq(parse_file(tmp("t4"), &f, &a), -1);
     assert_err("t4", "overflows");
+    unsigned char empty_rows[12] = {0, 0, 8, 2, 0xff, 0xff, 0xff, 0xff, 0, 0, 0, 0};
+    write_bytes(tmp("t5"), empty_rows, 12);
+    ck_assert_int_eq(parse_file(tmp("t5"), &f, &a), -1);
+    assert_err("t5", "samples hold no elements (shape 4294967295 x 0)");
 }
 END_TEST
 
