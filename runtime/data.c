@@ -5,6 +5,7 @@
  */
 #include "rt.h"
 
+#include <float.h>
 #include <math.h>
 #include <string.h>
 
@@ -33,6 +34,13 @@ static int64_t int_element(const rt_array *a, const unsigned char *p)
 static bool is_float(rt_dtype t)
 {
     return t == RT_F32 || t == RT_F64;
+}
+
+/* Whether v stays finite as one of the model's reals: 1e300 in a float64
+ * file is finite, but a float trainer would convert it to inf. */
+static bool fits_reals(double v, const cnnrt_model *m)
+{
+    return m->real_size == 8 || fabs(v) <= FLT_MAX;
 }
 
 static char *model_input_str(const cnnrt_model *m, char *buf, size_t size)
@@ -75,13 +83,21 @@ static int fit_inputs(const rt_array *x, const cnnrt_model *m)
         int size = rt_dtype_size(x->dtype);
         for (int64_t i = 0; i < x->n; i++) {
             const unsigned char *p = x->base + (size_t)i * x->stride;
-            for (int64_t j = 0; j < x->row; j++)
-                if (!isfinite(element(x, p + j * size))) {
+            for (int64_t j = 0; j < x->row; j++) {
+                double v = element(x, p + j * size);
+                if (!isfinite(v)) {
                     rt_error("%s: sample %lld holds a non-finite value (%g at element "
-                             "%lld); inputs must be finite", x->path, (long long)i,
-                             element(x, p + j * size), (long long)j);
+                             "%lld); inputs must be finite", x->path, (long long)i, v,
+                             (long long)j);
                     return -1;
                 }
+                if (!fits_reals(v, m)) {
+                    rt_error("%s: sample %lld holds %g at element %lld, beyond the float32 "
+                             "range (%g) of the model %s's float trainer", x->path,
+                             (long long)i, v, (long long)j, FLT_MAX, m->name);
+                    return -1;
+                }
+            }
         }
     }
     return 0;
@@ -135,6 +151,12 @@ static int fit_targets(rt_data *d, const cnnrt_model *m)
             if (!isfinite(v)) {
                 rt_error("%s: the target of sample %lld holds a non-finite value (%g at "
                          "element %lld)", y->path, (long long)i, v, (long long)j);
+                return -1;
+            }
+            if (!fits_reals(v, m)) {
+                rt_error("%s: the target of sample %lld holds %g at element %lld, beyond "
+                         "the float32 range (%g) of the model %s's float trainer", y->path,
+                         (long long)i, v, (long long)j, FLT_MAX, m->name);
                 return -1;
             }
         }

@@ -718,6 +718,17 @@ START_TEST(data_fit_vector)
     ck_assert_int_eq(rt_data_load(&d, m, tmp("xinf.npy"), tmp("y.npy"), true), -1);
     assert_err("xinf.npy", "non-finite");
 
+    /* found by fuzz_data: finite in float64, inf once in a float trainer */
+    double x64[20] = {0};
+    x64[6] = 1e300;
+    ck_assert_int_eq(rt_npy_write(tmp("x64.npy"), RT_F64, 2, d5, x64), 0);
+    ck_assert_int_eq(rt_data_load(&d, &cnnrt_model_example_f32, tmp("x64.npy"), tmp("y.npy"),
+                                  true), -1);
+    assert_err("x64.npy: sample 1 holds 1e+300 at element 2, beyond the float32 range "
+               "(3.40282e+38) of the model ");
+    ck_assert_int_eq(rt_data_load(&d, m, tmp("x64.npy"), tmp("y.npy"), true), 0);
+    rt_data_free(&d);
+
     int32_t xi[20] = {0};
     ck_assert_int_eq(rt_npy_write(tmp("xi.npy"), RT_I32, 2, d5, xi), 0);
     ck_assert_int_eq(rt_data_load(&d, m, tmp("xi.npy"), tmp("y.npy"), true), -1);
@@ -803,6 +814,17 @@ START_TEST(data_mse_targets)
     write_f32(tmp("tn.npy"), 2, d33, t);
     ck_assert_int_eq(rt_data_load(&d, m, tmp("x.npy"), tmp("tn.npy"), true), -1);
     assert_err("tn.npy", "sample 1", "non-finite");
+    /* found by fuzz_data: a float64 target beyond float32, for a float trainer */
+    double t64[9] = {0};
+    t64[5] = -1e39;
+    ck_assert_int_eq(rt_npy_write(tmp("t64.npy"), RT_F64, 2, d33, t64), 0);
+    cnnrt_model mf = *m;
+    mf.real_size = 4;
+    ck_assert_int_eq(rt_data_load(&d, &mf, tmp("x.npy"), tmp("t64.npy"), true), -1);
+    assert_err("t64.npy: the target of sample 1 holds -1e+39 at element 2, beyond the "
+               "float32 range");
+    ck_assert_int_eq(rt_data_load(&d, m, tmp("x.npy"), tmp("t64.npy"), true), 0);
+    rt_data_free(&d);
 }
 END_TEST
 
