@@ -64,7 +64,8 @@ static int kind_index(const LayerKind *k)
 
 /* tag: enum-names. NULL-terminated: they are ARG_CHOICE lists too. */
 const char *const loss_names[] = {"cross_entropy", "mse", NULL};
-const char *const optimizer_names[] = {"sgd", "momentum", "nesterov", "adam", NULL};
+const char *const optimizer_names[] = {"sgd", "momentum", "nesterov", "adam", "adamw", NULL};
+const char *const schedule_names[] = {"constant", "step", "cosine", NULL};
 const char *const init_names[] = {"he_normal", "he_uniform", "glorot_normal",
                                   "glorot_uniform", NULL};
 
@@ -83,11 +84,14 @@ static const ArgSpec input_args[INPUT_NARGS] = {
 
 enum {
     TRAIN_BATCH, TRAIN_EPOCHS, TRAIN_LOSS, TRAIN_OPTIMIZER, TRAIN_LR, TRAIN_MOMENTUM,
-    TRAIN_BETA1, TRAIN_BETA2, TRAIN_EPS, TRAIN_DECAY, TRAIN_INIT, TRAIN_SEED, TRAIN_NARGS
+    TRAIN_BETA1, TRAIN_BETA2, TRAIN_EPS, TRAIN_DECAY, TRAIN_INIT, TRAIN_SEED,
+    TRAIN_SCHEDULE, TRAIN_GAMMA, TRAIN_STEP_SIZE, TRAIN_WARMUP, TRAIN_LABEL_SMOOTHING,
+    TRAIN_CLIP, TRAIN_FLIP, TRAIN_CROP, TRAIN_NARGS
 };
 
 /* Ranges as PyTorch checks them, but eps > 0 (Adam divides by it when a
  * gradient is exactly zero) and momentum < 1 (it would never forget). */
+_Static_assert(TRAIN_NARGS <= CNNC_MAX_ARGS, "Train's settings fit an ArgVal array");
 static const ArgSpec train_args[TRAIN_NARGS] = {
     [TRAIN_BATCH] = {.key = "batch", .type = ARG_INT, .position = -1, .imin = 1,
                      .imax = CNNC_MAX_ELEMS, .doc = "samples per step"},
@@ -111,6 +115,22 @@ static const ArgSpec train_args[TRAIN_NARGS] = {
     [TRAIN_INIT] = {.key = "init", .type = ARG_CHOICE, .position = -1, .choices = init_names},
     [TRAIN_SEED] = {.key = "seed", .type = ARG_INT, .position = -1, .imin = 0,
                     .imax = INT64_MAX},
+    [TRAIN_SCHEDULE] = {.key = "schedule", .type = ARG_CHOICE, .position = -1,
+                        .choices = schedule_names, .doc = "the learning rate's course"},
+    [TRAIN_GAMMA] = {.key = "gamma", .type = ARG_FLOAT, .position = -1, .fmin = 0,
+                     .fmin_open = true, .fmax = INFINITY, .doc = "schedule=step's factor"},
+    [TRAIN_STEP_SIZE] = {.key = "step_size", .type = ARG_INT, .position = -1, .imin = 1,
+                         .imax = INT32_MAX, .doc = "schedule=step: epochs between steps"},
+    [TRAIN_WARMUP] = {.key = "warmup", .type = ARG_FLOAT, .position = -1, .fmin = 0,
+                      .fmax = 1e9, .doc = "epochs of linear warm-up"},
+    [TRAIN_LABEL_SMOOTHING] = {.key = "label_smoothing", .type = ARG_FLOAT, .position = -1,
+                               .fmin = 0, .fmax = 1, .fmax_open = true},
+    [TRAIN_CLIP] = {.key = "clip", .type = ARG_FLOAT, .position = -1, .fmin = 0,
+                    .fmin_open = true, .fmax = INFINITY, .doc = "the gradients' L2 norm at most"},
+    [TRAIN_FLIP] = {.key = "flip", .type = ARG_BOOL, .position = -1,
+                    .doc = "random horizontal flips"},
+    [TRAIN_CROP] = {.key = "crop", .type = ARG_INT, .position = -1, .imin = 0, .imax = 1 << 20,
+                    .doc = "random crops after padding this many pixels"},
 };
 
 Train train_defaults(void)
@@ -128,6 +148,9 @@ Train train_defaults(void)
         .decay = 0,
         .init = INIT_HE_NORMAL,
         .seed = 1,
+        .schedule = SCHEDULE_CONSTANT,
+        .gamma = 0.1,
+        .step_size = 1,
     };
 }
 
@@ -219,6 +242,13 @@ bool layer_add_param(Layer *l, const char *suffix, int rank, const int64_t dims[
     for (int i = 0; i < rank; i++)
         p->dims[i] = dims[i];
     return true;
+}
+
+void layer_add_buffer(Layer *l, const char *suffix, int64_t count, bool is_int64, double start)
+{
+    l->buffers[l->nbuffers++] = (Buffer){.suffix = suffix, .count = count ? count : 1,
+                                         .scalar = count == 0, .is_int64 = is_int64,
+                                         .start = start};
 }
 
 /* ------------------------------------------------------------------------
@@ -491,6 +521,14 @@ static void train_settle(Train *t, const ArgVal *a)
     if (a[TRAIN_DECAY].given) t->decay = a[TRAIN_DECAY].u.f;
     if (a[TRAIN_INIT].given) t->init = (Init)a[TRAIN_INIT].u.choice;
     if (a[TRAIN_SEED].given) t->seed = (uint64_t)a[TRAIN_SEED].u.i;
+    if (a[TRAIN_SCHEDULE].given) t->schedule = (Schedule)a[TRAIN_SCHEDULE].u.choice;
+    if (a[TRAIN_GAMMA].given) t->gamma = a[TRAIN_GAMMA].u.f;
+    if (a[TRAIN_STEP_SIZE].given) t->step_size = a[TRAIN_STEP_SIZE].u.i;
+    if (a[TRAIN_WARMUP].given) t->warmup = a[TRAIN_WARMUP].u.f;
+    if (a[TRAIN_LABEL_SMOOTHING].given) t->label_smoothing = a[TRAIN_LABEL_SMOOTHING].u.f;
+    if (a[TRAIN_CLIP].given) t->clip = a[TRAIN_CLIP].u.f;
+    if (a[TRAIN_FLIP].given) t->flip = a[TRAIN_FLIP].u.b;
+    if (a[TRAIN_CROP].given) t->crop = a[TRAIN_CROP].u.i;
 }
 
 static void check_train(Checker *c, const Stmt *st)
@@ -874,6 +912,24 @@ static void check_loss(Checker *c)
                         "write Train(loss=mse)");
 }
 
+/* flip= and crop= move pixels: they need an image. */
+static void check_augmentation(Checker *c)
+{
+    const Network *n = c->net;
+    if (n->input.rank != 1 || !c->input)
+        return;
+    for (int k = TRAIN_FLIP; k <= TRAIN_CROP; k++) {
+        const ArgVal *a = &c->train_vals[k];
+        bool on = k == TRAIN_FLIP ? a->u.b : a->u.i > 0;
+        if (!a->given || !on)
+            continue;
+        char buf[64];
+        diag_error(c->d, a->loc, "%s= moves pixels of an image, but Input (line %d) is a "
+                   "vector of %s", train_args[k].key, c->input->word_loc.first_line,
+                   shape_str(n->input, buf, sizeof buf));
+    }
+}
+
 /* Each layer's init= or else Train's. */
 static void settle_inits(Network *n)
 {
@@ -986,6 +1042,7 @@ Network *check_ast(const Ast *ast, const char *source_name, Diag *d)
         check_stmt(&c, st);
     check_not_empty(&c, ast);
     check_loss(&c);
+    check_augmentation(&c);
     settle_inits(n);
     link_tensors(n);
     if (d->errors == 0)

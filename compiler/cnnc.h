@@ -259,7 +259,7 @@ typedef struct ArgVal {
     } u;
 } ArgVal;
 
-#define CNNC_MAX_ARGS 16
+#define CNNC_MAX_ARGS 32
 
 /* Matches the statement's arguments against specs[0..n): reports unknown,
  * duplicate, missing, ill-typed and out-of-range arguments (with a "did you
@@ -290,7 +290,18 @@ typedef struct Param {
     int64_t count;
     int64_t fan_in, fan_out;   /* for the initializers */
     bool is_bias;              /* starts at zero */
+    bool is_one;               /* starts at one (BatchNorm's weight) */
 } Param;
+
+/* A buffer: a layer's state that is no parameter, saved in checkpoints
+ * (PyTorch's register_buffer): BatchNorm's running statistics. */
+typedef struct Buffer {
+    const char *suffix;   /* "running_mean", "num_batches_tracked" */
+    int64_t count;        /* elements: [count], or a scalar when scalar */
+    bool scalar;          /* rank 0 */
+    bool is_int64;        /* int64 elements, else the trainer's reals */
+    double start;         /* the value before training */
+} Buffer;
 
 /* The most inputs of a merge layer (Add, Concat). */
 #define CNNC_MAX_INPUTS 16
@@ -325,6 +336,9 @@ typedef struct LayerKind {
                                   relu_backward to its dx */
     bool is_softmax;           /* probabilities out: cross-entropy needs it
                                   last, and fuses its backward into the loss */
+    bool batch_stats;          /* while training it normalises with the whole
+                                  batch's statistics (BatchNorm): the lanes
+                                  meet before its forward and backward */
 
     /* The shape rule: from l->ins (l->in is the first) and l->args, set
      * l->out and l->params. Reports problems at l->loc or an argument's loc;
@@ -345,6 +359,12 @@ typedef struct LayerKind {
      * Signatures in the emit.c section below. */
     LayerEmitter *emit_forward, *emit_backward;
     LayerEmitter *ref_forward, *ref_backward;
+    /* A batch_stats kind's fast tier also writes, with the signatures of
+     * emit.c's section: L_stats (the lane's share of the statistics of x),
+     * L_combine (the lanes' into the batch's, running statistics updated),
+     * L_bsums (the lane's share of the sums backward needs) and L_bcombine
+     * (the lanes' into the batch's, and the parameters' gradients). */
+    LayerEmitter *emit_stats, *emit_combine, *emit_bsums, *emit_bcombine;
 } LayerKind;
 
 /* conv.c: the sliding-window rule that Conv, MaxPool and AvgPool share. */
@@ -374,13 +394,15 @@ const LayerKind *layer_kind_find(const char *name);
  */
 
 typedef enum Loss { LOSS_CROSS_ENTROPY, LOSS_MSE } Loss;
-typedef enum Optimizer { OPT_SGD, OPT_MOMENTUM, OPT_NESTEROV, OPT_ADAM } Optimizer;
+typedef enum Optimizer { OPT_SGD, OPT_MOMENTUM, OPT_NESTEROV, OPT_ADAM, OPT_ADAMW } Optimizer;
+typedef enum Schedule { SCHEDULE_CONSTANT, SCHEDULE_STEP, SCHEDULE_COSINE } Schedule;
 typedef enum Init { INIT_HE_NORMAL, INIT_HE_UNIFORM, INIT_GLOROT_NORMAL, INIT_GLOROT_UNIFORM } Init;
 
 /* Names in the same order as the enums above (tag: enum-names). */
 extern const char *const loss_names[];
 extern const char *const optimizer_names[];
 extern const char *const init_names[];
+extern const char *const schedule_names[];
 
 typedef struct Train {
     int64_t batch, epochs;
@@ -389,6 +411,14 @@ typedef struct Train {
     double lr, momentum, beta1, beta2, eps, decay;
     Init init;
     uint64_t seed;
+    Schedule schedule;
+    double gamma;          /* schedule=step's factor */
+    int64_t step_size;     /* schedule=step's epochs */
+    double warmup;         /* epochs */
+    double label_smoothing;
+    double clip;           /* 0: off */
+    bool flip;
+    int64_t crop;
     bool declared;     /* a Train statement was written */
     Loc loc;
 } Train;
@@ -421,6 +451,8 @@ typedef struct Layer {
     ArgVal args[CNNC_MAX_ARGS];   /* settled, indexed as kind->args */
     Param params[2];
     int nparams;
+    Buffer buffers[3];
+    int nbuffers;
     Init init;             /* the layer's init= or Train's */
 } Layer;
 
@@ -473,6 +505,9 @@ bool layer_need_vector(const Layer *l, const char *hint, Diag *d);
  * overflows or exceeds CNNC_MAX_ELEMS. */
 bool layer_add_param(Layer *l, const char *suffix, int rank, const int64_t dims[],
                      int64_t fan_in, int64_t fan_out, Diag *d);
+/* Appends a buffer of count elements (a scalar when count is 0) to
+ * l->buffers. */
+void layer_add_buffer(Layer *l, const char *suffix, int64_t count, bool is_int64, double start);
 /* LayerKind.flops of the kinds that do no multiply-adds: 0. */
 double layer_no_flops(const Layer *l);
 
@@ -496,6 +531,7 @@ typedef struct TensorPlace {
 /* Where layer i's things live and what its code does. */
 typedef struct LayerPlace {
     int64_t param_off[2];   /* values into the parameter block: weight, bias */
+    int64_t buffer_off[3];  /* bytes into the buffer block */
     int64_t scratch_off;    /* bytes into the workspace: its own scratch */
     bool in_place;          /* its output is written over its input */
     bool relu_out;          /* forward applies the ReLU after it */
@@ -534,6 +570,12 @@ typedef struct MemPlan {
     int64_t full_dy_off;    /* bytes: dL/d those, [batch][outputs] */
     int64_t params;         /* values (and as many gradients) */
     int64_t opt_state;      /* values */
+    int64_t buffer_bytes;   /* the buffer block (running statistics) */
+    bool phased;            /* a layer normalises with the batch's statistics
+                               (BatchNorm), fast tier: each lane takes its
+                               share of the batch as one micro-batch, and a
+                               training step goes in phases between which the
+                               lanes meet (emit.c) */
     int ngrad_slots;        /* gradient buffers: fast, each as large as the
                                largest tensor at the micro-batch; reference,
                                one per tensor */
@@ -648,9 +690,11 @@ int64_t emit_real_size(const Emitter *e);
 
 /* The arguments of a layer function: forward (ln, n, x, y); backward (ln,
  * n, x, y, dy, dx); its weight phase (ln, n, x, dy) and data phase (ln, n,
- * x, dy, dx); and a forward of one sample (ln, i, xi, yi), i its place in
- * the micro-batch. */
-typedef enum Signature { SIG_FORWARD, SIG_BACKWARD, SIG_WEIGHTS, SIG_DATA, SIG_SAMPLE } Signature;
+ * x, dy, dx); a forward of one sample (ln, i, xi, yi), i its place in the
+ * micro-batch; and statistics of the input (ln, n, x). */
+typedef enum Signature {
+    SIG_FORWARD, SIG_BACKWARD, SIG_WEIGHTS, SIG_DATA, SIG_SAMPLE, SIG_STATS
+} Signature;
 /* A layer function: "static void L_PHASE(...) {" with the arguments of sig,
  * and its end. Parallel loops inside it become functions of their own,
  * written before it (see emit_parallel). noinline: keep it out of line, so
@@ -702,7 +746,7 @@ typedef struct EmitOptions {
     int64_t real_size;     /* 4 or 8 */
     int64_t micro;         /* samples per pass through the layers; 0: the plan's */
     Kernels kernels;
-    int64_t fast_budget;   /* bytes of fast layer code at most (0: 16 MiB) */
+    int64_t fast_budget;   /* bytes of fast layer code at most (0: 8 MiB) */
     bool note_compact;     /* say on stderr when layers get compact kernels */
     const bool *compact;   /* the layers with compact kernels, as
                               emit_kernels_checked chose them; NULL: choose */

@@ -297,7 +297,7 @@ echo OLD >"$tmp/huge.c"
 run "$tmp/huge.net" -o "$tmp/huge.c" </dev/null
 expect "a network of 60,003 layers: status 1" 1
 expect_err "a network of 60,003 layers: says why" \
-    "cnnc: error: $tmp/huge.net: the trainer of these 60003 layers would be over 48 MiB of C, more than a C compiler takes in reasonable time"
+    "cnnc: error: $tmp/huge.net: the trainer of these 60003 layers would be over 32 MiB of C, more than a C compiler takes in reasonable time"
 if [ "$(cat "$tmp/huge.c")" = OLD ]; then ok "a network too large: -o untouched"; else not_ok "a network too large: -o untouched"; fi
 run --check "$tmp/huge.net" </dev/null
 expect "a network of 60,003 layers: --check passes (it is the trainer that is too large)" 0

@@ -98,13 +98,15 @@ for net in $nets; do
     outs=$("$tf" summary | awk '$1 == "total" { print o; exit } { o = $3 }' |
            awk -F x '{ n = 1; for (i = 1; i <= NF; i++) n *= $i; print n }')
     classes=$((outs < 4 ? outs : 4))
+    compiled=$("$tf" summary | sed -n 's/^memory plan at batch \([0-9]*\).*/\1/p')
+    batch=$((compiled < 8 ? compiled : 8))
     d="$work/data_$name"
     "$RT_BUILDDIR/cnnc-data" blobs --out "$d" --shape "$shape" --classes "$classes" \
         --train 80 --test 20 --seed 9 >/dev/null 2>&1 || { fail "cnnc-data for $name"; continue; }
     ok=1
     for t in "$tf" $others; do
         "$t" train --data "$d/train-images.npy" --labels "$d/train-labels.npy" --steps 3 \
-            --batch 8 --threads 2 --save "$t.cmp.st" >"$t.cmp.log" 2>&1 &&
+            --batch "$batch" --threads 2 --save "$t.cmp.st" >"$t.cmp.log" 2>&1 &&
         "$t" predict --data "$d/test-images.npy" --weights "$t.cmp.st" --probabilities \
             -o "$t.cmp.out" >>"$t.cmp.log" 2>&1 || { cat "$t.cmp.log"; ok=0; }
     done
@@ -230,6 +232,37 @@ if tl=$(build "$work/small.net" f32 5) &&
     fi
 else
     fail "training in micro-batches of 5 for determinism"
+fi
+# BatchNorm's statistics are the whole batch's, gathered from the lanes in
+# a fixed order: bitwise the same checkpoint (running statistics included)
+# on 1, 2 and 4 threads.
+cat > "$work/smallbn.net" <<'NET'
+Input(12x12x2)
+Conv(kernel=3x3, n=6, padding=same, bias=false)
+BatchNorm
+ReLU
+MaxPool(2x2)
+Conv(kernel=3x3, n=8, stride=2)
+BatchNorm(momentum=0.3)
+ReLU
+Flatten
+Dense(n=16)
+BatchNorm
+ReLU
+Dense(n=3)
+Softmax
+Train(batch=32, optimizer=momentum, lr=0.05)
+NET
+if tb=$(build "$work/smallbn.net" f32) &&
+   train "$tb" "$work/b1.st" 1 --epochs 1 && train "$tb" "$work/b2.st" 2 --epochs 1 &&
+   train "$tb" "$work/b4.st" 4 --epochs 1; then
+    if cmp -s "$work/b1.st" "$work/b2.st" && cmp -s "$work/b1.st" "$work/b4.st"; then
+        pass "BatchNorm on 1, 2 and 4 threads: bitwise the same checkpoint"
+    else
+        fail "BatchNorm on 1, 2 and 4 threads: checkpoints differ"
+    fi
+else
+    fail "training with BatchNorm for determinism"
 fi
 # From uint8 images a step converts each micro-batch in its lane
 # (train_step_bytes); from float32 images of x / 255 it takes the reals the
