@@ -49,11 +49,13 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         net = check_ast(ast, src->name, &d);
 
     if (net) {
-        /* What --summary prints, in both precisions. */
-        summary_print(null, net, 4);
-        summary_print(null, net, 8);
+        /* What --summary prints, in both precisions and both tiers of
+         * kernels, with the plan's micro-batch and with --micro-batch=1. */
+        summary_print(null, net, 4, 0, KERNELS_FAST, 0);
+        summary_print(null, net, 8, 1, KERNELS_REFERENCE, 0);
         MemPlan plan;
-        (void)plan_network(net, 8, &plan);
+        if (plan_network(net, 8, 0, KERNELS_FAST, &plan))
+            plan_free(&plan);
         network_free(net);
     }
     ast_free(ast);

@@ -63,6 +63,13 @@ static int settle(rt_array *a, size_t avail)
                  rt_dims_str(a, dims, sizeof dims));
         return -1;
     }
+    /* Else a shape (N, 0) fits an empty payload whatever N, and whoever
+     * walks the samples walks N of them: 2^63 from a 128-byte file. */
+    if (a->row == 0) {
+        rt_error("%s: its samples hold no elements (shape %s); expected at least one "
+                 "each", a->path, rt_dims_str(a, dims, sizeof dims));
+        return -1;
+    }
     return 0;
 }
 

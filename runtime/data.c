@@ -5,6 +5,7 @@
  */
 #include "rt.h"
 
+#include <float.h>
 #include <math.h>
 #include <string.h>
 
@@ -33,6 +34,13 @@ static int64_t int_element(const rt_array *a, const unsigned char *p)
 static bool is_float(rt_dtype t)
 {
     return t == RT_F32 || t == RT_F64;
+}
+
+/* Whether v stays finite as one of the model's reals: 1e300 in a float64
+ * file is finite, but a float trainer would convert it to inf. */
+static bool fits_reals(double v, const cnnrt_model *m)
+{
+    return m->real_size == 8 || fabs(v) <= FLT_MAX;
 }
 
 static char *model_input_str(const cnnrt_model *m, char *buf, size_t size)
@@ -75,13 +83,21 @@ static int fit_inputs(const rt_array *x, const cnnrt_model *m)
         int size = rt_dtype_size(x->dtype);
         for (int64_t i = 0; i < x->n; i++) {
             const unsigned char *p = x->base + (size_t)i * x->stride;
-            for (int64_t j = 0; j < x->row; j++)
-                if (!isfinite(element(x, p + j * size))) {
+            for (int64_t j = 0; j < x->row; j++) {
+                double v = element(x, p + j * size);
+                if (!isfinite(v)) {
                     rt_error("%s: sample %lld holds a non-finite value (%g at element "
-                             "%lld); inputs must be finite", x->path, (long long)i,
-                             element(x, p + j * size), (long long)j);
+                             "%lld); inputs must be finite", x->path, (long long)i, v,
+                             (long long)j);
                     return -1;
                 }
+                if (!fits_reals(v, m)) {
+                    rt_error("%s: sample %lld holds %g at element %lld, beyond the float32 "
+                             "range (%g) of the model %s's float trainer", x->path,
+                             (long long)i, v, (long long)j, FLT_MAX, m->name);
+                    return -1;
+                }
+            }
         }
     }
     return 0;
@@ -137,6 +153,12 @@ static int fit_targets(rt_data *d, const cnnrt_model *m)
                          "element %lld)", y->path, (long long)i, v, (long long)j);
                 return -1;
             }
+            if (!fits_reals(v, m)) {
+                rt_error("%s: the target of sample %lld holds %g at element %lld, beyond "
+                         "the float32 range (%g) of the model %s's float trainer", y->path,
+                         (long long)i, v, (long long)j, FLT_MAX, m->name);
+                return -1;
+            }
         }
     d->y_is_labels = false;
     return 0;
@@ -146,45 +168,58 @@ int rt_data_load(rt_data *d, const cnnrt_model *m, const char *xpath,
                  const char *ypath, bool need_y)
 {
     memset(d, 0, sizeof *d);
-    if (rt_file_open(&d->xf, xpath) != 0)
-        goto fail;
+    int rc = rt_file_open(&d->xf, xpath);
+    if (rc == 0 && ypath) {
+        /* A labels file with a CIFAR-10 batch is refused (by rt_data_fit)
+         * without opening it: the mistake is giving it, whatever it holds. */
+        if (rt_is_cifar(&d->xf))
+            d->yf.path = ypath;
+        else
+            rc = rt_file_open(&d->yf, ypath);
+    }
+    if (rc == 0)
+        rc = rt_data_fit(d, m, need_y);
+    if (rc != 0)
+        rt_data_free(d);
+    return rc;
+}
+
+int rt_data_fit(rt_data *d, const cnnrt_model *m, bool need_y)
+{
+    bool has_yf = d->yf.path != NULL;
     if (rt_is_cifar(&d->xf)) {
-        if (ypath) {
+        if (has_yf) {
             rt_error("%s: is a CIFAR-10 batch, which holds its own labels; "
-                     "expected no labels file, found %s", xpath, ypath);
-            goto fail;
+                     "expected no labels file, found %s", d->xf.path, d->yf.path);
+            return -1;
         }
         if (rt_cifar_parse(&d->xf, &d->x, &d->y) != 0)
-            goto fail;
+            return -1;
         d->has_y = true;
     } else {
         if (rt_array_parse(&d->xf, &d->x) != 0)
-            goto fail;
+            return -1;
         if (strcmp(d->x.format, "IDX") == 0 && d->xf.size % RT_CIFAR_RECORD == 0)
             fprintf(stderr, "%s: note: %s could also be a CIFAR-10 batch of %zu records; "
                     "read as IDX, whose header fits the file's size exactly\n", rt_prog,
-                    xpath, d->xf.size / RT_CIFAR_RECORD);
-        if (ypath) {
-            if (rt_file_open(&d->yf, ypath) != 0 || rt_array_parse(&d->yf, &d->y) != 0)
-                goto fail;
+                    d->xf.path, d->xf.size / RT_CIFAR_RECORD);
+        if (has_yf) {
+            if (rt_array_parse(&d->yf, &d->y) != 0)
+                return -1;
             d->has_y = true;
         }
     }
     if (fit_inputs(&d->x, m) != 0)
-        goto fail;
+        return -1;
     if (d->has_y && fit_targets(d, m) != 0)
-        goto fail;
+        return -1;
     if (need_y && !d->has_y) {
         rt_error("%s holds no labels: expected a labels file with it (--labels, "
-                 "--val-labels); only CIFAR-10 batches carry their own", xpath);
-        rt_data_free(d);
+                 "--val-labels); only CIFAR-10 batches carry their own", d->xf.path);
         return -2;
     }
     d->n = d->x.n;
     return 0;
-fail:
-    rt_data_free(d);
-    return -1;
 }
 
 void rt_data_free(rt_data *d)

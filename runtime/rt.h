@@ -172,6 +172,12 @@ typedef struct rt_data {
  * 0, -1 for bad data, -2 when need_y and no labels were given (usage). */
 int rt_data_load(rt_data *d, const cnnrt_model *m, const char *xpath,
                  const char *ypath, bool need_y);
+/* What rt_data_load does once the files are open (or, for the fuzz target,
+ * built from memory): parses d->xf, and d->yf when its path is set, and fits
+ * them to the model. A labels file with a CIFAR-10 batch is refused before
+ * it is read, from its path alone. Same returns and note on stderr; frees
+ * nothing on failure. */
+int rt_data_fit(rt_data *d, const cnnrt_model *m, bool need_y);
 void rt_data_free(rt_data *d);
 
 /* Samples idx[0..n) converted to the model's real type into x (n*input_size

@@ -414,6 +414,11 @@ static const BadNpy bad_npys[] = {
     {"{'descr': '<f4', 'fortran_order': False, 'shape': (3, 2), }", 1, 20, "truncated"},
     {"{'descr': '<f4', 'fortran_order': False, 'shape': (3, 2), }", 1, 28, "unexpected data"},
     {"{'descr': '<f4', 'fortran_order': False, 'shape': (0, 2), }", 1, 0, "no samples"},
+    /* found by fuzz_array: 2^63 - 1 samples of nothing, in 128 bytes */
+    {"{'descr': '<f4', 'fortran_order': False, 'shape': (9223372036854775807, 0), }", 1, 0,
+     "samples hold no elements (shape 9223372036854775807 x 0)"},
+    {"{'descr': '|u1', 'fortran_order': False, 'shape': (5, 2, 0), }", 1, 0,
+     "samples hold no elements (shape 5 x 2 x 0)"},
     {"{'descr': '<f4', 'fortran_order': False, 'shape': (), }", 1, 4, "scalar"},
     {"{'descr': '>f4', 'fortran_order': False, 'shape': (3, 2), }", 1, 24, "big-endian"},
     {"{'descr': '<c8', 'fortran_order': False, 'shape': (3, 2), }", 1, 48, "'<c8' is not supported"},
@@ -585,6 +590,10 @@ START_TEST(idx_good_and_bad)
     write_bytes(tmp("t4"), huge, 16);
     ck_assert_int_eq(parse_file(tmp("t4"), &f, &a), -1);
     assert_err("t4", "overflows");
+    unsigned char empty_rows[12] = {0, 0, 8, 2, 0xff, 0xff, 0xff, 0xff, 0, 0, 0, 0};
+    write_bytes(tmp("t5"), empty_rows, 12);
+    ck_assert_int_eq(parse_file(tmp("t5"), &f, &a), -1);
+    assert_err("t5", "samples hold no elements (shape 4294967295 x 0)");
 }
 END_TEST
 
@@ -790,6 +799,17 @@ START_TEST(data_fit_vector)
     ck_assert_int_eq(rt_data_load(&d, m, tmp("xinf.npy"), tmp("y.npy"), true), -1);
     assert_err("xinf.npy", "non-finite");
 
+    /* found by fuzz_data: finite in float64, inf once in a float trainer */
+    double x64[20] = {0};
+    x64[6] = 1e300;
+    ck_assert_int_eq(rt_npy_write(tmp("x64.npy"), RT_F64, 2, d5, x64), 0);
+    ck_assert_int_eq(rt_data_load(&d, &cnnrt_model_example_f32, tmp("x64.npy"), tmp("y.npy"),
+                                  true), -1);
+    assert_err("x64.npy: sample 1 holds 1e+300 at element 2, beyond the float32 range "
+               "(3.40282e+38) of the model ");
+    ck_assert_int_eq(rt_data_load(&d, m, tmp("x64.npy"), tmp("y.npy"), true), 0);
+    rt_data_free(&d);
+
     int32_t xi[20] = {0};
     ck_assert_int_eq(rt_npy_write(tmp("xi.npy"), RT_I32, 2, d5, xi), 0);
     ck_assert_int_eq(rt_data_load(&d, m, tmp("xi.npy"), tmp("y.npy"), true), -1);
@@ -875,6 +895,17 @@ START_TEST(data_mse_targets)
     write_f32(tmp("tn.npy"), 2, d33, t);
     ck_assert_int_eq(rt_data_load(&d, m, tmp("x.npy"), tmp("tn.npy"), true), -1);
     assert_err("tn.npy", "sample 1", "non-finite");
+    /* found by fuzz_data: a float64 target beyond float32, for a float trainer */
+    double t64[9] = {0};
+    t64[5] = -1e39;
+    ck_assert_int_eq(rt_npy_write(tmp("t64.npy"), RT_F64, 2, d33, t64), 0);
+    cnnrt_model mf = *m;
+    mf.real_size = 4;
+    ck_assert_int_eq(rt_data_load(&d, &mf, tmp("x.npy"), tmp("t64.npy"), true), -1);
+    assert_err("t64.npy: the target of sample 1 holds -1e+39 at element 2, beyond the "
+               "float32 range");
+    ck_assert_int_eq(rt_data_load(&d, m, tmp("x.npy"), tmp("t64.npy"), true), 0);
+    rt_data_free(&d);
 }
 END_TEST
 
