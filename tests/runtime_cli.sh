@@ -144,19 +144,33 @@ else
 fi
 
 # ---- a kill never leaves a half-written checkpoint --------------------------------------
-# Many short epochs, so that saves are under way when the kill comes.
+# Many short epochs, a save at the end of each; the kill comes once the first
+# save is there (so that saves are under way), at once or a little later.
+# The verdict does not hang on timing: wherever the kill lands, the
+# checkpoint must be absent or whole, and the trainer must have been running
+# (killed, status 137) rather than stopped by itself. The wait for the first
+# save only guards against a trainer that never saves (60 s).
 good=0
-for delay in 0.2 0.35 0.5; do
+for delay in 0 0.1 0.3; do
+    rm -f "$tmp/killed.st"
     "$model" train --data "$d/test-images.npy" --labels "$d/test-labels.npy" --epochs 1000000 \
         --batch 1 --save "$tmp/killed.st" 2>/dev/null &
     pid=$!
+    waited=0
+    while [ ! -e "$tmp/killed.st" ] && [ "$waited" -lt 1200 ]; do
+        sleep 0.05
+        waited=$((waited + 1))
+    done
     sleep "$delay"
     kill -9 "$pid" 2>/dev/null
     wait "$pid" 2>/dev/null
-    if [ ! -e "$tmp/killed.st" ] ||
+    status=$?
+    if [ "$status" -eq 137 ] && { [ ! -e "$tmp/killed.st" ] ||
        "$model" eval --data "$d/test-images.npy" --labels "$d/test-labels.npy" \
-           --weights "$tmp/killed.st" >/dev/null 2>&1; then
+           --weights "$tmp/killed.st" >/dev/null 2>&1; }; then
         good=$((good + 1))
+    else
+        echo "    kill after ${delay}s: trainer status $status, checkpoint not whole" >"$tmp/err"
     fi
 done
 if [ "$good" -eq 3 ]; then ok "kill -9 while saving: the checkpoint stays whole"; else not_ok "kill -9 while saving: the checkpoint stays whole"; fi

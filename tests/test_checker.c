@@ -1261,7 +1261,7 @@ END_TEST
 static Suite *checker_suite(void)
 {
     Suite *s = suite_create("checker");
-    TCase *seed = tcase_create("seed");
+    TCase *seed = tu_tcase("seed");
     tcase_add_test(seed, seed_shapes);
     tcase_add_test(seed, seed_parameters);
     tcase_add_test(seed, seed_param_layout);
@@ -1271,7 +1271,7 @@ static Suite *checker_suite(void)
     tcase_add_test(seed, summary_long_label);
     suite_add_tcase(s, seed);
 
-    TCase *names = tcase_create("statements");
+    TCase *names = tu_tcase("statements");
     tcase_add_test(names, auto_names);
     tcase_add_test(names, auto_name_clash);
     tcase_add_test(names, repeated_label);
@@ -1291,7 +1291,7 @@ static Suite *checker_suite(void)
     tcase_add_test(names, input_shape_messages);
     suite_add_tcase(s, names);
 
-    TCase *args = tcase_create("arguments");
+    TCase *args = tu_tcase("arguments");
     tcase_add_test(args, arg_unknown_key);
     tcase_add_test(args, arg_duplicate);
     tcase_add_test(args, arg_missing);
@@ -1304,7 +1304,7 @@ static Suite *checker_suite(void)
     tcase_add_test(args, choice_aliases);
     suite_add_tcase(s, args);
 
-    TCase *shapes = tcase_create("shapes");
+    TCase *shapes = tu_tcase("shapes");
     tcase_add_test(shapes, padding_same_split);
     tcase_add_test(shapes, padding_explicit);
     tcase_add_test(shapes, window_too_large);
@@ -1323,7 +1323,7 @@ static Suite *checker_suite(void)
     tcase_add_test(shapes, error_limit);
     suite_add_tcase(s, shapes);
 
-    TCase *more = tcase_create("more");
+    TCase *more = tu_tcase("more");
     tcase_add_test(more, no_cascade_after_syntax_error);
     tcase_add_test(more, no_cascade_loss_rule);
     tcase_add_test(more, shapes_stop_arguments_go_on);
@@ -1334,7 +1334,7 @@ static Suite *checker_suite(void)
     tcase_add_test(more, models_compile);
     suite_add_tcase(s, more);
 
-    TCase *plan = tcase_create("plan");
+    TCase *plan = tu_tcase("plan");
     tcase_add_test(plan, memory_plan);
     tcase_add_test(plan, memory_plan_in_place_and_micro);
     tcase_add_test(plan, memory_plan_optimizers);
