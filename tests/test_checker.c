@@ -497,6 +497,39 @@ START_TEST(label_without_colon)
 }
 END_TEST
 
+/* A swap of two adjacent letters is one edit (optimal string alignment), so
+ * "Cnov" gets its hint; letters moved further cost more. */
+START_TEST(edit_distance_swaps)
+{
+    ck_assert_int_eq(edit_distance("cnov", "conv"), 1);
+    ck_assert_int_eq(edit_distance("ab", "ba"), 1);
+    ck_assert_int_eq(edit_distance("conv", "conv"), 0);
+    ck_assert_int_eq(edit_distance("", "relu"), 4);
+    ck_assert_int_eq(edit_distance("kitten", "sitting"), 3);
+    ck_assert_int_eq(edit_distance("abc", "ca"), 3);   /* no edits within a swap */
+    static const char *const names[] = {"Conv", "Dense", "ReLU", NULL};
+    ck_assert_str_eq(nearest_name("Cnov", names), "Conv");
+    ck_assert_str_eq(nearest_name("Dnese", names), "Dense");
+    ck_assert_ptr_null(nearest_name("Cvno", names));
+}
+END_TEST
+
+/* "Conv(...) relu Flatten": relu names a layer but for case, so it is a
+ * misspelt layer rather than a label; a numbered label keeps its hint. */
+START_TEST(layer_name_not_label)
+{
+    only("Input(4x4x1)\nConv(kernel=3x3, n=1) relu Flatten\nDense(n=2)\nSoftmax\n", 1,
+         "t.net:2:23: error: unknown layer 'relu'\n"
+         "    2 | Conv(kernel=3x3, n=1) relu Flatten\n"
+         "      |                       ^~~~\n"
+         "      = hint: did you mean 'ReLU'?\n", NULL);
+    only("Input(4x4x1)\nRleu Flatten\nDense(n=2)\nSoftmax\n", 1,
+         "hint: did you mean 'ReLU'?", NULL);
+    fails_with("Input(4x4x1)\nrelu1 Flatten\nDense(n=2)\nSoftmax\n",
+               "hint: missing ':' after the label 'relu1'?", NULL);
+}
+END_TEST
+
 /* Statements the scanner or the parser has reported (a stray byte in a
  * name, a lost statement) get no second message, nor do shapes go on past
  * them. */
@@ -1287,6 +1320,8 @@ static Suite *checker_suite(void)
     tcase_add_test(names, unknown_declaration);
     tcase_add_test(names, unknown_words_no_cascade);
     tcase_add_test(names, label_without_colon);
+    tcase_add_test(names, edit_distance_swaps);
+    tcase_add_test(names, layer_name_not_label);
     tcase_add_test(names, reported_statements_no_cascade);
     tcase_add_test(names, input_shape_messages);
     suite_add_tcase(s, names);
