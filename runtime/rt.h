@@ -44,6 +44,9 @@ void *rt_aligned_alloc(size_t bytes);     /* 64-byte aligned, zeroed */
 
 bool rt_mul_ok(uint64_t a, uint64_t b, uint64_t *out);
 bool rt_add_ok(uint64_t a, uint64_t b, uint64_t *out);
+/* Edits from a to b, a swap of adjacent characters counting one (for "did
+ * you mean" hints). */
+int rt_edit_distance(const char *a, const char *b);
 
 /* Element i of a block of reals of real_size bytes. */
 static inline double rt_get(int real_size, const void *p, int64_t i)

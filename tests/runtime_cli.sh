@@ -111,6 +111,17 @@ fi
 expect 2 "no command given" "no command" -- "$model"
 expect 2 "unknown command 'fit'" "unknown command" -- "$model" fit
 expect 2 "unknown flag '--learning-rate'" "unknown flag" -- "$model" train --data x --learning-rate 1
+# A flag one edit from one of the command's: the hint names it.
+prog=$(basename "$model")
+expect 2 "$prog: error: train: unknown flag '--epoch'; did you mean '--epochs'?" \
+    "unknown flag: did you mean" -- "$model" train --data x --epoch 3
+expect 2 "$prog: error: train: unknown flag '--no-shufle'; did you mean '--no-shuffle'?" \
+    "unknown switch: did you mean" -- "$model" train --data x --no-shufle
+expect 2 "$prog: error: eval: unknown flag '--wieghts'; did you mean '--weights'?" \
+    "unknown flag, two letters swapped: did you mean" -- "$model" eval --data x --wieghts=w
+# Not a flag of another command: --epochs is train's, not bench's.
+expect 2 "$prog: error: bench: unknown flag '--epoch' (see '$prog bench --help')" \
+    "unknown flag near another command's: no hint" -- "$model" bench --epoch 3
 expect 2 "--lr: expected a number > 0, found 'fast'" "non-numeric number" -- "$model" train --data x --lr fast
 expect 2 "--batch: expected an integer from 1 to 16 (the compiled batch), found '0'" "--batch 0" -- \
     "$model" train --data x --batch 0
