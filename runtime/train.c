@@ -288,6 +288,10 @@ int rt_cmd_train(const cnnrt_model *m, const rt_opts *o)
         cnnrt_init_params(&ctx, o->seed);
     }
     int batch = (int)o->batch;
+    int64_t per_epoch = (n_train + batch - 1) / batch;
+    int64_t total;
+    if (steps_of_run(o, per_epoch, ctx.step, &total) != 0)
+        goto fail;
     if (batch_alloc(&b, m, batch, rt_data_bytes(&data, m)) != 0 || !(order = rt_calloc((size_t)n_train, sizeof *order)))
         goto fail;
     if (o->log) {
@@ -303,10 +307,6 @@ int rt_cmd_train(const cnnrt_model *m, const rt_opts *o)
     cnnrt_rng shuffle;
     cnnrt_rng_seed(&shuffle, o->seed, 2);
     cnnrt_rng_seed(&ctx.rng, o->seed, 3);
-    int64_t per_epoch = (n_train + batch - 1) / batch;
-    int64_t total;
-    if (steps_of_run(o, per_epoch, ctx.step, &total) != 0)
-        goto fail;
     int64_t epochs = (total + per_epoch - 1) / per_epoch;
     int64_t done = 0, saved_epoch = 0;
     Progress prog = {isatty(2) != 0, 0, 0, epochs};
