@@ -13,7 +13,7 @@
 set -u
 : "${CNNC:?}" "${srcdir:?}" "${RT_BUILDDIR:?}"
 CC=${CC:-cc}
-CFLAGS_T="-std=c11 -O2 -Wall -Wextra -Werror -fopenmp ${TRAINER_CFLAGS:-}"
+CFLAGS_T="-std=c11 -O2 -Wall -Wextra -Werror -pthread ${TRAINER_CFLAGS:-}"
 
 py=
 for p in ${PYTHON:-} /usr/bin/python3 python3 python; do
