@@ -263,6 +263,43 @@ else
     not_ok "SIGTERM, SIGHUP while saving: no temporary left ($good of 4)"
 fi
 
+# ---- a data file truncated under a running trainer -----------------------------------------
+# The trainer saves after each epoch. Once a first save shows that it has
+# read its data and is training, the data and labels files are truncated to
+# nothing and the checkpoint removed; a checkpoint saved again means whole
+# epochs ran after the truncation (where a trainer that mapped its data
+# would die of SIGBUS at the first of them). No verdict hangs on timing: the
+# waits only guard against a trainer that never saves (60 s each).
+wait_for_save() {
+    waited=0
+    while [ ! -e "$tmp/shrunk.st" ] && [ "$waited" -lt 1200 ] && kill -0 "$pid" 2>/dev/null; do
+        sleep 0.05
+        waited=$((waited + 1))
+    done
+    [ -e "$tmp/shrunk.st" ]
+}
+cp "$d/test-images.npy" "$tmp/shrinking-images.npy"
+cp "$d/test-labels.npy" "$tmp/shrinking-labels.npy"
+"$model" train --data "$tmp/shrinking-images.npy" --labels "$tmp/shrinking-labels.npy" \
+    --epochs 1000000 --batch 1 --save "$tmp/shrunk.st" 2>"$tmp/err" &
+pid=$!
+saved=no
+if wait_for_save; then
+    : >"$tmp/shrinking-images.npy"
+    : >"$tmp/shrinking-labels.npy"
+    rm -f "$tmp/shrunk.st"
+    wait_for_save && saved=yes
+fi
+kill -TERM "$pid" 2>/dev/null
+wait "$pid" 2>/dev/null
+status=$?
+if [ "$saved" = yes ] && [ "$status" -eq 143 ]; then
+    ok "data truncated under a running trainer: training goes on"
+else
+    not_ok "data truncated under a running trainer: training goes on (saved again: $saved, status $status)"
+fi
+rm -f "$tmp/shrunk.st" "$tmp/shrinking-images.npy" "$tmp/shrinking-labels.npy"
+
 # ---- outputs that are not regular files --------------------------------------------------
 # Private device nodes where they can be made (root), so that a regression
 # cannot replace the machine's /dev/null; else the real ones, which a user
