@@ -299,12 +299,33 @@ static bool is_known_word(const char *word)
 
 static const char *known_word_like(const char *word);
 
-/* "C1 Conv(...)": a word alone, then a known word on the same line. */
+/* "C1 Conv(...)": a word alone, then a known word on the same line. Not
+ * when the word itself is a layer's name but for case or one edit ("relu
+ * Flatten", "Rleu Flatten"): a misspelt layer, more likely than a label,
+ * unless it ends in a digit as numbered labels do ("conv1 Conv(...)"). */
 static bool label_without_colon(const Stmt *st)
 {
     const Stmt *next = st->next;
-    return next && is_name(st->word) && !st->label && !st->has_parens && !st->has_annotation && !next->label &&
-           next->word_loc.first_line == st->word_loc.last_line && is_known_word(next->word);
+    if (!next || !is_name(st->word) || st->label || st->has_parens || st->has_annotation ||
+        next->label || next->word_loc.first_line != st->word_loc.last_line ||
+        !is_known_word(next->word))
+        return false;
+    size_t len = strlen(st->word);
+    if (len > 64 || isdigit((unsigned char)st->word[len - 1]))
+        return true;
+    char word[72], name[72];
+    for (size_t i = 0; i <= len; i++)
+        word[i] = (char)tolower((unsigned char)st->word[i]);
+    for (int k = 0; k < nlayer_kinds; k++) {
+        const char *n = layer_kinds[k]->name;
+        size_t i = 0;
+        for (; n[i] && i + 1 < sizeof name; i++)
+            name[i] = (char)tolower((unsigned char)n[i]);
+        name[i] = '\0';
+        if (edit_distance(word, name) <= 1)
+            return false;
+    }
+    return true;
 }
 
 /* Statements whose labels name a tensor: layers and Input. */

@@ -48,7 +48,8 @@ bool add_ok(int64_t a, int64_t b, int64_t *out);
  * statement lost to a syntax error. */
 bool is_name(const char *s);
 
-/* Levenshtein distance, for "did you mean" hints. */
+/* Edit distance counting a swap of adjacent characters as one edit (optimal
+ * string alignment), for "did you mean" hints. */
 int edit_distance(const char *a, const char *b);
 
 /* ------------------------------------------------------------------------

@@ -82,13 +82,17 @@ bool add_ok(int64_t a, int64_t b, int64_t *out)
     return !__builtin_add_overflow(a, b, out);
 }
 
-/* Two rows of the classic dynamic program; names are short. */
+/* The optimal string alignment distance: an insertion, a deletion, a
+ * substitution or a swap of two adjacent characters is one edit each, so
+ * "Cnov" is one edit from "Conv" (Levenshtein counts two). Three rows of the
+ * dynamic program, the one two back for the swaps; names are short. */
 int edit_distance(const char *a, const char *b)
 {
     size_t la = strlen(a), lb = strlen(b);
     if (la > 64 || lb > 64)
         return (int)(la > lb ? la : lb);
-    int prev[65], cur[65];
+    int rows[3][65];
+    int *before = rows[0], *prev = rows[1], *cur = rows[2];
     for (size_t j = 0; j <= lb; j++)
         prev[j] = (int)j;
     for (size_t i = 1; i <= la; i++) {
@@ -97,9 +101,16 @@ int edit_distance(const char *a, const char *b)
             int sub = prev[j - 1] + (a[i - 1] != b[j - 1]);
             int del = prev[j] + 1, ins = cur[j - 1] + 1;
             int best = sub < del ? sub : del;
-            cur[j] = best < ins ? best : ins;
+            best = best < ins ? best : ins;
+            bool swapped = i > 1 && j > 1 && a[i - 1] == b[j - 2] && a[i - 2] == b[j - 1];
+            if (swapped && before[j - 2] + 1 < best)
+                best = before[j - 2] + 1;
+            cur[j] = best;
         }
-        memcpy(prev, cur, sizeof(int) * (lb + 1));
+        int *oldest = before;
+        before = prev;
+        prev = cur;
+        cur = oldest;
     }
     return prev[lb];
 }

@@ -12,6 +12,11 @@
  * model's precision. __metadata__ holds "format": "pt", and "cnnc.model",
  * "cnnc.hash" (16 hex digits), "cnnc.source", "cnnc.precision" (f32|f64),
  * "cnnc.optimizer" and "cnnc.step".
+ *
+ * What is read is checked as the safetensors library checks it, and then
+ * some: the header at most 10^8 bytes, the tensors covering the data exactly
+ * (no byte shared, between or after them), and cnnc's metadata numbers
+ * well-formed. rt_ckpt_load_buffer reads from memory (for the fuzzer).
  */
 #include "rt.h"
 
@@ -19,7 +24,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#define MAX_HEADER (100u << 20)   /* as the reference implementation */
+#define MAX_HEADER 100000000u   /* as the reference implementation (10^8, not 2^20 * 100) */
 
 static const char *const slot_names[5][2] = {
     [CNNRT_SGD] = {NULL, NULL},
@@ -348,175 +353,320 @@ static const rt_json *metadata_string(const rt_json *meta, const char *key)
     return v && v->type == RT_JSTR ? v : NULL;
 }
 
-int rt_ckpt_load(cnnrt_ctx *ctx, const char *path, bool want_state, bool *state_loaded)
+/* A metadata value for a message: quoted, bytes outside printable ASCII as
+ * \xNN, cut at about 40 characters. */
+static const char *quoted(const char *s, char *buf, size_t size)
 {
-    const cnnrt_model *m = ctx->model;
-    rt_file f;
-    rt_json top = {0};
-    Entry *entries = NULL;
-    int rc = -1;
-    *state_loaded = false;
-    if (rt_file_open(&f, path) != 0)
-        return -1;
-    if (f.size < 8) {
-        rt_error("%s: truncated: %zu bytes, shorter than the 8-byte header length",
-                 path, f.size);
-        goto out;
+    size_t used = (size_t)snprintf(buf, size, "\"");
+    for (; *s && used + 8 < size; s++) {
+        if (used > 40) {
+            used += (size_t)snprintf(buf + used, size - used, "...");
+            break;
+        }
+        unsigned char c = (unsigned char)*s;
+        if (c >= 32 && c < 127 && c != '"' && c != '\\')
+            buf[used++] = (char)c;
+        else
+            used += (size_t)snprintf(buf + used, size - used, "\\x%02x", c);
     }
-    uint64_t hlen = rt_le64(f.data);
-    if (hlen > f.size - 8) {
+    snprintf(buf + used, size - used, "\"");
+    return buf;
+}
+
+/* Digits only, no sign, no spaces; at most max. */
+static bool parse_decimal(const char *s, uint64_t max, uint64_t *out)
+{
+    uint64_t v = 0;
+    if (!*s)
+        return false;
+    for (; *s; s++)
+        if (*s < '0' || *s > '9' || !rt_mul_ok(v, 10, &v) ||
+            !rt_add_ok(v, (uint64_t)(*s - '0'), &v))
+            return false;
+    *out = v;
+    return v <= max;
+}
+
+/* Exactly 16 hex digits, as the writer puts them. */
+static bool parse_hash(const char *s, uint64_t *out)
+{
+    uint64_t v = 0;
+    size_t n = strlen(s);
+    if (n != 16 || strspn(s, "0123456789abcdefABCDEF") != n)
+        return false;
+    for (size_t i = 0; i < n; i++) {
+        int c = s[i];
+        int d = c <= '9' ? c - '0' : c <= 'F' ? c - 'A' + 10 : c - 'a' + 10;
+        v = v << 4 | (uint64_t)d;
+    }
+    *out = v;
+    return true;
+}
+
+/* A checkpoint being read: where its parts are, and what its header says. */
+typedef struct Reader {
+    const char *name;               /* the file, for messages */
+    const unsigned char *data;      /* the tensors' bytes ... */
+    uint64_t data_size;
+    uint64_t data_start;            /* ... from this offset of the file */
+    rt_json top;                    /* the header */
+    const rt_json *meta;            /* its __metadata__, or NULL */
+    Entry *entries;                 /* its tensors, sorted by offset */
+    size_t n;
+    /* from __metadata__ */
+    bool has_hash, has_step;
+    uint64_t hash;
+    int64_t step;
+} Reader;
+
+/* The 8-byte length, the header's JSON, where the data starts. */
+static int read_framing(Reader *r, const unsigned char *buf, size_t size)
+{
+    if (size < 8) {
+        rt_error("%s: truncated: %zu bytes, shorter than the 8-byte header length",
+                 r->name, size);
+        return -1;
+    }
+    uint64_t hlen = rt_le64(buf);
+    if (hlen > size - 8) {
         rt_error("%s: the header length %llu (bytes 0-7) runs past the end of the "
-                 "file (%zu bytes); not a safetensors file, or truncated", path,
-                 (unsigned long long)hlen, f.size);
-        goto out;
+                 "file (%zu bytes); not a safetensors file, or truncated", r->name,
+                 (unsigned long long)hlen, size);
+        return -1;
     }
     if (hlen > MAX_HEADER) {
         rt_error("%s: the header length %llu (bytes 0-7) is above the limit of %u",
-                 path, (unsigned long long)hlen, MAX_HEADER);
-        goto out;
+                 r->name, (unsigned long long)hlen, MAX_HEADER);
+        return -1;
     }
     size_t err_off;
-    if (rt_json_parse((const char *)f.data + 8, hlen, &top, &err_off) != 0) {
+    if (rt_json_parse((const char *)buf + 8, hlen, &r->top, &err_off) != 0) {
         char why[1024];
         snprintf(why, sizeof why, "%s", rt_errmsg());
-        rt_error("%s: bad JSON in the header at byte %zu: %s", path, 8 + err_off, why);
-        goto out;
+        rt_error("%s: bad JSON in the header at byte %zu: %s", r->name, 8 + err_off, why);
+        return -1;
     }
-    if (top.type != RT_JOBJ) {
-        rt_error("%s: the header (byte 8) is not a JSON object", path);
-        goto out;
+    if (r->top.type != RT_JOBJ) {
+        rt_error("%s: the header (byte 8) is not a JSON object", r->name);
+        return -1;
     }
-    uint64_t data_size = f.size - 8 - hlen;
-    const unsigned char *data = f.data + 8 + hlen;
-    const rt_json *meta = NULL;
-    entries = calloc(top.n ? top.n : 1, sizeof *entries);
-    if (!entries) {
-        rt_error("out of memory");
-        goto out;
-    }
-    size_t n = 0;
-    for (size_t i = 0; i < top.n; i++) {
-        if (strcmp(top.keys[i], "__metadata__") == 0) {
-            meta = &top.items[i];
-            bool ok = meta->type == RT_JOBJ;
-            for (size_t j = 0; ok && j < meta->n; j++)
-                ok = meta->items[j].type == RT_JSTR;
+    r->data_start = 8 + hlen;
+    r->data = buf + r->data_start;
+    r->data_size = size - r->data_start;
+    return 0;
+}
+
+/* Every member of the header: __metadata__, or a tensor checked on its own. */
+static int read_entries(Reader *r)
+{
+    r->entries = rt_calloc(r->top.n, sizeof *r->entries);
+    if (!r->entries)
+        return -1;
+    for (size_t i = 0; i < r->top.n; i++) {
+        if (strcmp(r->top.keys[i], "__metadata__") == 0) {
+            r->meta = &r->top.items[i];
+            bool ok = r->meta->type == RT_JOBJ;
+            for (size_t j = 0; ok && j < r->meta->n; j++)
+                ok = r->meta->items[j].type == RT_JSTR;
             if (!ok) {
                 rt_error("%s: __metadata__ (header byte %zu) must map strings to strings",
-                         path, 8 + meta->off);
-                goto out;
+                         r->name, 8 + r->meta->off);
+                return -1;
             }
             continue;
         }
-        if (read_entry(path, data_size, top.keys[i], &top.items[i], &entries[n]) != 0)
-            goto out;
-        n++;
+        if (read_entry(r->name, r->data_size, r->top.keys[i], &r->top.items[i],
+                       &r->entries[r->n]) != 0)
+            return -1;
+        r->n++;
     }
-    /* No two tensors may share bytes. */
-    qsort(entries, n, sizeof *entries, cmp_begin);
-    for (size_t i = 1; i < n; i++)
-        if (entries[i].begin < entries[i - 1].end) {
+    return 0;
+}
+
+/* Bytes [from, to) of the data that no tensor holds; where says where. */
+static int uncovered(const Reader *r, uint64_t from, uint64_t to, const char *where)
+{
+    rt_error("%s: data bytes [%llu, %llu) (file bytes [%llu, %llu)) lie %s and belong "
+             "to no tensor; safetensors needs the tensors to cover the data exactly",
+             r->name, (unsigned long long)from, (unsigned long long)to,
+             (unsigned long long)(r->data_start + from),
+             (unsigned long long)(r->data_start + to), where);
+    return -1;
+}
+
+/* As safetensors: the tensors, in the order of their offsets, cover the data
+ * exactly, each starting where the one before it ends; no two share bytes,
+ * and no byte lies between or after them. */
+static int check_layout(Reader *r)
+{
+    Entry *e = r->entries;
+    char where[600];
+    qsort(e, r->n, sizeof *e, cmp_begin);
+    for (size_t i = 0; i < r->n; i++) {
+        uint64_t covered = i ? e[i - 1].end : 0;
+        if (e[i].begin < covered) {
             rt_error("%s: tensors %s (bytes %llu-%llu) and %s (bytes %llu-%llu) overlap",
-                     path, entries[i - 1].name, (unsigned long long)entries[i - 1].begin,
-                     (unsigned long long)entries[i - 1].end, entries[i].name,
-                     (unsigned long long)entries[i].begin,
-                     (unsigned long long)entries[i].end);
-            goto out;
+                     r->name, e[i - 1].name, (unsigned long long)e[i - 1].begin,
+                     (unsigned long long)e[i - 1].end, e[i].name,
+                     (unsigned long long)e[i].begin, (unsigned long long)e[i].end);
+            return -1;
         }
-    /* Every tensor must be the model's, of the right shape and dtype. */
-    for (size_t i = 0; i < n; i++) {
-        if (identify(m, &entries[i]) != 0) {
-            rt_error("%s: unexpected tensor %s: the model %s has no such parameter",
-                     path, entries[i].name, m->name);
-            goto out;
+        if (e[i].begin > covered) {
+            if (i)
+                snprintf(where, sizeof where, "between the tensors %s and %s",
+                         e[i - 1].name, e[i].name);
+            else
+                snprintf(where, sizeof where, "before the first tensor (%s)", e[i].name);
+            return uncovered(r, covered, e[i].begin, where);
         }
-        if (check_fit(path, m, &entries[i]) != 0)
-            goto out;
     }
+    uint64_t end = r->n ? e[r->n - 1].end : 0;
+    if (end < r->data_size) {
+        if (r->n)
+            snprintf(where, sizeof where, "after the last tensor (%s)", e[r->n - 1].name);
+        else
+            snprintf(where, sizeof where, "after a header that lists no tensor");
+        return uncovered(r, end, r->data_size, where);
+    }
+    return 0;
+}
+
+/* cnnc's numbers in __metadata__, each refused unless well-formed. */
+static int read_metadata(Reader *r)
+{
+    char q[64];
+    const rt_json *hash = metadata_string(r->meta, "cnnc.hash");
+    if (hash && !(r->has_hash = parse_hash(hash->str, &r->hash))) {
+        rt_error("%s: __metadata__ cnnc.hash is %s; expected 16 hex digits", r->name,
+                 quoted(hash->str, q, sizeof q));
+        return -1;
+    }
+    const rt_json *step = metadata_string(r->meta, "cnnc.step");
+    uint64_t s;
+    if (step && !parse_decimal(step->str, RT_MAX_STEP, &s)) {
+        rt_error("%s: __metadata__ cnnc.step is %s; expected a step count: digits only, "
+                 "at most %llu (2^53)", r->name, quoted(step->str, q, sizeof q),
+                 (unsigned long long)RT_MAX_STEP);
+        return -1;
+    }
+    r->has_step = step != NULL;
+    r->step = step ? (int64_t)s : 0;
+    return 0;
+}
+
+/* Every tensor must be the model's, of the right shape and dtype. */
+static int check_tensors(const Reader *r, const cnnrt_model *m)
+{
+    for (size_t i = 0; i < r->n; i++) {
+        if (identify(m, &r->entries[i]) != 0) {
+            rt_error("%s: unexpected tensor %s: the model %s has no such parameter",
+                     r->name, r->entries[i].name, m->name);
+            return -1;
+        }
+        if (check_fit(r->name, m, &r->entries[i]) != 0)
+            return -1;
+    }
+    return 0;
+}
+
+static int load_params(const Reader *r, cnnrt_ctx *ctx)
+{
+    const cnnrt_model *m = ctx->model;
     for (int p = 0; p < m->nparams; p++) {
         const Entry *e = NULL;
-        for (size_t i = 0; i < n && !e; i++)
-            if (entries[i].param == &m->params[p] && entries[i].slot < 0)
-                e = &entries[i];
+        for (size_t i = 0; i < r->n && !e; i++)
+            if (r->entries[i].param == &m->params[p] && r->entries[i].slot < 0)
+                e = &r->entries[i];
         if (!e) {
             char s[160];
-            rt_error("%s: missing tensor %s (shape %s) of the model %s", path,
-                     m->params[p].name, param_shape_str(&m->params[p], s, sizeof s), m->name);
-            goto out;
+            rt_error("%s: missing tensor %s (shape %s) of the model %s", r->name,
+                     m->params[p].name, param_shape_str(&m->params[p], s, sizeof s),
+                     m->name);
+            return -1;
         }
-        if (load_values(path, e, data, m->real_size,
+        if (load_values(r->name, e, r->data, m->real_size,
                         (char *)ctx->params + m->params[p].offset * m->real_size) != 0)
-            goto out;
+            return -1;
     }
+    if (r->has_hash && r->hash != m->source_hash)
+        fprintf(stderr, "%s: warning: %s was saved by a different network (hash %016llx, "
+                "this one %016llx); its tensors fit, so it is loaded\n", rt_prog, r->name,
+                (unsigned long long)r->hash, (unsigned long long)m->source_hash);
+    return 0;
+}
 
-    const rt_json *hash = metadata_string(meta, "cnnc.hash");
-    char ours[32];
-    snprintf(ours, sizeof ours, "%016llx", (unsigned long long)m->source_hash);
-    if (hash && strcmp(hash->str, ours) != 0)
-        fprintf(stderr, "%s: warning: %s was saved by a different network (hash %s, "
-                "this one %s); its tensors fit, so it is loaded\n", rt_prog, path,
-                hash->str, ours);
-
-    /* Optimizer state: only for the optimizer in use, and only when complete. */
+/* Optimizer state: only for the optimizer in use, and only when complete. */
+static int load_state(const Reader *r, cnnrt_ctx *ctx, bool *state_loaded)
+{
+    const cnnrt_model *m = ctx->model;
     int slots = cnnrt_opt_slots(ctx->optimizer);
     size_t nstate = 0, other = 0;
-    for (size_t i = 0; i < n; i++)
-        if (entries[i].slot >= 0) {
-            bool mine = slot_names[entries[i].opt][entries[i].slot] &&
-                        slots > entries[i].slot &&
-                        strcmp(slot_names[entries[i].opt][entries[i].slot],
-                               slot_names[ctx->optimizer][entries[i].slot]) == 0;
-            if (mine)
-                nstate++;
-            else
-                other++;
-        }
-    if (!want_state || slots == 0 || (nstate == 0 && other == 0)) {
-        rc = 0;
-        goto out;
+    for (size_t i = 0; i < r->n; i++) {
+        const Entry *e = &r->entries[i];
+        if (e->slot < 0)
+            continue;
+        bool mine = slot_names[e->opt][e->slot] && slots > e->slot &&
+                    strcmp(slot_names[e->opt][e->slot],
+                           slot_names[ctx->optimizer][e->slot]) == 0;
+        if (mine)
+            nstate++;
+        else
+            other++;
     }
+    if (slots == 0 || (nstate == 0 && other == 0))
+        return 0;
     if (nstate == 0) {
         fprintf(stderr, "%s: warning: %s holds optimizer state for another optimizer; "
-                "%s starts from zero state\n", rt_prog, path,
+                "%s starts from zero state\n", rt_prog, r->name,
                 rt_optimizer_name(ctx->optimizer));
-        rc = 0;
-        goto out;
+        return 0;
     }
     for (int k = 0; k < slots; k++)
         for (int p = 0; p < m->nparams; p++) {
             const Entry *e = NULL;
-            for (size_t i = 0; i < n && !e; i++)
-                if (entries[i].param == &m->params[p] && entries[i].slot == k &&
-                    strcmp(slot_names[entries[i].opt][k], slot_names[ctx->optimizer][k]) == 0)
-                    e = &entries[i];
+            for (size_t i = 0; i < r->n && !e; i++)
+                if (r->entries[i].param == &m->params[p] && r->entries[i].slot == k &&
+                    strcmp(slot_names[r->entries[i].opt][k],
+                           slot_names[ctx->optimizer][k]) == 0)
+                    e = &r->entries[i];
             if (!e) {
                 rt_error("%s: missing tensor __opt__.%s.%s: the %s state is incomplete",
-                         path, m->params[p].name, slot_names[ctx->optimizer][k],
+                         r->name, m->params[p].name, slot_names[ctx->optimizer][k],
                          rt_optimizer_name(ctx->optimizer));
-                goto out;
+                return -1;
             }
-            if (load_values(path, e, data, m->real_size,
+            if (load_values(r->name, e, r->data, m->real_size,
                             (char *)ctx->opt_state +
                                 (k * m->param_count + m->params[p].offset) * m->real_size) != 0)
-                goto out;
+                return -1;
         }
-    const rt_json *step = metadata_string(meta, "cnnc.step");
-    ctx->step = 0;
-    if (step) {
-        char *end;
-        long long s = strtoll(step->str, &end, 10);
-        if (*end || end == step->str || s < 0) {
-            rt_error("%s: __metadata__ cnnc.step is \"%s\"; expected a non-negative "
-                     "integer", path, step->str);
-            goto out;
-        }
-        ctx->step = s;
-    }
+    ctx->step = r->step;
     *state_loaded = true;
-    rc = 0;
-out:
-    free(entries);
-    rt_json_free(&top);
+    return 0;
+}
+
+int rt_ckpt_load_buffer(cnnrt_ctx *ctx, const char *name, const unsigned char *buf,
+                        size_t size, bool want_state, bool *state_loaded)
+{
+    Reader r = {.name = name};
+    *state_loaded = false;
+    int rc = read_framing(&r, buf, size) == 0 && read_entries(&r) == 0 &&
+                     check_layout(&r) == 0 && read_metadata(&r) == 0 &&
+                     check_tensors(&r, ctx->model) == 0 && load_params(&r, ctx) == 0 &&
+                     (!want_state || load_state(&r, ctx, state_loaded) == 0)
+                 ? 0 : -1;
+    free(r.entries);
+    rt_json_free(&r.top);
+    return rc;
+}
+
+int rt_ckpt_load(cnnrt_ctx *ctx, const char *path, bool want_state, bool *state_loaded)
+{
+    rt_file f;
+    *state_loaded = false;
+    if (rt_file_open(&f, path) != 0)
+        return -1;
+    int rc = rt_ckpt_load_buffer(ctx, path, f.data, f.size, want_state, state_loaded);
     rt_file_close(&f);
     return rc;
 }

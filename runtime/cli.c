@@ -8,7 +8,9 @@
  */
 #include "rt.h"
 
+#include <ctype.h>
 #include <errno.h>
+#include <limits.h>
 #include <math.h>
 #include <stddef.h>
 #include <stdlib.h>
@@ -175,6 +177,35 @@ static const Flag *find_flag(const char *name, size_t len, int cmd)
                 any = &flags[i];
         }
     return any;
+}
+
+/* The flag of cmd nearest to the unknown name[0..len), for a hint: at most a
+ * third of the longer name's edits away (as cnnc's hints), leading dashes
+ * and case aside; NULL when none is that close. */
+static const char *nearest_flag(const char *name, size_t len, int cmd)
+{
+    char word[72];
+    size_t dashes = strspn(name, "-");
+    dashes = dashes < len ? dashes : len;
+    if (len - dashes >= sizeof word)
+        return NULL;
+    for (size_t i = dashes; i < len; i++)
+        word[i - dashes] = (char)tolower((unsigned char)name[i]);
+    word[len - dashes] = '\0';
+    const char *best = NULL;
+    int best_dist = INT_MAX;
+    for (size_t i = 0; i < sizeof flags / sizeof flags[0]; i++) {
+        if (!(flags[i].cmds & (1u << cmd)))
+            continue;
+        const char *flag = flags[i].name + strspn(flags[i].name, "-");
+        size_t fl = strlen(flag), wl = strlen(word);
+        int dist = rt_edit_distance(word, flag);
+        if (dist <= (int)((fl > wl ? fl : wl) + 1) / 3 && dist < best_dist) {
+            best = flags[i].name;
+            best_dist = dist;
+        }
+    }
+    return best;
 }
 
 static int usage_error(const char *fmt, ...) RT_PRINTF(1, 2);
@@ -367,6 +398,10 @@ int rt_parse_args(const cnnrt_model *m, int argc, char **argv, rt_opts *o)
         const char *eq = strchr(a, '=');
         size_t len = eq ? (size_t)(eq - a) : strlen(a);
         const Flag *fl = find_flag(a, len, cmd);
+        const char *near = fl ? NULL : nearest_flag(a, len, cmd);
+        if (near)
+            return usage_error("%s: unknown flag '%.*s'; did you mean '%s'?", c, (int)len,
+                               a, near);
         if (!fl)
             return usage_error("%s: unknown flag '%.*s' (see '%s %s --help')", c,
                                (int)len, a, rt_prog, c);

@@ -44,6 +44,9 @@ void *rt_aligned_alloc(size_t bytes);     /* 64-byte aligned, zeroed */
 
 bool rt_mul_ok(uint64_t a, uint64_t b, uint64_t *out);
 bool rt_add_ok(uint64_t a, uint64_t b, uint64_t *out);
+/* Edits from a to b, a swap of adjacent characters counting one (for "did
+ * you mean" hints). */
+int rt_edit_distance(const char *a, const char *b);
 
 /* Element i of a block of reals of real_size bytes. */
 static inline double rt_get(int real_size, const void *p, int64_t i)
@@ -237,10 +240,18 @@ size_t rt_utf8_len(const unsigned char *s, size_t n);
  * ckpt.c: safetensors checkpoints
  */
 
+/* The most steps a checkpoint (cnnc.step) or a run counts: 2^53, up to which
+ * a double (Adam's bias correction takes the step as one) holds every count
+ * exactly; no run comes near it, and ctx->step + 1 can never overflow. */
+#define RT_MAX_STEP (INT64_C(1) << 53)
+
 int rt_ckpt_save(const cnnrt_ctx *ctx, const char *path);
 /* Loads parameters; with want_state also the optimizer state and step when
  * the file holds state for ctx->optimizer (*state_loaded tells). */
 int rt_ckpt_load(cnnrt_ctx *ctx, const char *path, bool want_state, bool *state_loaded);
+/* The same from size bytes in memory; name stands for the file in messages. */
+int rt_ckpt_load_buffer(cnnrt_ctx *ctx, const char *name, const unsigned char *buf,
+                        size_t size, bool want_state, bool *state_loaded);
 
 /* ------------------------------------------------------------------------
  * cli.c: the command line

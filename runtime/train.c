@@ -316,6 +316,26 @@ static int stop_interrupted(cnnrt_ctx *ctx, const rt_opts *o, int64_t epoch)
     return 130;
 }
 
+/* The steps this run takes, by --steps or --epochs, refused when they would
+ * take the step count (from --init, else 0) past RT_MAX_STEP. */
+static int steps_of_run(const rt_opts *o, int64_t per_epoch, int64_t step, int64_t *total)
+{
+    uint64_t n = (uint64_t)o->steps;
+    if (!o->steps && (!rt_mul_ok((uint64_t)o->epochs, (uint64_t)per_epoch, &n) ||
+                      n > (uint64_t)RT_MAX_STEP)) {
+        rt_error("train: --epochs %lld of %lld steps each come to more than 2^53 steps, "
+                 "the most a run counts", (long long)o->epochs, (long long)per_epoch);
+        return -1;
+    }
+    if (n > (uint64_t)(RT_MAX_STEP - step)) {
+        rt_error("train: --init %s has taken %lld steps; %llu more would pass 2^53, the "
+                 "most a run counts", o->init, (long long)step, (unsigned long long)n);
+        return -1;
+    }
+    *total = (int64_t)n;
+    return 0;
+}
+
 int rt_cmd_train(const cnnrt_model *m, const rt_opts *o)
 {
     rt_data data, val;
@@ -384,6 +404,10 @@ int rt_cmd_train(const cnnrt_model *m, const rt_opts *o)
         cnnrt_init_params(&ctx, o->seed);
     }
     int batch = (int)o->batch;
+    int64_t per_epoch = (n_train + batch - 1) / batch;
+    int64_t total;
+    if (steps_of_run(o, per_epoch, ctx.step, &total) != 0)
+        goto fail;
     if (batch_alloc(&b, m, batch, rt_data_bytes(&data, m)) != 0 || !(order = rt_calloc((size_t)n_train, sizeof *order)))
         goto fail;
     if (o->log && !(log = log_open(o->log)))
@@ -394,8 +418,6 @@ int rt_cmd_train(const cnnrt_model *m, const rt_opts *o)
     cnnrt_rng_seed(&ctx.rng, o->seed, 3);
     cnnrt_rng augment;
     cnnrt_rng_seed(&augment, o->seed, 4);
-    int64_t per_epoch = (n_train + batch - 1) / batch;
-    int64_t total = o->steps ? o->steps : o->epochs * per_epoch;
     int64_t epochs = (total + per_epoch - 1) / per_epoch;
     int64_t done = 0, saved_epoch = 0;
     Progress prog = {isatty(2) != 0, 0, 0, epochs};

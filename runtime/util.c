@@ -90,6 +90,38 @@ bool rt_add_ok(uint64_t a, uint64_t b, uint64_t *out)
     return true;
 }
 
+/* The optimal string alignment distance, as the compiler's edit_distance
+ * (the runtime does not link the compiler): insertions, deletions,
+ * substitutions and swaps of adjacent characters, one edit each. */
+int rt_edit_distance(const char *a, const char *b)
+{
+    size_t la = strlen(a), lb = strlen(b);
+    if (la > 64 || lb > 64)
+        return (int)(la > lb ? la : lb);
+    int rows[3][65];
+    int *before = rows[0], *prev = rows[1], *cur = rows[2];
+    for (size_t j = 0; j <= lb; j++)
+        prev[j] = (int)j;
+    for (size_t i = 1; i <= la; i++) {
+        cur[0] = (int)i;
+        for (size_t j = 1; j <= lb; j++) {
+            int sub = prev[j - 1] + (a[i - 1] != b[j - 1]);
+            int del = prev[j] + 1, ins = cur[j - 1] + 1;
+            int best = sub < del ? sub : del;
+            best = best < ins ? best : ins;
+            bool swapped = i > 1 && j > 1 && a[i - 1] == b[j - 2] && a[i - 2] == b[j - 1];
+            if (swapped && before[j - 2] + 1 < best)
+                best = before[j - 2] + 1;
+            cur[j] = best;
+        }
+        int *oldest = before;
+        before = prev;
+        prev = cur;
+        cur = oldest;
+    }
+    return prev[lb];
+}
+
 uint16_t rt_le16(const unsigned char *p)
 {
     return (uint16_t)(p[0] | p[1] << 8);

@@ -512,6 +512,39 @@ START_TEST(label_without_colon)
 }
 END_TEST
 
+/* A swap of two adjacent letters is one edit (optimal string alignment), so
+ * "Cnov" gets its hint; letters moved further cost more. */
+START_TEST(edit_distance_swaps)
+{
+    ck_assert_int_eq(edit_distance("cnov", "conv"), 1);
+    ck_assert_int_eq(edit_distance("ab", "ba"), 1);
+    ck_assert_int_eq(edit_distance("conv", "conv"), 0);
+    ck_assert_int_eq(edit_distance("", "relu"), 4);
+    ck_assert_int_eq(edit_distance("kitten", "sitting"), 3);
+    ck_assert_int_eq(edit_distance("abc", "ca"), 3);   /* no edits within a swap */
+    static const char *const names[] = {"Conv", "Dense", "ReLU", NULL};
+    ck_assert_str_eq(nearest_name("Cnov", names), "Conv");
+    ck_assert_str_eq(nearest_name("Dnese", names), "Dense");
+    ck_assert_ptr_null(nearest_name("Cvno", names));
+}
+END_TEST
+
+/* "Conv(...) relu Flatten": relu names a layer but for case, so it is a
+ * misspelt layer rather than a label; a numbered label keeps its hint. */
+START_TEST(layer_name_not_label)
+{
+    only("Input(4x4x1)\nConv(kernel=3x3, n=1) relu Flatten\nDense(n=2)\nSoftmax\n", 1,
+         "t.net:2:23: error: unknown layer 'relu'\n"
+         "    2 | Conv(kernel=3x3, n=1) relu Flatten\n"
+         "      |                       ^~~~\n"
+         "      = hint: did you mean 'ReLU'?\n", NULL);
+    only("Input(4x4x1)\nRleu Flatten\nDense(n=2)\nSoftmax\n", 1,
+         "hint: did you mean 'ReLU'?", NULL);
+    fails_with("Input(4x4x1)\nrelu1 Flatten\nDense(n=2)\nSoftmax\n",
+               "hint: missing ':' after the label 'relu1'?", NULL);
+}
+END_TEST
+
 /* Statements the scanner or the parser has reported (a stray byte in a
  * name, a lost statement) get no second message, nor do shapes go on past
  * them. */
@@ -1336,7 +1369,7 @@ END_TEST
 static Suite *checker_suite(void)
 {
     Suite *s = suite_create("checker");
-    TCase *seed = tcase_create("seed");
+    TCase *seed = tu_tcase("seed");
     tcase_add_test(seed, seed_shapes);
     tcase_add_test(seed, seed_parameters);
     tcase_add_test(seed, seed_param_layout);
@@ -1346,7 +1379,7 @@ static Suite *checker_suite(void)
     tcase_add_test(seed, summary_long_label);
     suite_add_tcase(s, seed);
 
-    TCase *names = tcase_create("statements");
+    TCase *names = tu_tcase("statements");
     tcase_add_test(names, auto_names);
     tcase_add_test(names, auto_name_clash);
     tcase_add_test(names, repeated_label);
@@ -1362,11 +1395,13 @@ static Suite *checker_suite(void)
     tcase_add_test(names, unknown_declaration);
     tcase_add_test(names, unknown_words_no_cascade);
     tcase_add_test(names, label_without_colon);
+    tcase_add_test(names, edit_distance_swaps);
+    tcase_add_test(names, layer_name_not_label);
     tcase_add_test(names, reported_statements_no_cascade);
     tcase_add_test(names, input_shape_messages);
     suite_add_tcase(s, names);
 
-    TCase *args = tcase_create("arguments");
+    TCase *args = tu_tcase("arguments");
     tcase_add_test(args, arg_unknown_key);
     tcase_add_test(args, arg_duplicate);
     tcase_add_test(args, arg_missing);
@@ -1379,7 +1414,7 @@ static Suite *checker_suite(void)
     tcase_add_test(args, choice_aliases);
     suite_add_tcase(s, args);
 
-    TCase *shapes = tcase_create("shapes");
+    TCase *shapes = tu_tcase("shapes");
     tcase_add_test(shapes, padding_same_split);
     tcase_add_test(shapes, padding_explicit);
     tcase_add_test(shapes, window_too_large);
@@ -1398,7 +1433,7 @@ static Suite *checker_suite(void)
     tcase_add_test(shapes, error_limit);
     suite_add_tcase(s, shapes);
 
-    TCase *more = tcase_create("more");
+    TCase *more = tu_tcase("more");
     tcase_add_test(more, no_cascade_after_syntax_error);
     tcase_add_test(more, no_cascade_loss_rule);
     tcase_add_test(more, shapes_stop_arguments_go_on);
@@ -1409,7 +1444,7 @@ static Suite *checker_suite(void)
     tcase_add_test(more, models_compile);
     suite_add_tcase(s, more);
 
-    TCase *plan = tcase_create("plan");
+    TCase *plan = tu_tcase("plan");
     tcase_add_test(plan, memory_plan);
     tcase_add_test(plan, memory_plan_in_place_and_micro);
     tcase_add_test(plan, memory_plan_optimizers);

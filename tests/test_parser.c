@@ -538,8 +538,7 @@ END_TEST
 static Suite *parser_suite(void)
 {
     Suite *s = suite_create("parser");
-    TCase *good = tcase_create("good");
-    tcase_set_timeout(good, 20);
+    TCase *good = tu_tcase("good");
     tcase_add_test(good, test_seed_statements);
     tcase_add_test(good, test_seed_details);
     tcase_add_test(good, test_positional_args);
@@ -553,7 +552,7 @@ static Suite *parser_suite(void)
     tcase_add_test(good, test_annotation_forms);
     suite_add_tcase(s, good);
 
-    TCase *bad = tcase_create("errors");
+    TCase *bad = tu_tcase("errors");
     tcase_add_test(bad, test_missing_paren);
     tcase_add_test(bad, test_missing_comma);
     tcase_add_test(bad, test_missing_value);
@@ -564,8 +563,7 @@ static Suite *parser_suite(void)
     tcase_add_test(bad, test_long_token_in_message);
     suite_add_tcase(s, bad);
 
-    TCase *recovery = tcase_create("recovery");
-    tcase_set_timeout(recovery, 20);
+    TCase *recovery = tu_tcase("recovery");
     tcase_add_test(recovery, test_several_errors);
     tcase_add_test(recovery, test_errors_back_to_back);
     tcase_add_test(recovery, test_lexical_error_no_cascade);

@@ -80,6 +80,13 @@ void tu_expect_one_error(const char *text, const char *line)
     tu_expect_one_error_bytes(text, strlen(text), line);
 }
 
+TCase *tu_tcase(const char *name)
+{
+    TCase *tc = tcase_create(name);
+    tcase_set_timeout(tc, TU_HANG_SECONDS);
+    return tc;
+}
+
 int tu_run_suite(Suite *s)
 {
     SRunner *sr = srunner_create(s);

@@ -42,6 +42,12 @@ bool tu_has_line(const char *diags, const char *line);
 void tu_expect_one_error(const char *text, const char *line);
 void tu_expect_one_error_bytes(const char *bytes, size_t len, const char *line);
 
+/* A test case whose time limit only catches a hang (TU_HANG_SECONDS): Check's
+ * default of 4 s, or any limit near a test's running time, makes the
+ * verdict depend on the machine's load. */
+enum { TU_HANG_SECONDS = 300 };
+TCase *tu_tcase(const char *name);
+
 /* Runs every test of s (CK_VERBOSITY picks what is printed); main()'s exit
  * status: EXIT_SUCCESS when all passed. */
 int tu_run_suite(Suite *s);
