@@ -92,6 +92,7 @@ typedef struct rt_file {
     const char *path;
     const unsigned char *data;   /* size bytes of malloc, owned */
     size_t size;
+    bool gzip;                   /* data is the file's content decompressed */
 } rt_file;
 
 /* Reads the whole of path into memory (not mapped: a file truncated by
@@ -100,9 +101,26 @@ typedef struct rt_file {
  * or empty file and what is not a regular file: a directory, a device, a
  * socket, and a FIFO (named pipe) that no process is writing into. A pipe
  * with a writer, such as bash's <(zcat x.gz) (/dev/fd/63), is read to its
- * end; opening never waits for a writer. */
+ * end; opening never waits for a writer. A gzip file (magic 1f 8b, any
+ * name) is decompressed (gzip.c): data and size are then its content. */
 int rt_file_open(rt_file *f, const char *path);
 void rt_file_close(rt_file *f);
+
+/* ------------------------------------------------------------------------
+ * gzip.c: gzip-compressed files (zlib)
+ */
+
+/* The most bytes a gzip file may decompress to: 8 GiB (tests lower it). */
+extern size_t rt_gzip_limit;
+/* Whether data starts with gzip's magic bytes 1f 8b. */
+bool rt_is_gzip(const unsigned char *data, size_t size);
+/* Inflates the gzip members of in[0..size), one after another, into
+ * *out (malloc, owned by the caller; 0 bytes possible). Refuses, naming
+ * path: truncated or damaged data, a CRC-32 or ISIZE that does not match,
+ * bytes after the last member that do not start another, and more than
+ * rt_gzip_limit bytes. */
+int rt_gunzip(const char *path, const unsigned char *in, size_t size,
+              unsigned char **out, size_t *out_size);
 
 /* ------------------------------------------------------------------------
  * output.c: output files, replaced atomically or written through (output.h,

@@ -16,6 +16,7 @@
 set -u
 : "${CNNC:?}" "${srcdir:?}" "${RT_BUILDDIR:?}"
 CC=${CC:-cc}
+: "${CNNRT_LIBS:=-lpng16 -ljpeg -lz -lpthread -lm}"   # from make check: configure's
 CFLAGS_T="-std=c11 -O2 -Wall -Wextra -Werror -pthread ${TRAINER_CFLAGS:-}"
 work=$(mktemp -d "${TMPDIR:-/tmp}/cnnc-trainers.XXXXXX")
 trap 'rm -rf "$work"' EXIT
@@ -38,7 +39,7 @@ build() {
         return 1
     fi
     # shellcheck disable=SC2086
-    $CC $CFLAGS_T -I"$srcdir/runtime" "$work/$name.c" "$RT_BUILDDIR/libcnnrt.a" -lm \
+    $CC $CFLAGS_T -I"$srcdir/runtime" "$work/$name.c" "$RT_BUILDDIR/libcnnrt.a" $CNNRT_LIBS \
         -o "$work/$name" 2>"$work/$name.cc.log" || { cat "$work/$name.cc.log" >&2; return 1; }
     echo "$work/$name"
 }
