@@ -612,7 +612,7 @@ START_TEST(cifar_records)
     write_bytes(tmp("data_batch_1.bin"), buf, 3 * REC);
     cnnrt_model m = image_model(32, 32, 3, 10);
     rt_data d;
-    ck_assert_int_eq(rt_data_load(&d, &m, tmp("data_batch_1.bin"), NULL, true), 0);
+    ck_assert_int_eq(rt_data_load(&d, &m, tmp("data_batch_1.bin"), NULL, true, NULL), 0);
     ck_assert_int_eq(d.n, 3);
     int64_t idx[2] = {2, 0};
     double *x = malloc(2 * 3072 * sizeof *x);
@@ -631,14 +631,14 @@ START_TEST(cifar_records)
 
     /* labels beyond the model's classes */
     cnnrt_model m8 = image_model(32, 32, 3, 8);
-    ck_assert_int_eq(rt_data_load(&d, &m8, tmp("data_batch_1.bin"), NULL, true), -1);
+    ck_assert_int_eq(rt_data_load(&d, &m8, tmp("data_batch_1.bin"), NULL, true, NULL), -1);
     assert_err("data_batch_1.bin", "label 8 of sample 1", "8 classes");
     /* a separate labels file makes no sense */
-    ck_assert_int_eq(rt_data_load(&d, &m, tmp("data_batch_1.bin"), tmp("x"), true), -1);
+    ck_assert_int_eq(rt_data_load(&d, &m, tmp("data_batch_1.bin"), tmp("x"), true, NULL), -1);
     assert_err("CIFAR-10", "holds its own labels");
     /* a truncated batch is not recognised */
     write_bytes(tmp("short.bin"), buf, 3 * REC - 1);
-    ck_assert_int_eq(rt_data_load(&d, &m, tmp("short.bin"), NULL, true), -1);
+    ck_assert_int_eq(rt_data_load(&d, &m, tmp("short.bin"), NULL, true, NULL), -1);
     assert_err("short.bin", "CIFAR-10", "3073");
     /* label 0, pixels 0 8 1: IDX's magic 00 00 08 01 by chance, but no IDX
      * header fits the size: a CIFAR-10 batch */
@@ -648,7 +648,7 @@ START_TEST(cifar_records)
     ck_assert_int_eq(rt_file_open(&f, tmp("magic.bin")), 0);
     ck_assert(rt_is_cifar(&f));
     rt_file_close(&f);
-    ck_assert_int_eq(rt_data_load(&d, &m, tmp("magic.bin"), NULL, true), 0);
+    ck_assert_int_eq(rt_data_load(&d, &m, tmp("magic.bin"), NULL, true, NULL), 0);
     ck_assert_str_eq(d.x.format, "CIFAR-10");
     ck_assert_int_eq(d.n, 3);
     rt_data_targets(&d, &m, idx, 2, labels, NULL);
@@ -669,55 +669,55 @@ START_TEST(data_fit_vector)
     rt_data d;
     write_f32(tmp("x.npy"), 2, d5, x);
     write_u8(tmp("y.npy"), 1, d5, y);
-    ck_assert_int_eq(rt_data_load(&d, m, tmp("x.npy"), tmp("y.npy"), true), 0);
+    ck_assert_int_eq(rt_data_load(&d, m, tmp("x.npy"), tmp("y.npy"), true, NULL), 0);
     ck_assert(d.y_is_labels);
     rt_data_free(&d);
 
-    ck_assert_int_eq(rt_data_load(&d, m, tmp("x.npy"), NULL, true), -2);
+    ck_assert_int_eq(rt_data_load(&d, m, tmp("x.npy"), NULL, true, NULL), -2);
     assert_err("x.npy", "--labels");
 
     write_u8(tmp("y4.npy"), 1, d4, y);
-    ck_assert_int_eq(rt_data_load(&d, m, tmp("x.npy"), tmp("y4.npy"), true), -1);
+    ck_assert_int_eq(rt_data_load(&d, m, tmp("x.npy"), tmp("y4.npy"), true, NULL), -1);
     assert_err("y4.npy", "4 labels for the 5 samples");
 
     float x55[25] = {0};
     write_f32(tmp("x55.npy"), 2, d55, x55);
-    ck_assert_int_eq(rt_data_load(&d, m, tmp("x55.npy"), tmp("y.npy"), true), -1);
+    ck_assert_int_eq(rt_data_load(&d, m, tmp("x55.npy"), tmp("y.npy"), true, NULL), -1);
     assert_err("x55.npy", "shape 5 x 5", "expected N x 4");
 
     unsigned char y3[5] = {0, 1, 3, 1, 0};
     write_u8(tmp("y3.npy"), 1, d5, y3);
-    ck_assert_int_eq(rt_data_load(&d, m, tmp("x.npy"), tmp("y3.npy"), true), -1);
+    ck_assert_int_eq(rt_data_load(&d, m, tmp("x.npy"), tmp("y3.npy"), true, NULL), -1);
     assert_err("y3.npy", "label 3 of sample 2", "expected 0 to 2");
 
     int32_t yn[5] = {0, 1, -1, 1, 0};
     ck_assert_int_eq(rt_npy_write(tmp("yn.npy"), RT_I32, 1, d5, yn), 0);
-    ck_assert_int_eq(rt_data_load(&d, m, tmp("x.npy"), tmp("yn.npy"), true), -1);
+    ck_assert_int_eq(rt_data_load(&d, m, tmp("x.npy"), tmp("yn.npy"), true, NULL), -1);
     assert_err("yn.npy", "label -1 of sample 2");
 
     float yf[5] = {0};
     write_f32(tmp("yf.npy"), 1, d5, yf);
-    ck_assert_int_eq(rt_data_load(&d, m, tmp("x.npy"), tmp("yf.npy"), true), -1);
+    ck_assert_int_eq(rt_data_load(&d, m, tmp("x.npy"), tmp("yf.npy"), true, NULL), -1);
     assert_err("yf.npy", "integer class indices", "float32");
 
     x[7] = NAN;
     write_f32(tmp("xnan.npy"), 2, d5, x);
-    ck_assert_int_eq(rt_data_load(&d, m, tmp("xnan.npy"), tmp("y.npy"), true), -1);
+    ck_assert_int_eq(rt_data_load(&d, m, tmp("xnan.npy"), tmp("y.npy"), true, NULL), -1);
     assert_err("xnan.npy", "sample 1", "non-finite");
     x[7] = INFINITY;
     write_f32(tmp("xinf.npy"), 2, d5, x);
-    ck_assert_int_eq(rt_data_load(&d, m, tmp("xinf.npy"), tmp("y.npy"), true), -1);
+    ck_assert_int_eq(rt_data_load(&d, m, tmp("xinf.npy"), tmp("y.npy"), true, NULL), -1);
     assert_err("xinf.npy", "non-finite");
 
     int32_t xi[20] = {0};
     ck_assert_int_eq(rt_npy_write(tmp("xi.npy"), RT_I32, 2, d5, xi), 0);
-    ck_assert_int_eq(rt_data_load(&d, m, tmp("xi.npy"), tmp("y.npy"), true), -1);
+    ck_assert_int_eq(rt_data_load(&d, m, tmp("xi.npy"), tmp("y.npy"), true, NULL), -1);
     assert_err("xi.npy", "uint8 or float32", "int32");
 
     int64_t d52[2] = {5, 2};
     unsigned char y52[10] = {0};
     write_u8(tmp("y52.npy"), 2, d52, y52);
-    ck_assert_int_eq(rt_data_load(&d, m, tmp("x.npy"), tmp("y52.npy"), true), -1);
+    ck_assert_int_eq(rt_data_load(&d, m, tmp("x.npy"), tmp("y52.npy"), true, NULL), -1);
     assert_err("y52.npy", "one label per sample");
 }
 END_TEST
@@ -736,16 +736,16 @@ START_TEST(data_fit_images)
     write_u8(tmp("hwc.npy"), 4, hwc, px);
     rt_data d;
     /* N x H x W fits one channel, and so does N x H x W x 1 */
-    ck_assert_int_eq(rt_data_load(&d, &m1, tmp("hw.npy"), tmp("y.npy"), true), 0);
+    ck_assert_int_eq(rt_data_load(&d, &m1, tmp("hw.npy"), tmp("y.npy"), true, NULL), 0);
     rt_data_free(&d);
-    ck_assert_int_eq(rt_data_load(&d, &m1, tmp("hw1.npy"), tmp("y.npy"), true), 0);
+    ck_assert_int_eq(rt_data_load(&d, &m1, tmp("hw1.npy"), tmp("y.npy"), true, NULL), 0);
     rt_data_free(&d);
-    ck_assert_int_eq(rt_data_load(&d, &m1, tmp("hwc.npy"), tmp("y.npy"), true), -1);
+    ck_assert_int_eq(rt_data_load(&d, &m1, tmp("hwc.npy"), tmp("y.npy"), true, NULL), -1);
     assert_err("hwc.npy", "4 x 2 x 3 x 3", "N x 2 x 3 x 1");
-    ck_assert_int_eq(rt_data_load(&d, &m3, tmp("hw.npy"), tmp("y.npy"), true), -1);
+    ck_assert_int_eq(rt_data_load(&d, &m3, tmp("hw.npy"), tmp("y.npy"), true, NULL), -1);
     assert_err("hw.npy", "expected N x 2 x 3 x 3");
     /* uint8 scaled by 1/255, in file order (NHWC) */
-    ck_assert_int_eq(rt_data_load(&d, &m3, tmp("hwc.npy"), tmp("y.npy"), true), 0);
+    ck_assert_int_eq(rt_data_load(&d, &m3, tmp("hwc.npy"), tmp("y.npy"), true, NULL), 0);
     int64_t idx[1] = {1};
     double x[18];
     rt_data_inputs(&d, &m3, idx, 1, x, NULL);
@@ -755,7 +755,7 @@ START_TEST(data_fit_images)
     /* and converted to float for a float model */
     cnnrt_model mf = m3;
     mf.real_size = 4;
-    ck_assert_int_eq(rt_data_load(&d, &mf, tmp("hwc.npy"), tmp("y.npy"), true), 0);
+    ck_assert_int_eq(rt_data_load(&d, &mf, tmp("hwc.npy"), tmp("y.npy"), true, NULL), 0);
     float xf[18];
     rt_data_inputs(&d, &mf, idx, 1, xf, NULL);
     ck_assert(xf[3] == (float)(px[21] / 255.0));
@@ -777,22 +777,22 @@ START_TEST(data_mse_targets)
     int64_t idx[2] = {2, 0};
     double tg[6];
     int32_t labels[2];
-    ck_assert_int_eq(rt_data_load(&d, m, tmp("x.npy"), tmp("t.npy"), true), 0);
+    ck_assert_int_eq(rt_data_load(&d, m, tmp("x.npy"), tmp("t.npy"), true, NULL), 0);
     ck_assert(!d.y_is_labels);
     rt_data_targets(&d, m, idx, 2, labels, tg);
     ck_assert(tg[2] == 8.25 && tg[3] == 0.5);
     rt_data_free(&d);
     /* integer labels become one-hot targets */
-    ck_assert_int_eq(rt_data_load(&d, m, tmp("x.npy"), tmp("y.npy"), true), 0);
+    ck_assert_int_eq(rt_data_load(&d, m, tmp("x.npy"), tmp("y.npy"), true, NULL), 0);
     rt_data_targets(&d, m, idx, 2, labels, tg);
     ck_assert_int_eq(labels[0], 1);
     ck_assert(tg[0] == 0 && tg[1] == 1 && tg[2] == 0 && tg[3] == 0 && tg[4] == 0 && tg[5] == 1);
     rt_data_free(&d);
-    ck_assert_int_eq(rt_data_load(&d, m, tmp("x.npy"), tmp("t2.npy"), true), -1);
+    ck_assert_int_eq(rt_data_load(&d, m, tmp("x.npy"), tmp("t2.npy"), true, NULL), -1);
     assert_err("t2.npy", "3 x 2", "3 outputs");
     t[4] = NAN;
     write_f32(tmp("tn.npy"), 2, d33, t);
-    ck_assert_int_eq(rt_data_load(&d, m, tmp("x.npy"), tmp("tn.npy"), true), -1);
+    ck_assert_int_eq(rt_data_load(&d, m, tmp("x.npy"), tmp("tn.npy"), true, NULL), -1);
     assert_err("tn.npy", "sample 1", "non-finite");
 }
 END_TEST
@@ -1485,7 +1485,7 @@ START_TEST(e2e_no_shuffle_first_batch)
     ctx_new(&ctx, m, CNNRT_SGD, 5);
     ctx.lr = 0.5;
     rt_data d;
-    ck_assert_int_eq(rt_data_load(&d, m, tmp("x.npy"), tmp("y.npy"), true), 0);
+    ck_assert_int_eq(rt_data_load(&d, m, tmp("x.npy"), tmp("y.npy"), true, NULL), 0);
     int64_t idx[8] = {0, 1, 2, 3, 4, 5, 6, 7};
     double x[8 * 4];
     int32_t labels[8];
