@@ -170,8 +170,8 @@ oom:
     return -1;
 }
 
-/* The folders from a class folder down to the one being read, to catch a
- * symbolic link back to one of them. */
+/* The folders from the data folder down to the one being read, to catch
+ * a symbolic link back to one of them. */
 typedef struct Trail {
     dev_t dev[MAX_DEPTH];
     ino_t ino[MAX_DEPTH];
@@ -268,19 +268,25 @@ static int find_classes(rt_data *d, const char *dir)
     return d->classes ? 0 : -1;
 }
 
+/* Starts a trail at path. */
+static void trail_start(Trail *t, const char *path)
+{
+    struct stat st;
+    if (stat(path, &st) == 0 && t->depth < MAX_DEPTH) {
+        t->dev[t->depth] = st.st_dev;
+        t->ino[t->depth++] = st.st_ino;
+    }
+}
+
 static int list_images(Listing *l, const rt_data *d, const char *dir)
 {
     for (int k = 0; k < d->nclasses; k++) {
         char *cdir = join(dir, d->classes[k]);
         Trail t = {.depth = 0};
-        struct stat st;
         if (!cdir)
             return -1;
-        if (stat(cdir, &st) == 0) {
-            t.dev[0] = st.st_dev;
-            t.ino[0] = st.st_ino;
-            t.depth = 1;
-        }
+        trail_start(&t, dir);
+        trail_start(&t, cdir);
         size_t first = l->n;
         int rc = walk(l, cdir, k, &t);
         if (rc == 0 && l->n == first) {

@@ -62,18 +62,25 @@ static const char *member_str(const Gunzip *g, char *buf, size_t size)
     return buf;
 }
 
+/* Whether the output has passed the limit (the message recorded). */
+static bool too_large(const Gunzip *g)
+{
+    if (g->len <= rt_gzip_limit)
+        return false;
+    char lim[64];
+    size_str(lim, sizeof lim, rt_gzip_limit);
+    rt_error("%s: decompresses to more than %s, the limit for a gzip-compressed "
+             "file (a guard against decompression bombs); decompress it first "
+             "(gzip -dk) if it is meant to be that large", g->path, lim);
+    return true;
+}
+
 /* Room for more output: doubles the buffer, up to one byte past the
  * limit (that byte filled means the data is too large). */
 static int grow(Gunzip *g)
 {
-    if (g->len > rt_gzip_limit) {
-        char lim[64];
-        size_str(lim, sizeof lim, rt_gzip_limit);
-        rt_error("%s: decompresses to more than %s, the limit for a gzip-compressed "
-                 "file (a guard against decompression bombs); decompress it first "
-                 "(gzip -dk) if it is meant to be that large", g->path, lim);
+    if (too_large(g))
         return -1;
-    }
     size_t cap = g->cap <= SIZE_MAX / 2 ? g->cap * 2 : SIZE_MAX;
     if (cap > rt_gzip_limit + 1)
         cap = rt_gzip_limit + 1;
@@ -193,6 +200,8 @@ int rt_gunzip(const char *path, const unsigned char *in, size_t size,
         return -1;
     }
     int rc = inflate_all(&g);
+    if (rc == 0 && too_large(&g))
+        rc = -1;
     inflateEnd(&g.z);
     if (rc != 0) {
         free(g.out);
