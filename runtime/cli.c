@@ -41,16 +41,14 @@ typedef struct Flag {
 #define O(field) offsetof(rt_opts, field)
 static const Flag flags[] = {
     {"--data", F_STR, TRAIN | EVAL | PREDICT, O(data), 0, 0, 0, 0,
-     "FILE|DIR  inputs: .npy, IDX, a CIFAR-10 batch with its labels (each may be "
-     "gzip-compressed), or a folder of class folders of PNG/JPEG images"},
+     "FILE|DIR  .npy, IDX, CIFAR-10 batch (any gzip-compressed), or class folders of images"},
     {"--labels", F_STR, TRAIN | EVAL, O(labels), 0, 0, 0, 0,
-     "FILE  labels (.npy or IDX), or float32 targets for loss=mse; not with a folder"},
+     "FILE  labels (.npy or IDX), or float32 targets for loss=mse"},
     {"--val-data", F_STR, TRAIN, O(val_data), 0, 0, 0, 0,
      "FILE|DIR  validation inputs (a folder: the same class folders)"},
-    {"--resize", F_SWITCH, TRAIN | EVAL | PREDICT, O(resize), 0, 0, 0, 0,
-     "scale a folder's images to the Input's size (bilinear, as PyTorch's "
-     "F.interpolate with align_corners=False)"},
     {"--val-labels", F_STR, TRAIN, O(val_labels), 0, 0, 0, 0, "FILE  validation labels"},
+    {"--resize", F_SWITCH, TRAIN | EVAL | PREDICT, O(resize), 0, 0, 0, 0,
+     "scale a folder's images to the Input's size (bilinear, align_corners=False)"},
     {"--val-split", F_REAL, TRAIN, O(val_split), 0, 1, 1, 1,
      "F  use the last fraction F (0 < F < 1) of the data for validation"},
     {"--epochs", F_INT, TRAIN, O(epochs), 1, 1e12, 0, 0, "N  passes over the data"},
