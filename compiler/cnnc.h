@@ -520,6 +520,8 @@ typedef struct LayerPlace {
 
 typedef struct MemPlan {
     int kernels;            /* the tier planned for (Kernels) */
+    bool *compact;          /* [nlayers] in a fast trainer, the layers given
+                               the compact (reference) kernels; NULL: none */
     int64_t real_size;      /* bytes of one value: 4 (f32) or 8 (f64) */
     int64_t batch;          /* the compiled (largest) batch */
     int64_t micro;          /* samples per pass through the layers */
@@ -563,6 +565,11 @@ typedef enum Kernels { KERNELS_FAST, KERNELS_REFERENCE } Kernels;
  * the plan's choice; the reference tier takes the whole batch). */
 bool plan_network(const Network *n, int64_t real_size, int64_t micro, Kernels kernels,
                   MemPlan *p);
+/* The same, with the layers where compact[i] holds given the reference
+ * kernels in a fast trainer: nothing fused into them, nothing streamed, no
+ * scratch (emit.c's budget of generated code decides which). */
+bool plan_network_mixed(const Network *n, int64_t real_size, int64_t micro, Kernels kernels,
+                        const bool *compact, MemPlan *p);
 void plan_free(MemPlan *p);
 
 /* ------------------------------------------------------------------------
@@ -571,7 +578,7 @@ void plan_free(MemPlan *p);
 
 /* micro: samples per pass (0: the plan's choice). */
 void summary_print(FILE *f, const Network *n, int64_t real_size, int64_t micro,
-                   Kernels kernels);
+                   Kernels kernels, int64_t fast_budget);
 
 /* ------------------------------------------------------------------------
  * emit.c: Network -> the C of its trainer (against runtime/cnnrt.h and
@@ -671,14 +678,6 @@ void emit_loop(Emitter *e, const LayerCode *c, const char *var, const char *coun
                int64_t grain);
 void emit_loop_end(Emitter *e, const LayerCode *c);
 
-/* Register tiles of GCC vector types (Conv, Dense): declare and load nv
- * vectors NAME0.. of TYPE from BASE + c0, BASE + c1, ...; and the tile's
- * multiply-adds a{r}_{v} += PRE{r}POST * VEC{v}. */
-void emit_vloads(Emitter *e, const char *type, const char *name, int nv, const char *base);
-void emit_fmas(Emitter *e, int rows, int nv, const char *pre, const char *post, const char *vec);
-/* "typedef ... TYPE_mask;": the integer lanes a comparison of TYPEs gives,
- * to mask with (C has no ?: on vectors): the fused ReLUs of Conv and Dense. */
-void emit_mask_type(Emitter *e, const char *type);
 /* The whole backward of a layer without parameters when no input needs a
  * gradient: a comment, the signature and every argument cast to void. */
 void emit_backward_nothing(Emitter *e, const LayerCode *c);
@@ -692,6 +691,9 @@ void emit_backward_phases(Emitter *e, const LayerCode *c, BackwardPhase *weights
                           BackwardPhase *data, const void *geom);
 /* "dx[j] = V" or "dx[j] += V" as c->dx_add[k] says: the operator. */
 const char *dx_op(const LayerCode *c, int k);
+/* For a kernel that can only add into dx: "memset(dx, 0, ...)" for each
+ * input whose gradient it writes first (c->dx_add[k] false). */
+void emit_dx_clear(Emitter *e, const LayerCode *c);
 
 /* Whether the kernel window of taps is small enough to unroll. */
 #define EMIT_UNROLL_TAPS 16
@@ -700,11 +702,24 @@ typedef struct EmitOptions {
     int64_t real_size;     /* 4 or 8 */
     int64_t micro;         /* samples per pass through the layers; 0: the plan's */
     Kernels kernels;
+    int64_t fast_budget;   /* bytes of fast layer code at most (0: 16 MiB) */
+    bool note_compact;     /* say on stderr when layers get compact kernels */
+    const bool *compact;   /* the layers with compact kernels, as
+                              emit_kernels_checked chose them; NULL: choose */
     const Source *src;     /* embedded in the trainer (checkpoint metadata) */
 } EmitOptions;
 
-/* Writes the trainer's C for n to out. False on a write error. */
+/* Writes the trainer's C for n to out. False on a write error, or (with a
+ * message) when the trainer would be too large to compile. */
 bool emit_network(FILE *out, const Network *n, const EmitOptions *o);
+/* Which layers of a fast trainer get compact (reference) kernels so that
+ * its code stays within budget: compact[nlayers], *ncompact of them, and
+ * about *bytes of C in all. False when even then it is too large. */
+bool emit_choose_kernels(const Network *n, int64_t real_size, int64_t micro, int64_t budget,
+                         bool *compact, int *ncompact, int64_t *bytes);
+/* emit_choose_kernels for o, with the error when the trainer would be too
+ * large (false) and, when o asks, the note when layers get compact kernels. */
+bool emit_kernels_checked(const Network *n, const EmitOptions *o, bool *compact, int *ncompact);
 
 /* FLOP per sample of one training step: forward, the weight gradients, and
  * the input gradients that are computed. */

@@ -28,40 +28,6 @@
  * Helpers for the kinds' emitters
  */
 
-/* The vector tiles of Conv and Dense: "TYPE w0, w1;" then
- * "VLOAD(w0, BASE + c0); VLOAD(w1, BASE + c1);" for nv vectors. */
-void emit_vloads(Emitter *e, const char *type, const char *name, int nv, const char *base)
-{
-    char line[512];
-    size_t len = (size_t)snprintf(line, sizeof line, "%s", type);
-    for (int v = 0; v < nv; v++)
-        len += (size_t)snprintf(line + len, sizeof line - len, "%s %s%d", v ? "," : "", name, v);
-    emit(e, "%s;", line);
-    for (int v = 0; v < nv; v++)
-        emit(e, "VLOAD(%s%d, %s + c%d);", name, v, base, v);
-}
-
-/* a{r}_{v} += PRE{r}POST * VEC{v}: a line per tile row r, nv vectors. */
-void emit_fmas(Emitter *e, int rows, int nv, const char *pre, const char *post, const char *vec)
-{
-    for (int r = 0; r < rows; r++) {
-        char line[512];
-        size_t len = 0;
-        for (int v = 0; v < nv; v++)
-            len += (size_t)snprintf(line + len, sizeof line - len, "%sa%d_%d += %s%d%s * %s%d;",
-                                    v ? " " : "", r, v, pre, r, post, vec, v);
-        emit(e, "%s", line);
-    }
-}
-
-void emit_mask_type(Emitter *e, const char *type)
-{
-    char name[64];
-    snprintf(name, sizeof name, "%s_mask", type);
-    emit_local(e, name, "typedef __typeof__((%s){0} < (%s){0}) %s_mask; /* a comparison's lanes */",
-               type, type, type);
-}
-
 bool code_needs_dx(const LayerCode *c)
 {
     for (int k = 0; k < c->ninputs; k++)
@@ -267,13 +233,20 @@ static LayerCode layer_code(const Emitter *e, const MemPlan *lay, int i, Kernels
         c.need_dx[k] = at->need_dx[k];
         c.dx_add[k] = at->dx_add[k];
     }
-    for (int j = 0; j < i; j++)
-        c.streamed_into |= lay->at[j].stream_to == i && lay->at[j].streamed;
+    for (int j = i - 2; j < i; j++)   /* streaming pairs are neighbours */
+        c.streamed_into |= j >= 0 && lay->at[j].streamed && lay->at[j].stream_to == i;
     return c;
+}
+
+/* The tier of layer i's kernels in a trainer of tier kernels. */
+static Kernels layer_tier(const MemPlan *lay, int i, Kernels kernels)
+{
+    return lay->compact && lay->compact[i] ? KERNELS_REFERENCE : kernels;
 }
 
 static void emit_layer(Emitter *e, const MemPlan *lay, int i, Kernels kernels)
 {
+    kernels = layer_tier(lay, i, kernels);
     const Layer *l = &e->net->layers[i];
     char in[64], out[64];
     emit(e, "/* ---- %s: %s, %s -> %s %s */", l->label, l->kind->name,
@@ -756,11 +729,132 @@ static void emit_model(Emitter *e, const EmitOptions *o)
     free(sym);
 }
 
+/* ------------------------------------------------------------------------
+ * The budget of generated code
+ *
+ * The fast tier spends code for speed: a Conv's tiles for three targets are
+ * about 50 KB of C. A network of thousands of layers would give a file no
+ * C compiler finishes (2,000 convolutions: 110 MB). So the fast kernels go
+ * to the layers with the most FLOP first, up to EMIT_FAST_BUDGET bytes of
+ * their code; the others get the reference tier's compact loops (a few KB
+ * each), within the same trainer. Past EMIT_MAX_BYTES in all, the network is
+ * refused: gcc takes minutes a megabyte of such code at -O2.
+ */
+#define EMIT_FAST_BUDGET ((int64_t)16 << 20)
+#define EMIT_MAX_BYTES ((int64_t)48 << 20)
+/* What the driver writes per layer (calls, offsets, tables), about. */
+#define EMIT_DRIVER_BYTES_PER_LAYER 1024
+
+/* The bytes of layer i's code in tier k, written and thrown away. */
+static int64_t layer_code_bytes(const Network *n, const MemPlan *lay, int i, Kernels k,
+                                int64_t real_size)
+{
+    Buf b = {0};
+    b.f = open_memstream(&b.text, &b.len);
+    if (!b.f)
+        return INT64_MAX;
+    Emitter e = {.out = b.f, .net = n, .real_size = real_size};
+    emit_layer(&e, lay, i, k);
+    fclose(b.f);
+    free(b.text);
+    emitter_free(&e);
+    return (int64_t)b.len;
+}
+
+/* Layers in order of their forward FLOP, the most first (ties in source
+ * order). */
+static const Network *sort_net;
+static int by_flops(const void *a, const void *b)
+{
+    const Layer *la = &sort_net->layers[*(const int *)a], *lb = &sort_net->layers[*(const int *)b];
+    double fa = la->kind->flops(la), fb = lb->kind->flops(lb);
+    if (fa != fb)
+        return fa < fb ? 1 : -1;
+    return *(const int *)a - *(const int *)b;
+}
+
+bool emit_choose_kernels(const Network *n, int64_t real_size, int64_t micro, int64_t budget,
+                         bool *compact, int *ncompact, int64_t *bytes)
+{
+    if (budget <= 0)
+        budget = EMIT_FAST_BUDGET;
+    MemPlan lay;
+    *ncompact = 0;
+    *bytes = 0;
+    if (!plan_network(n, real_size, micro, KERNELS_FAST, &lay))
+        return true;   /* the caller reports the plan */
+    int *order = xcalloc((size_t)n->nlayers + 1, sizeof *order);
+    for (int i = 0; i < n->nlayers; i++)
+        order[i] = i;
+    sort_net = n;
+    qsort(order, (size_t)n->nlayers, sizeof *order, by_flops);
+    int64_t fast = 0, total = (int64_t)n->nlayers * EMIT_DRIVER_BYTES_PER_LAYER;
+    bool spent = false;
+    for (int k = 0; k < n->nlayers && total <= EMIT_MAX_BYTES; k++) {
+        int i = order[k];
+        const Layer *l = &n->layers[i];
+        compact[i] = false;
+        if (l->kind->flops(l) == 0) {   /* little code in either tier: keep fast */
+            total += layer_code_bytes(n, &lay, i, KERNELS_FAST, real_size);
+            continue;
+        }
+        if (!spent) {
+            int64_t b = layer_code_bytes(n, &lay, i, KERNELS_FAST, real_size);
+            if (fast + b <= budget) {
+                fast += b;
+                total += b;
+                continue;
+            }
+            spent = true;
+        }
+        compact[i] = true;
+        (*ncompact)++;
+        total += layer_code_bytes(n, &lay, i, KERNELS_REFERENCE, real_size);
+    }
+    free(order);
+    plan_free(&lay);
+    *bytes = total;
+    return total <= EMIT_MAX_BYTES;
+}
+
+bool emit_kernels_checked(const Network *n, const EmitOptions *o, bool *compact, int *ncompact)
+{
+    int64_t bytes = 0;
+    *ncompact = 0;
+    if (o->kernels != KERNELS_FAST)
+        return true;
+    if (!emit_choose_kernels(n, o->real_size, o->micro, o->fast_budget, compact, ncompact,
+                             &bytes)) {
+        fprintf(stderr, "cnnc: error: %s: the trainer of these %d layers would be over %d MiB "
+                "of C, more than a C compiler takes in reasonable time\n", n->source_name,
+                n->nlayers, (int)(EMIT_MAX_BYTES >> 20));
+        return false;
+    }
+    if (*ncompact > 0 && o->note_compact)
+        fprintf(stderr, "cnnc: note: %s: %d of %d layers get compact kernels (the reference "
+                "tier's loops): the fast ones of all would pass %" PRId64 " KiB of C; the "
+                "layers with the most FLOP keep theirs\n", n->source_name, *ncompact,
+                n->nlayers, (o->fast_budget > 0 ? o->fast_budget : EMIT_FAST_BUDGET) >> 10);
+    return true;
+}
+
 bool emit_network(FILE *out, const Network *n, const EmitOptions *o)
 {
     Emitter e = {.out = out, .net = n, .real_size = o->real_size};
     MemPlan lay;
-    if (!plan_network(n, o->real_size, o->micro, o->kernels, &lay)) {
+    bool *compact = xcalloc((size_t)n->nlayers + 1, sizeof *compact);
+    int ncompact = 0;
+    if (o->compact) {
+        for (int i = 0; i < n->nlayers; i++)
+            ncompact += compact[i] = o->compact[i];
+    } else if (!emit_kernels_checked(n, o, compact, &ncompact)) {
+        free(compact);
+        return false;
+    }
+    bool planned = plan_network_mixed(n, o->real_size, o->micro, o->kernels,
+                                      ncompact ? compact : NULL, &lay);
+    free(compact);
+    if (!planned) {
         fprintf(stderr, "cnnc: error: %s: the buffers at batch %" PRId64
                 " do not fit in 64-bit sizes\n", n->source_name, n->train.batch);
         return false;
@@ -783,12 +877,12 @@ bool emit_network(FILE *out, const Network *n, const EmitOptions *o)
     char *summary = NULL;
     size_t summary_len = 0;
     FILE *s = open_memstream(&summary, &summary_len);
-    summary_print(s, n, o->real_size, o->micro, o->kernels);
+    summary_print(s, n, o->real_size, o->micro, o->kernels, o->fast_budget);
     fclose(s);
     emit_string(&e, "net_summary", summary, summary_len);
     free(summary);
     emit_model(&e, o);
     plan_free(&lay);
-    free(e.locals);
+    emitter_free(&e);
     return !ferror(out);
 }

@@ -635,3 +635,24 @@ void emit_loop_end(Emitter *e, const LayerCode *c)
     else
         emit(e, "}");
 }
+
+void emit_dx_clear(Emitter *e, const LayerCode *c)
+{
+    for (int k = 0; k < c->ninputs; k++) {
+        if (!c->need_dx[k] || c->dx_add[k])
+            continue;
+        char name[16];
+        snprintf(name, sizeof name, c->ninputs > 1 ? "dx%d" : "dx", k);
+        emit(e, "memset(%s, 0, sizeof(real) * (size_t)n * %" PRId64 "); /* the first gradient "
+                "sent back: from zero */", name, shape_elems(c->l->ins[k]));
+    }
+}
+
+void emitter_free(Emitter *e)
+{
+    forget_locals(e, 0, -1);
+    free(e->locals);
+    free(e->fn_locals);
+    e->locals = NULL;
+    e->fn_locals = NULL;
+}

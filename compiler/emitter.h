@@ -83,4 +83,7 @@ struct Emitter {
     int loop_indent;
 };
 
+/* Frees what the Emitter holds (not its streams). */
+void emitter_free(Emitter *e);
+
 #endif /* CNNC_EMITTER_H */

@@ -31,6 +31,7 @@ typedef struct Options {
     int64_t real_size;      /* 4 or 8 */
     int64_t micro;          /* --micro-batch; 0: the plan's choice */
     Kernels kernels;        /* --kernels */
+    int64_t fast_budget;    /* --fast-budget, in bytes; 0: the default */
     int max_errors;
     bool werror;
 } Options;
@@ -47,6 +48,8 @@ static void usage(FILE *f)
           "                      picture of the network)\n"
           "      --kernels=K     fast (default): tiled, threaded kernels; reference: the\n"
           "                      plain loops of the math, to read and to check against\n"
+          "      --fast-budget=KIB  the fast kernels' share of the generated C (16384);\n"
+          "                      past it, the layers with the least FLOP get compact ones\n"
           "      --precision=P   f32 (default) or f64\n"
           "      --micro-batch=N samples per pass through the layers (default: the\n"
           "                      batch halved until its maps fit 24 MiB)\n"
@@ -73,7 +76,7 @@ static int parse_options(int argc, char **argv, Options *o)
 {
     enum {
         OPT_CHECK = 256, OPT_SUMMARY, OPT_PRECISION, OPT_MICRO, OPT_MAX_ERRORS, OPT_WERROR,
-        OPT_EMIT, OPT_KERNELS
+        OPT_EMIT, OPT_KERNELS, OPT_FAST_BUDGET
     };
     static const struct option longopts[] = {
         {"check", no_argument, NULL, OPT_CHECK},
@@ -81,6 +84,7 @@ static int parse_options(int argc, char **argv, Options *o)
         {"precision", required_argument, NULL, OPT_PRECISION},
         {"emit", required_argument, NULL, OPT_EMIT},
         {"kernels", required_argument, NULL, OPT_KERNELS},
+        {"fast-budget", required_argument, NULL, OPT_FAST_BUDGET},
         {"micro-batch", required_argument, NULL, OPT_MICRO},
         {"max-errors", required_argument, NULL, OPT_MAX_ERRORS},
         {"Werror", no_argument, NULL, OPT_WERROR},
@@ -114,6 +118,16 @@ static int parse_options(int argc, char **argv, Options *o)
             else
                 return usage_error("--kernels takes fast or reference, not '%s'", optarg);
             break;
+        case OPT_FAST_BUDGET: {
+            char *end;
+            errno = 0;
+            long long kib = strtoll(optarg, &end, 10);
+            if (errno || *end || end == optarg || kib < 1 || kib > (1LL << 30))
+                return usage_error("--fast-budget needs a size in KiB from 1 to 1073741824, "
+                                   "not '%s'", optarg);
+            o->fast_budget = kib << 10;
+            break;
+        }
         case OPT_PRECISION:
             if (strcmp(optarg, "f32") == 0)
                 o->real_size = 4;
@@ -164,13 +178,14 @@ static int parse_options(int argc, char **argv, Options *o)
     return -1;
 }
 
-/* What --emit asks for, to f. */
-static bool emit_to(FILE *f, const Network *net, const Options *o, const Source *src)
+/* What --emit asks for, to f; compact: the layers with compact kernels. */
+static bool emit_to(FILE *f, const Network *net, const Options *o, const Source *src,
+                    const bool *compact)
 {
     if (o->emit == OUTPUT_DOT)
         return emit_dot(f, net);
     EmitOptions eo = {.real_size = o->real_size, .micro = o->micro, .kernels = o->kernels,
-                      .src = src};
+                      .fast_budget = o->fast_budget, .compact = compact, .src = src};
     return emit_network(f, net, &eo);
 }
 
@@ -178,11 +193,11 @@ static bool emit_to(FILE *f, const Network *net, const Options *o, const Source 
  * a reader sees either the old file or the whole new one; a device or a FIFO
  * is written through, a symbolic link's target replaced. The model file
  * itself is refused as the output: it would be lost to its own trainer. */
-static int write_output(const char *path, const Network *net, const Options *o,
-                        const Source *src)
+static int write_emitted(const char *path, const Network *net, const Options *o,
+                         const Source *src, const bool *compact)
 {
     if (strcmp(path, "-") == 0)
-        return emit_to(stdout, net, o, src) ? 0 : EXIT_USAGE;
+        return emit_to(stdout, net, o, src, compact) ? 0 : EXIT_USAGE;
     if (strcmp(o->input, "-") != 0 && !rt_is_stream(path) && rt_same_file(path, o->input)) {
         fprintf(stderr, "cnnc: error: -o %s is the model file %s itself; writing the "
                 "trainer there would destroy the model\n", path, o->input);
@@ -196,7 +211,7 @@ static int write_output(const char *path, const Network *net, const Options *o,
     }
     /* emit_to fails having said why, or on a write error, which the commit
      * reports */
-    if (!emit_to(f, net, o, src) && !ferror(f)) {
+    if (!emit_to(f, net, o, src, compact) && !ferror(f)) {
         rt_output_abort(&out);
         return EXIT_USAGE;
     }
@@ -205,6 +220,24 @@ static int write_output(const char *path, const Network *net, const Options *o,
         return EXIT_USAGE;
     }
     return 0;
+}
+
+/* The output --emit asks for, to path; a trainer too large to compile is
+ * refused before the output is touched (the model's fault: exit status 1). */
+static int write_output(const char *path, const Network *net, const Options *o,
+                        const Source *src)
+{
+    EmitOptions eo = {.real_size = o->real_size, .micro = o->micro, .kernels = o->kernels,
+                      .fast_budget = o->fast_budget, .note_compact = true};
+    bool *compact = xcalloc((size_t)net->nlayers + 1, sizeof *compact);
+    int ncompact;
+    if (o->emit == OUTPUT_TRAINER && !emit_kernels_checked(net, &eo, compact, &ncompact)) {
+        free(compact);
+        return EXIT_MODEL;
+    }
+    int status = write_emitted(path, net, o, src, compact);
+    free(compact);
+    return status;
 }
 
 /* Front end: source -> checked network. NULL when the model has errors. */
@@ -242,7 +275,7 @@ int main(int argc, char **argv)
     }
     status = 0;
     if (o.mode == MODE_SUMMARY) {
-        summary_print(stdout, net, o.real_size, o.micro, o.kernels);
+        summary_print(stdout, net, o.real_size, o.micro, o.kernels, o.fast_budget);
     } else if (o.mode == MODE_EMIT) {
         status = write_output(o.output, net, &o, src);
     }

@@ -95,6 +95,13 @@ static bool fast(Kernels k)
     return k == KERNELS_FAST;
 }
 
+/* Whether layer i has the fast tier's kernels: in a fast trainer, all but
+ * those given compact ones (emit.c's code budget). */
+static bool layer_fast(const MemPlan *p, int i)
+{
+    return p->kernels == KERNELS_FAST && !(p->compact && p->compact[i]);
+}
+
 /* The one consumer of tensor t, or -1 when it has none or several. */
 static int only_consumer(const Network *n, int t)
 {
@@ -184,7 +191,8 @@ static int stream_target(const Network *n, const MemPlan *p, int i)
 {
     const Layer *l = &n->layers[i];
     int64_t bytes, sample;
-    if (!batch_bytes(p, shape_elems(l->out), &bytes) || bytes <= PLAN_STREAM_BYTES ||
+    if (!layer_fast(p, i) || !batch_bytes(p, shape_elems(l->out), &bytes) ||
+        bytes <= PLAN_STREAM_BYTES ||
         !mul_ok(shape_elems(l->out), p->real_size, &sample) ||
         sample < PLAN_STREAM_SAMPLE_BYTES || p->micro <= 1 || !l->kind->ignores_own_output ||
         p->at[i].in_place)
@@ -196,7 +204,7 @@ static int stream_target(const Network *n, const MemPlan *p, int i)
     if (relu)
         j = only_consumer(n, layer_output(&n->layers[r]));
     if (j < 0 || j != (relu ? i + 2 : i + 1) || !n->layers[j].kind->sample_forward ||
-        !p->at[j].backward)
+        !p->at[j].backward || !layer_fast(p, j))
         return -1;
     /* the ReLU's backward, which reads its output, must go into layer j */
     return !relu || !p->at[r].need_dx[0] || n->layers[j].kind->relu_backward ? j : -1;
@@ -213,13 +221,13 @@ static void place_fusions(const Network *n, MemPlan *p)
         if (!l->kind->is_relu || !at->in_place)
             continue;
         int producer = n->tensors[l->inputs[0]].producer;
-        if (n->layers[producer].kind->relu_forward) {
+        if (n->layers[producer].kind->relu_forward && layer_fast(p, producer)) {
             at->forward_fused = true;
             p->at[producer].relu_out = true;
         }
         int j = only_consumer(n, layer_output(l));
         if (at->need_dx[0] && j >= 0 && p->at[j].backward && n->layers[j].kind->relu_backward &&
-            n->layers[j].ninputs == 1) {
+            n->layers[j].ninputs == 1 && layer_fast(p, j)) {
             at->backward_fused = true;
             at->backward = false;
             p->at[j].relu_in = true;
@@ -398,7 +406,7 @@ static bool place_workspace(const Network *n, MemPlan *p, Kernels kernels)
     for (int i = 0; i < n->nlayers; i++) {
         const Layer *l = &n->layers[i];
         p->at[i].scratch_off = off;
-        bytes = fast(kernels) && l->kind->scratch_bytes
+        bytes = layer_fast(p, i) && l->kind->scratch_bytes
                     ? l->kind->scratch_bytes(l, p->micro, p->lane_samples, p->real_size) : 0;
         if (bytes < 0 || !take(&off, bytes))
             return false;
@@ -433,7 +441,18 @@ static bool place_micro_batches(const Network *n, int64_t micro, Kernels kernels
 bool plan_network(const Network *n, int64_t real_size, int64_t micro, Kernels kernels,
                   MemPlan *p)
 {
+    return plan_network_mixed(n, real_size, micro, kernels, NULL, p);
+}
+
+bool plan_network_mixed(const Network *n, int64_t real_size, int64_t micro, Kernels kernels,
+                        const bool *compact, MemPlan *p)
+{
     *p = (MemPlan){.kernels = kernels, .real_size = real_size, .batch = n->train.batch};
+    if (compact) {
+        p->compact = xcalloc((size_t)n->nlayers + 1, sizeof *p->compact);
+        for (int i = 0; i < n->nlayers; i++)
+            p->compact[i] = compact[i];
+    }
     p->at = xcalloc((size_t)n->nlayers, sizeof *p->at);
     p->t = xcalloc((size_t)n->nlayers + 1, sizeof *p->t);
     p->loss_tensor = network_fuses_softmax(n) ? n->layers[n->nlayers - 1].inputs[0]
@@ -454,6 +473,8 @@ void plan_free(MemPlan *p)
     free(p->t);
     free(p->grad_slot_off);
     free(p->grad_slot_elems);
+    free(p->compact);
+    p->compact = NULL;
     p->at = NULL;
     p->t = NULL;
     p->grad_slot_off = NULL;

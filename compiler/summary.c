@@ -12,6 +12,7 @@
 #include "cnnc.h"
 
 #include <inttypes.h>
+#include <stdlib.h>
 #include <string.h>
 
 /* 1598990 -> "1,598,990" */
@@ -125,13 +126,30 @@ static void print_bytes_row(FILE *f, const char *what, int64_t bytes)
 
 /* The plan the generated trainer allocates (plan.c). */
 static void print_plan(FILE *f, const Network *n, int64_t real_size, int64_t micro,
-                       Kernels kernels)
+                       Kernels kernels, int64_t fast_budget)
 {
     MemPlan p;
-    if (!plan_network(n, real_size, micro, kernels, &p)) {
+    bool *compact = xcalloc((size_t)n->nlayers + 1, sizeof *compact);
+    int ncompact = 0;
+    int64_t code_bytes = 0;
+    if (kernels == KERNELS_FAST)
+        emit_choose_kernels(n, real_size, micro, fast_budget, compact, &ncompact, &code_bytes);
+    bool planned = plan_network_mixed(n, real_size, micro, kernels, ncompact ? compact : NULL,
+                                      &p);
+    if (!planned) {
+        free(compact);
         fputs("memory plan: too large to count in 64 bits\n", f);
         return;
     }
+    if (ncompact > 0) {
+        fprintf(f, "kernels: %d of %d layers compact (the reference tier's loops), to keep the "
+                "generated C within budget:", ncompact, n->nlayers);
+        for (int i = 0, shown = 0; i < n->nlayers; i++)
+            if (compact[i] && shown++ < 8)
+                fprintf(f, " %s", n->layers[i].label);
+        fputs(ncompact > 8 ? " ...\n\n" : "\n\n", f);
+    }
+    free(compact);
     fprintf(f, "memory plan at batch %" PRId64 " in micro-batches of %" PRId64 " on %d lane%s"
             " (f%d, %" PRId64 " bytes per value):\n",
             p.batch, p.micro, p.lanes, p.lanes == 1 ? "" : "s", (int)(real_size * 8), real_size);
@@ -151,7 +169,7 @@ static void print_plan(FILE *f, const Network *n, int64_t real_size, int64_t mic
 }
 
 void summary_print(FILE *f, const Network *n, int64_t real_size, int64_t micro,
-                   Kernels kernels)
+                   Kernels kernels, int64_t fast_budget)
 {
     char shape[64];
     fprintf(f, "%s (%s): input %s, %d layer%s\n\n", n->name, n->source_name,
@@ -160,5 +178,5 @@ void summary_print(FILE *f, const Network *n, int64_t real_size, int64_t micro,
     fputc('\n', f);
     print_train(f, &n->train);
     fputc('\n', f);
-    print_plan(f, n, real_size, micro, kernels);
+    print_plan(f, n, real_size, micro, kernels, fast_budget);
 }

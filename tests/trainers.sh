@@ -72,11 +72,28 @@ worst() {
             s = $i < 0 ? -$i : $i; r = d / (s + 1e-300); if (r > w) w = r } } END { printf "%.3g\n", w + 0 }'
 }
 
+# A fast trainer whose code budget is spent gives its layers with the least
+# FLOP the compact (reference) kernels, in the same trainer: gradcheck it,
+# and compare it with the all-fast one below (as "mixed").
+mixed_net="$srcdir/tests/nets/torch_residual.net"
+if "$CNNC" --precision=f64 --fast-budget=24 "$mixed_net" -o "$work/mixed_f64.c" \
+        2>"$work/mixed.cnnc.log" && grep -q "layers get compact kernels" "$work/mixed.cnnc.log" &&
+   $CC $CFLAGS_T -I"$srcdir/runtime" "$work/mixed_f64.c" "$RT_BUILDDIR/libcnnrt.a" -lm \
+        -o "$work/mixed_f64" 2>"$work/mixed.cc.log" &&
+   "$work/mixed_f64" gradcheck --seed 3 >"$work/mixed.grad.log" 2>&1; then
+    pass "gradcheck torch_residual.net f64 with compact kernels past a 24 KiB budget: $(tail -n 1 "$work/mixed.grad.log")"
+else
+    cat "$work/mixed.cnnc.log" "$work/mixed.cc.log" "$work/mixed.grad.log" 2>/dev/null
+    fail "torch_residual.net with compact kernels past a 24 KiB budget"
+fi
+
 echo "== the fast kernels against the reference kernels: f64, 3 steps, every output"
 for net in $nets; do
     name=$(basename "$net" .net)
     tf=$(build "$net" f64 "" fast) && tr=$(build "$net" f64 "" reference) ||
         { fail "build $name f64 fast and reference"; continue; }
+    others="$tr"
+    [ "$net" = "$mixed_net" ] && [ -x "$work/mixed_f64" ] && others="$tr $work/mixed_f64"
     # the input's shape and the outputs, from the summary
     shape=$("$tf" summary | sed -n '1s/.*: input \([0-9x]*\),.*/\1/p')
     outs=$("$tf" summary | awk '$1 == "total" { print o; exit } { o = $3 }' |
@@ -86,7 +103,7 @@ for net in $nets; do
     "$RT_BUILDDIR/cnnc-data" blobs --out "$d" --shape "$shape" --classes "$classes" \
         --train 80 --test 20 --seed 9 >/dev/null 2>&1 || { fail "cnnc-data for $name"; continue; }
     ok=1
-    for t in "$tf" "$tr"; do
+    for t in "$tf" $others; do
         "$t" train --data "$d/train-images.npy" --labels "$d/train-labels.npy" --steps 3 \
             --batch 8 --threads 2 --save "$t.cmp.st" >"$t.cmp.log" 2>&1 &&
         "$t" predict --data "$d/test-images.npy" --weights "$t.cmp.st" --probabilities \
@@ -96,12 +113,16 @@ for net in $nets; do
         fail "fast and reference $name: training or predict failed"
         continue
     fi
-    w=$(worst "$tf.cmp.out" "$tr.cmp.out")
-    if [ -s "$tf.cmp.out" ] && awk -v w="$w" 'BEGIN { exit !(w <= 1e-9) }'; then
-        pass "fast and reference $name agree after 3 steps: worst relative difference $w"
-    else
-        fail "fast and reference $name differ after 3 steps: worst relative difference $w"
-    fi
+    for t in $others; do
+        what=reference
+        [ "$t" = "$tr" ] || what="mixed (compact kernels past the budget)"
+        w=$(worst "$tf.cmp.out" "$t.cmp.out")
+        if [ -s "$tf.cmp.out" ] && awk -v w="$w" 'BEGIN { exit !(w <= 1e-9) }'; then
+            pass "fast and $what $name agree after 3 steps: worst relative difference $w"
+        else
+            fail "fast and $what $name differ after 3 steps: worst relative difference $w"
+        fi
+    done
 done
 
 echo "== the seed and CIFAR models build warning-free in both precisions"
