@@ -78,7 +78,7 @@ worst() {
 mixed_net="$srcdir/tests/nets/torch_residual.net"
 if "$CNNC" --precision=f64 --fast-budget=24 "$mixed_net" -o "$work/mixed_f64.c" \
         2>"$work/mixed.cnnc.log" && grep -q "layers get compact kernels" "$work/mixed.cnnc.log" &&
-   $CC $CFLAGS_T -I"$srcdir/runtime" "$work/mixed_f64.c" "$RT_BUILDDIR/libcnnrt.a" -lm \
+   $CC $CFLAGS_T -I"$srcdir/runtime" "$work/mixed_f64.c" "$RT_BUILDDIR/libcnnrt.a" $CNNRT_LIBS \
         -o "$work/mixed_f64" 2>"$work/mixed.cc.log" &&
    "$work/mixed_f64" gradcheck --seed 3 >"$work/mixed.grad.log" 2>&1; then
     pass "gradcheck torch_residual.net f64 with compact kernels past a 24 KiB budget: $(tail -n 1 "$work/mixed.grad.log")"
