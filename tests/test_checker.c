@@ -215,7 +215,7 @@ START_TEST(seed_summary)
     char *text = NULL;
     size_t size = 0;
     FILE *f = open_memstream(&text, &size);
-    summary_print(f, r.net, 4, 0, KERNELS_FAST);
+    summary_print(f, r.net, 4, 0, KERNELS_FAST, 0);
     fclose(f);
     static const char *const rows[] = {
         "47x47x40", "23x23x40", "22x22x105", "10x10x105", "9x9x158",
@@ -240,7 +240,7 @@ START_TEST(summary_long_label)
     char *text = NULL;
     size_t size = 0;
     FILE *f = open_memstream(&text, &size);
-    summary_print(f, r.net, 4, 0, KERNELS_FAST);
+    summary_print(f, r.net, 4, 0, KERNELS_FAST, 0);
     fclose(f);
     const char *a = strstr(text, "a_rather_long_label_for_a_layer  Dense");
     const char *b = strstr(text, "\n  softmax1                         Softmax");
