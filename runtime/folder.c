@@ -173,8 +173,8 @@ oom:
 /* The folders from the data folder down to the one being read, to catch
  * a symbolic link back to one of them. */
 typedef struct Trail {
-    dev_t dev[MAX_DEPTH];
-    ino_t ino[MAX_DEPTH];
+    dev_t dev[MAX_DEPTH + 2];     /* the data folder, the class folder, ... */
+    ino_t ino[MAX_DEPTH + 2];
     int depth;
 } Trail;
 
@@ -201,7 +201,7 @@ static int visit(Listing *l, const char *dir, const char *name, int label, Trail
                 free(path);
                 return -1;
             }
-        if (t->depth == MAX_DEPTH) {
+        if (t->depth == MAX_DEPTH + 2) {
             rt_error("%s: folders nested more than %d deep in a class folder", path,
                      MAX_DEPTH);
             free(path);
@@ -272,7 +272,7 @@ static int find_classes(rt_data *d, const char *dir)
 static void trail_start(Trail *t, const char *path)
 {
     struct stat st;
-    if (stat(path, &st) == 0 && t->depth < MAX_DEPTH) {
+    if (stat(path, &st) == 0 && t->depth < 2) {
         t->dev[t->depth] = st.st_dev;
         t->ino[t->depth++] = st.st_ino;
     }

@@ -387,6 +387,11 @@ expect 0 "epoch 1/1" "an image of another size, with --resize" -- "$img" train \
     --data "$tmp/broken" --epochs 1 --resize
 expect 2 "--format png: writes uint8 images of 1 or 3 channels; expected --shape HxWx1 or HxWx3" \
     "cnnc-data --format png of vectors" -- "$data" blobs --out "$tmp/v" --format png
+expect 2 "--format jpeg: writes uint8 images of 1 or 3 channels; expected no --dtype float32" \
+    "cnnc-data --format jpeg of floats" -- "$data" shapes --out "$tmp/v" --format jpeg \
+    --dtype float32
+expect 2 "cnnc-data: error: --format: expected npy, png or jpeg, found 'gif'" \
+    "cnnc-data --format gif" -- "$data" shapes --out "$tmp/v" --format gif
 expect 1 "$f/train: the folder is not empty; expected a new or empty one" \
     "cnnc-data --format png into a folder with images" -- "$data" blobs --out "$f" \
     --shape 2x2x1 --classes 3 --format png

@@ -2572,10 +2572,25 @@ START_TEST(folder_refused)
     ck_assert_int_eq(rt_data_load(&d, &m, f, tmp("y.npy"), true, NULL), -1);
     assert_msg("%s: is a folder of images, labelled by its class folders; expected no "
                "labels file, found %s", f, tmp("y.npy"));
-    /* a link back up */
-    ck_assert_int_eq(symlink("..", make_path("f/c/up")), 0);
+    /* a link to nothing, named as an image (ImageFolder fails on it too) */
+    ck_assert_int_eq(symlink("nowhere.png", make_path("f/c/gone.png")), 0);
     ck_assert_int_eq(load_folder(&d, &m, "f", false, 1), -1);
-    assert_msg("%s/c/up: a symbolic link loop: the folder is one that contains it", f);
+    assert_msg("%s/c/gone.png: cannot read: No such file or directory", f);
+    unlink(make_path("f/c/gone.png"));
+    /* folders too deep */
+    char deep[600] = "f/c";
+    for (int i = 0; i < 65; i++)
+        strcat(deep, "/d");
+    char want[600];
+    snprintf(want, sizeof want, "%s/%s", tmpdir, deep);
+    strcat(deep, "/1.png");
+    gray_png(deep, 1);
+    ck_assert_int_eq(load_folder(&d, &m, "f", false, 1), -1);
+    assert_msg("%s: folders nested more than 64 deep in a class folder", want);
+    /* a link back up */
+    ck_assert_int_eq(symlink("..", make_path("f/b/up")), 0);
+    ck_assert_int_eq(load_folder(&d, &m, "f", false, 1), -1);
+    assert_msg("%s/b/up: a symbolic link loop: the folder is one that contains it", f);
 }
 END_TEST
 
