@@ -130,7 +130,7 @@ static int read_names(const char *dir, char ***names, size_t *n)
     closedir(d);
     if (rc != 0)
         rt_error("%s: out of memory listing the folder", dir);
-    else
+    else if (*n > 1)   /* qsort's pointer may not be NULL, even for 0 items */
         qsort(*names, *n, sizeof **names, name_order);
     return rc;
 }
@@ -297,7 +297,8 @@ static int list_images(Listing *l, const rt_data *d, const char *dir)
         free(cdir);
         if (rc != 0)
             return -1;
-        qsort(l->images + first, l->n - first, sizeof *l->images, image_order);
+        if (l->n - first > 1)
+            qsort(l->images + first, l->n - first, sizeof *l->images, image_order);
     }
     return 0;
 }

@@ -38,13 +38,19 @@
 
 /* ---- limits ---------------------------------------------------------------- */
 
+/* A few hundred bytes of PNG or JPEG can declare a huge image (a JPEG's
+ * arithmetic decoder even fills missing data with zeros, without a
+ * warning), so the size is checked from the header, before any pixels. */
+int64_t rt_image_max_pixels = (int64_t)1 << 26;
+
 static int image_too_large(const char *path, const char *format, uint64_t h, uint64_t w)
 {
-    if (h <= RT_IMAGE_MAX_SIDE && w <= RT_IMAGE_MAX_SIDE && h * w <= RT_IMAGE_MAX_PIXELS)
+    if (h <= RT_IMAGE_MAX_SIDE && w <= RT_IMAGE_MAX_SIDE &&
+        h * w <= (uint64_t)rt_image_max_pixels)
         return 0;
     rt_error("%s: a %s image of %llu x %llu pixels (H x W); the largest image read has "
-             "%d pixels a side and %d pixels in all", path, format, (unsigned long long)h,
-             (unsigned long long)w, RT_IMAGE_MAX_SIDE, RT_IMAGE_MAX_PIXELS);
+             "%d pixels a side and %lld pixels in all", path, format, (unsigned long long)h,
+             (unsigned long long)w, RT_IMAGE_MAX_SIDE, (long long)rt_image_max_pixels);
     return -1;
 }
 

@@ -177,8 +177,10 @@ int rt_npy_write(const char *path, rt_dtype t, int rank, const int64_t *dims,
  * image.c: PNG and JPEG images (libpng, libjpeg-turbo)
  */
 
-/* The largest image read: sides and pixels (8192 x 8192, or 32768 x 2048). */
-enum { RT_IMAGE_MAX_SIDE = 32768, RT_IMAGE_MAX_PIXELS = 1 << 26 };
+/* The largest image read: its sides, and its pixels, 2^26 (8192 x 8192,
+ * or 32768 x 2048) unless lowered (the fuzzer lowers it). */
+enum { RT_IMAGE_MAX_SIDE = 32768 };
+extern int64_t rt_image_max_pixels;
 
 typedef struct rt_image {
     int h, w, c;              /* c: 1 (gray) or 3 (RGB) */
