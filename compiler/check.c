@@ -64,7 +64,8 @@ static int kind_index(const LayerKind *k)
 
 /* tag: enum-names. NULL-terminated: they are ARG_CHOICE lists too. */
 const char *const loss_names[] = {"cross_entropy", "mse", NULL};
-const char *const optimizer_names[] = {"sgd", "momentum", "nesterov", "adam", NULL};
+const char *const optimizer_names[] = {"sgd", "momentum", "nesterov", "adam", "adamw", NULL};
+const char *const schedule_names[] = {"constant", "step", "cosine", NULL};
 const char *const init_names[] = {"he_normal", "he_uniform", "glorot_normal",
                                   "glorot_uniform", NULL};
 
@@ -83,11 +84,14 @@ static const ArgSpec input_args[INPUT_NARGS] = {
 
 enum {
     TRAIN_BATCH, TRAIN_EPOCHS, TRAIN_LOSS, TRAIN_OPTIMIZER, TRAIN_LR, TRAIN_MOMENTUM,
-    TRAIN_BETA1, TRAIN_BETA2, TRAIN_EPS, TRAIN_DECAY, TRAIN_INIT, TRAIN_SEED, TRAIN_NARGS
+    TRAIN_BETA1, TRAIN_BETA2, TRAIN_EPS, TRAIN_DECAY, TRAIN_INIT, TRAIN_SEED,
+    TRAIN_SCHEDULE, TRAIN_GAMMA, TRAIN_STEP_SIZE, TRAIN_WARMUP, TRAIN_LABEL_SMOOTHING,
+    TRAIN_CLIP, TRAIN_FLIP, TRAIN_CROP, TRAIN_NARGS
 };
 
 /* Ranges as PyTorch checks them, but eps > 0 (Adam divides by it when a
  * gradient is exactly zero) and momentum < 1 (it would never forget). */
+_Static_assert(TRAIN_NARGS <= CNNC_MAX_ARGS, "Train's settings fit an ArgVal array");
 static const ArgSpec train_args[TRAIN_NARGS] = {
     [TRAIN_BATCH] = {.key = "batch", .type = ARG_INT, .position = -1, .imin = 1,
                      .imax = CNNC_MAX_ELEMS, .doc = "samples per step"},
@@ -111,6 +115,22 @@ static const ArgSpec train_args[TRAIN_NARGS] = {
     [TRAIN_INIT] = {.key = "init", .type = ARG_CHOICE, .position = -1, .choices = init_names},
     [TRAIN_SEED] = {.key = "seed", .type = ARG_INT, .position = -1, .imin = 0,
                     .imax = INT64_MAX},
+    [TRAIN_SCHEDULE] = {.key = "schedule", .type = ARG_CHOICE, .position = -1,
+                        .choices = schedule_names, .doc = "the learning rate's course"},
+    [TRAIN_GAMMA] = {.key = "gamma", .type = ARG_FLOAT, .position = -1, .fmin = 0,
+                     .fmin_open = true, .fmax = INFINITY, .doc = "schedule=step's factor"},
+    [TRAIN_STEP_SIZE] = {.key = "step_size", .type = ARG_INT, .position = -1, .imin = 1,
+                         .imax = INT32_MAX, .doc = "schedule=step: epochs between steps"},
+    [TRAIN_WARMUP] = {.key = "warmup", .type = ARG_FLOAT, .position = -1, .fmin = 0,
+                      .fmax = 1e9, .doc = "epochs of linear warm-up"},
+    [TRAIN_LABEL_SMOOTHING] = {.key = "label_smoothing", .type = ARG_FLOAT, .position = -1,
+                               .fmin = 0, .fmax = 1, .fmax_open = true},
+    [TRAIN_CLIP] = {.key = "clip", .type = ARG_FLOAT, .position = -1, .fmin = 0,
+                    .fmin_open = true, .fmax = INFINITY, .doc = "the gradients' L2 norm at most"},
+    [TRAIN_FLIP] = {.key = "flip", .type = ARG_BOOL, .position = -1,
+                    .doc = "random horizontal flips"},
+    [TRAIN_CROP] = {.key = "crop", .type = ARG_INT, .position = -1, .imin = 0, .imax = 1 << 20,
+                    .doc = "random crops after padding this many pixels"},
 };
 
 Train train_defaults(void)
@@ -128,6 +148,9 @@ Train train_defaults(void)
         .decay = 0,
         .init = INIT_HE_NORMAL,
         .seed = 1,
+        .schedule = SCHEDULE_CONSTANT,
+        .gamma = 0.1,
+        .step_size = 1,
     };
 }
 
@@ -238,6 +261,9 @@ typedef struct Checker {
     bool partial;             /* syntax errors dropped statements from the Ast */
     const Stmt **labelled;    /* the labelled layer and Input statements, in order */
     int nlabelled;
+    struct LabelEntry *by_label; /* the same, sorted by label (then order) */
+    int *label_tensor;        /* [nlabelled]: the tensor of labelled[i], -1
+                                 until its statement is checked */
     /* Along the pass. */
     int *kind_counts;         /* layers of each kind so far, for automatic names */
     int cur;                  /* the tensor a statement reads by default (the
@@ -274,6 +300,61 @@ static bool names_tensor(const Stmt *st)
     return layer_kind_find(st->word) || is_word(st, "Input");
 }
 
+/* A labelled statement and its place in the file's order, sorted by label
+ * so that a network of thousands of labels is looked up in log time. */
+typedef struct LabelEntry {
+    const char *label;
+    int order;
+} LabelEntry;
+
+static int by_label(const void *a, const void *b)
+{
+    const LabelEntry *x = a, *y = b;
+    int d = strcmp(x->label, y->label);
+    return d ? d : x->order - y->order;
+}
+
+static void sort_labels(Checker *c)
+{
+    c->by_label = xcalloc((size_t)c->nlabelled + 1, sizeof *c->by_label);
+    for (int i = 0; i < c->nlabelled; i++) {
+        c->by_label[i] = (LabelEntry){c->labelled[i]->label, i};
+        c->label_tensor[i] = -1;
+    }
+    qsort(c->by_label, (size_t)c->nlabelled, sizeof *c->by_label, by_label);
+}
+
+/* The order (index into c->labelled) of the first labelled layer or Input
+ * statement with this label, or -1. */
+static int label_index(const Checker *c, const char *label)
+{
+    int lo = 0, hi = c->nlabelled;    /* the first entry >= (label, 0) */
+    while (lo < hi) {
+        int mid = lo + (hi - lo) / 2;
+        if (strcmp(c->by_label[mid].label, label) < 0)
+            lo = mid + 1;
+        else
+            hi = mid;
+    }
+    return lo < c->nlabelled && strcmp(c->by_label[lo].label, label) == 0
+               ? c->by_label[lo].order : -1;
+}
+
+/* The first labelled layer or Input statement with this label, or NULL. */
+static const Stmt *label_owner(const Checker *c, const char *label)
+{
+    int i = label_index(c, label);
+    return i >= 0 ? c->labelled[i] : NULL;
+}
+
+/* Records that statement st, if it owns its label, gives tensor t. */
+static void label_gives(Checker *c, const Stmt *st, int t)
+{
+    int i = st->label ? label_index(c, st->label) : -1;
+    if (i >= 0 && c->labelled[i] == st)
+        c->label_tensor[i] = t;
+}
+
 static void survey(Checker *c, const Ast *ast)
 {
     int nlayers = 0;
@@ -299,10 +380,12 @@ static void survey(Checker *c, const Ast *ast)
             c->input_late = true;
     }
     c->labelled = xcalloc((size_t)c->nlabelled + 1, sizeof *c->labelled);
+    c->label_tensor = xcalloc((size_t)c->nlabelled + 1, sizeof *c->label_tensor);
     c->nlabelled = 0;
     for (const Stmt *st = ast->first; st; st = st->next)
         if (st->label && names_tensor(st))
             c->labelled[c->nlabelled++] = st;
+    sort_labels(c);
     c->net->layers = xcalloc((size_t)nlayers + 1, sizeof *c->net->layers);
     c->kind_counts = xcalloc((size_t)nlayer_kinds, sizeof *c->kind_counts);
     c->known = xcalloc((size_t)nlayers + 1, sizeof *c->known);
@@ -310,14 +393,6 @@ static void survey(Checker *c, const Ast *ast)
     c->from_line = xcalloc((size_t)nlayers + 1, sizeof *c->from_line);
 }
 
-/* The first labelled layer or Input statement with this label, or NULL. */
-static const Stmt *label_owner(const Checker *c, const char *label)
-{
-    for (int i = 0; i < c->nlabelled; i++)
-        if (strcmp(c->labelled[i]->label, label) == 0)
-            return c->labelled[i];
-    return NULL;
-}
 
 /* ------------------------------------------------------------------------
  * Sizes and annotations
@@ -402,6 +477,7 @@ static void check_input(Checker *c, const Stmt *st)
         diag_note(d, c->first_layer->word_loc, "the first layer is here");
     }
     c->net->input_loc = st->word_loc;
+    label_gives(c, st, INPUT_TENSOR);
     if (st->label) {
         c->net->input_label = xstrdup(st->label);
         const Stmt *first = label_owner(c, st->label);
@@ -438,6 +514,14 @@ static void train_settle(Train *t, const ArgVal *a)
     if (a[TRAIN_DECAY].given) t->decay = a[TRAIN_DECAY].u.f;
     if (a[TRAIN_INIT].given) t->init = (Init)a[TRAIN_INIT].u.choice;
     if (a[TRAIN_SEED].given) t->seed = (uint64_t)a[TRAIN_SEED].u.i;
+    if (a[TRAIN_SCHEDULE].given) t->schedule = (Schedule)a[TRAIN_SCHEDULE].u.choice;
+    if (a[TRAIN_GAMMA].given) t->gamma = a[TRAIN_GAMMA].u.f;
+    if (a[TRAIN_STEP_SIZE].given) t->step_size = a[TRAIN_STEP_SIZE].u.i;
+    if (a[TRAIN_WARMUP].given) t->warmup = a[TRAIN_WARMUP].u.f;
+    if (a[TRAIN_LABEL_SMOOTHING].given) t->label_smoothing = a[TRAIN_LABEL_SMOOTHING].u.f;
+    if (a[TRAIN_CLIP].given) t->clip = a[TRAIN_CLIP].u.f;
+    if (a[TRAIN_FLIP].given) t->flip = a[TRAIN_FLIP].u.b;
+    if (a[TRAIN_CROP].given) t->crop = a[TRAIN_CROP].u.i;
 }
 
 static void check_train(Checker *c, const Stmt *st)
@@ -620,12 +704,7 @@ static int resolve_label(Checker *c, const Stmt *st, const char *label, Loc loc)
             diag_hint(c->d, "did you mean '%s'?", near);
         return -1;
     }
-    if (is_word(owner, "Input"))
-        return INPUT_TENSOR;
-    for (int i = 0; i < c->net->nlayers; i++)
-        if (c->net->layers[i].label && strcmp(c->net->layers[i].label, label) == 0)
-            return layer_output(&c->net->layers[i]);
-    return -1;   /* a statement the checker could not take (reported) */
+    return c->label_tensor[label_index(c, label)];   /* -1: a statement that failed */
 }
 
 /* The argument from=LABEL of st, or NULL. */
@@ -760,6 +839,7 @@ static void check_layer(Checker *c, const Stmt *st, const LayerKind *k)
     l->loc = st->word_loc;
     l->stmt_loc = st->loc;
     name_layer(c, l, st);
+    label_gives(c, st, layer_output(l));
     check_place(c, st, k);
     bool inputs_ok = k->merge ? merge_inputs(c, st, l) : single_input(c, st, l);
     bool args_ok = k->merge || args_match(st, k->args, k->nargs, l->args, c->d);
@@ -823,6 +903,24 @@ static void check_loss(Checker *c)
     else
         diag_hint(c->d, "cross_entropy is the default loss: add Softmax at the end, or "
                         "write Train(loss=mse)");
+}
+
+/* flip= and crop= move pixels: they need an image. */
+static void check_augmentation(Checker *c)
+{
+    const Network *n = c->net;
+    if (n->input.rank != 1 || !c->input)
+        return;
+    for (int k = TRAIN_FLIP; k <= TRAIN_CROP; k++) {
+        const ArgVal *a = &c->train_vals[k];
+        bool on = k == TRAIN_FLIP ? a->u.b : a->u.i > 0;
+        if (!a->given || !on)
+            continue;
+        char buf[64];
+        diag_error(c->d, a->loc, "%s= moves pixels of an image, but Input (line %d) is a "
+                   "vector of %s", train_args[k].key, c->input->word_loc.first_line,
+                   shape_str(n->input, buf, sizeof buf));
+    }
 }
 
 /* Each layer's init= or else Train's. */
@@ -937,6 +1035,7 @@ Network *check_ast(const Ast *ast, const char *source_name, Diag *d)
         check_stmt(&c, st);
     check_not_empty(&c, ast);
     check_loss(&c);
+    check_augmentation(&c);
     settle_inits(n);
     link_tensors(n);
     if (d->errors == 0)
@@ -944,6 +1043,8 @@ Network *check_ast(const Ast *ast, const char *source_name, Diag *d)
     if (d->errors == 0)
         check_plan(&c);
     free(c.labelled);
+    free(c.by_label);
+    free(c.label_tensor);
     free(c.kind_counts);
     free(c.known);
     free(c.from);

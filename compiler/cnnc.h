@@ -259,7 +259,7 @@ typedef struct ArgVal {
     } u;
 } ArgVal;
 
-#define CNNC_MAX_ARGS 16
+#define CNNC_MAX_ARGS 32
 
 /* Matches the statement's arguments against specs[0..n): reports unknown,
  * duplicate, missing, ill-typed and out-of-range arguments (with a "did you
@@ -290,6 +290,7 @@ typedef struct Param {
     int64_t count;
     int64_t fan_in, fan_out;   /* for the initializers */
     bool is_bias;              /* starts at zero */
+    bool is_one;               /* starts at one (BatchNorm's weight) */
 } Param;
 
 /* The most inputs of a merge layer (Add, Concat). */
@@ -374,13 +375,15 @@ const LayerKind *layer_kind_find(const char *name);
  */
 
 typedef enum Loss { LOSS_CROSS_ENTROPY, LOSS_MSE } Loss;
-typedef enum Optimizer { OPT_SGD, OPT_MOMENTUM, OPT_NESTEROV, OPT_ADAM } Optimizer;
+typedef enum Optimizer { OPT_SGD, OPT_MOMENTUM, OPT_NESTEROV, OPT_ADAM, OPT_ADAMW } Optimizer;
+typedef enum Schedule { SCHEDULE_CONSTANT, SCHEDULE_STEP, SCHEDULE_COSINE } Schedule;
 typedef enum Init { INIT_HE_NORMAL, INIT_HE_UNIFORM, INIT_GLOROT_NORMAL, INIT_GLOROT_UNIFORM } Init;
 
 /* Names in the same order as the enums above (tag: enum-names). */
 extern const char *const loss_names[];
 extern const char *const optimizer_names[];
 extern const char *const init_names[];
+extern const char *const schedule_names[];
 
 typedef struct Train {
     int64_t batch, epochs;
@@ -389,6 +392,14 @@ typedef struct Train {
     double lr, momentum, beta1, beta2, eps, decay;
     Init init;
     uint64_t seed;
+    Schedule schedule;
+    double gamma;          /* schedule=step's factor */
+    int64_t step_size;     /* schedule=step's epochs */
+    double warmup;         /* epochs */
+    double label_smoothing;
+    double clip;           /* 0: off */
+    bool flip;
+    int64_t crop;
     bool declared;     /* a Train statement was written */
     Loc loc;
 } Train;
@@ -702,7 +713,7 @@ typedef struct EmitOptions {
     int64_t real_size;     /* 4 or 8 */
     int64_t micro;         /* samples per pass through the layers; 0: the plan's */
     Kernels kernels;
-    int64_t fast_budget;   /* bytes of fast layer code at most (0: 16 MiB) */
+    int64_t fast_budget;   /* bytes of fast layer code at most (0: 8 MiB) */
     bool note_compact;     /* say on stderr when layers get compact kernels */
     const bool *compact;   /* the layers with compact kernels, as
                               emit_kernels_checked chose them; NULL: choose */

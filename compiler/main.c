@@ -48,7 +48,7 @@ static void usage(FILE *f)
           "                      picture of the network)\n"
           "      --kernels=K     fast (default): tiled, threaded kernels; reference: the\n"
           "                      plain loops of the math, to read and to check against\n"
-          "      --fast-budget=KIB  the fast kernels' share of the generated C (16384);\n"
+          "      --fast-budget=KIB  the fast kernels' share of the generated C (8192);\n"
           "                      past it, the layers with the least FLOP get compact ones\n"
           "      --precision=P   f32 (default) or f64\n"
           "      --micro-batch=N samples per pass through the layers (default: the\n"

@@ -73,7 +73,8 @@ static int64_t opt_slots(Optimizer o)
     case OPT_SGD: return 0;
     case OPT_MOMENTUM:
     case OPT_NESTEROV: return 1;
-    case OPT_ADAM: return 2;
+    case OPT_ADAM:
+    case OPT_ADAMW: return 2;
     }
     return 0;
 }

@@ -104,9 +104,27 @@ static void print_train(FILE *f, const Train *t)
         fprintf(f, ", momentum %g", t->momentum);
     if (t->optimizer == OPT_ADAM)
         fprintf(f, ", beta1 %g, beta2 %g, eps %g", t->beta1, t->beta2, t->eps);
+    if (t->optimizer == OPT_ADAMW)
+        fprintf(f, ", beta1 %g, beta2 %g, eps %g", t->beta1, t->beta2, t->eps);
     if (t->decay > 0)
         fprintf(f, ", decay %g", t->decay);
-    fprintf(f, "), init %s, seed %" PRIu64 "\n", init_names[t->init], t->seed);
+    fprintf(f, "), init %s, seed %" PRIu64, init_names[t->init], t->seed);
+    if (t->schedule == SCHEDULE_STEP)
+        fprintf(f, ", schedule step (gamma %g every %" PRId64 " epoch%s)", t->gamma,
+                t->step_size, t->step_size == 1 ? "" : "s");
+    else if (t->schedule == SCHEDULE_COSINE)
+        fprintf(f, ", schedule cosine");
+    if (t->warmup > 0)
+        fprintf(f, ", warm-up %g epoch%s", t->warmup, t->warmup == 1 ? "" : "s");
+    if (t->label_smoothing > 0)
+        fprintf(f, ", label smoothing %g", t->label_smoothing);
+    if (t->clip > 0)
+        fprintf(f, ", gradients clipped to norm %g", t->clip);
+    if (t->flip)
+        fprintf(f, ", random flips");
+    if (t->crop > 0)
+        fprintf(f, ", random crops (padding %" PRId64 ")", t->crop);
+    fputc('\n', f);
 }
 
 static void print_values_row(FILE *f, const char *what, int64_t values, int64_t real_size)

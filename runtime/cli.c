@@ -101,8 +101,8 @@ static const char *const command_names[] = {
 
 const char *rt_optimizer_name(cnnrt_optimizer o)
 {
-    static const char *const names[] = {"sgd", "momentum", "nesterov", "adam"};
-    return (unsigned)o < 4 ? names[o] : "?";
+    static const char *const names[] = {"sgd", "momentum", "nesterov", "adam", "adamw"};
+    return (unsigned)o < sizeof names / sizeof names[0] ? names[o] : "?";
 }
 
 void rt_usage(const cnnrt_model *m, FILE *f)
@@ -194,12 +194,12 @@ static int set_value(const cnnrt_model *m, const Flag *fl, const char *v, rt_opt
         *(bool *)at = true;
         return RT_OK;
     case F_OPTIMIZER:
-        for (int i = 0; i < 4; i++)
+        for (int i = 0; i <= CNNRT_ADAMW; i++)
             if (strcmp(v, rt_optimizer_name((cnnrt_optimizer)i)) == 0) {
                 *(cnnrt_optimizer *)(void *)at = (cnnrt_optimizer)i;
                 return RT_OK;
             }
-        return usage_error("%s: expected sgd, momentum, nesterov or adam, found '%s'",
+        return usage_error("%s: expected sgd, momentum, nesterov, adam or adamw, found '%s'",
                            fl->name, v);
     case F_U64: {
         char *end;

@@ -37,11 +37,11 @@ extern "C" {
 /* Bumped whenever cnnrt_model or cnnrt_ctx changes; the generated code puts
  * the value it was written for in cnnrt_model.abi_version and cnnrt_main
  * refuses a mismatch. */
-#define CNNRT_ABI_VERSION 3
+#define CNNRT_ABI_VERSION 4
 
 /* The enums follow the language's spelling order (tag: enum-names):
- * cross_entropy|mse, sgd|momentum|nesterov|adam, he_normal|he_uniform|
- * glorot_normal|glorot_uniform. */
+ * cross_entropy|mse, sgd|momentum|nesterov|adam|adamw, he_normal|
+ * he_uniform|glorot_normal|glorot_uniform, constant|step|cosine. */
 typedef enum cnnrt_loss {
     CNNRT_CROSS_ENTROPY, /* softmax fused into the loss; outputs are probabilities */
     CNNRT_MSE            /* mean over all n*outputs elements of (y - t)^2 */
@@ -51,8 +51,19 @@ typedef enum cnnrt_optimizer {
     CNNRT_SGD,      /* w -= lr*g                      (no state)          */
     CNNRT_MOMENTUM, /* b = mu*b + g; w -= lr*b         (slot 0: b)        */
     CNNRT_NESTEROV, /* b = mu*b + g; w -= lr*(g + mu*b) (slot 0: b)       */
-    CNNRT_ADAM      /* PyTorch's Adam                  (slot 0: m, 1: v)  */
+    CNNRT_ADAM,     /* PyTorch's Adam                  (slot 0: m, 1: v)  */
+    CNNRT_ADAMW     /* PyTorch's AdamW: decay decoupled (slot 0: m, 1: v)  */
 } cnnrt_optimizer;
+
+/* The learning rate of each step (PyTorch's schedulers, stepped per batch
+ * for cosine): constant; step, times gamma every step_size epochs; cosine,
+ * annealed from lr to 0 over the whole run (CosineAnnealingLR). A warm-up
+ * of warmup epochs first rises linearly from 0 to lr. */
+typedef enum cnnrt_schedule {
+    CNNRT_CONSTANT,
+    CNNRT_STEP,
+    CNNRT_COSINE
+} cnnrt_schedule;
 
 typedef enum cnnrt_init {
     CNNRT_HE_NORMAL,      /* N(0, sd = sqrt(2/fan_in))            */
@@ -128,7 +139,22 @@ typedef struct cnnrt_param {
     int64_t fan_out;      /* n*KH*KW for Conv, out for Dense */
     cnnrt_init init;      /* the layer's init= or Train's */
     int is_bias;          /* 1: starts at zero, whatever init says */
+    int is_one;           /* 1: starts at one (BatchNorm's weight) */
 } cnnrt_param;
+
+/* A buffer: state of a layer that is no parameter (no gradient, no
+ * optimizer) but belongs to the model and its checkpoints, PyTorch's
+ * register_buffer: BatchNorm's running statistics. The generated code
+ * updates them in training forward passes. */
+typedef struct cnnrt_buffer {
+    const char *name;     /* "bn1.running_mean", "bn1.num_batches_tracked" */
+    int rank;             /* 1, or 0 for a scalar */
+    int64_t shape[4];     /* unused entries 0 */
+    int64_t count;        /* elements (1 for a scalar) */
+    int is_int64;         /* 1: int64 elements (num_batches_tracked); 0: reals */
+    size_t offset;        /* bytes into ctx->buffers, aligned to 8 */
+    double start;         /* every element's value before training: 0 or 1 */
+} cnnrt_buffer;
 
 /* The Train(...) settings, as defaults for the command line. */
 typedef struct cnnrt_train {
@@ -137,6 +163,14 @@ typedef struct cnnrt_train {
     double lr, momentum, beta1, beta2, eps, decay;
     cnnrt_optimizer optimizer;
     uint64_t seed;
+    cnnrt_schedule schedule;
+    double gamma;         /* step: the factor */
+    int64_t step_size;    /* step: every this many epochs */
+    double warmup;        /* epochs of linear warm-up (may be fractional) */
+    double label_smoothing; /* CrossEntropyLoss(label_smoothing=) */
+    double clip;          /* clip_grad_norm_ to this L2 norm; 0: off */
+    int flip;             /* 1: random horizontal flips of training images */
+    int crop;             /* random crops after zero padding of this many pixels */
 } cnnrt_train;
 
 typedef struct cnnrt_ctx cnnrt_ctx;
@@ -167,6 +201,9 @@ typedef struct cnnrt_model {
     const cnnrt_param *params; /* in layer order */
     int nparams;
     int64_t param_count;      /* reals in the parameter block */
+    const cnnrt_buffer *buffers; /* in layer order; NULL when none */
+    int nbuffers;
+    size_t buffer_bytes;      /* bytes of the buffer block */
 
     /* Bytes of workspace (activations kept for backward, gradient scratch,
      * anything the generated code needs per step) at max_batch when running
@@ -268,7 +305,11 @@ struct cnnrt_ctx {
                               0 in eval, predict and validation */
     int64_t step;          /* optimizer steps taken (see update) */
     cnnrt_optimizer optimizer;
-    double lr, momentum, beta1, beta2, eps, decay;
+    double lr, momentum, beta1, beta2, eps, decay;  /* lr: this step's */
+    double label_smoothing; /* the loss's (cross-entropy) */
+    double clip;           /* update: the gradients' global L2 norm at most
+                              this (0: not clipped) */
+    void *buffers;         /* model->buffer_bytes: the model's buffers */
     cnnrt_rng rng;         /* dropout masks; draw in a fixed order */
     void *user;            /* free for the generated code; the runtime
                               never touches it */

@@ -18,6 +18,7 @@
 
 #include <math.h>
 #include <stdint.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "cnnrt.h"
@@ -128,13 +129,36 @@ static inline void cnnrt_bytes_to_reals(const cnnrt_lane *ln, real *to, const ui
 
 /* Softmax and cross-entropy fused: from the logits z[m][k] and the
  * probabilities p[m][k], the loss is logsumexp(z) - z[label] (finite where
- * log(p) would not be) and dL/dz = (p - onehot(label)) / n. Returns the
- * loss summed over the rows. */
+ * log(p) would not be) and dL/dz = (p - onehot(label)) / n. With label
+ * smoothing eps (PyTorch's CrossEntropyLoss(label_smoothing=eps)) the target
+ * is (1 - eps) onehot + eps / k: the loss (1 - eps) (lse - z[label]) +
+ * eps/k sum_j (lse - z_j), dL/dz = (p - target) / n. Returns the loss
+ * summed over the rows. */
 static inline double cnnrt_cross_entropy_rows(const real *p, const real *z, int m, int k,
                                               int n, const int32_t *labels,
-                                              real *restrict dy)
+                                              real *restrict dy, double eps)
 {
     double total = 0;
+    if (eps > 0) {
+        const real on = (real)(1 - eps + eps / k), off = (real)(eps / k);
+        for (int i = 0; i < m; i++) {
+            const real *zi = z + (size_t)i * k;
+            const int label = labels[i];
+            real zmax = zi[0];
+            for (int j = 1; j < k; j++)
+                zmax = zi[j] > zmax ? zi[j] : zmax;
+            double sum = 0, zsum = 0;
+            for (int j = 0; j < k; j++) {
+                sum += exp((double)zi[j] - zmax);
+                zsum += zi[j];
+            }
+            double lse = log(sum) + zmax;
+            total += (1 - eps) * (lse - zi[label]) + eps / k * (k * lse - zsum);
+            for (int j = 0; j < k; j++)
+                dy[(size_t)i * k + j] = (p[(size_t)i * k + j] - (j == label ? on : off)) / (real)n;
+        }
+        return total;
+    }
     for (int i = 0; i < m; i++) {
         const real *zi = z + (size_t)i * k;
         const int label = labels[i];
@@ -233,9 +257,86 @@ static void cnnrt_adam_body(void *arg, int lo, int hi)
     }
 }
 
-/* One optimizer step of ctx's parameters from ctx->grads. */
+/* PyTorch's AdamW: w *= 1 - lr*decay, then Adam without decay. */
+static void cnnrt_adamw_body(void *arg, int lo, int hi)
+{
+    const cnnrt_update_job *u = arg;
+    real *restrict w = u->w, *restrict m = u->s, *restrict v = u->s + u->count;
+    const real *restrict g = u->g;
+    const real b1 = u->b1, b2 = u->b2, eps = u->eps, shrink = 1 - u->lr * u->decay;
+    const real bc2_sqrt = u->bc2_sqrt, step_size = u->step_size;
+    for (long j = lo; j < hi; j++) {
+        real gj = g[j];
+        w[j] *= shrink;
+        m[j] = b1 * m[j] + (1 - b1) * gj;
+        v[j] = b2 * v[j] + (1 - b2) * gj * gj;
+        w[j] -= step_size * m[j] / (SQRT(v[j]) / bc2_sqrt + eps);
+    }
+}
+
+/* Clipping: the sums of squares of fixed chunks of the gradients, added in
+ * chunk order after, so that the norm is the same on any thread count. */
+enum { CNNRT_NORM_CHUNK = 16384 };
+
+typedef struct cnnrt_norm_job {
+    const real *g;
+    long count;
+    double *parts;
+} cnnrt_norm_job;
+
+static void cnnrt_norm_body(void *arg, int lo, int hi)
+{
+    const cnnrt_norm_job *job = arg;
+    for (int c = lo; c < hi; c++) {
+        long end = (long)(c + 1) * CNNRT_NORM_CHUNK;
+        double sum = 0;
+        for (long j = (long)c * CNNRT_NORM_CHUNK; j < end && j < job->count; j++)
+            sum += (double)job->g[j] * job->g[j];
+        job->parts[c] = sum;
+    }
+}
+
+typedef struct cnnrt_scale_job {
+    real *g;
+    real factor;
+} cnnrt_scale_job;
+
+static void cnnrt_scale_body(void *arg, int lo, int hi)
+{
+    const cnnrt_scale_job *job = arg;
+    for (long j = lo; j < hi; j++)
+        job->g[j] *= job->factor;
+}
+
+/* PyTorch's clip_grad_norm_(max_norm): when the gradients' L2 norm is over
+ * max_norm, all are scaled by max_norm / (norm + 1e-6). Returns the norm
+ * (NaN when a gradient is not finite: then nothing is scaled). */
+static inline double cnnrt_clip_gradients(cnnrt_ctx *ctx, long count, double max_norm)
+{
+    int chunks = (int)((count + CNNRT_NORM_CHUNK - 1) / CNNRT_NORM_CHUNK);
+    double *parts = malloc(sizeof(double) * (size_t)(chunks > 0 ? chunks : 1));
+    if (!parts)
+        return NAN;
+    cnnrt_norm_job job = {(const real *)ctx->grads, count, parts};
+    cnnrt_parallel(ctx, chunks, 1, cnnrt_norm_body, &job);
+    double sum = 0;
+    for (int c = 0; c < chunks; c++)
+        sum += parts[c];
+    free(parts);
+    double norm = sqrt(sum);
+    if (isfinite(norm) && norm > max_norm) {
+        cnnrt_scale_job s = {(real *)ctx->grads, (real)(max_norm / (norm + 1e-6))};
+        cnnrt_parallel(ctx, (int)count, 4096, cnnrt_scale_body, &s);
+    }
+    return norm;
+}
+
+/* One optimizer step of ctx's parameters from ctx->grads (clipped first
+ * when ctx->clip asks). */
 static inline void cnnrt_update(cnnrt_ctx *ctx, long count)
 {
+    if (ctx->clip > 0)
+        cnnrt_clip_gradients(ctx, count, ctx->clip);
     cnnrt_update_job u = {.w = (real *)ctx->params, .g = (const real *)ctx->grads,
                           .s = (real *)ctx->opt_state, .count = count,
                           .lr = (real)ctx->lr, .mu = (real)ctx->momentum,
@@ -245,14 +346,15 @@ static inline void cnnrt_update(cnnrt_ctx *ctx, long count)
     case CNNRT_SGD: break;
     case CNNRT_MOMENTUM: body = cnnrt_momentum_body; break;
     case CNNRT_NESTEROV: body = cnnrt_nesterov_body; break;
-    case CNNRT_ADAM: {
+    case CNNRT_ADAM:
+    case CNNRT_ADAMW: {
         const real bc1 = (real)(1 - pow(ctx->beta1, (double)ctx->step));
         u.b1 = (real)ctx->beta1;
         u.b2 = (real)ctx->beta2;
         u.eps = (real)ctx->eps;
         u.bc2_sqrt = (real)sqrt(1 - pow(ctx->beta2, (double)ctx->step));
         u.step_size = u.lr / bc1;
-        body = cnnrt_adam_body;
+        body = ctx->optimizer == CNNRT_ADAM ? cnnrt_adam_body : cnnrt_adamw_body;
         break;
     }
     }

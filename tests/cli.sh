@@ -288,5 +288,23 @@ else
     not_ok "-o: the temporary of a killed cnnc is removed"
 fi
 
+# ---- the budget of generated code -------------------------------------------
+# 60,000 layers: no C compiler would take the trainer; refused before -o is
+# touched, with exit status 1 (the model's fault).
+awk 'BEGIN { print "Input(4x4x2)"; for (i = 0; i < 30000; i++) { print "Conv(1x1, 2)"; print "ReLU" }
+             print "Flatten"; print "Dense(3)"; print "Softmax" }' >"$tmp/huge.net"
+echo OLD >"$tmp/huge.c"
+run "$tmp/huge.net" -o "$tmp/huge.c" </dev/null
+expect "a network of 60,003 layers: status 1" 1
+expect_err "a network of 60,003 layers: says why" \
+    "cnnc: error: $tmp/huge.net: the trainer of these 60003 layers would be over 32 MiB of C, more than a C compiler takes in reasonable time"
+if [ "$(cat "$tmp/huge.c")" = OLD ]; then ok "a network too large: -o untouched"; else not_ok "a network too large: -o untouched"; fi
+run --check "$tmp/huge.net" </dev/null
+expect "a network of 60,003 layers: --check passes (it is the trainer that is too large)" 0
+run --fast-budget=0 "$models/mlp.net" -o "$tmp/mlp.c" </dev/null
+expect "--fast-budget=0: status 2" 2
+expect_err "--fast-budget=0: says what it takes" \
+    "cnnc: error: --fast-budget needs a size in KiB from 1 to 1073741824, not '0'"
+
 echo "cli: $pass passed, $fail failed"
 [ $fail -eq 0 ]

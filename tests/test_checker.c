@@ -746,7 +746,7 @@ START_TEST(arg_choices)
 {
     fails_with("Input(4)\nDense(n=2)\nSoftmax\nTrain(optimizer=adm)\n",
                "t.net:4:17: error: optimizer expects one of sgd, momentum, nesterov, adam, "
-               "got 'adm'",
+               "adamw, got 'adm'",
                "hint: did you mean 'adam'?", NULL);
     fails_with("Input(4)\nDense(n=2, init=he_norml)\nSoftmax\n",
                "hint: did you mean 'he_normal'?", NULL);

@@ -99,13 +99,15 @@ for net in $nets; do
     outs=$("$tf" summary | awk '$1 == "total" { print o; exit } { o = $3 }' |
            awk -F x '{ n = 1; for (i = 1; i <= NF; i++) n *= $i; print n }')
     classes=$((outs < 4 ? outs : 4))
+    compiled=$("$tf" summary | sed -n 's/^memory plan at batch \([0-9]*\).*/\1/p')
+    batch=$((compiled < 8 ? compiled : 8))
     d="$work/data_$name"
     "$RT_BUILDDIR/cnnc-data" blobs --out "$d" --shape "$shape" --classes "$classes" \
         --train 80 --test 20 --seed 9 >/dev/null 2>&1 || { fail "cnnc-data for $name"; continue; }
     ok=1
     for t in "$tf" $others; do
         "$t" train --data "$d/train-images.npy" --labels "$d/train-labels.npy" --steps 3 \
-            --batch 8 --threads 2 --save "$t.cmp.st" >"$t.cmp.log" 2>&1 &&
+            --batch "$batch" --threads 2 --save "$t.cmp.st" >"$t.cmp.log" 2>&1 &&
         "$t" predict --data "$d/test-images.npy" --weights "$t.cmp.st" --probabilities \
             -o "$t.cmp.out" >>"$t.cmp.log" 2>&1 || { cat "$t.cmp.log"; ok=0; }
     done
