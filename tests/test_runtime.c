@@ -317,11 +317,11 @@ END_TEST
 
 /* A model made only of a parameter table, for initialisation. */
 static cnnrt_param big_params[] = {
-    {"A.weight", 2, {1000, 100}, 0, 100000, 100, 1000, CNNRT_HE_NORMAL, 0},
-    {"A.bias", 1, {1000}, 100000, 1000, 100, 1000, CNNRT_HE_NORMAL, 1},
-    {"B.weight", 2, {1000, 100}, 101000, 100000, 100, 1000, CNNRT_HE_UNIFORM, 0},
-    {"C.weight", 2, {1000, 100}, 201000, 100000, 100, 1000, CNNRT_GLOROT_NORMAL, 0},
-    {"D.weight", 2, {1000, 100}, 301000, 100000, 100, 1000, CNNRT_GLOROT_UNIFORM, 0},
+    {"A.weight", 2, {1000, 100}, 0, 100000, 100, 1000, CNNRT_HE_NORMAL, 0, 0},
+    {"A.bias", 1, {1000}, 100000, 1000, 100, 1000, CNNRT_HE_NORMAL, 1, 0},
+    {"B.weight", 2, {1000, 100}, 101000, 100000, 100, 1000, CNNRT_HE_UNIFORM, 0, 0},
+    {"C.weight", 2, {1000, 100}, 201000, 100000, 100, 1000, CNNRT_GLOROT_NORMAL, 0, 0},
+    {"D.weight", 2, {1000, 100}, 301000, 100000, 100, 1000, CNNRT_GLOROT_UNIFORM, 0, 0},
 };
 
 static double *init_big(uint64_t seed)
