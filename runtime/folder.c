@@ -401,13 +401,13 @@ static void load_body(void *arg, int lo, int hi)
 }
 
 static int decode_all(rt_data *d, const Listing *l, const cnnrt_model *m,
-                      const rt_data_opts *o)
+                      const rt_data_opts *o, const char *dir)
 {
     size_t row = (size_t)m->input_size;
     LoadJob job = {.l = l, .m = m, .resize = o && o->resize};
     atomic_init(&job.first_bad, INT_MAX);
     if (l->n > INT_MAX) {
-        rt_error("more than %d images", INT_MAX);
+        rt_error("%s: holds more than %d images", dir, INT_MAX);
         return -1;
     }
     d->pixels = rt_aligned_alloc(l->n * row);
@@ -457,7 +457,7 @@ int rt_folder_load(rt_data *d, const cnnrt_model *m, const char *dir,
     int rc = -1;
     d->folder = true;
     if (find_classes(d, dir) == 0 && fit_classes(d, m, dir) == 0 &&
-        list_images(&l, d, dir) == 0 && decode_all(d, &l, m, o) == 0)
+        list_images(&l, d, dir) == 0 && decode_all(d, &l, m, o, dir) == 0)
         rc = settle(d, &l, m, dir);
     free_listing(&l);
     return rc;
