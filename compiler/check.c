@@ -244,6 +244,13 @@ bool layer_add_param(Layer *l, const char *suffix, int rank, const int64_t dims[
     return true;
 }
 
+void layer_add_buffer(Layer *l, const char *suffix, int64_t count, bool is_int64, double start)
+{
+    l->buffers[l->nbuffers++] = (Buffer){.suffix = suffix, .count = count ? count : 1,
+                                         .scalar = count == 0, .is_int64 = is_int64,
+                                         .start = start};
+}
+
 /* ------------------------------------------------------------------------
  * The checker's state
  */

@@ -293,6 +293,16 @@ typedef struct Param {
     bool is_one;               /* starts at one (BatchNorm's weight) */
 } Param;
 
+/* A buffer: a layer's state that is no parameter, saved in checkpoints
+ * (PyTorch's register_buffer): BatchNorm's running statistics. */
+typedef struct Buffer {
+    const char *suffix;   /* "running_mean", "num_batches_tracked" */
+    int64_t count;        /* elements: [count], or a scalar when scalar */
+    bool scalar;          /* rank 0 */
+    bool is_int64;        /* int64 elements, else the trainer's reals */
+    double start;         /* the value before training */
+} Buffer;
+
 /* The most inputs of a merge layer (Add, Concat). */
 #define CNNC_MAX_INPUTS 16
 
@@ -326,6 +336,9 @@ typedef struct LayerKind {
                                   relu_backward to its dx */
     bool is_softmax;           /* probabilities out: cross-entropy needs it
                                   last, and fuses its backward into the loss */
+    bool batch_stats;          /* while training it normalises with the whole
+                                  batch's statistics (BatchNorm): the lanes
+                                  meet before its forward and backward */
 
     /* The shape rule: from l->ins (l->in is the first) and l->args, set
      * l->out and l->params. Reports problems at l->loc or an argument's loc;
@@ -346,6 +359,12 @@ typedef struct LayerKind {
      * Signatures in the emit.c section below. */
     LayerEmitter *emit_forward, *emit_backward;
     LayerEmitter *ref_forward, *ref_backward;
+    /* A batch_stats kind's fast tier also writes, with the signatures of
+     * emit.c's section: L_stats (the lane's share of the statistics of x),
+     * L_combine (the lanes' into the batch's, running statistics updated),
+     * L_bsums (the lane's share of the sums backward needs) and L_bcombine
+     * (the lanes' into the batch's, and the parameters' gradients). */
+    LayerEmitter *emit_stats, *emit_combine, *emit_bsums, *emit_bcombine;
 } LayerKind;
 
 /* conv.c: the sliding-window rule that Conv, MaxPool and AvgPool share. */
@@ -432,6 +451,8 @@ typedef struct Layer {
     ArgVal args[CNNC_MAX_ARGS];   /* settled, indexed as kind->args */
     Param params[2];
     int nparams;
+    Buffer buffers[3];
+    int nbuffers;
     Init init;             /* the layer's init= or Train's */
 } Layer;
 
@@ -484,6 +505,9 @@ bool layer_need_vector(const Layer *l, const char *hint, Diag *d);
  * overflows or exceeds CNNC_MAX_ELEMS. */
 bool layer_add_param(Layer *l, const char *suffix, int rank, const int64_t dims[],
                      int64_t fan_in, int64_t fan_out, Diag *d);
+/* Appends a buffer of count elements (a scalar when count is 0) to
+ * l->buffers. */
+void layer_add_buffer(Layer *l, const char *suffix, int64_t count, bool is_int64, double start);
 /* LayerKind.flops of the kinds that do no multiply-adds: 0. */
 double layer_no_flops(const Layer *l);
 
@@ -507,6 +531,7 @@ typedef struct TensorPlace {
 /* Where layer i's things live and what its code does. */
 typedef struct LayerPlace {
     int64_t param_off[2];   /* values into the parameter block: weight, bias */
+    int64_t buffer_off[3];  /* bytes into the buffer block */
     int64_t scratch_off;    /* bytes into the workspace: its own scratch */
     bool in_place;          /* its output is written over its input */
     bool relu_out;          /* forward applies the ReLU after it */
@@ -545,6 +570,12 @@ typedef struct MemPlan {
     int64_t full_dy_off;    /* bytes: dL/d those, [batch][outputs] */
     int64_t params;         /* values (and as many gradients) */
     int64_t opt_state;      /* values */
+    int64_t buffer_bytes;   /* the buffer block (running statistics) */
+    bool phased;            /* a layer normalises with the batch's statistics
+                               (BatchNorm), fast tier: each lane takes its
+                               share of the batch as one micro-batch, and a
+                               training step goes in phases between which the
+                               lanes meet (emit.c) */
     int ngrad_slots;        /* gradient buffers: fast, each as large as the
                                largest tensor at the micro-batch; reference,
                                one per tensor */
@@ -659,9 +690,11 @@ int64_t emit_real_size(const Emitter *e);
 
 /* The arguments of a layer function: forward (ln, n, x, y); backward (ln,
  * n, x, y, dy, dx); its weight phase (ln, n, x, dy) and data phase (ln, n,
- * x, dy, dx); and a forward of one sample (ln, i, xi, yi), i its place in
- * the micro-batch. */
-typedef enum Signature { SIG_FORWARD, SIG_BACKWARD, SIG_WEIGHTS, SIG_DATA, SIG_SAMPLE } Signature;
+ * x, dy, dx); a forward of one sample (ln, i, xi, yi), i its place in the
+ * micro-batch; and statistics of the input (ln, n, x). */
+typedef enum Signature {
+    SIG_FORWARD, SIG_BACKWARD, SIG_WEIGHTS, SIG_DATA, SIG_SAMPLE, SIG_STATS
+} Signature;
 /* A layer function: "static void L_PHASE(...) {" with the arguments of sig,
  * and its end. Parallel loops inside it become functions of their own,
  * written before it (see emit_parallel). noinline: keep it out of line, so

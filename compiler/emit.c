@@ -155,6 +155,19 @@ static void emit_offsets(Emitter *e, const MemPlan *lay)
     emit(e, "PARAM_COUNT = %" PRId64, lay->params);
     emit(e, "};");
     emit_blank(e);
+    if (lay->buffer_bytes > 0) {
+        emit_comment(e, "Buffers (running statistics): offsets in bytes into the buffer block.");
+        emit(e, "enum {");
+        for (int i = 0; i < n->nlayers; i++) {
+            const Layer *l = &n->layers[i];
+            for (int b = 0; b < l->nbuffers; b++)
+                emit(e, "%s_%s = %" PRId64 ",", l->label, l->buffers[b].suffix,
+                     lay->at[i].buffer_off[b]);
+        }
+        emit(e, "BUFFER_BYTES = %" PRId64, lay->buffer_bytes);
+        emit(e, "};");
+        emit_blank(e);
+    }
     emit_comment(e, "The batch goes through the layers MICRO samples at a time.");
     emit(e, "#define BATCH %" PRId64, lay->batch);
     emit(e, "#define MICRO %" PRId64, lay->micro);
@@ -207,6 +220,10 @@ static void emit_offsets(Emitter *e, const MemPlan *lay)
     emit(e, "_Static_assert(sizeof(lane_record) <= %d, \"the workspace header\");",
          (int)lay->full_out_off);
     emit_blank(e);
+    emit_comment(e, "What the lanes of a training step need, and their summed losses.");
+    emit(e, "typedef struct step_job { const real *x; const uint8_t *x8; int n; "
+            "const int32_t *labels; const void *targets; double total[LANES]; } step_job;");
+    emit_blank(e);
     emit(e, "static lane_record *record(const cnnrt_lane *ln) { return work(ln, 0); }");
     emit(e, "static lane_record *home_record(cnnrt_ctx *ctx) { return ctx->workspace; }");
     emit_comment(e, "Rows i0.. of a full-batch buffer of the home workspace.");
@@ -256,6 +273,16 @@ static void emit_layer(Emitter *e, const MemPlan *lay, int i, Kernels kernels)
     bool fast = kernels == KERNELS_FAST;
     (fast ? l->kind->emit_forward : l->kind->ref_forward)(e, &c);
     emit_blank(e);
+    if (fast && lay->phased && l->kind->batch_stats) {
+        l->kind->emit_stats(e, &c);
+        emit_blank(e);
+        l->kind->emit_combine(e, &c);
+        if (lay->at[i].backward) {
+            l->kind->emit_bsums(e, &c);
+            emit_blank(e);
+            l->kind->emit_bcombine(e, &c);
+        }
+    }
     if (lay->at[i].backward)
         (fast ? l->kind->emit_backward : l->kind->ref_backward)(e, &c);
     else if (c.backward_fused)
@@ -314,17 +341,11 @@ static void emit_streamed_pair(Emitter *e, int i, int j)
     emit(e, "}");
 }
 
-static void emit_forward_micro(Emitter *e, const MemPlan *lay)
+/* The forward calls of layers [from, to), in source order. */
+static void emit_forward_range(Emitter *e, const MemPlan *lay, int from, int to)
 {
     const Network *n = e->net;
-    emit_comment(e, "The layers forward over the lane's micro-batch at x (m samples), in");
-    emit_comment(e, "source order; the network's output (and logits) go to its rows of the");
-    emit_comment(e, "full-batch buffers of home.");
-    emit(e, "static void forward_micro(const cnnrt_lane *ln, const real *x)");
-    emit(e, "{");
-    emit(e, "const int m = ln->n;");
-    emit(e, "record(ln)->micro_n = m;");
-    for (int i = 0; i < n->nlayers; i++) {
+    for (int i = from; i < to; i++) {
         const Layer *l = &n->layers[i];
         if (lay->at[i].forward_fused) {
             emit_comment(e, "%s: in %s_forward", l->label,
@@ -341,6 +362,13 @@ static void emit_forward_micro(Emitter *e, const MemPlan *lay)
         }
         emit_forward_call(e, i);
     }
+}
+
+/* The network's output (and a fused Softmax's input) to the lane's rows of
+ * the full-batch buffers of home. */
+static void emit_copy_outputs(Emitter *e, const MemPlan *lay)
+{
+    const Network *n = e->net;
     char *out = tensor_at(n, layer_output(&n->layers[n->nlayers - 1]));
     emit(e, "memcpy(home_rows(ln, FULL_OUT), %s, sizeof(real) * (size_t)m * OUTPUTS);", out);
     free(out);
@@ -350,6 +378,20 @@ static void emit_forward_micro(Emitter *e, const MemPlan *lay)
              logits);
         free(logits);
     }
+}
+
+static void emit_forward_micro(Emitter *e, const MemPlan *lay)
+{
+    const Network *n = e->net;
+    emit_comment(e, "The layers forward over the lane's micro-batch at x (m samples), in");
+    emit_comment(e, "source order; the network's output (and logits) go to its rows of the");
+    emit_comment(e, "full-batch buffers of home.");
+    emit(e, "static void forward_micro(const cnnrt_lane *ln, const real *x)");
+    emit(e, "{");
+    emit(e, "const int m = ln->n;");
+    emit(e, "record(ln)->micro_n = m;");
+    emit_forward_range(e, lay, 0, n->nlayers);
+    emit_copy_outputs(e, lay);
     emit(e, "}");
     emit_blank(e);
 }
@@ -381,6 +423,20 @@ static void emit_backward_call(Emitter *e, const MemPlan *lay, int i)
     free(b.text);
 }
 
+/* The backward calls of layers hi down to lo, in reverse source order. */
+static void emit_backward_range(Emitter *e, const MemPlan *lay, int hi, int lo)
+{
+    const Network *n = e->net;
+    for (int i = hi; i >= lo; i--) {
+        const Layer *l = &n->layers[i];
+        if (lay->at[i].backward_fused)
+            emit_comment(e, "%s: in %s_backward", l->label,
+                         n->layers[n->tensors[layer_output(l)].consumers[0]].label);
+        else if (lay->at[i].backward)
+            emit_backward_call(e, lay, i);
+    }
+}
+
 static void emit_backward_micro(Emitter *e, const MemPlan *lay, Kernels kernels)
 {
     const Network *n = e->net;
@@ -399,18 +455,132 @@ static void emit_backward_micro(Emitter *e, const MemPlan *lay, Kernels kernels)
             if (s != lay->t[lay->loss_tensor].grad_slot)
                 emit(e, "memset(work(ln, DBUF%d), 0, sizeof(real) * (size_t)m * %" PRId64 ");",
                      s, lay->grad_slot_elems[s]);
-    for (int i = n->nlayers - 1; i >= 0; i--) {
-        const Layer *l = &n->layers[i];
-        if (lay->at[i].backward_fused)
-            emit_comment(e, "%s: in %s_backward", l->label,
-                         n->layers[n->tensors[layer_output(l)].consumers[0]].label);
-        else if (lay->at[i].backward)
-            emit_backward_call(e, lay, i);
-    }
+    emit_backward_range(e, lay, n->nlayers - 1, 0);
     emit(e, "(void)ln, (void)m, (void)x;");
     emit(e, "}");
     emit_blank(e);
 }
+/* ------------------------------------------------------------------------
+ * Phases: a training step of a network with batch statistics
+ *
+ * A BatchNorm normalises with the statistics of the whole batch, which the
+ * lanes hold between them (plan.c gives each lane its share as one
+ * micro-batch). So a step goes in phases: forward up to each BatchNorm,
+ * its statistics on every lane; the lanes meet and combine them (in lane
+ * order); on from there. Backward likewise meets before each BatchNorm's
+ * backward, whose dx needs sums over the batch. Between phases the lanes
+ * keep their maps and gradients: nothing is computed twice.
+ */
+
+/* The batch-statistics layers, in source order; returns their count. */
+static int stat_layers(const Network *n, int *at)
+{
+    int k = 0;
+    for (int i = 0; i < n->nlayers; i++)
+        if (n->layers[i].kind->batch_stats)
+            at[k++] = i;
+    return k;
+}
+
+/* "L_stats(ln, m, X);" or "L_bsums(ln, m, X, DY);" for batch-statistics
+ * layer b. */
+static void emit_stats_call(Emitter *e, const MemPlan *lay, int b, bool backward)
+{
+    const Network *n = e->net;
+    const Layer *l = &n->layers[b];
+    char *x = tensor_at(n, l->inputs[0]);
+    if (backward) {
+        char *dy = grad_at(lay, lay->at[b].dy_tensor);
+        emit(e, "%s_bsums(ln, m, %s, %s);", l->label, x, dy);
+        free(dy);
+    } else {
+        emit(e, "%s_stats(ln, m, %s);", l->label, x);
+    }
+    free(x);
+}
+
+/* The opening of a phase's lane function: its micro-batch's input. */
+static void emit_phase_begin(Emitter *e, const char *name, bool first)
+{
+    emit(e, "static void %s(const cnnrt_lane *ln, void *arg)", name);
+    emit(e, "{");
+    emit(e, "const step_job *job = arg;");
+    emit(e, "const int m = ln->n;");
+    if (first) {
+        emit(e, "record(ln)->micro_n = m;");
+        emit(e, "if (job->x8)");
+        emit(e, "    cnnrt_bytes_to_reals(ln, work(ln, LANE_INPUT), job->x8 + (size_t)ln->i0 * "
+                "INPUT_SIZE, m * INPUT_SIZE);");
+    }
+    emit(e, "const real *x = job->x8 ? (const real *)work(ln, LANE_INPUT) : job->x + "
+            "(size_t)ln->i0 * INPUT_SIZE;");
+}
+
+static void emit_phases(Emitter *e, const MemPlan *lay)
+{
+    const Network *n = e->net;
+    int *b = xcalloc((size_t)n->nlayers + 2, sizeof *b);
+    int k = stat_layers(n, b + 1);
+    b[0] = 0;
+    b[k + 1] = n->nlayers;
+    for (int p = 0; p <= k; p++) {
+        char name[32];
+        snprintf(name, sizeof name, "forward_phase%d", p);
+        emit_comment(e, "Forward phase %d: layers %s to %s%s%s.", p, n->layers[b[p]].label,
+                     n->layers[b[p + 1] - 1].label, p < k ? ", then the statistics of " : "",
+                     p < k ? n->layers[b[p + 1]].label : "");
+        emit_phase_begin(e, name, p == 0);
+        emit_forward_range(e, lay, b[p], b[p + 1]);
+        if (p < k)
+            emit_stats_call(e, lay, b[p + 1], false);
+        else
+            emit_copy_outputs(e, lay);
+        emit(e, "(void)x, (void)job;");
+        emit(e, "}");
+        emit_blank(e);
+    }
+    for (int p = k; p >= 0; p--) {
+        char name[32];
+        snprintf(name, sizeof name, "backward_phase%d", p);
+        emit_comment(e, "Backward phase %d: layers %s down to %s%s%s.", p,
+                     n->layers[b[p + 1] - 1 + (p < k)].label, n->layers[b[p]].label,
+                     p > 0 ? ", then the sums of " : "", p > 0 ? n->layers[b[p]].label : "");
+        emit_phase_begin(e, name, false);
+        if (p == k)
+            emit(e, "memcpy(work(ln, DBUF%d), (real *)((char *)ln->home->workspace + FULL_DY) + "
+                    "(size_t)ln->i0 * OUTPUTS, sizeof(real) * (size_t)m * OUTPUTS);",
+                 lay->t[lay->loss_tensor].grad_slot);
+        emit_backward_range(e, lay, b[p + 1] - 1 + (p < k), b[p] + (p > 0));
+        if (p > 0)
+            emit_stats_call(e, lay, b[p], true);
+        emit(e, "(void)x, (void)job;");
+        emit(e, "}");
+        emit_blank(e);
+    }
+    emit_comment(e, "Forward over the batch in its phases, the lanes meeting at each BatchNorm.");
+    emit(e, "static void forward_phased(cnnrt_ctx *ctx, const step_job *job, uint64_t key)");
+    emit(e, "{");
+    for (int p = 0; p <= k; p++) {
+        emit(e, "cnnrt_run_lanes(ctx, job->n, 0, key, forward_phase%d, (void *)job);", p);
+        if (p < k)
+            emit(e, "%s_combine(ctx, job->n);", n->layers[b[p + 1]].label);
+    }
+    emit(e, "}");
+    emit_blank(e);
+    emit_comment(e, "Backward over the batch in its phases; the lanes' gradients start at zero.");
+    emit(e, "static void backward_phased(cnnrt_ctx *ctx, const step_job *job, uint64_t key)");
+    emit(e, "{");
+    for (int p = k; p >= 0; p--) {
+        emit(e, "cnnrt_run_lanes(ctx, job->n, %d, key, backward_phase%d, (void *)job);",
+             p == k, p);
+        if (p > 0)
+            emit(e, "%s_bcombine(ctx, job->n);", n->layers[b[p]].label);
+    }
+    emit(e, "}");
+    emit_blank(e);
+    free(b);
+}
+
 /* ------------------------------------------------------------------------
  * The entry points: micro-batches dealt to the lanes (runtime/lanes.c)
  */
@@ -454,7 +624,7 @@ static void emit_loss(Emitter *e, const MemPlan *lay)
     emit_blank(e);
 }
 
-static void emit_forward_all(Emitter *e)
+static void emit_forward_all(Emitter *e, const MemPlan *lay)
 {
     emit(e, "static void forward_job(const cnnrt_lane *ln, void *arg)");
     emit(e, "{");
@@ -468,13 +638,25 @@ static void emit_forward_all(Emitter *e)
     emit(e, "lane_record *call = home_record(ctx);");
     emit(e, "*call = (lane_record){.x = x, .n = n, .key = ctx->training ? "
             "cnnrt_rng_next(&ctx->rng) : 0};");
-    emit(e, "cnnrt_run_lanes(ctx, n, 0, call->key, forward_job, call);");
+    if (lay->phased) {
+        emit(e, "if (ctx->training) { /* the batch's statistics: in phases */");
+        emit(e, "const step_job job = {.x = x, .n = n};");
+        emit(e, "forward_phased(ctx, &job, call->key);");
+        emit(e, "} else {");
+        emit(e, "cnnrt_run_lanes(ctx, n, 0, call->key, forward_job, call);");
+        emit(e, "}");
+    } else {
+        emit(e, "cnnrt_run_lanes(ctx, n, 0, call->key, forward_job, call);");
+    }
     emit(e, "ctx->output = (char *)ctx->workspace + FULL_OUT;");
     emit(e, "}");
     emit_blank(e);
 }
 
-static void emit_backward_all(Emitter *e, const MemPlan *lay)
+/* What a lane does with a micro-batch in backward_all: forward again unless
+ * the call was one micro-batch (a lane keeps the maps of its last one
+ * only), then backward from the loss's gradient. */
+static void emit_backward_job(Emitter *e, const MemPlan *lay)
 {
     emit(e, "static void backward_job(const cnnrt_lane *ln, void *arg)");
     emit(e, "{");
@@ -487,6 +669,12 @@ static void emit_backward_all(Emitter *e, const MemPlan *lay)
     emit(e, "backward_micro(ln, x);");
     emit(e, "}");
     emit_blank(e);
+}
+
+static void emit_backward_all(Emitter *e, const MemPlan *lay)
+{
+    if (!lay->phased)
+        emit_backward_job(e, lay);
     emit_comment(e, "Gradients of the last forward and loss. One micro-batch's maps are still");
     emit_comment(e, "there; of more, each goes forward again before its backward, with the");
     emit_comment(e, "same Dropout masks (train_step needs no repeat).");
@@ -494,21 +682,20 @@ static void emit_backward_all(Emitter *e, const MemPlan *lay)
     emit(e, "{");
     emit(e, "const lane_record *call = home_record(ctx);");
     emit(e, "(void)n;");
-    emit(e, "cnnrt_run_lanes(ctx, call->n, 1, call->key, backward_job, (void *)call);");
+    if (lay->phased) {
+        emit(e, "const step_job job = {.x = call->x, .n = call->n};");
+        emit(e, "backward_phased(ctx, &job, call->key);");
+    } else {
+        emit(e, "cnnrt_run_lanes(ctx, call->n, 1, call->key, backward_job, (void *)call);");
+    }
     emit(e, "cnnrt_add_lanes(ctx);");
     emit(e, "}");
     emit_blank(e);
 }
 
-/* One optimizer step on n samples, forward, loss and backward micro-batch by
- * micro-batch: the maps of one micro-batch live only until its backward. */
-static void emit_train_step(Emitter *e, const MemPlan *lay)
+/* A micro-batch of a training step on its lane: forward, loss, backward. */
+static void emit_step_micro(Emitter *e, const MemPlan *lay)
 {
-    const Network *n = e->net;
-    emit_comment(e, "What the lanes of a training step need, and their summed losses.");
-    emit(e, "typedef struct step_job { const real *x; const uint8_t *x8; int n; "
-            "const int32_t *labels; const void *targets; double total[LANES]; } step_job;");
-    emit_blank(e);
     emit_comment(e, "A micro-batch of a step: its input (from bytes, converted in the lane),");
     emit_comment(e, "forward, its loss, backward; a lane whose loss is not finite stops.");
     emit(e, "static void step_micro(const cnnrt_lane *ln, void *arg)");
@@ -527,6 +714,15 @@ static void emit_train_step(Emitter *e, const MemPlan *lay)
     emit(e, "if (isfinite(job->total[ln->index])) backward_micro(ln, x);");
     emit(e, "}");
     emit_blank(e);
+}
+
+/* One optimizer step on n samples, forward, loss and backward micro-batch by
+ * micro-batch: the maps of one micro-batch live only until its backward. */
+static void emit_train_step(Emitter *e, const MemPlan *lay)
+{
+    const Network *n = e->net;
+    if (!lay->phased)
+        emit_step_micro(e, lay);
     emit_comment(e, "A training step on inputs x (reals) or x8 (bytes): the micro-batches on");
     emit_comment(e, "their lanes, forward, loss and backward each; the lanes' gradients added;");
     emit_comment(e, "then the update. Returns the mean loss, without updating if it is not");
@@ -538,10 +734,19 @@ static void emit_train_step(Emitter *e, const MemPlan *lay)
     emit(e, "*call = (lane_record){.x = x, .x8 = x8, .n = n, .key = cnnrt_rng_next(&ctx->rng)};");
     emit(e, "ctx->output = (char *)ctx->workspace + FULL_OUT;");
     emit(e, "step_job job = {.x = x, .x8 = x8, .n = n, .labels = labels, .targets = targets};");
-    emit(e, "cnnrt_run_lanes(ctx, n, 1, call->key, step_micro, &job);");
-    emit(e, "double total = 0;");
-    emit(e, "for (int l = 0; l < LANES; l++) total += job.total[l];");
-    emit(e, "if (!isfinite(total)) return total;");
+    if (lay->phased) {
+        emit_comment(e, "forward in phases, the loss over the batch, backward in phases");
+        emit(e, "forward_phased(ctx, &job, call->key);");
+        emit(e, "const double total = loss_rows(ctx, 0, n, n, labels, targets, "
+                "(real *)((char *)ctx->workspace + FULL_DY));");
+        emit(e, "if (!isfinite(total)) return total;");
+        emit(e, "backward_phased(ctx, &job, call->key);");
+    } else {
+        emit(e, "cnnrt_run_lanes(ctx, n, 1, call->key, step_micro, &job);");
+        emit(e, "double total = 0;");
+        emit(e, "for (int l = 0; l < LANES; l++) total += job.total[l];");
+        emit(e, "if (!isfinite(total)) return total;");
+    }
     emit(e, "cnnrt_add_lanes(ctx);");
     emit(e, "cnnrt_update(ctx, PARAM_COUNT);");
     emit(e, "return total / %s;", loss_mean_divisor(n));
@@ -629,6 +834,14 @@ static uint64_t fnv1a(const char *text, size_t len)
     return h;
 }
 
+static int count_buffers(const Network *n)
+{
+    int k = 0;
+    for (int i = 0; i < n->nlayers; i++)
+        k += n->layers[i].nbuffers;
+    return k;
+}
+
 static void emit_param_table(Emitter *e)
 {
     const Network *n = e->net;
@@ -647,12 +860,27 @@ static void emit_param_table(Emitter *e)
     }
     emit(e, "};");
     emit_blank(e);
+    if (count_buffers(n) > 0) {
+        emit(e, "static const cnnrt_buffer net_buffers[] = {");
+        for (int i = 0; i < n->nlayers; i++) {
+            const Layer *l = &n->layers[i];
+            for (int b = 0; b < l->nbuffers; b++) {
+                const Buffer *bf = &l->buffers[b];
+                emit(e, "{\"%s.%s\", %d, {%" PRId64 ", 0, 0, 0}, %" PRId64 ", %d, %s_%s, %g},",
+                     l->label, bf->suffix, bf->scalar ? 0 : 1, bf->scalar ? 0 : bf->count,
+                     bf->count, bf->is_int64, l->label, bf->suffix, bf->start);
+            }
+        }
+        emit(e, "};");
+        emit_blank(e);
+    }
     emit(e, "static const char *const net_labels[] = {");
     for (int i = 0; i < n->nlayers; i++)
         emit(e, "\"%s\",", n->layers[i].label);
     emit(e, "};");
     emit_blank(e);
 }
+
 
 static size_t count_params(const Network *n)
 {
@@ -711,6 +939,9 @@ static void emit_model(Emitter *e, const EmitOptions *o)
     emit(e, ".params = net_params,");
     emit(e, ".nparams = %zu,", count_params(n));
     emit(e, ".param_count = PARAM_COUNT,");
+    if (count_buffers(n) > 0)
+        emit(e, ".buffers = net_buffers, .nbuffers = %d, .buffer_bytes = BUFFER_BYTES,",
+             count_buffers(n));
     emit(e, ".workspace_bytes = net_workspace_bytes,");
     emit(e, ".layer_labels = net_labels,");
     emit(e, ".nlayers = %d,", n->nlayers);
@@ -874,9 +1105,12 @@ bool emit_network(FILE *out, const Network *n, const EmitOptions *o)
     emit(&e, "/* ---- the network ---------------------------------------------- */");
     emit_blank(&e);
     emit_forward_micro(&e, &lay);
-    emit_backward_micro(&e, &lay, o->kernels);
+    if (!lay.phased)
+        emit_backward_micro(&e, &lay, o->kernels);
     emit_loss(&e, &lay);
-    emit_forward_all(&e);
+    if (lay.phased)
+        emit_phases(&e, &lay);
+    emit_forward_all(&e, &lay);
     emit_backward_all(&e, &lay);
     emit_train_step(&e, &lay);
     emit_first_nonfinite(&e, &lay);

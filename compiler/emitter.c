@@ -368,6 +368,10 @@ static void set_params(Emitter *e, const LayerCode *c, Signature sig)
         return;
     }
     add_param(e, "int n", "n", "a->n");
+    if (sig == SIG_STATS) {
+        add_param(e, "const real *restrict x", "x", "a->x");
+        return;
+    }
     bool merge = c->ninputs > 1;
     for (int k = 0; k < c->ninputs; k++) {
         char decl[64], name[16], from[32];

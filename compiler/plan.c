@@ -287,6 +287,7 @@ static void place_grad_slots(const Network *n, MemPlan *p, Kernels kernels)
  * The workspace
  */
 
+/* The parameter block, and the buffer block: each buffer 8-byte aligned. */
 static bool place_params(const Network *n, MemPlan *p)
 {
     for (int i = 0; i < n->nlayers; i++) {
@@ -296,8 +297,25 @@ static bool place_params(const Network *n, MemPlan *p)
             if (!add_ok(p->params, l->params[j].count, &p->params))
                 return false;
         }
+        for (int j = 0; j < l->nbuffers; j++) {
+            int64_t bytes;
+            p->at[i].buffer_off[j] = p->buffer_bytes;
+            if (!mul_ok(l->buffers[j].count, l->buffers[j].is_int64 ? 8 : p->real_size,
+                        &bytes) || !add_ok(p->buffer_bytes, (bytes + 7) / 8 * 8,
+                                           &p->buffer_bytes))
+                return false;
+        }
     }
     return mul_ok(p->params, opt_slots(n->train.optimizer), &p->opt_state);
+}
+
+/* Whether a layer normalises with the whole batch's statistics. */
+static bool has_batch_stats(const Network *n)
+{
+    for (int i = 0; i < n->nlayers; i++)
+        if (n->layers[i].kind->batch_stats)
+            return true;
+    return false;
 }
 
 /* The network's output, logits and their gradient, at the whole batch. */
@@ -422,9 +440,18 @@ static bool place_workspace(const Network *n, MemPlan *p, Kernels kernels)
 }
 
 /* The workspace at micro-batch p->micro; then, unless it was given, halved
- * while the workspace exceeds the budget. */
+ * while the workspace exceeds the budget. A network with batch statistics
+ * keeps every lane's share of the batch for the whole step: one micro-batch
+ * a lane (the reference tier: the whole batch at once). */
 static bool place_micro_batches(const Network *n, int64_t micro, Kernels kernels, MemPlan *p)
 {
+    if (has_batch_stats(n)) {
+        p->phased = fast(kernels);
+        p->micro = fast(kernels) && p->batch > 1 ? (p->batch + PLAN_LANES - 1) / PLAN_LANES
+                                                  : p->batch;
+        p->ngrad_slots = 0;
+        return place_workspace(n, p, kernels);
+    }
     p->micro = micro > 0 && micro < p->batch ? micro : p->batch;
     p->ngrad_slots = 0;
     if (!place_workspace(n, p, kernels))

@@ -389,5 +389,8 @@ int rt_evaluate(cnnrt_ctx *ctx, const rt_data *d, int64_t start, int64_t count,
 void rt_nonfinite_where(const cnnrt_ctx *ctx, char *buf, size_t size);
 const char *rt_optimizer_name(cnnrt_optimizer o);
 int rt_model_check(const cnnrt_model *m);
+/* The model's buffers at their starting values (running means 0,
+ * variances 1, counts 0); cnnrt_init_params calls it. */
+void rt_init_buffers(cnnrt_ctx *ctx);
 
 #endif /* CNNRT_RT_H */
