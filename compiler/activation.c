@@ -1,4 +1,5 @@
-/* activation.c: the elementwise activations ReLU, LeakyReLU, Sigmoid, Tanh.
+/* activation.c: the elementwise activations ReLU, LeakyReLU, Sigmoid, Tanh,
+ * SiLU and GELU.
  *
  *   in S -> out S (any shape), no parameters
  *   LeakyReLU(alpha) = LeakyReLU(alpha=0.01): x if x > 0 else alpha*x */
@@ -166,6 +167,46 @@ static void tanh_backward(Emitter *e, const LayerCode *c)
     activation_backward(e, c, &tanh_code, NULL);
 }
 
+/* x * sigmoid(x); the derivative s (1 + x (1 - s)), s = sigmoid(x). */
+static const ActCode silu_code = {.formula = "y = x / (1 + exp(-x))",
+                                  .forward = "x[j] / (1 + EXP(-x[j]))",
+                                  .backward = "dy[j] * (1 / (1 + EXP(-x[j]))) * "
+                                              "(1 + x[j] * (1 - 1 / (1 + EXP(-x[j]))))",
+                                  .derivative = "s (1 + x (1 - s)), s = 1/(1 + exp(-x))",
+                                  .uses_x = true};
+
+static void silu_forward(Emitter *e, const LayerCode *c)
+{
+    activation_forward(e, c, &silu_code, NULL);
+}
+
+static void silu_backward(Emitter *e, const LayerCode *c)
+{
+    activation_backward(e, c, &silu_code, NULL);
+}
+
+/* PyTorch's default GELU, the exact form with erf; the derivative
+ * Phi(x) + x phi(x). */
+static const ActCode gelu_code = {.formula = "y = x/2 (1 + erf(x / sqrt 2))",
+                                  .forward = "(real)0.5 * x[j] * (1 + ERF(x[j] * "
+                                             "(real)0.70710678118654752440))",
+                                  .backward = "dy[j] * ((real)0.5 * (1 + ERF(x[j] * "
+                                              "(real)0.70710678118654752440)) + x[j] * "
+                                              "(real)0.39894228040143267794 * "
+                                              "EXP((real)-0.5 * x[j] * x[j]))",
+                                  .derivative = "Phi(x) + x phi(x)",
+                                  .uses_x = true};
+
+static void gelu_forward(Emitter *e, const LayerCode *c)
+{
+    activation_forward(e, c, &gelu_code, NULL);
+}
+
+static void gelu_backward(Emitter *e, const LayerCode *c)
+{
+    activation_backward(e, c, &gelu_code, NULL);
+}
+
 const LayerKind layer_relu = {
     .name = "ReLU",
     .auto_prefix = "relu",
@@ -214,4 +255,26 @@ const LayerKind layer_tanh = {
     .emit_backward = tanh_backward,
     .ref_forward = tanh_forward,
     .ref_backward = tanh_backward,
+};
+
+const LayerKind layer_silu = {
+    .name = "SiLU",
+    .auto_prefix = "silu",
+    .infer = activation_infer,
+    .flops = layer_no_flops,
+    .emit_forward = silu_forward,
+    .emit_backward = silu_backward,
+    .ref_forward = silu_forward,
+    .ref_backward = silu_backward,
+};
+
+const LayerKind layer_gelu = {
+    .name = "GELU",
+    .auto_prefix = "gelu",
+    .infer = activation_infer,
+    .flops = layer_no_flops,
+    .emit_forward = gelu_forward,
+    .emit_backward = gelu_backward,
+    .ref_forward = gelu_forward,
+    .ref_backward = gelu_backward,
 };

@@ -32,11 +32,13 @@
 #define LOG log
 #define TANH tanh
 #define SQRT sqrt
+#define ERF erf
 #else
 #define EXP expf
 #define LOG logf
 #define TANH tanhf
 #define SQRT sqrtf
+#define ERF erff
 #endif
 
 /* Vectors: CNNC_VL reals fill the target's widest vector register

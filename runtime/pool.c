@@ -92,6 +92,9 @@ static slot *slot_at(rt_pool *p, int thread, int depth)
     return &p->slots[thread * POOL_DEPTHS + depth];
 }
 
+/* The `next` of a slot being filled: past any count, so nothing is claimed. */
+#define SLOT_CLOSED UINT32_MAX
+
 static uint64_t claim_word(uint32_t gen, uint32_t next)
 {
     return (uint64_t)gen << 32 | next;
@@ -290,6 +293,10 @@ void rt_pool_run(rt_pool *p, int count, int grain, cnnrt_body *body, void *arg)
         chunk = grain;
     slot *s = slot_at(p, thread_id, thread_depth);
     uint32_t gen = (uint32_t)(atomic_load(&s->claim) >> 32) + 1;
+    /* Close the slot under the new generation before its fields change: a
+     * thread that read the old claim word and then this loop's count must
+     * fail its claim, not take items of this loop before it is posted. */
+    atomic_store(&s->claim, claim_word(gen, SLOT_CLOSED));
     atomic_store_explicit(&s->body, body, memory_order_relaxed);
     atomic_store_explicit(&s->arg, arg, memory_order_relaxed);
     atomic_store_explicit(&s->count, count, memory_order_relaxed);

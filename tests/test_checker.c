@@ -454,8 +454,8 @@ START_TEST(unknown_words)
     fails_with("Input(4)\nLinear(n=2)\nSoftmax\n", "hint: did you mean 'Dense'?", NULL);
     fails_with("Input(4)\nFrobnicate\nDense(n=2)\nSoftmax\n",
                "hint: the layers are Conv, MaxPool, AvgPool, GlobalAvgPool, ReLU, LeakyReLU, "
-               "Sigmoid, Tanh, Flatten, Dense, Dropout, Add, Concat, Softmax; Input and Train are "
-               "declarations\n", NULL);
+               "Sigmoid, Tanh, SiLU, GELU, Flatten, Dense, Dropout, BatchNorm, Add, Concat, "
+               "Softmax; Input and Train are declarations\n", NULL);
 }
 END_TEST
 

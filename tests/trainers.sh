@@ -234,6 +234,37 @@ if tl=$(build "$work/small.net" f32 5) &&
 else
     fail "training in micro-batches of 5 for determinism"
 fi
+# BatchNorm's statistics are the whole batch's, gathered from the lanes in
+# a fixed order: bitwise the same checkpoint (running statistics included)
+# on 1, 2 and 4 threads.
+cat > "$work/smallbn.net" <<'NET'
+Input(12x12x2)
+Conv(kernel=3x3, n=6, padding=same, bias=false)
+BatchNorm
+ReLU
+MaxPool(2x2)
+Conv(kernel=3x3, n=8, stride=2)
+BatchNorm(momentum=0.3)
+ReLU
+Flatten
+Dense(n=16)
+BatchNorm
+ReLU
+Dense(n=3)
+Softmax
+Train(batch=32, optimizer=momentum, lr=0.05)
+NET
+if tb=$(build "$work/smallbn.net" f32) &&
+   train "$tb" "$work/b1.st" 1 --epochs 1 && train "$tb" "$work/b2.st" 2 --epochs 1 &&
+   train "$tb" "$work/b4.st" 4 --epochs 1; then
+    if cmp -s "$work/b1.st" "$work/b2.st" && cmp -s "$work/b1.st" "$work/b4.st"; then
+        pass "BatchNorm on 1, 2 and 4 threads: bitwise the same checkpoint"
+    else
+        fail "BatchNorm on 1, 2 and 4 threads: checkpoints differ"
+    fi
+else
+    fail "training with BatchNorm for determinism"
+fi
 # From uint8 images a step converts each micro-batch in its lane
 # (train_step_bytes); from float32 images of x / 255 it takes the reals the
 # runtime read. The same step: bitwise the checkpoints above (uint8, 1 and
