@@ -73,8 +73,8 @@ expect 2 "--dtype: expected uint8 or float32, found 'f16'" "cnnc-data: bad --dty
 expect 2 "unknown flag '--bogus'" "cnnc-data: unknown flag" -- "$data" blobs --out "$tmp/x" --bogus 1
 expect 2 "--train: expected" "cnnc-data: bad count" -- "$data" shapes --out "$tmp/x" --train 0
 expect 2 "--out DIR is required" "cnnc-data: no --out" -- "$data" shapes
-expect 1 "cannot create the directory" "cnnc-data: bad directory" -- \
-    "$data" blobs --out "$tmp/no/such/dir"
+expect 1 "cnnc-data: error: $tmp/no/such/dir: cannot create the directory: No such file or directory" \
+    "cnnc-data: bad directory" -- "$data" blobs --out "$tmp/no/such/dir"
 
 # ---- training, non-interactive -------------------------------------------------
 expect 0 "epoch 4/4" "train" -- "$model" train --data "$d/train-images.npy" \
@@ -395,6 +395,10 @@ expect 2 "cnnc-data: error: --format: expected npy, png or jpeg, found 'gif'" \
 expect 1 "$f/train: the folder is not empty; expected a new or empty one" \
     "cnnc-data --format png into a folder with images" -- "$data" blobs --out "$f" \
     --shape 2x2x1 --classes 3 --format png
+mkdir -p "$tmp/filed" && : >"$tmp/filed/train"
+expect 1 "cnnc-data: error: $tmp/filed/train: cannot create the directory: File exists" \
+    "cnnc-data --format png where a file has the split's name" -- "$data" blobs \
+    --out "$tmp/filed" --shape 2x2x1 --classes 3 --format png
 expect 0 "" "train --help" -- "$img" train --help
 if grep -q -- '--resize' "$tmp/out" && grep -q 'gzip' "$tmp/out"; then
     ok "train --help: folders, --resize and gzip"

@@ -16,6 +16,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <signal.h>
+#include <sys/resource.h>
 #include <sys/stat.h>
 #include <sys/sysmacros.h>
 #include <sys/wait.h>
@@ -2402,6 +2403,33 @@ START_TEST(image_broken)
 }
 END_TEST
 
+/* The entries of tmp, besides . and .. */
+static int tmp_entries(void)
+{
+    DIR *d = opendir(tmpdir);
+    int n = 0;
+    for (struct dirent *e; d && (e = readdir(d));)
+        n += strcmp(e->d_name, ".") != 0 && strcmp(e->d_name, "..") != 0;
+    if (d)
+        closedir(d);
+    return n;
+}
+
+START_TEST(image_write_refused)
+{
+    /* what libpng and libjpeg say of an image they cannot write, and no
+     * file, not even a temporary one, left behind */
+    unsigned char px[4] = {0};
+    int before = tmp_entries();
+    ck_assert_int_eq(rt_png_write(tmp("w.png"), 2, 0, 1, px), -1);
+    assert_msg("%s: cannot write the PNG image: Invalid IHDR data", tmp("w.png"));
+    ck_assert_int_eq(rt_jpeg_write(tmp("w.jpg"), 0, 2, 1, px, 90), -1);
+    assert_msg("%s: cannot write the JPEG image: Empty JPEG image (DNL not supported)",
+               tmp("w.jpg"));
+    ck_assert_int_eq(tmp_entries(), before);
+}
+END_TEST
+
 /* ---- folders of images ------------------------------------------------------------------ */
 
 /* tmp/path, with the folders on the way made. */
@@ -2594,6 +2622,28 @@ START_TEST(folder_refused)
 }
 END_TEST
 
+START_TEST(folder_unreadable)
+{
+    /* a folder that stat sees and opendir cannot open: here, for want of a
+     * file descriptor (permissions would not stop root) */
+    cnnrt_model m = image_model(2, 2, 1, 3);
+    gray_png("f/a/1.png", 1);
+    struct rlimit old, low;
+    ck_assert_int_eq(getrlimit(RLIMIT_NOFILE, &old), 0);
+    int next = dup(0);
+    ck_assert_int_ge(next, 0);
+    close(next);
+    low = old;
+    low.rlim_cur = (rlim_t)next;
+    ck_assert_int_eq(setrlimit(RLIMIT_NOFILE, &low), 0);
+    rt_data d;
+    int rc = load_folder(&d, &m, "f", false, 1);
+    ck_assert_int_eq(setrlimit(RLIMIT_NOFILE, &old), 0);
+    ck_assert_int_eq(rc, -1);
+    assert_msg("%s: cannot read the folder: Too many open files", tmp("f"));
+}
+END_TEST
+
 START_TEST(folder_checks_of_a_command)
 {
     cnnrt_model m = image_model(2, 2, 1, 3);
@@ -2719,10 +2769,12 @@ static Suite *runtime_suite(void)
     tcase_add_test(tc, image_channels_and_resize);
     tcase_add_test(tc, image_jpeg);
     tcase_add_test(tc, image_broken);
+    tcase_add_test(tc, image_write_refused);
     tcase_add_test(tc, folder_order_and_labels);
     tcase_add_test(tc, folder_threads_and_first_broken);
     tcase_add_test(tc, folder_sizes);
     tcase_add_test(tc, folder_refused);
+    tcase_add_test(tc, folder_unreadable);
     tcase_add_test(tc, folder_checks_of_a_command);
     suite_add_tcase(s, tc);
 

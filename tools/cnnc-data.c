@@ -121,11 +121,16 @@ static void padded(char *buf, int64_t v, int64_t n)
     memcpy(buf + k, num, (size_t)len + 1);
 }
 
+/* A new folder, or one that is there ("File exists" if a file is). */
 static int make_dir(const char *path)
 {
-    if (mkdir(path, 0777) == 0 || errno == EEXIST)
+    struct stat st;
+    if (mkdir(path, 0777) == 0)
         return 0;
-    rt_error("%s: cannot create the directory: %s", path, strerror(errno));
+    int why = errno;
+    if (why == EEXIST && stat(path, &st) == 0 && S_ISDIR(st.st_mode))
+        return 0;
+    rt_error("%s: cannot create the directory: %s", path, strerror(why));
     return -1;
 }
 
@@ -411,12 +416,7 @@ int main(int argc, char **argv)
     }
     if (o.noise < 0)
         o.noise = o.rank == 1 ? 0.3 : 0.1;
-    if (mkdir(o.out, 0777) != 0 && errno != EEXIST) {
-        fprintf(stderr, "cnnc-data: error: %s: cannot create the directory: %s\n", o.out,
-                strerror(errno));
-        return 1;
-    }
-    if ((shapes ? make_shapes(&o) : make_blobs(&o)) != 0) {
+    if (make_dir(o.out) != 0 || (shapes ? make_shapes(&o) : make_blobs(&o)) != 0) {
         rt_print_error();
         return 1;
     }
