@@ -2735,6 +2735,9 @@ static Suite *runtime_suite(void)
     tcase_add_test(tc, rng_deterministic);
     tcase_add_test(tc, rng_distributions);
     tcase_add_test(tc, init_kinds_and_determinism);
+    /* Check's default of 4 s is too little on a busy machine, under
+     * sanitizers: every case gets a minute */
+    tcase_set_timeout(tc, 60);
     suite_add_tcase(s, tc);
 
     tc = tcase_create("files");
@@ -2757,6 +2760,7 @@ static Suite *runtime_suite(void)
     tcase_add_test(tc, output_removes_stale_temporaries);
     tcase_add_test(tc, output_signal_removes_temporary);
     tcase_add_test(tc, output_same_file);
+    tcase_set_timeout(tc, 60);
     suite_add_tcase(s, tc);
 
     tc = tcase_create("data formats");
@@ -2781,6 +2785,7 @@ static Suite *runtime_suite(void)
     tc = tcase_create("json");
     tcase_add_test(tc, json_good);
     tcase_add_loop_test(tc, json_bad, 0, N(bad_jsons));
+    tcase_set_timeout(tc, 60);
     suite_add_tcase(s, tc);
 
     tc = tcase_create("checkpoints");
@@ -2791,6 +2796,7 @@ static Suite *runtime_suite(void)
     tcase_add_test(tc, ckpt_bad_framing);
     tcase_add_test(tc, ckpt_other_optimizer_state);
     tcase_add_test(tc, ckpt_save_atomic_on_failure);
+    tcase_set_timeout(tc, 60);
     suite_add_tcase(s, tc);
 
     tc = tcase_create("robustness");
@@ -2803,6 +2809,7 @@ static Suite *runtime_suite(void)
     tc = tcase_create("cli");
     tcase_add_test(tc, cli_good);
     tcase_add_loop_test(tc, cli_bad, 0, N(bad_clis));
+    tcase_set_timeout(tc, 60);
     suite_add_tcase(s, tc);
 
     tc = tcase_create("end to end");
