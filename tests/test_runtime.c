@@ -2329,6 +2329,44 @@ static void write_cmyk_jpeg(const char *path)
     fclose(f);
 }
 
+/* A valid progressive 8 x 8 gray JPEG of 631 scans: the DC, then each of
+ * the 63 AC coefficients alone, in ten bits of successive approximation. */
+static void write_many_scans_jpeg(const char *path)
+{
+    static jpeg_scan_info scans[1 + 63 * 10];
+    int n = 0;
+    scans[n++] = (jpeg_scan_info){.comps_in_scan = 1, .Ss = 0, .Se = 0, .Ah = 0, .Al = 0};
+    for (int k = 1; k < 64; k++)
+        for (int al = 9; al >= 0; al--)
+            scans[n++] = (jpeg_scan_info){.comps_in_scan = 1, .Ss = k, .Se = k,
+                                          .Ah = al == 9 ? 0 : al + 1, .Al = al};
+    struct jpeg_compress_struct ci;
+    struct jpeg_error_mgr err;
+    FILE *f = fopen(path, "wb");
+    ck_assert_ptr_nonnull(f);
+    ci.err = jpeg_std_error(&err);
+    jpeg_create_compress(&ci);
+    jpeg_stdio_dest(&ci, f);
+    ci.image_width = 8;
+    ci.image_height = 8;
+    ci.input_components = 1;
+    ci.in_color_space = JCS_GRAYSCALE;
+    jpeg_set_defaults(&ci);
+    ci.scan_info = scans;
+    ci.num_scans = n;
+    jpeg_start_compress(&ci, TRUE);
+    unsigned char row[8];
+    JSAMPROW r = row;
+    while (ci.next_scanline < 8) {
+        for (int x = 0; x < 8; x++)
+            row[x] = (unsigned char)(31 * x + 17 * ci.next_scanline);
+        jpeg_write_scanlines(&ci, &r, 1);
+    }
+    jpeg_finish_compress(&ci);
+    jpeg_destroy_compress(&ci);
+    fclose(f);
+}
+
 START_TEST(image_jpeg)
 {
     unsigned char flat[8 * 16 * 3];
@@ -2362,6 +2400,11 @@ START_TEST(image_jpeg)
     ck_assert_int_eq(decode("cmyk.jpg", &img), -1);
     assert_msg("%s: a JPEG image in CMYK with 4 components; expected grayscale or colour "
                "(YCbCr or RGB)", tmp("cmyk.jpg"));
+    /* a few bytes a scan: a small file of many scans takes long to decode
+     * at a larger size, so their number is bounded */
+    write_many_scans_jpeg(tmp("scans.jpg"));
+    ck_assert_int_eq(decode("scans.jpg", &img), -1);
+    assert_msg("%s: broken JPEG image: more than 500 scans", tmp("scans.jpg"));
 }
 END_TEST
 
