@@ -36,6 +36,14 @@ static const char *value_text(const Value *v, char *buf, size_t size)
         else
             snprintf(buf, size, "%" PRId64 "x%" PRId64, v->u.dims.d[0], v->u.dims.d[1]);
         break;
+    case VAL_LIST: {
+        size_t used = (size_t)snprintf(buf, size, "[");
+        for (int i = 0; i < v->u.list.n && i < CNNC_MAX_LIST && used + 24 < size; i++)
+            used += (size_t)snprintf(buf + used, size - used, "%s%g", i ? ", " : "",
+                                     v->u.list.v[i]);
+        snprintf(buf + used, size - used, "%s]", v->u.list.n > CNNC_MAX_LIST ? ", ..." : "");
+        break;
+    }
     }
     return buf;
 }
@@ -279,6 +287,36 @@ static bool take_float(const ArgSpec *s, const Value *v, ArgVal *out, Diag *d)
     return false;
 }
 
+/* A number, or a [list] of them: each in the spec's range. */
+static bool take_floats(const ArgSpec *s, const Value *v, ArgVal *out, Diag *d)
+{
+    if (v->kind == VAL_LIST) {
+        if (v->u.list.n > CNNC_MAX_LIST)
+            return false;   /* the parser has reported it */
+        out->u.list.n = v->u.list.n;
+        for (int i = 0; i < v->u.list.n; i++) {
+            out->u.list.v[i] = v->u.list.v[i];
+            if (!float_in_range(s, v->u.list.v[i])) {
+                char range[64];
+                diag_error(d, v->loc, "%s must be %s, got %g (number %d of the list)", s->key,
+                           float_range_text(s, range, sizeof range), v->u.list.v[i], i + 1);
+                return false;
+            }
+        }
+        return true;
+    }
+    if (v->kind != VAL_INT && v->kind != VAL_FLOAT) {
+        type_error(s, v, "a number or a [list] of numbers", d);
+        return false;
+    }
+    if (!take_float(s, v, out, d))
+        return false;
+    double f = out->u.f;
+    out->u.list.n = 1;
+    out->u.list.v[0] = f;
+    return true;
+}
+
 static bool take_bool(const ArgSpec *s, const Value *v, ArgVal *out, Diag *d)
 {
     if (v->kind != VAL_BOOL) {
@@ -398,6 +436,7 @@ static bool take_value(const Stmt *st, const ArgSpec *s, const Value *v, ArgVal 
     case ARG_PADDING: return take_padding(s, v, out, d);
     case ARG_CHOICE: return take_choice(s, v, out, d);
     case ARG_SHAPE: return take_shape(st, s, v, out, d);
+    case ARG_FLOATS: return take_floats(s, v, out, d);
     }
     return false;
 }
@@ -497,6 +536,7 @@ static bool kind_fits(const ArgSpec *s, const Value *v)
                                         strcmp(v->u.name, "same") == 0));
     case ARG_CHOICE: return v->kind == VAL_NAME && among(v->u.name, s->choices);
     case ARG_SHAPE: return v->kind == VAL_INT || v->kind == VAL_DIMS;
+    case ARG_FLOATS: return v->kind == VAL_INT || v->kind == VAL_FLOAT || v->kind == VAL_LIST;
     }
     return false;
 }

@@ -97,5 +97,14 @@ void value_print(FILE *f, const Value *v)
         for (int i = 0; i < v->u.dims.n && i < 3; i++)
             fprintf(f, i ? "x%" PRId64 : "%" PRId64, v->u.dims.d[i]);
         break;
+    case VAL_LIST:
+        fputc('[', f);
+        for (int i = 0; i < v->u.list.n && i < CNNC_MAX_LIST; i++) {
+            if (i)
+                fputs(", ", f);
+            print_float(f, v->u.list.v[i]);
+        }
+        fputc(']', f);
+        break;
     }
 }

@@ -73,13 +73,19 @@ const char *const init_names[] = {"he_normal", "he_uniform", "glorot_normal",
  * Schemas of the declarations
  */
 
-enum { INPUT_SHAPE, INPUT_NARGS };
+enum { INPUT_SHAPE, INPUT_MEAN, INPUT_STD, INPUT_NARGS };
 
 /* Input(HxWxC) = Input(shape=HxWxC). Each side may be as large as int64
- * holds here, so that a too-large input gets the "holds N values" message. */
+ * holds here, so that a too-large input gets the "holds N values" message.
+ * mean= and std= normalise, one number or one per channel. */
 static const ArgSpec input_args[INPUT_NARGS] = {
     [INPUT_SHAPE] = {.key = "shape", .type = ARG_SHAPE, .required = true, .position = 0,
                      .imin = 1, .imax = INT64_MAX, .doc = "HxWxC, HxW or F, e.g. 28x28x1"},
+    [INPUT_MEAN] = {.key = "mean", .type = ARG_FLOATS, .position = -1, .fmin = -INFINITY,
+                    .fmax = INFINITY, .doc = "subtracted: one number, or [one per channel]"},
+    [INPUT_STD] = {.key = "std", .type = ARG_FLOATS, .position = -1, .fmin = 0,
+                   .fmin_open = true, .fmax = INFINITY,
+                   .doc = "divided by: one number, or [one per channel]"},
 };
 
 enum {
@@ -469,6 +475,41 @@ static void no_label(Checker *c, const Stmt *st)
     diag_hint(c->d, "labels name layers; remove '%s:'", st->label);
 }
 
+/* mean= and std= as numbers for each channel: a list of the input's
+ * channel count, or one number for all (the defaults 0 and 1). The period
+ * norm_channels is 1 when every list has one number. */
+static void input_norm(Checker *c, const ArgVal *v)
+{
+    Network *n = c->net;
+    if (!v[INPUT_MEAN].given && !v[INPUT_STD].given)
+        return;
+    int64_t channels = n->input.rank == 3 ? n->input.c : 1;
+    int period = 1;
+    for (int k = INPUT_MEAN; k <= INPUT_STD; k++) {
+        int got = v[k].given ? v[k].u.list.n : 1;
+        if (got == 1)
+            continue;
+        if (n->input.rank != 3)
+            diag_error(c->d, v[k].loc, "%s= has %d numbers, but a vector input takes one "
+                       "number for all its features", input_args[k].key, got);
+        else if (got != channels)
+            diag_error(c->d, v[k].loc, "%s= has %d numbers, but the input has %" PRId64
+                       " channels", input_args[k].key, got, channels);
+        else {
+            period = got;
+            continue;
+        }
+        diag_hint(c->d, "give one number for each channel, or one for all");
+        return;
+    }
+    n->norm_channels = period;
+    for (int ch = 0; ch < period; ch++) {
+        const ArgVal *m = &v[INPUT_MEAN], *s = &v[INPUT_STD];
+        n->input_mean[ch] = !m->given ? 0 : m->u.list.v[m->u.list.n == 1 ? 0 : ch];
+        n->input_std[ch] = !s->given ? 1 : s->u.list.v[s->u.list.n == 1 ? 0 : ch];
+    }
+}
+
 static void check_input(Checker *c, const Stmt *st)
 {
     Diag *d = c->d;
@@ -497,6 +538,7 @@ static void check_input(Checker *c, const Stmt *st)
         !elems_ok(d, v[INPUT_SHAPE].loc, "Input", v[INPUT_SHAPE].u.shape))
         return;
     c->net->input = v[INPUT_SHAPE].u.shape;
+    input_norm(c, v);
     check_annotation(c, st, "Input", c->net->input);
     if (c->input_late)
         return;

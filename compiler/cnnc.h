@@ -125,7 +125,11 @@ typedef enum ValueKind {
     VAL_BOOL,  /* true, false */
     VAL_NAME,  /* valid, he_normal, momentum */
     VAL_DIMS,  /* 4x4, 96x96x3 */
+    VAL_LIST,  /* [0.49, 0.48, 0.45]: numbers */
 } ValueKind;
+
+/* The most numbers a [list] holds: one per channel of an image. */
+#define CNNC_MAX_LIST 16
 
 typedef struct Value {
     ValueKind kind;
@@ -139,6 +143,10 @@ typedef struct Value {
             int n;          /* 2 or 3 */
             int64_t d[3];
         } dims;
+        struct {
+            int n;          /* 1 .. CNNC_MAX_LIST */
+            double v[CNNC_MAX_LIST];
+        } list;
     } u;
 } Value;
 
@@ -221,6 +229,7 @@ typedef enum ArgType {
     ARG_PADDING,  /* valid | same | P | PHxPW */
     ARG_CHOICE,   /* one name of choices[] */
     ARG_SHAPE,    /* HxWxC | HxW | F: Input's */
+    ARG_FLOATS,   /* a number, or [a list] of them, each in the range given */
 } ArgType;
 
 typedef struct ArgSpec {
@@ -256,6 +265,10 @@ typedef struct ArgVal {
         struct { int64_t h, w; } size;
         Pad pad;
         Shape shape;
+        struct {
+            int n;
+            double v[CNNC_MAX_LIST];
+        } list;                   /* ARG_FLOATS: one number is a list of 1 */
     } u;
 } ArgVal;
 
@@ -470,6 +483,10 @@ typedef struct Network {
     Shape input;
     Loc input_loc;
     char *input_label;     /* "img" of "img: Input(...)", or NULL */
+    /* Input(mean=, std=): inputs become (x - mean[c]) / std[c], channel by
+     * channel, after the uint8 scaling; norm_channels 0 when not given. */
+    int norm_channels;
+    double input_mean[CNNC_MAX_LIST], input_std[CNNC_MAX_LIST];
     Layer *layers;
     int nlayers;
     Tensor *tensors;       /* [nlayers + 1] */

@@ -47,6 +47,10 @@ static void put_args(FILE *f, const Layer *l)
             break;
         case ARG_CHOICE: put_escaped(f, spec->choices[v->u.choice]); break;
         case ARG_SHAPE: break;
+        case ARG_FLOATS:
+            for (int k = 0; k < v->u.list.n; k++)
+                fprintf(f, "%s%g", k ? "," : "", v->u.list.v[k]);
+            break;
         }
     }
 }

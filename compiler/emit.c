@@ -136,6 +136,27 @@ static char *tensor_at(const Network *n, int t)
                              : xasprintf("work(ln, %s_OUT)", n->layers[t - 1].label);
 }
 
+/* Input(mean=, std=): the numbers of each channel, as the model's table
+ * (double) and as the reals the byte conversion uses (cnnrt_gen.h). */
+static void emit_input_norm(Emitter *e, const Network *n)
+{
+    if (!n->norm_channels)
+        return;
+    emit_comment(e, "Input(mean=, std=): x = (x - mean[c]) / std[c], c = element mod NORM_PERIOD");
+    emit(e, "#define NORM_PERIOD %d", n->norm_channels);
+    const char *what[2] = {"mean", "std"};
+    for (int k = 0; k < 2; k++) {
+        const double *v = k ? n->input_std : n->input_mean;
+        char list[CNNC_MAX_LIST * 28] = "";
+        size_t used = 0;
+        for (int c = 0; c < n->norm_channels; c++)
+            used += (size_t)snprintf(list + used, sizeof list - used, "%s%.17g", c ? ", " : "",
+                                     v[c]);
+        emit(e, "static const double net_input_%s[NORM_PERIOD] = {%s};", what[k], list);
+        emit(e, "static const real input_%s[NORM_PERIOD] = {%s};", what[k], list);
+    }
+}
+
 /* The C expression of tensor t's gradient in a lane. */
 static char *grad_at(const MemPlan *lay, int t)
 {
@@ -174,6 +195,7 @@ static void emit_offsets(Emitter *e, const MemPlan *lay)
     emit(e, "#define INPUT_SIZE %" PRId64 " /* reals per sample in */", shape_elems(n->input));
     emit(e, "#define OUTPUTS %" PRId64 " /* reals per sample out */",
          shape_elems(n->layers[n->nlayers - 1].out));
+    emit_input_norm(e, n);
     emit_comment(e, "Micro-batch k of a step runs on lane k mod LANES, each lane in a workspace");
     emit_comment(e, "of its own (the offsets below are into it) and, but lane 0, gradients of");
     emit_comment(e, "its own; the lanes' gradients are added in lane order. Bytes:");
@@ -499,6 +521,18 @@ static void emit_stats_call(Emitter *e, const MemPlan *lay, int b, bool backward
     free(x);
 }
 
+/* "cnnrt_bytes_to_reals(...)": the lane's uint8 inputs into reals, and
+ * normalised when the Input says so. */
+static void emit_bytes_to_reals(Emitter *e, const char *count)
+{
+    if (e->net->norm_channels)
+        emit(e, "    cnnrt_bytes_to_normal(ln, work(ln, LANE_INPUT), job->x8 + (size_t)ln->i0 * "
+                "INPUT_SIZE, %s, input_mean, input_std, NORM_PERIOD);", count);
+    else
+        emit(e, "    cnnrt_bytes_to_reals(ln, work(ln, LANE_INPUT), job->x8 + (size_t)ln->i0 * "
+                "INPUT_SIZE, %s);", count);
+}
+
 /* The opening of a phase's lane function: its micro-batch's input. */
 static void emit_phase_begin(Emitter *e, const char *name, bool first)
 {
@@ -509,8 +543,7 @@ static void emit_phase_begin(Emitter *e, const char *name, bool first)
     if (first) {
         emit(e, "record(ln)->micro_n = m;");
         emit(e, "if (job->x8)");
-        emit(e, "    cnnrt_bytes_to_reals(ln, work(ln, LANE_INPUT), job->x8 + (size_t)ln->i0 * "
-                "INPUT_SIZE, m * INPUT_SIZE);");
+        emit_bytes_to_reals(e, "m * INPUT_SIZE");
     }
     emit(e, "const real *x = job->x8 ? (const real *)work(ln, LANE_INPUT) : job->x + "
             "(size_t)ln->i0 * INPUT_SIZE;");
@@ -704,8 +737,7 @@ static void emit_step_micro(Emitter *e, const MemPlan *lay)
     emit(e, "if (!isfinite(job->total[ln->index])) return;");
     emit(e, "const real *x = work(ln, LANE_INPUT);");
     emit(e, "if (job->x8)");
-    emit(e, "    cnnrt_bytes_to_reals(ln, work(ln, LANE_INPUT), job->x8 + (size_t)ln->i0 * "
-            "INPUT_SIZE, ln->n * INPUT_SIZE);");
+    emit_bytes_to_reals(e, "ln->n * INPUT_SIZE");
     emit(e, "else");
     emit(e, "    x = job->x + (size_t)ln->i0 * INPUT_SIZE;");
     emit(e, "forward_micro(ln, x);");
@@ -942,6 +974,9 @@ static void emit_model(Emitter *e, const EmitOptions *o)
     if (count_buffers(n) > 0)
         emit(e, ".buffers = net_buffers, .nbuffers = %d, .buffer_bytes = BUFFER_BYTES,",
              count_buffers(n));
+    if (n->norm_channels)
+        emit(e, ".input_norm = NORM_PERIOD, .input_mean = net_input_mean, "
+                ".input_std = net_input_std,");
     emit(e, ".workspace_bytes = net_workspace_bytes,");
     emit(e, ".layer_labels = net_labels,");
     emit(e, ".nlayers = %d,", n->nlayers);

@@ -98,6 +98,8 @@ static Stmt *make_stmt(char *word, Loc word_loc, Arg *rev_args, bool parens);
 static void annotate(Stmt *s, Value *shape);
 static Arg *make_arg(char *key, Loc key_loc, Value v, Loc loc);
 static Value name_value(char *name, Loc loc);
+static Value list_value(Value first);
+static Value list_append(ParseState *ps, Value list, Value next, Loc loc);
 static Loc span(Loc a, Loc b);
 }
 
@@ -132,13 +134,15 @@ static Loc span(Loc a, Loc b);
 %token ARROW "'->'"
 %token LPAREN "'('"
 %token RPAREN "')'"
+%token LBRACKET "'['"
+%token RBRACKET "']'"
 %token COMMA "','"
 %token EQUALS "'='"
 %token COLON "':'"
 
 %type <stmt> stmt sync_stmt word_stmt head call
 %type <arg> arglist args arg
-%type <val> value shape
+%type <val> value shape numbers number
 
 %destructor { free($$); } <str>
 %destructor { value_free(&$$); } <val>
@@ -227,13 +231,25 @@ arg
     | value                                 { $$ = make_arg(NULL, @1, $1, @1); }
     ;
 
-/* value: INT | FLOAT | BOOL | DIMS | IDENT */
+/* value: INT | FLOAT | BOOL | DIMS | IDENT | '[' numbers ']' */
 value
     : INT
     | FLOAT
     | BOOL
     | DIMS
     | IDENT                                 { $$ = name_value($1, @1); }
+    | LBRACKET numbers RBRACKET             { $$ = $2; $$.loc = span(@1, @3); }
+    ;
+
+/* numbers: number (',' number)*, a list of at most CNNC_MAX_LIST */
+numbers
+    : number                                { $$ = list_value($1); }
+    | numbers COMMA number                  { $$ = list_append(ps, $1, $3, @3); }
+    ;
+
+number
+    : INT
+    | FLOAT
     ;
 
 /* shape: DIMS | INT      HxWxC for a map, one integer for a vector */
@@ -303,6 +319,29 @@ static Arg *make_arg(char *key, Loc key_loc, Value v, Loc loc)
     a->value = v;
     a->loc = loc;
     return a;
+}
+
+/* A list of one number. */
+static Value list_value(Value first)
+{
+    Value v = {.kind = VAL_LIST, .loc = first.loc};
+    v.u.list.n = 1;
+    v.u.list.v[0] = first.kind == VAL_INT ? (double)first.u.i : first.u.f;
+    return v;
+}
+
+/* The list with one more number; past CNNC_MAX_LIST, an error there. */
+static Value list_append(ParseState *ps, Value list, Value next, Loc loc)
+{
+    if (list.u.list.n >= CNNC_MAX_LIST) {
+        /* n past the end marks a list too long, reported once */
+        if (list.u.list.n == CNNC_MAX_LIST)
+            diag_error(ps->d, loc, "a list holds at most %d numbers", CNNC_MAX_LIST);
+        list.u.list.n = CNNC_MAX_LIST + 1;
+        return list;
+    }
+    list.u.list.v[list.u.list.n++] = next.kind == VAL_INT ? (double)next.u.i : next.u.f;
+    return list;
 }
 
 static Value name_value(char *name, Loc loc)
@@ -473,6 +512,8 @@ static const char *expected_name(yysymbol_kind_t k)
     case YYSYMBOL_ARROW: return "'->'";
     case YYSYMBOL_LPAREN: return "'('";
     case YYSYMBOL_RPAREN: return "')'";
+    case YYSYMBOL_LBRACKET: return "'['";
+    case YYSYMBOL_RBRACKET: return "']'";
     case YYSYMBOL_COMMA: return "','";
     case YYSYMBOL_EQUALS: return "'='";
     case YYSYMBOL_COLON: return "':'";
@@ -499,7 +540,8 @@ static char *where(const ParseState *ps, yysymbol_kind_t la)
 
 static bool is_value(yysymbol_kind_t k)
 {
-    return k == YYSYMBOL_INT || k == YYSYMBOL_FLOAT || k == YYSYMBOL_BOOL || k == YYSYMBOL_DIMS;
+    return k == YYSYMBOL_INT || k == YYSYMBOL_FLOAT || k == YYSYMBOL_BOOL || k == YYSYMBOL_DIMS ||
+           k == YYSYMBOL_LBRACKET;
 }
 
 /* A token that can only start a statement, or end the file. */

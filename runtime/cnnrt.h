@@ -37,7 +37,7 @@ extern "C" {
 /* Bumped whenever cnnrt_model or cnnrt_ctx changes; the generated code puts
  * the value it was written for in cnnrt_model.abi_version and cnnrt_main
  * refuses a mismatch. */
-#define CNNRT_ABI_VERSION 4
+#define CNNRT_ABI_VERSION 5
 
 /* The enums follow the language's spelling order (tag: enum-names):
  * cross_entropy|mse, sgd|momentum|nesterov|adam|adamw, he_normal|
@@ -204,6 +204,11 @@ typedef struct cnnrt_model {
     const cnnrt_buffer *buffers; /* in layer order; NULL when none */
     int nbuffers;
     size_t buffer_bytes;      /* bytes of the buffer block */
+    /* Input(mean=, std=): every input real, once converted (uint8 / 255),
+     * becomes (x - input_mean[c]) / input_std[c], c its index mod
+     * input_norm, in the model's precision; input_norm 0: none. */
+    int input_norm;
+    const double *input_mean, *input_std;
 
     /* Bytes of workspace (activations kept for backward, gradient scratch,
      * anything the generated code needs per step) at max_batch when running

@@ -125,6 +125,33 @@ static inline void cnnrt_bytes_to_reals(const cnnrt_lane *ln, real *to, const ui
     cnnrt_parallel(ln->home, count, 4096, cnnrt_bytes_body, &j);
 }
 
+/* The same, then normalised per channel: to[k] = (from[k] / 255 -
+ * mean[c]) / std[c], c = k mod period (the runtime's order of operations,
+ * torchvision's ToTensor and Normalize). */
+typedef struct cnnrt_normal_job {
+    real *restrict to;
+    const uint8_t *restrict from;
+    const real *mean, *std;
+    int period;
+} cnnrt_normal_job;
+
+static void cnnrt_normal_body(void *arg, int lo, int hi)
+{
+    const cnnrt_normal_job *j = arg;
+    for (long k = lo; k < hi; k++) {
+        int c = (int)(k % j->period);
+        j->to[k] = ((real)j->from[k] / (real)255 - j->mean[c]) / j->std[c];
+    }
+}
+
+static inline void cnnrt_bytes_to_normal(const cnnrt_lane *ln, real *to, const uint8_t *from,
+                                         int count, const real *mean, const real *std,
+                                         int period)
+{
+    cnnrt_normal_job j = {to, from, mean, std, period};
+    cnnrt_parallel(ln->home, count, 4096, cnnrt_normal_body, &j);
+}
+
 /* ------------------------------------------------------------------------
  * The loss, for m rows of a batch of n
  */

@@ -243,6 +243,23 @@ typedef struct batch_job {
     void *x;
 } batch_job;
 
+/* Input(mean=, std=) on the reals of one sample at x[o..o+row): (x -
+ * mean[c]) / std[c] in the model's precision, as the trainer's own byte
+ * conversion (cnnrt_bytes_to_normal) computes it. */
+static void normalise_row(const cnnrt_model *m, void *x, int64_t o, int64_t row)
+{
+    int p = m->input_norm;
+    if (m->real_size == 4) {
+        float *v = (float *)x + o;
+        for (int64_t j = 0; j < row; j++)
+            v[j] = (v[j] - (float)m->input_mean[j % p]) / (float)m->input_std[j % p];
+    } else {
+        double *v = (double *)x + o;
+        for (int64_t j = 0; j < row; j++)
+            v[j] = (v[j] - m->input_mean[j % p]) / m->input_std[j % p];
+    }
+}
+
 /* Samples lo..hi-1 of the batch converted to reals. */
 static void inputs_body(void *arg, int lo, int hi)
 {
@@ -279,6 +296,8 @@ static void inputs_body(void *arg, int lo, int hi)
             for (int64_t j = 0; j < row; j++)
                 rt_set(rs, x, o + j, element(a, src + j * size));
         }
+        if (job->m->input_norm)
+            normalise_row(job->m, x, o, row);
     }
 }
 

@@ -59,6 +59,65 @@ int rt_cmd_eval(const cnnrt_model *m, const rt_opts *o)
     return rc;
 }
 
+/* Whether path names a NumPy file: predict writes binary there. */
+static bool is_npy_path(const char *path)
+{
+    size_t n = path ? strlen(path) : 0;
+    return n > 4 && strcmp(path + n - 4, ".npy") == 0;
+}
+
+/* The header of a .npy (format 1.0) of `count` rows: int32 classes [count],
+ * or the outputs [count, k] in the model's precision; padded with spaces
+ * to 64 bytes and a newline, as NumPy writes it. */
+static void write_npy_header(FILE *f, bool classes, int64_t count, int64_t k, int real_size)
+{
+    char dict[160];
+    int len = classes ? snprintf(dict, sizeof dict, "{'descr': '<i4', 'fortran_order': False, "
+                                                    "'shape': (%lld,), }", (long long)count)
+                      : snprintf(dict, sizeof dict, "{'descr': '<f%d', 'fortran_order': False, "
+                                                    "'shape': (%lld, %lld), }",
+                                 real_size, (long long)count, (long long)k);
+    int total = (10 + len + 1 + 63) / 64 * 64;
+    int hlen = total - 10;
+    fwrite("\x93NUMPY\x01\x00", 1, 8, f);
+    fputc(hlen & 0xff, f);
+    fputc(hlen >> 8, f);
+    fwrite(dict, 1, (size_t)len, f);
+    for (int i = 10 + len; i < total - 1; i++)
+        fputc(' ', f);
+    fputc('\n', f);
+}
+
+/* Row i of the outputs as NumPy stores it: classes as int32, else the
+ * outputs' reals, little-endian. */
+static void write_npy_row(FILE *f, const cnnrt_model *m, const void *output, int i,
+                          bool classes)
+{
+    unsigned char b[8];
+    if (classes) {
+        uint32_t c = (uint32_t)rt_argmax(m, output, i);
+        for (int k = 0; k < 4; k++)
+            b[k] = (unsigned char)(c >> (8 * k));
+        fwrite(b, 1, 4, f);
+        return;
+    }
+    for (int64_t j = 0; j < m->outputs; j++) {
+        double v = rt_get(m->real_size, output, (int64_t)i * m->outputs + j);
+        uint64_t bits;
+        if (m->real_size == 4) {
+            float fv = (float)v;
+            uint32_t u;
+            memcpy(&u, &fv, 4);
+            bits = u;
+        } else {
+            memcpy(&bits, &v, 8);
+        }
+        for (int k = 0; k < m->real_size; k++)
+            b[k] = (unsigned char)(bits >> (8 * k));
+        fwrite(b, 1, (size_t)m->real_size, f);
+    }
+}
+
 int rt_cmd_predict(const cnnrt_model *m, const rt_opts *o)
 {
     rt_data d;
@@ -80,13 +139,19 @@ int rt_cmd_predict(const cnnrt_model *m, const rt_opts *o)
         goto out;
     }
     ctx.training = 0;
+    bool npy = to_file && is_npy_path(o->out);
+    bool classes_only = m->loss_kind == CNNRT_CROSS_ENTROPY && !o->probabilities;
+    if (npy)
+        write_npy_header(out, classes_only, d.n, m->outputs, m->real_size);
     for (int64_t s = 0; s < d.n; s += batch) {
         int n = (int)(d.n - s < batch ? d.n - s : batch);
         for (int i = 0; i < n; i++)
             idx[i] = s + i;
         rt_data_inputs(&d, m, idx, n, x, ctx.pool);
         m->forward(&ctx, n, x);
-        for (int i = 0; i < n; i++) {
+        for (int i = 0; i < n && npy; i++)
+            write_npy_row(out, m, ctx.output, i, classes_only);
+        for (int i = 0; i < n && !npy; i++) {
             bool classes = m->loss_kind == CNNRT_CROSS_ENTROPY;
             if (classes || o->probabilities)
                 fprintf(out, "%d", rt_argmax(m, ctx.output, i));

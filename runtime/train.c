@@ -4,6 +4,7 @@
 
 #include <errno.h>
 #include <math.h>
+#include <signal.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
@@ -288,6 +289,35 @@ static int load_data(rt_data *d, const cnnrt_model *m, const char *x, const char
     return rc == -2 ? RT_USAGE : RT_FAIL;
 }
 
+/* Ctrl-C: the first asks the loop to stop after the step it is in (and
+ * save); the second ends the process at once, as SIGINT does by default. */
+static volatile sig_atomic_t interrupted;
+
+static void on_sigint(int sig)
+{
+    interrupted = 1;
+    signal(sig, SIG_DFL);
+}
+
+/* The checkpoint of a run stopped by Ctrl-C, and the message. Status 130:
+ * what a shell reports for a command ended by SIGINT. */
+static int stop_interrupted(cnnrt_ctx *ctx, const rt_opts *o, int64_t epoch)
+{
+    if (o->save && params_finite(ctx)) {
+        if (rt_ckpt_save(ctx, o->save) != 0) {
+            rt_print_error();
+            return RT_FAIL;
+        }
+        fprintf(stderr, "%s: interrupted in epoch %lld at step %lld; saved %s\n", rt_prog,
+                (long long)epoch, (long long)ctx->step, o->save);
+    } else {
+        fprintf(stderr, "%s: interrupted in epoch %lld at step %lld; nothing saved%s\n",
+                rt_prog, (long long)epoch, (long long)ctx->step,
+                o->save ? " (the parameters are not finite)" : " (no --save)");
+    }
+    return 130;
+}
+
 int rt_cmd_train(const cnnrt_model *m, const rt_opts *o)
 {
     rt_data data, val;
@@ -296,6 +326,7 @@ int rt_cmd_train(const cnnrt_model *m, const rt_opts *o)
     FILE *log = NULL;
     int64_t *order = NULL;
     int rc = RT_FAIL;
+    void (*old_sigint)(int) = SIG_ERR;
     memset(&val, 0, sizeof val);
     memset(&ctx, 0, sizeof ctx);
     memset(&b, 0, sizeof b);
@@ -325,10 +356,24 @@ int rt_cmd_train(const cnnrt_model *m, const rt_opts *o)
         }
     }
     int64_t n_train = data.n - n_val;
+    if (rt_augment_check(m, o) != 0) {
+        rt_print_error();
+        rc = RT_USAGE;
+        goto out;
+    }
     if (o->save && rt_check_writable(o->save, "--save") != 0)
         goto fail;
     if (o->log && rt_check_writable(o->log, "--log") != 0)
         goto fail;
+    if (o->save_best && rt_check_writable(o->save_best, "--save-best") != 0)
+        goto fail;
+    if (o->save_best && !o->val_data && o->val_split <= 0) {
+        rt_error("--save-best keeps the epoch of the best validation accuracy; give "
+                 "--val-data and --val-labels, or --val-split");
+        rt_print_error();
+        rc = RT_USAGE;
+        goto out;
+    }
     if (cnnrt_ctx_init(&ctx, m, o->optimizer, (int)o->threads) != 0)
         goto fail;
     ctx.lr = o->lr;
@@ -337,6 +382,8 @@ int rt_cmd_train(const cnnrt_model *m, const rt_opts *o)
     ctx.beta2 = o->beta2;
     ctx.eps = o->eps;
     ctx.decay = o->decay;
+    ctx.label_smoothing = o->label_smoothing;
+    ctx.clip = o->clip;
     if (o->init) {
         bool state;
         if (rt_ckpt_load(&ctx, o->init, true, &state) != 0)
@@ -353,6 +400,8 @@ int rt_cmd_train(const cnnrt_model *m, const rt_opts *o)
     cnnrt_rng shuffle;
     cnnrt_rng_seed(&shuffle, o->seed, 2);
     cnnrt_rng_seed(&ctx.rng, o->seed, 3);
+    cnnrt_rng augment;
+    cnnrt_rng_seed(&augment, o->seed, 4);
     int64_t per_epoch = (n_train + batch - 1) / batch;
     int64_t total = o->steps ? o->steps : o->epochs * per_epoch;
     int64_t epochs = (total + per_epoch - 1) / per_epoch;
@@ -362,6 +411,9 @@ int rt_cmd_train(const cnnrt_model *m, const rt_opts *o)
         fprintf(stderr, "%s: note: no --save given; the trained parameters will not be "
                 "kept\n", rt_prog);
 
+    double best = -INFINITY;
+    interrupted = 0;
+    old_sigint = signal(SIGINT, on_sigint);
     for (int64_t epoch = 1; epoch <= epochs; epoch++) {
         prog.epoch = epoch;
         for (int64_t i = 0; i < n_train; i++)
@@ -379,6 +431,10 @@ int rt_cmd_train(const cnnrt_model *m, const rt_opts *o)
         for (int64_t s = 0; s < this_epoch; s++) {
             int n = (int)(n_train - s * batch < batch ? n_train - s * batch : batch);
             batch_fill(&b, &data, m, order + s * batch, n, ctx.pool);
+            if ((b.x8 ? rt_augment(m, o, b.x8, 1, n, &augment)
+                      : rt_augment(m, o, b.x, (size_t)m->real_size, n, &augment)) != 0)
+                goto fail;
+            ctx.lr = rt_schedule_lr(o, done, per_epoch, total);
             const int32_t *labels = data.y_is_labels ? b.labels : NULL;
             double loss = b.x8 ? rt_train_step_bytes(&ctx, n, b.x8, labels, b.targets)
                                : rt_train_step(&ctx, n, b.x, labels, b.targets);
@@ -402,6 +458,12 @@ int rt_cmd_train(const cnnrt_model *m, const rt_opts *o)
                           labels ? (double)correct / (double)seen : -1, (double)seen / el,
                           el / (double)steps * (double)(this_epoch - steps),
                           steps == this_epoch);
+            if (interrupted) {
+                if (prog.tty)
+                    fprintf(stderr, "\n");
+                rc = stop_interrupted(&ctx, o, epoch);
+                goto out;
+            }
         }
         double elapsed = rt_now() - t0;
         double ips = elapsed > 0 ? (double)seen / elapsed : 0;
@@ -449,6 +511,15 @@ int rt_cmd_train(const cnnrt_model *m, const rt_opts *o)
                 goto fail;
             saved_epoch = epoch;
         }
+        /* the best: by accuracy, or by loss where there is none (mse) */
+        double score = va >= 0 ? va : -vl;
+        if (o->save_best && score > best) {
+            best = score;
+            if (rt_ckpt_save(&ctx, o->save_best) != 0)
+                goto fail;
+            fprintf(stderr, "best so far: saved %s (epoch %lld)\n", o->save_best,
+                    (long long)epoch);
+        }
     }
     if (o->save)
         fprintf(stderr, "saved %s (step %lld)\n", o->save, (long long)ctx.step);
@@ -458,6 +529,8 @@ fail:
     rt_print_error();
     rc = RT_FAIL;
 out:
+    if (old_sigint != SIG_ERR)
+        signal(SIGINT, old_sigint);
     if (log && log_close(log, o->log) != 0 && rc == RT_OK) {
         rt_print_error();
         rc = RT_FAIL;

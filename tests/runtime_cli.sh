@@ -108,6 +108,49 @@ if command -v script >/dev/null 2>&1; then
     fi
 fi
 
+# ---- the recipe, --save-best, predict to .npy, Ctrl-C -------------------------
+expect 2 "--schedule: expected constant, step or cosine, found 'linear'" "--schedule linear" -- \
+    "$model" train --data "$d/train-images.npy" --labels "$d/train-labels.npy" --schedule linear
+expect 2 "--flip and --crop move the pixels of images; the input of example is a vector" \
+    "--flip on a vector input" -- "$model" train --data "$d/train-images.npy" \
+    --labels "$d/train-labels.npy" --flip
+expect 2 "--save-best keeps the epoch of the best validation accuracy" \
+    "--save-best without validation" -- "$model" train --data "$d/train-images.npy" \
+    --labels "$d/train-labels.npy" --save-best "$tmp/best.st"
+[ ! -e "$tmp/best.st" ] && ok "--save-best refused: no file" || not_ok "--save-best refused: no file"
+expect 0 "best so far: saved $tmp/best.st (epoch 1)" "--save-best" -- "$model" train \
+    --data "$d/train-images.npy" --labels "$d/train-labels.npy" --val-split 0.2 --epochs 3 \
+    --schedule cosine --warmup 0.5 --label-smoothing 0.1 --clip 1 --save-best "$tmp/best.st"
+expect 0 "" "predict -o FILE.npy" -- "$model" predict --data "$d/test-images.npy" \
+    --weights "$tmp/ck.st" -o "$tmp/pred.npy"
+# NumPy's format 1.0: magic, a 118-byte header padded to 128 bytes, 90 int32
+if [ "$(head -c 6 "$tmp/pred.npy" | tail -c 5)" = NUMPY ] &&
+   [ "$(wc -c <"$tmp/pred.npy")" -eq $((128 + 4 * 90)) ] &&
+   head -c 128 "$tmp/pred.npy" | grep -q "'descr': '<i4'.*'shape': (90,)"; then
+    ok "predict -o FILE.npy: int32 classes in NumPy's format"
+else
+    not_ok "predict -o FILE.npy: int32 classes in NumPy's format"
+fi
+# Ctrl-C once: the step finishes, the checkpoint is saved, status 130. The
+# signal goes once the first epoch is logged (the handler is in place).
+"$model" train --data "$d/train-images.npy" --labels "$d/train-labels.npy" --epochs 1000000 \
+    --save "$tmp/int.st" --log "$tmp/int.csv" >"$tmp/out" 2>"$tmp/err" &
+pid=$!
+tries=0
+while [ "$(wc -l <"$tmp/int.csv" 2>/dev/null || echo 0)" -lt 2 ] && [ $tries -lt 600 ]; do
+    sleep 0.1
+    tries=$((tries + 1))
+done
+kill -INT $pid
+wait $pid
+got=$?
+if [ $got -eq 130 ] && grep -q "interrupted in epoch [0-9]* at step [0-9]*; saved $tmp/int.st" \
+       "$tmp/err" && [ -s "$tmp/int.st" ]; then
+    ok "Ctrl-C: saves, says where, exits 130"
+else
+    not_ok "Ctrl-C: saves, says where, exits 130 (exit $got)"
+fi
+
 # ---- usage errors: exit 2 --------------------------------------------------------
 expect 2 "no command given" "no command" -- "$model"
 expect 2 "unknown command 'fit'" "unknown command" -- "$model" fit
