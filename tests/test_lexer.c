@@ -395,7 +395,7 @@ START_TEST(test_every_byte)
         TuResult r = tu_parse_bytes(text, sizeof text);
         bool known = c == ' ' || c == '\t' || c == '\n' || c == '#' || c == '_' ||
                      (c >= '0' && c <= '9') || (c >= 'a' && c <= 'z') ||
-                     (c >= 'A' && c <= 'Z') || (c != 0 && strchr("():,=", c));
+                     (c >= 'A' && c <= 'Z') || (c != 0 && strchr("():,=[]", c));
         if (!known) {
             char want[80];
             if (c == 0)
