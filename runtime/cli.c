@@ -43,11 +43,14 @@ typedef struct Flag {
 #define O(field) offsetof(rt_opts, field)
 static const Flag flags[] = {
     {"--data", F_STR, TRAIN | EVAL | PREDICT, O(data), 0, 0, 0, 0,
-     "FILE  inputs (.npy, IDX, or a CIFAR-10 batch with its labels)"},
+     "FILE|DIR  .npy, IDX, CIFAR-10 batch (any gzip-compressed), or class folders of images"},
     {"--labels", F_STR, TRAIN | EVAL, O(labels), 0, 0, 0, 0,
      "FILE  labels (.npy or IDX), or float32 targets for loss=mse"},
-    {"--val-data", F_STR, TRAIN, O(val_data), 0, 0, 0, 0, "FILE  validation inputs"},
+    {"--val-data", F_STR, TRAIN, O(val_data), 0, 0, 0, 0,
+     "FILE|DIR  validation inputs (a folder: the same class folders)"},
     {"--val-labels", F_STR, TRAIN, O(val_labels), 0, 0, 0, 0, "FILE  validation labels"},
+    {"--resize", F_SWITCH, TRAIN | EVAL | PREDICT, O(resize), 0, 0, 0, 0,
+     "scale a folder's images to the Input's size (bilinear, align_corners=False)"},
     {"--val-split", F_REAL, TRAIN, O(val_split), 0, 1, 1, 1,
      "F  use the last fraction F (0 < F < 1) of the data for validation"},
     {"--epochs", F_INT, TRAIN, O(epochs), 1, 1e12, 0, 0, "N  passes over the data"},
@@ -132,8 +135,9 @@ void rt_usage(const cnnrt_model *m, FILE *f)
             "                  [--schedule NAME] [--warmup F] [--label-smoothing F] [--clip F]\n"
             "                  [--flip] [--crop P]\n"
             "                  [--init CKPT] [--save CKPT] [--log FILE.csv] [--threads N]\n"
-            "       %s eval    --data X --labels Y --weights CKPT\n"
-            "       %s predict --data X --weights CKPT [-o FILE] [--probabilities]\n"
+            "                  [--resize]\n"
+            "       %s eval    --data X --labels Y --weights CKPT [--resize]\n"
+            "       %s predict --data X --weights CKPT [-o FILE] [--probabilities] [--resize]\n"
             "       %s gradcheck [--seed N] [--tolerance F]\n"
             "       %s bench   [--batch N] [--steps N] [--threads N]\n"
             "       %s summary\n"
@@ -141,6 +145,9 @@ void rt_usage(const cnnrt_model *m, FILE *f)
             "The trainer of the network %s (%s, batch up to %d).\n",
             p, p, p, p, p, p, p, m->name, m->real_size == 4 ? "float" : "double",
             m->max_batch);
+    fprintf(f, "X: a .npy, IDX or CIFAR-10 file, gzip-compressed or not; or a folder of\n"
+               "class folders of PNG or JPEG images, labelled by the folders (no --labels;\n"
+               "--resize scales them to the Input's size).\n");
     fprintf(f, "Exit status: 0 done, 1 bad input or the training diverged, 2 usage.\n");
 }
 

@@ -7,6 +7,7 @@
 
 #include <float.h>
 #include <math.h>
+#include <stdlib.h>
 #include <string.h>
 
 static double element(const rt_array *a, const unsigned char *p)
@@ -165,9 +166,22 @@ static int fit_targets(rt_data *d, const cnnrt_model *m)
 }
 
 int rt_data_load(rt_data *d, const cnnrt_model *m, const char *xpath,
-                 const char *ypath, bool need_y)
+                 const char *ypath, bool need_y, const rt_data_opts *o)
 {
     memset(d, 0, sizeof *d);
+    if (rt_is_dir(xpath)) {
+        if (ypath) {
+            rt_error("%s: is a folder of images, labelled by its class folders; "
+                     "expected no labels file, found %s", xpath, ypath);
+            rt_data_free(d);
+            return -1;
+        }
+        if (rt_folder_load(d, m, xpath, o) != 0 || fit_targets(d, m) != 0) {
+            rt_data_free(d);
+            return -1;
+        }
+        return 0;
+    }
     int rc = rt_file_open(&d->xf, xpath);
     if (rc == 0 && ypath) {
         /* A labels file with a CIFAR-10 batch is refused (by rt_data_fit)
@@ -226,7 +240,37 @@ void rt_data_free(rt_data *d)
 {
     rt_file_close(&d->xf);
     rt_file_close(&d->yf);
+    free(d->pixels);
+    free(d->label_bytes);
+    for (int k = 0; d->classes && d->classes[k]; k++)
+        free(d->classes[k]);
+    free(d->classes);
     memset(d, 0, sizeof *d);
+}
+
+int rt_data_check(const rt_data *d, const rt_data *val, bool val_split, bool resize)
+{
+    bool val_folder = val && val->folder;
+    if (val_split && d->folder) {
+        rt_error("--val-split: %s is a folder of images, whose last samples are those of "
+                 "its last classes; give the validation images as --val-data DIR",
+                 d->x.path);
+        return RT_USAGE;
+    }
+    if (resize && !d->folder && !val_folder) {
+        rt_error("--resize scales the images of a folder; %s is a file (its samples are "
+                 "taken at their own size)", d->x.path);
+        return RT_USAGE;
+    }
+    if (d->folder && val_folder)
+        for (int k = 0; k < d->nclasses && k < val->nclasses; k++)
+            if (strcmp(d->classes[k], val->classes[k]) != 0) {
+                rt_error("%s: class %d is '%s' where %s has '%s'; expected the same class "
+                         "folders for training and validation", val->x.path, k,
+                         val->classes[k], d->x.path, d->classes[k]);
+                return RT_FAIL;
+            }
+    return RT_OK;
 }
 
 /* What a loop over a batch's samples needs (rt_pool_run). */

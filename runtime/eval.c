@@ -7,10 +7,16 @@
 static int setup(const cnnrt_model *m, const rt_opts *o, rt_data *d, bool need_y,
                  cnnrt_ctx *ctx)
 {
-    int rc = rt_data_load(d, m, o->data, o->labels, need_y);
+    rt_data_opts how = {o->resize, (int)o->threads};
+    int rc = rt_data_load(d, m, o->data, o->labels, need_y, &how);
     if (rc != 0) {
         rt_print_error();
         return rc == -2 ? RT_USAGE : RT_FAIL;
+    }
+    if ((rc = rt_data_check(d, NULL, false, o->resize)) != RT_OK) {
+        rt_print_error();
+        rt_data_free(d);
+        return rc;
     }
     bool state;
     if (cnnrt_ctx_init(ctx, m, CNNRT_SGD, (int)o->threads) != 0 ||

@@ -16,6 +16,8 @@
  *   EXAMPLE_MSE       loss=mse with no Softmax, instead of cross_entropy
  *   EXAMPLE_DROPOUT   a Dropout(p=0.25) after the ReLU
  *   EXAMPLE_MODEL     the model's symbol (default cnnrt_model_example)
+ *   EXAMPLE_IMAGE     Input(2x2x1), gray images of 2 x 2 pixels: the same 4
+ *                     inputs, so that a folder of images can be trained on
  *   EXAMPLE_MAIN      also define main()
  *
  * Workspace layout (reals, at MAX_BATCH samples), after a header that keeps
@@ -283,12 +285,19 @@ static const char *const layer_labels[] = {"D1", "relu1", "D2", "softmax1"};
 const cnnrt_model EXAMPLE_MODEL = {
     .abi_version = CNNRT_ABI_VERSION,
     .name = "example",
+#ifdef EXAMPLE_IMAGE
+    .source = "Input(2x2x1)\nD1: Dense(n=8)\n    ReLU\nD2: Dense(n=3)\n    Softmax\n"
+              "Train(batch=16, lr=0.1, optimizer=momentum, epochs=20)\n",
+    .input_rank = 3,
+    .input_shape = {2, 2, 1},
+#else
     .source = "Input(4)\nD1: Dense(n=8)\n    ReLU\nD2: Dense(n=3)\n    Softmax\n"
               "Train(batch=16, lr=0.1, optimizer=momentum, epochs=20)\n",
-    .source_hash = 0x6578616d706c6531u,
-    .real_size = sizeof(real),
     .input_rank = 1,
     .input_shape = {F, 0, 0},
+#endif
+    .source_hash = 0x6578616d706c6531u,
+    .real_size = sizeof(real),
     .input_size = F,
     .outputs = K,
 #ifdef EXAMPLE_MSE

@@ -4,7 +4,9 @@
  * reads it ends the trainer with SIGBUS, where read() just sees fewer bytes
  * and the parser says the file is truncated. The data sets are a few hundred
  * MB at most, and compressed ones must be inflated into memory anyway, so an
- * rt_file is "the file's bytes in memory", however they were obtained.
+ * rt_file is "the file's bytes in memory", however they were obtained: a
+ * gzip file (by its magic bytes, gzip.c) is held decompressed, and every
+ * parser reads it as it would the plain file.
  */
 #include "rt.h"
 
@@ -71,6 +73,25 @@ static int read_to_end(rt_file *f, int fd, size_t size_hint, bool fifo)
     return 0;
 }
 
+/* Replaces the compressed bytes by what they decompress to. */
+static int inflate_in_place(rt_file *f)
+{
+    unsigned char *plain;
+    size_t size;
+    int rc = rt_gunzip(f->path, f->data, f->size, &plain, &size);
+    free((void *)f->data);
+    f->data = plain;
+    f->size = size;
+    if (rc == 0 && size == 0) {
+        rt_error("%s: the file is empty once decompressed (gzip)", f->path);
+        rc = -1;
+    }
+    if (rc != 0)
+        rt_file_close(f);
+    f->gzip = rc == 0;
+    return rc;
+}
+
 int rt_file_open(rt_file *f, const char *path)
 {
     memset(f, 0, sizeof *f);
@@ -103,7 +124,7 @@ int rt_file_open(rt_file *f, const char *path)
         rt_file_close(f);
         return -1;
     }
-    return 0;
+    return rt_is_gzip(f->data, f->size) ? inflate_in_place(f) : 0;
 }
 
 void rt_file_close(rt_file *f)

@@ -95,6 +95,7 @@ typedef struct rt_file {
     const char *path;
     const unsigned char *data;   /* size bytes of malloc, owned */
     size_t size;
+    bool gzip;                   /* data is the file's content decompressed */
 } rt_file;
 
 /* Reads the whole of path into memory (not mapped: a file truncated by
@@ -103,9 +104,26 @@ typedef struct rt_file {
  * or empty file and what is not a regular file: a directory, a device, a
  * socket, and a FIFO (named pipe) that no process is writing into. A pipe
  * with a writer, such as bash's <(zcat x.gz) (/dev/fd/63), is read to its
- * end; opening never waits for a writer. */
+ * end; opening never waits for a writer. A gzip file (magic 1f 8b, any
+ * name) is decompressed (gzip.c): data and size are then its content. */
 int rt_file_open(rt_file *f, const char *path);
 void rt_file_close(rt_file *f);
+
+/* ------------------------------------------------------------------------
+ * gzip.c: gzip-compressed files (zlib)
+ */
+
+/* The most bytes a gzip file may decompress to: 8 GiB (tests lower it). */
+extern size_t rt_gzip_limit;
+/* Whether data starts with gzip's magic bytes 1f 8b. */
+bool rt_is_gzip(const unsigned char *data, size_t size);
+/* Inflates the gzip members of in[0..size), one after another, into
+ * *out (malloc, owned by the caller; 0 bytes possible). Refuses, naming
+ * path: truncated or damaged data, a CRC-32 or ISIZE that does not match,
+ * bytes after the last member that do not start another, and more than
+ * rt_gzip_limit bytes. */
+int rt_gunzip(const char *path, const unsigned char *in, size_t size,
+              unsigned char **out, size_t *out_size);
 
 /* ------------------------------------------------------------------------
  * output.c: output files, replaced atomically or written through (output.h,
@@ -159,6 +177,38 @@ int rt_npy_write(const char *path, rt_dtype t, int rank, const int64_t *dims,
                  const void *data);
 
 /* ------------------------------------------------------------------------
+ * image.c: PNG and JPEG images (libpng, libjpeg-turbo)
+ */
+
+/* The largest image read: its sides, and its pixels, 2^26 (8192 x 8192,
+ * or 32768 x 2048) unless lowered (the fuzzer lowers it). */
+enum { RT_IMAGE_MAX_SIDE = 32768 };
+extern int64_t rt_image_max_pixels;
+
+typedef struct rt_image {
+    int h, w, c;              /* c: 1 (gray) or 3 (RGB) */
+    unsigned char *px;        /* h x w x c bytes, rows top first, malloc */
+} rt_image;
+
+bool rt_is_png(const unsigned char *data, size_t size);
+bool rt_is_jpeg(const unsigned char *data, size_t size);
+/* A PNG or JPEG (by its magic bytes) in data[0..size) as 8-bit gray or
+ * RGB, as image.c's head says; the message names path. */
+int rt_image_decode(const char *path, const unsigned char *data, size_t size,
+                    rt_image *img);
+/* To c channels (1 or 3): gray repeated, or RGB to luma as PIL does. */
+int rt_image_to_channels(rt_image *img, int c, const char *path);
+/* Bilinear to h x w x img->c into out, with align_corners=False and no
+ * antialiasing (PyTorch's F.interpolate(mode="bilinear")), computed in
+ * double and rounded to the nearest byte. */
+void rt_image_resize(const rt_image *img, int h, int w, unsigned char *out);
+void rt_image_free(rt_image *img);
+/* 8-bit gray (c 1) or RGB (c 3) images, written atomically (rt_output). */
+int rt_png_write(const char *path, int h, int w, int c, const unsigned char *px);
+int rt_jpeg_write(const char *path, int h, int w, int c, const unsigned char *px,
+                  int quality);
+
+/* ------------------------------------------------------------------------
  * data.c: a data set fitted to the model, converted per batch
  */
 
@@ -168,13 +218,27 @@ typedef struct rt_data {
     bool has_y;
     bool y_is_labels;    /* integer class labels (else float targets) */
     int64_t n;
+    /* a folder of images (folder.c): x and y are over these, owned */
+    bool folder;
+    unsigned char *pixels;        /* n x H x W x C */
+    unsigned char *label_bytes;   /* n int32, little-endian */
+    char **classes;               /* the class folders' names, sorted */
+    int nclasses;
 } rt_data;
 
-/* Loads inputs (and labels or targets from ypath, or from a CIFAR-10 file)
- * and checks that they fit the model. need_y: labels are required. Returns
- * 0, -1 for bad data, -2 when need_y and no labels were given (usage). */
+/* How a folder of images is read. */
+typedef struct rt_data_opts {
+    bool resize;         /* --resize: scale images to the Input's size */
+    int threads;         /* decode on this many threads (0, 1: the caller's) */
+} rt_data_opts;
+
+/* Loads inputs (and labels or targets from ypath, or from a CIFAR-10 file,
+ * or from the class folders of a folder of images) and checks that they fit
+ * the model. need_y: labels are required. o may be NULL (no resizing, one
+ * thread). Returns 0, -1 for bad data, -2 when need_y and no labels were
+ * given (usage). */
 int rt_data_load(rt_data *d, const cnnrt_model *m, const char *xpath,
-                 const char *ypath, bool need_y);
+                 const char *ypath, bool need_y, const rt_data_opts *o);
 /* What rt_data_load does once the files are open (or, for the fuzz target,
  * built from memory): parses d->xf, and d->yf when its path is set, and fits
  * them to the model. A labels file with a CIFAR-10 batch is refused before
@@ -182,6 +246,21 @@ int rt_data_load(rt_data *d, const cnnrt_model *m, const char *xpath,
  * nothing on failure. */
 int rt_data_fit(rt_data *d, const cnnrt_model *m, bool need_y);
 void rt_data_free(rt_data *d);
+/* The checks of a command's data as a whole, after loading (d and val; val
+ * may be NULL or not loaded): a validation folder must have the training
+ * folder's classes; --val-split cannot split a folder (its last samples
+ * are its last classes); --resize needs a folder. Returns RT_OK, or
+ * RT_FAIL or RT_USAGE with the message recorded. */
+int rt_data_check(const rt_data *d, const rt_data *val, bool val_split, bool resize);
+
+/* ------------------------------------------------------------------------
+ * folder.c: a folder of class folders of PNG and JPEG images
+ */
+
+bool rt_is_dir(const char *path);
+/* Lists, decodes and labels the images of dir into d (see folder.c). */
+int rt_folder_load(rt_data *d, const cnnrt_model *m, const char *dir,
+                   const rt_data_opts *o);
 
 /* Samples idx[0..n) converted to the model's real type into x (n*input_size
  * reals, NHWC), on the pool's threads (each sample by one). */
@@ -275,6 +354,7 @@ typedef struct rt_opts {
     cnnrt_optimizer optimizer;
     uint64_t seed;
     bool no_shuffle;
+    bool resize;                  /* scale a folder's images to the Input */
     /* the recipe (Train's settings, overridden) */
     cnnrt_schedule schedule;
     double gamma;                 /* schedule step: the factor ... */

@@ -278,9 +278,11 @@ static bool params_finite(const cnnrt_ctx *ctx)
     return true;
 }
 
-static int load_data(rt_data *d, const cnnrt_model *m, const char *x, const char *y)
+static int load_data(rt_data *d, const cnnrt_model *m, const char *x, const char *y,
+                     const rt_opts *o)
 {
-    int rc = rt_data_load(d, m, x, y, true);
+    rt_data_opts how = {o->resize, (int)o->threads};
+    int rc = rt_data_load(d, m, x, y, true, &how);
     if (rc == 0)
         return RT_OK;
     rt_print_error();
@@ -349,9 +351,15 @@ int rt_cmd_train(const cnnrt_model *m, const rt_opts *o)
     memset(&ctx, 0, sizeof ctx);
     memset(&b, 0, sizeof b);
 
-    if ((rc = load_data(&data, m, o->data, o->labels)) != RT_OK)
+    if ((rc = load_data(&data, m, o->data, o->labels, o)) != RT_OK)
         return rc;
-    if (o->val_data && (rc = load_data(&val, m, o->val_data, o->val_labels)) != RT_OK) {
+    if (o->val_data && (rc = load_data(&val, m, o->val_data, o->val_labels, o)) != RT_OK) {
+        rt_data_free(&data);
+        return rc;
+    }
+    if ((rc = rt_data_check(&data, &val, o->val_split > 0, o->resize)) != RT_OK) {
+        rt_print_error();
+        rt_data_free(&val);
         rt_data_free(&data);
         return rc;
     }

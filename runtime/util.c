@@ -10,7 +10,9 @@
 
 const char *rt_prog = "cnnrt";
 
-static char errbuf[2048];
+/* One message per thread: images are decoded on the pool's threads, each
+ * reporting its own failure (folder.c). */
+static _Thread_local char errbuf[2048];
 
 void rt_error(const char *fmt, ...)
 {

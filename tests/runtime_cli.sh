@@ -4,7 +4,8 @@
 #
 # Usage: tests/runtime_cli.sh (make check sets RT_BUILDDIR, the build tree
 # holding cnnc-data and tests/runtime_example, a trainer built from
-# runtime/example_model.c). Exit status: 0 all passed, 1 some failed, 77 skip.
+# runtime/example_model.c, and tests/runtime_example_image, the same with an
+# Input of 2x2x1 images). Exit status: 0 all passed, 1 some failed, 77 skip.
 
 : "${RT_BUILDDIR:=.}"
 model=$RT_BUILDDIR/tests/runtime_example
@@ -72,8 +73,8 @@ expect 2 "--dtype: expected uint8 or float32, found 'f16'" "cnnc-data: bad --dty
 expect 2 "unknown flag '--bogus'" "cnnc-data: unknown flag" -- "$data" blobs --out "$tmp/x" --bogus 1
 expect 2 "--train: expected" "cnnc-data: bad count" -- "$data" shapes --out "$tmp/x" --train 0
 expect 2 "--out DIR is required" "cnnc-data: no --out" -- "$data" shapes
-expect 1 "cannot create the directory" "cnnc-data: bad directory" -- \
-    "$data" blobs --out "$tmp/no/such/dir"
+expect 1 "cnnc-data: error: $tmp/no/such/dir: cannot create the directory: No such file or directory" \
+    "cnnc-data: bad directory" -- "$data" blobs --out "$tmp/no/such/dir"
 
 # ---- training, non-interactive -------------------------------------------------
 expect 0 "epoch 4/4" "train" -- "$model" train --data "$d/train-images.npy" \
@@ -178,7 +179,8 @@ expect 0 "" "train --help" -- "$model" train --help
 echo OLD >"$tmp/keep.st"
 expect 1 "$tmp/missing.npy: cannot open" "missing data file" -- "$model" train \
     --data "$tmp/missing.npy" --labels "$d/train-labels.npy" --save "$tmp/keep.st"
-expect 1 "is a directory" "a directory as data" -- "$model" train --data "$tmp" \
+expect 1 "$tmp: is a folder of images, labelled by its class folders; expected no labels file" \
+    "a directory as data, with labels" -- "$model" train --data "$tmp" \
     --labels "$d/train-labels.npy" --save "$tmp/keep.st"
 # Inputs that are not regular files: refused at once, never waited for; a
 # pipe with a writer is read to its end.
@@ -405,6 +407,109 @@ else
     not_ok "predict -o: removes the temporaries of dead processes, keeps a live one's"
 fi
 rm -f "$tmp/.pred.txt.tmp-$$-Ab12Cd"
+
+# ---- gzip-compressed files and folders of images ------------------------------------
+gzip -c "$d/train-images.npy" >"$tmp/x.npy.gz"
+gzip -c "$d/train-labels.npy" >"$tmp/y-labels"   # no suffix: the magic bytes tell
+expect 0 "epoch 2/2" "train on gzip-compressed .npy files" -- "$model" train \
+    --data "$tmp/x.npy.gz" --labels "$tmp/y-labels" --epochs 2 --save "$tmp/gz.st"
+"$model" train --data "$d/train-images.npy" --labels "$d/train-labels.npy" --epochs 2 \
+    --save "$tmp/plain.st" 2>/dev/null
+if cmp -s "$tmp/gz.st" "$tmp/plain.st"; then
+    ok "gzip-compressed data trains bitwise as the plain files"
+else
+    not_ok "gzip-compressed data trains bitwise as the plain files"
+fi
+head -c 300 "$tmp/x.npy.gz" >"$tmp/cut.gz"
+expect 1 "$tmp/cut.gz: truncated gzip file: the compressed data ends before the gzip stream does" \
+    "a truncated gzip file" -- "$model" train --data "$tmp/cut.gz" --labels "$d/train-labels.npy"
+{ cat "$tmp/x.npy.gz"; printf 'junk'; } >"$tmp/junk.gz"
+expect 1 "$tmp/junk.gz: 4 bytes after the end of the gzip data" "bytes after the gzip data" -- \
+    "$model" train --data "$tmp/junk.gz" --labels "$d/train-labels.npy"
+size=$(wc -c <"$tmp/x.npy.gz")
+{ head -c $((size - 8)) "$tmp/x.npy.gz"; printf '\001\002\003\004'; tail -c 4 "$tmp/x.npy.gz"; } \
+    >"$tmp/crc.gz"
+expect 1 "$tmp/crc.gz: damaged gzip file: the CRC-32 of the decompressed data does not match the one in the gzip trailer" \
+    "a gzip file with a wrong CRC-32" -- "$model" train --data "$tmp/crc.gz" \
+    --labels "$d/train-labels.npy"
+{ gzip -c "$d/train-images.npy"; gzip -c </dev/null; } >"$tmp/two.gz"
+expect 0 "" "a gzip file of two members (the second empty)" -- "$model" train \
+    --data "$tmp/two.gz" --labels "$d/train-labels.npy" --epochs 1
+
+img=$RT_BUILDDIR/tests/runtime_example_image   # Input(2x2x1), 3 classes
+f=$tmp/folders
+"$data" blobs --out "$f" --shape 2x2x1 --classes 3 --train 120 --test 30 --seed 5 \
+    --noise 0.05 --format png || exit 1
+expect 0 "val_acc 100.00%" "train on a folder of PNG images, validate on another" -- \
+    "$img" train --data "$f/train" --val-data "$f/test" --epochs 40 --save "$tmp/img.st"
+expect 0 "" "eval on a folder of images" -- "$img" eval --data "$f/test" --weights "$tmp/img.st"
+if grep -q '^loss [0-9.]*  accuracy 100.00% (30/30)$' "$tmp/out"; then
+    ok "eval on a folder: its labels from the class folders"
+else
+    not_ok "eval on a folder: its labels from the class folders"
+fi
+"$data" blobs --out "$tmp/jpeg" --shape 2x2x1 --classes 3 --train 60 --test 30 --seed 5 \
+    --noise 0.05 --format jpeg || exit 1
+expect 0 "" "eval on a folder of JPEG images" -- "$img" eval --data "$tmp/jpeg/test" \
+    --weights "$tmp/img.st"
+expect 1 "$f/train: is a folder of images, labelled by its class folders; expected no labels file, found $d/train-labels.npy" \
+    "--labels with a folder" -- "$img" train --data "$f/train" --labels "$d/train-labels.npy"
+expect 2 "--val-split: $f/train is a folder of images, whose last samples are those of its last classes; give the validation images as --val-data DIR" \
+    "--val-split with a folder" -- "$img" train --data "$f/train" --val-split 0.2
+expect 1 "$f/train: a folder of images needs a network whose Input is an image (H x W x C); example takes vectors of 4" \
+    "a folder for a vector Input" -- "$model" train --data "$f/train"
+expect 2 "--resize scales the images of a folder; $d/train-images.npy is a file (its samples are taken at their own size)" \
+    "--resize without a folder" -- "$model" train --data "$d/train-images.npy" \
+    --labels "$d/train-labels.npy" --resize
+mkdir -p "$tmp/empty"
+expect 1 "$tmp/empty: holds no class folders; expected one subfolder of PNG or JPEG images per class" \
+    "an empty folder" -- "$img" train --data "$tmp/empty"
+mkdir -p "$tmp/one/cats"
+cp "$f/train/0/"*.png "$tmp/one/cats/"
+expect 1 "$tmp/one: holds one class folder (cats); expected one per class, at least two" \
+    "a folder of one class" -- "$img" train --data "$tmp/one"
+mkdir -p "$tmp/one/dogs" "$tmp/one/eels"
+expect 1 "$tmp/one/dogs: a class folder with no images; expected PNG or JPEG files (*.png, *.jpg, *.jpeg)" \
+    "a class folder with no images" -- "$img" train --data "$tmp/one"
+# broken images, named; a mis-sized one, refused and then resized
+cp -r "$f/train" "$tmp/broken"
+first=$(ls "$tmp/broken/1" | head -n 1)
+head -c 40 "$f/train/1/$first" >"$tmp/broken/1/$first"
+expect 1 "$tmp/broken/1/$first: broken PNG image: truncated: the file ends before the image does" \
+    "a truncated PNG" -- "$img" train --data "$tmp/broken"
+cp "$f/train/1/$first" "$tmp/broken/1/$first"
+jpg=$(ls "$tmp/jpeg/train/2" | head -n 1)
+head -c 200 "$tmp/jpeg/train/2/$jpg" >"$tmp/broken/2/x.jpg"
+expect 1 "$tmp/broken/2/x.jpg: broken JPEG image: Premature end of JPEG file" \
+    "a truncated JPEG" -- "$img" train --data "$tmp/broken"
+rm -f "$tmp/broken/2/x.jpg"
+"$data" blobs --out "$tmp/big" --shape 5x3x1 --classes 3 --train 3 --test 1 --format png || exit 1
+big=$(ls "$tmp/big/train/0" | head -n 1)
+cp "$tmp/big/train/0/$big" "$tmp/broken/0/zz.png"
+expect 1 "$tmp/broken/0/zz.png: a 5 x 3 image (H x W); the Input of example is 2 x 2 (give --resize to scale the images to it)" \
+    "an image of another size" -- "$img" train --data "$tmp/broken" --epochs 1
+expect 0 "epoch 1/1" "an image of another size, with --resize" -- "$img" train \
+    --data "$tmp/broken" --epochs 1 --resize
+expect 2 "--format png: writes uint8 images of 1 or 3 channels; expected --shape HxWx1 or HxWx3" \
+    "cnnc-data --format png of vectors" -- "$data" blobs --out "$tmp/v" --format png
+expect 2 "--format jpeg: writes uint8 images of 1 or 3 channels; expected no --dtype float32" \
+    "cnnc-data --format jpeg of floats" -- "$data" shapes --out "$tmp/v" --format jpeg \
+    --dtype float32
+expect 2 "cnnc-data: error: --format: expected npy, png or jpeg, found 'gif'" \
+    "cnnc-data --format gif" -- "$data" shapes --out "$tmp/v" --format gif
+expect 1 "$f/train: the folder is not empty; expected a new or empty one" \
+    "cnnc-data --format png into a folder with images" -- "$data" blobs --out "$f" \
+    --shape 2x2x1 --classes 3 --format png
+mkdir -p "$tmp/filed" && : >"$tmp/filed/train"
+expect 1 "cnnc-data: error: $tmp/filed/train: cannot create the directory: File exists" \
+    "cnnc-data --format png where a file has the split's name" -- "$data" blobs \
+    --out "$tmp/filed" --shape 2x2x1 --classes 3 --format png
+expect 0 "" "train --help" -- "$img" train --help
+if grep -q -- '--resize' "$tmp/out" && grep -q 'gzip' "$tmp/out"; then
+    ok "train --help: folders, --resize and gzip"
+else
+    not_ok "train --help: folders, --resize and gzip"
+fi
 
 # ---- gradcheck and bench ---------------------------------------------------------------
 expect 0 "" "gradcheck" -- "$model" gradcheck --seed 2

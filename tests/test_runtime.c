@@ -5,19 +5,25 @@
  * mse, f64 with dropout. Every file a test needs is written into a fresh
  * temporary directory.
  */
+#define _GNU_SOURCE   /* nftw */
 #include <check.h>
 #include <dirent.h>
 #include <fcntl.h>
+#include <ftw.h>
 #include <math.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <signal.h>
+#include <sys/resource.h>
 #include <sys/stat.h>
 #include <sys/sysmacros.h>
 #include <sys/wait.h>
 #include <unistd.h>
+
+#include <jpeglib.h>
+#include <zlib.h>
 
 #include "rt.h"
 
@@ -34,21 +40,22 @@ static void make_tmpdir(void)
     ck_assert_ptr_nonnull(mkdtemp(tmpdir));
 }
 
+static int remove_entry(const char *path, const struct stat *st, int flag, struct FTW *ftw)
+{
+    (void)st;
+    (void)ftw;
+    if (flag == FTW_DP)
+        rmdir(path);
+    else
+        unlink(path);
+    return 0;
+}
+
+/* The temporary directory and everything in it (folders of images too);
+ * symbolic links are removed, not followed. */
 static void remove_tmpdir(void)
 {
-    DIR *d = opendir(tmpdir);
-    if (!d)
-        return;
-    struct dirent *e;
-    char p[512];
-    while ((e = readdir(d)))
-        if (strcmp(e->d_name, ".") && strcmp(e->d_name, "..")) {
-            snprintf(p, sizeof p, "%s/%s", tmpdir, e->d_name);
-            if (unlink(p) != 0)
-                rmdir(p);
-        }
-    closedir(d);
-    rmdir(tmpdir);
+    nftw(tmpdir, remove_entry, 16, FTW_DEPTH | FTW_PHYS);
 }
 
 /* A path in the temporary directory (a few rotating buffers). */
@@ -712,7 +719,7 @@ START_TEST(cifar_records)
     write_bytes(tmp("data_batch_1.bin"), buf, 3 * REC);
     cnnrt_model m = image_model(32, 32, 3, 10);
     rt_data d;
-    ck_assert_int_eq(rt_data_load(&d, &m, tmp("data_batch_1.bin"), NULL, true), 0);
+    ck_assert_int_eq(rt_data_load(&d, &m, tmp("data_batch_1.bin"), NULL, true, NULL), 0);
     ck_assert_int_eq(d.n, 3);
     int64_t idx[2] = {2, 0};
     double *x = malloc(2 * 3072 * sizeof *x);
@@ -731,14 +738,14 @@ START_TEST(cifar_records)
 
     /* labels beyond the model's classes */
     cnnrt_model m8 = image_model(32, 32, 3, 8);
-    ck_assert_int_eq(rt_data_load(&d, &m8, tmp("data_batch_1.bin"), NULL, true), -1);
+    ck_assert_int_eq(rt_data_load(&d, &m8, tmp("data_batch_1.bin"), NULL, true, NULL), -1);
     assert_err("data_batch_1.bin", "label 8 of sample 1", "8 classes");
     /* a separate labels file makes no sense */
-    ck_assert_int_eq(rt_data_load(&d, &m, tmp("data_batch_1.bin"), tmp("x"), true), -1);
+    ck_assert_int_eq(rt_data_load(&d, &m, tmp("data_batch_1.bin"), tmp("x"), true, NULL), -1);
     assert_err("CIFAR-10", "holds its own labels");
     /* a truncated batch is not recognised */
     write_bytes(tmp("short.bin"), buf, 3 * REC - 1);
-    ck_assert_int_eq(rt_data_load(&d, &m, tmp("short.bin"), NULL, true), -1);
+    ck_assert_int_eq(rt_data_load(&d, &m, tmp("short.bin"), NULL, true, NULL), -1);
     assert_err("short.bin", "CIFAR-10", "3073");
     /* label 0, pixels 0 8 1: IDX's magic 00 00 08 01 by chance, but no IDX
      * header fits the size: a CIFAR-10 batch */
@@ -748,7 +755,7 @@ START_TEST(cifar_records)
     ck_assert_int_eq(rt_file_open(&f, tmp("magic.bin")), 0);
     ck_assert(rt_is_cifar(&f));
     rt_file_close(&f);
-    ck_assert_int_eq(rt_data_load(&d, &m, tmp("magic.bin"), NULL, true), 0);
+    ck_assert_int_eq(rt_data_load(&d, &m, tmp("magic.bin"), NULL, true, NULL), 0);
     ck_assert_str_eq(d.x.format, "CIFAR-10");
     ck_assert_int_eq(d.n, 3);
     rt_data_targets(&d, &m, idx, 2, labels, NULL);
@@ -769,44 +776,44 @@ START_TEST(data_fit_vector)
     rt_data d;
     write_f32(tmp("x.npy"), 2, d5, x);
     write_u8(tmp("y.npy"), 1, d5, y);
-    ck_assert_int_eq(rt_data_load(&d, m, tmp("x.npy"), tmp("y.npy"), true), 0);
+    ck_assert_int_eq(rt_data_load(&d, m, tmp("x.npy"), tmp("y.npy"), true, NULL), 0);
     ck_assert(d.y_is_labels);
     rt_data_free(&d);
 
-    ck_assert_int_eq(rt_data_load(&d, m, tmp("x.npy"), NULL, true), -2);
+    ck_assert_int_eq(rt_data_load(&d, m, tmp("x.npy"), NULL, true, NULL), -2);
     assert_err("x.npy", "--labels");
 
     write_u8(tmp("y4.npy"), 1, d4, y);
-    ck_assert_int_eq(rt_data_load(&d, m, tmp("x.npy"), tmp("y4.npy"), true), -1);
+    ck_assert_int_eq(rt_data_load(&d, m, tmp("x.npy"), tmp("y4.npy"), true, NULL), -1);
     assert_err("y4.npy", "4 labels for the 5 samples");
 
     float x55[25] = {0};
     write_f32(tmp("x55.npy"), 2, d55, x55);
-    ck_assert_int_eq(rt_data_load(&d, m, tmp("x55.npy"), tmp("y.npy"), true), -1);
+    ck_assert_int_eq(rt_data_load(&d, m, tmp("x55.npy"), tmp("y.npy"), true, NULL), -1);
     assert_err("x55.npy", "shape 5 x 5", "expected N x 4");
 
     unsigned char y3[5] = {0, 1, 3, 1, 0};
     write_u8(tmp("y3.npy"), 1, d5, y3);
-    ck_assert_int_eq(rt_data_load(&d, m, tmp("x.npy"), tmp("y3.npy"), true), -1);
+    ck_assert_int_eq(rt_data_load(&d, m, tmp("x.npy"), tmp("y3.npy"), true, NULL), -1);
     assert_err("y3.npy", "label 3 of sample 2", "expected 0 to 2");
 
     int32_t yn[5] = {0, 1, -1, 1, 0};
     ck_assert_int_eq(rt_npy_write(tmp("yn.npy"), RT_I32, 1, d5, yn), 0);
-    ck_assert_int_eq(rt_data_load(&d, m, tmp("x.npy"), tmp("yn.npy"), true), -1);
+    ck_assert_int_eq(rt_data_load(&d, m, tmp("x.npy"), tmp("yn.npy"), true, NULL), -1);
     assert_err("yn.npy", "label -1 of sample 2");
 
     float yf[5] = {0};
     write_f32(tmp("yf.npy"), 1, d5, yf);
-    ck_assert_int_eq(rt_data_load(&d, m, tmp("x.npy"), tmp("yf.npy"), true), -1);
+    ck_assert_int_eq(rt_data_load(&d, m, tmp("x.npy"), tmp("yf.npy"), true, NULL), -1);
     assert_err("yf.npy", "integer class indices", "float32");
 
     x[7] = NAN;
     write_f32(tmp("xnan.npy"), 2, d5, x);
-    ck_assert_int_eq(rt_data_load(&d, m, tmp("xnan.npy"), tmp("y.npy"), true), -1);
+    ck_assert_int_eq(rt_data_load(&d, m, tmp("xnan.npy"), tmp("y.npy"), true, NULL), -1);
     assert_err("xnan.npy", "sample 1", "non-finite");
     x[7] = INFINITY;
     write_f32(tmp("xinf.npy"), 2, d5, x);
-    ck_assert_int_eq(rt_data_load(&d, m, tmp("xinf.npy"), tmp("y.npy"), true), -1);
+    ck_assert_int_eq(rt_data_load(&d, m, tmp("xinf.npy"), tmp("y.npy"), true, NULL), -1);
     assert_err("xinf.npy", "non-finite");
 
     /* found by fuzz_data: finite in float64, inf once in a float trainer */
@@ -814,21 +821,21 @@ START_TEST(data_fit_vector)
     x64[6] = 1e300;
     ck_assert_int_eq(rt_npy_write(tmp("x64.npy"), RT_F64, 2, d5, x64), 0);
     ck_assert_int_eq(rt_data_load(&d, &cnnrt_model_example_f32, tmp("x64.npy"), tmp("y.npy"),
-                                  true), -1);
+                                  true, NULL), -1);
     assert_err("x64.npy: sample 1 holds 1e+300 at element 2, beyond the float32 range "
                "(3.40282e+38) of the model ");
-    ck_assert_int_eq(rt_data_load(&d, m, tmp("x64.npy"), tmp("y.npy"), true), 0);
+    ck_assert_int_eq(rt_data_load(&d, m, tmp("x64.npy"), tmp("y.npy"), true, NULL), 0);
     rt_data_free(&d);
 
     int32_t xi[20] = {0};
     ck_assert_int_eq(rt_npy_write(tmp("xi.npy"), RT_I32, 2, d5, xi), 0);
-    ck_assert_int_eq(rt_data_load(&d, m, tmp("xi.npy"), tmp("y.npy"), true), -1);
+    ck_assert_int_eq(rt_data_load(&d, m, tmp("xi.npy"), tmp("y.npy"), true, NULL), -1);
     assert_err("xi.npy", "uint8 or float32", "int32");
 
     int64_t d52[2] = {5, 2};
     unsigned char y52[10] = {0};
     write_u8(tmp("y52.npy"), 2, d52, y52);
-    ck_assert_int_eq(rt_data_load(&d, m, tmp("x.npy"), tmp("y52.npy"), true), -1);
+    ck_assert_int_eq(rt_data_load(&d, m, tmp("x.npy"), tmp("y52.npy"), true, NULL), -1);
     assert_err("y52.npy", "one label per sample");
 }
 END_TEST
@@ -847,16 +854,16 @@ START_TEST(data_fit_images)
     write_u8(tmp("hwc.npy"), 4, hwc, px);
     rt_data d;
     /* N x H x W fits one channel, and so does N x H x W x 1 */
-    ck_assert_int_eq(rt_data_load(&d, &m1, tmp("hw.npy"), tmp("y.npy"), true), 0);
+    ck_assert_int_eq(rt_data_load(&d, &m1, tmp("hw.npy"), tmp("y.npy"), true, NULL), 0);
     rt_data_free(&d);
-    ck_assert_int_eq(rt_data_load(&d, &m1, tmp("hw1.npy"), tmp("y.npy"), true), 0);
+    ck_assert_int_eq(rt_data_load(&d, &m1, tmp("hw1.npy"), tmp("y.npy"), true, NULL), 0);
     rt_data_free(&d);
-    ck_assert_int_eq(rt_data_load(&d, &m1, tmp("hwc.npy"), tmp("y.npy"), true), -1);
+    ck_assert_int_eq(rt_data_load(&d, &m1, tmp("hwc.npy"), tmp("y.npy"), true, NULL), -1);
     assert_err("hwc.npy", "4 x 2 x 3 x 3", "N x 2 x 3 x 1");
-    ck_assert_int_eq(rt_data_load(&d, &m3, tmp("hw.npy"), tmp("y.npy"), true), -1);
+    ck_assert_int_eq(rt_data_load(&d, &m3, tmp("hw.npy"), tmp("y.npy"), true, NULL), -1);
     assert_err("hw.npy", "expected N x 2 x 3 x 3");
     /* uint8 scaled by 1/255, in file order (NHWC) */
-    ck_assert_int_eq(rt_data_load(&d, &m3, tmp("hwc.npy"), tmp("y.npy"), true), 0);
+    ck_assert_int_eq(rt_data_load(&d, &m3, tmp("hwc.npy"), tmp("y.npy"), true, NULL), 0);
     int64_t idx[1] = {1};
     double x[18];
     rt_data_inputs(&d, &m3, idx, 1, x, NULL);
@@ -866,7 +873,7 @@ START_TEST(data_fit_images)
     /* and converted to float for a float model */
     cnnrt_model mf = m3;
     mf.real_size = 4;
-    ck_assert_int_eq(rt_data_load(&d, &mf, tmp("hwc.npy"), tmp("y.npy"), true), 0);
+    ck_assert_int_eq(rt_data_load(&d, &mf, tmp("hwc.npy"), tmp("y.npy"), true, NULL), 0);
     float xf[18];
     rt_data_inputs(&d, &mf, idx, 1, xf, NULL);
     ck_assert(xf[3] == (float)(px[21] / 255.0));
@@ -888,22 +895,22 @@ START_TEST(data_mse_targets)
     int64_t idx[2] = {2, 0};
     double tg[6];
     int32_t labels[2];
-    ck_assert_int_eq(rt_data_load(&d, m, tmp("x.npy"), tmp("t.npy"), true), 0);
+    ck_assert_int_eq(rt_data_load(&d, m, tmp("x.npy"), tmp("t.npy"), true, NULL), 0);
     ck_assert(!d.y_is_labels);
     rt_data_targets(&d, m, idx, 2, labels, tg);
     ck_assert(tg[2] == 8.25 && tg[3] == 0.5);
     rt_data_free(&d);
     /* integer labels become one-hot targets */
-    ck_assert_int_eq(rt_data_load(&d, m, tmp("x.npy"), tmp("y.npy"), true), 0);
+    ck_assert_int_eq(rt_data_load(&d, m, tmp("x.npy"), tmp("y.npy"), true, NULL), 0);
     rt_data_targets(&d, m, idx, 2, labels, tg);
     ck_assert_int_eq(labels[0], 1);
     ck_assert(tg[0] == 0 && tg[1] == 1 && tg[2] == 0 && tg[3] == 0 && tg[4] == 0 && tg[5] == 1);
     rt_data_free(&d);
-    ck_assert_int_eq(rt_data_load(&d, m, tmp("x.npy"), tmp("t2.npy"), true), -1);
+    ck_assert_int_eq(rt_data_load(&d, m, tmp("x.npy"), tmp("t2.npy"), true, NULL), -1);
     assert_err("t2.npy", "3 x 2", "3 outputs");
     t[4] = NAN;
     write_f32(tmp("tn.npy"), 2, d33, t);
-    ck_assert_int_eq(rt_data_load(&d, m, tmp("x.npy"), tmp("tn.npy"), true), -1);
+    ck_assert_int_eq(rt_data_load(&d, m, tmp("x.npy"), tmp("tn.npy"), true, NULL), -1);
     assert_err("tn.npy", "sample 1", "non-finite");
     /* found by fuzz_data: a float64 target beyond float32, for a float trainer */
     double t64[9] = {0};
@@ -911,10 +918,10 @@ START_TEST(data_mse_targets)
     ck_assert_int_eq(rt_npy_write(tmp("t64.npy"), RT_F64, 2, d33, t64), 0);
     cnnrt_model mf = *m;
     mf.real_size = 4;
-    ck_assert_int_eq(rt_data_load(&d, &mf, tmp("x.npy"), tmp("t64.npy"), true), -1);
+    ck_assert_int_eq(rt_data_load(&d, &mf, tmp("x.npy"), tmp("t64.npy"), true, NULL), -1);
     assert_err("t64.npy: the target of sample 1 holds -1e+39 at element 2, beyond the "
                "float32 range");
-    ck_assert_int_eq(rt_data_load(&d, m, tmp("x.npy"), tmp("t64.npy"), true), 0);
+    ck_assert_int_eq(rt_data_load(&d, m, tmp("x.npy"), tmp("t64.npy"), true, NULL), 0);
     rt_data_free(&d);
 }
 END_TEST
@@ -1774,7 +1781,7 @@ START_TEST(e2e_no_shuffle_first_batch)
     ctx_new(&ctx, m, CNNRT_SGD, 5);
     ctx.lr = 0.5;
     rt_data d;
-    ck_assert_int_eq(rt_data_load(&d, m, tmp("x.npy"), tmp("y.npy"), true), 0);
+    ck_assert_int_eq(rt_data_load(&d, m, tmp("x.npy"), tmp("y.npy"), true, NULL), 0);
     int64_t idx[8] = {0, 1, 2, 3, 4, 5, 6, 7};
     double x[8 * 4];
     int32_t labels[8];
@@ -2294,6 +2301,844 @@ static TCase *tcase_new(const char *name)
     return tc;
 }
 
+/* ---- gzip-compressed data files ------------------------------------------------- */
+
+/* n bytes of src as one gzip member into out (cap bytes); its size. */
+static size_t gzip_bytes(const void *src, size_t n, unsigned char *out, size_t cap)
+{
+    z_stream z;
+    memset(&z, 0, sizeof z);
+    ck_assert_int_eq(deflateInit2(&z, 6, Z_DEFLATED, 16 + MAX_WBITS, 8, Z_DEFAULT_STRATEGY),
+                     Z_OK);
+    z.next_in = (Bytef *)(uintptr_t)src;
+    z.avail_in = (uInt)n;
+    z.next_out = out;
+    z.avail_out = (uInt)cap;
+    ck_assert_int_eq(deflate(&z, Z_FINISH), Z_STREAM_END);
+    size_t len = z.total_out;
+    deflateEnd(&z);
+    return len;
+}
+
+/* The file name (in the temporary directory) gzipped into name.gz. */
+static void gzip_file(const char *name)
+{
+    size_t n, cap;
+    char *data = read_all(tmp(name), &n);
+    ck_assert_ptr_nonnull(data);
+    cap = n + n / 2 + 1024;
+    unsigned char *gz = malloc(cap);
+    size_t len = gzip_bytes(data, n, gz, cap);
+    char gzname[256];
+    snprintf(gzname, sizeof gzname, "%s.gz", name);
+    write_bytes(tmp(gzname), gz, len);
+    free(gz);
+    free(data);
+}
+
+/* rt_file_open's verdict on a file of these bytes. */
+static int open_bytes(const char *name, const void *data, size_t n)
+{
+    rt_file f;
+    write_bytes(tmp(name), data, n);
+    int rc = rt_file_open(&f, tmp(name));
+    rt_file_close(&f);
+    return rc;
+}
+
+#define assert_msg(...) assert_msg_(__FILE__, __LINE__, __VA_ARGS__)
+/* The recorded message is exactly the formatted one. */
+static void assert_msg_(const char *file, int line, const char *fmt, ...) RT_PRINTF(3, 4);
+static void assert_msg_(const char *file, int line, const char *fmt, ...)
+{
+    char want[2048];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(want, sizeof want, fmt, ap);
+    va_end(ap);
+    if (strcmp(rt_errmsg(), want) != 0)
+        ck_abort_msg("%s:%d: error message\n  \"%s\"\nexpected\n  \"%s\"", file, line,
+                     rt_errmsg(), want);
+}
+
+START_TEST(gzip_each_format)
+{
+    /* .npy: inputs and labels, both compressed, read as the plain files */
+    write_blobs(30, "x.npy", "y.npy");
+    gzip_file("x.npy");
+    gzip_file("y.npy");
+    const cnnrt_model *m = &cnnrt_model_example;
+    rt_data plain, gz;
+    ck_assert_int_eq(rt_data_load(&plain, m, tmp("x.npy"), tmp("y.npy"), true, NULL), 0);
+    ck_assert_int_eq(rt_data_load(&gz, m, tmp("x.npy.gz"), tmp("y.npy.gz"), true, NULL), 0);
+    ck_assert(gz.xf.gzip && gz.yf.gzip && !plain.xf.gzip);
+    ck_assert_uint_eq(gz.xf.size, plain.xf.size);
+    ck_assert(memcmp(gz.xf.data, plain.xf.data, plain.xf.size) == 0);
+    ck_assert(memcmp(gz.yf.data, plain.yf.data, plain.yf.size) == 0);
+    ck_assert_int_eq(gz.n, 30);
+    rt_data_free(&plain);
+    rt_data_free(&gz);
+
+    /* IDX, by its magic once decompressed, whatever the name */
+    unsigned char img[16 + 2 * 3 * 4] = {0, 0, 8, 3, 0, 0, 0, 2, 0, 0, 0, 3, 0, 0, 0, 4};
+    img[16 + 5] = 200;
+    write_bytes(tmp("imgs-idx3-ubyte"), img, sizeof img);
+    gzip_file("imgs-idx3-ubyte");
+    rename(tmp("imgs-idx3-ubyte.gz"), tmp("no-suffix"));
+    rt_file f;
+    rt_array a;
+    ck_assert_int_eq(parse_file(tmp("no-suffix"), &f, &a), 0);
+    ck_assert_str_eq(a.format, "IDX");
+    ck_assert_int_eq(a.dims[2], 4);
+    ck_assert_int_eq(a.base[5], 200);
+    rt_file_close(&f);
+
+    /* a CIFAR-10 batch, its labels with it */
+    enum { REC = 3073 };
+    unsigned char *buf = calloc(2, REC);
+    buf[0] = 3;
+    buf[REC] = 9;
+    buf[REC + 1] = 77;
+    write_bytes(tmp("data_batch_1.bin"), buf, 2 * REC);
+    free(buf);
+    gzip_file("data_batch_1.bin");
+    cnnrt_model m10 = image_model(32, 32, 3, 10);
+    rt_data d;
+    ck_assert_int_eq(rt_data_load(&d, &m10, tmp("data_batch_1.bin.gz"), NULL, true, NULL), 0);
+    ck_assert_str_eq(d.x.format, "CIFAR-10");
+    ck_assert_int_eq(d.n, 2);
+    int64_t idx[2] = {0, 1};
+    int32_t labels[2];
+    rt_data_targets(&d, &m10, idx, 2, labels, NULL);
+    ck_assert_int_eq(labels[0], 3);
+    ck_assert_int_eq(labels[1], 9);
+    ck_assert_int_eq(d.x.base[d.x.stride], 77);
+    rt_data_free(&d);
+}
+END_TEST
+
+START_TEST(gzip_damaged)
+{
+    enum { N = 5000 };
+    unsigned char plain[N], gz[2 * N + 64], bad[4 * N];
+    for (int i = 0; i < N; i++)
+        plain[i] = (unsigned char)(i * i % 7 + i / 100);
+    size_t len = gzip_bytes(plain, N, gz, sizeof gz);
+    const char *p = tmp("d.gz");
+
+    /* cut inside the trailer, the deflate data, the header */
+    ck_assert_int_eq(open_bytes("d.gz", gz, len - 1), -1);
+    assert_msg("%s: truncated gzip file: the compressed data ends before the gzip stream "
+               "does (after %d decompressed bytes)", p, N);
+    ck_assert_int_eq(open_bytes("d.gz", gz, len / 2), -1);
+    assert_err("d.gz: truncated gzip file: the compressed data ends before the gzip stream "
+               "does (after ");
+    ck_assert_int_eq(open_bytes("d.gz", gz, 5), -1);
+    assert_msg("%s: truncated gzip file: the compressed data ends before the gzip stream "
+               "does (after 0 decompressed bytes)", p);
+
+    /* the trailer: CRC-32, then ISIZE */
+    memcpy(bad, gz, len);
+    bad[len - 8] ^= 1;
+    ck_assert_int_eq(open_bytes("d.gz", bad, len), -1);
+    assert_msg("%s: damaged gzip file: the CRC-32 of the decompressed data does not match "
+               "the one in the gzip trailer", p);
+    memcpy(bad, gz, len);
+    bad[len - 4] ^= 1;
+    ck_assert_int_eq(open_bytes("d.gz", bad, len), -1);
+    assert_msg("%s: damaged gzip file: the decompressed size does not match the size in "
+               "the gzip trailer (ISIZE)", p);
+    /* the deflate data: a block of the reserved type 3 */
+    memcpy(bad, gz, len);
+    bad[10] = 0x07;
+    ck_assert_int_eq(open_bytes("d.gz", bad, len), -1);
+    assert_msg("%s: damaged gzip file: invalid block type (zlib) near compressed byte 11", p);
+
+    /* bytes after the member: garbage, zeros */
+    memcpy(bad, gz, len);
+    memcpy(bad + len, "junk", 4);
+    ck_assert_int_eq(open_bytes("d.gz", bad, len + 4), -1);
+    assert_msg("%s: 4 bytes after the end of the gzip data (from byte %zu) that are not "
+               "another gzip member; expected the end of the file", p, len);
+    memset(bad + len, 0, 512);
+    ck_assert_int_eq(open_bytes("d.gz", bad, len + 512), -1);
+    assert_msg("%s: 512 bytes after the end of the gzip data (from byte %zu) that are not "
+               "another gzip member; expected the end of the file", p, len);
+
+    /* two members: their contents one after the other; a damaged second
+     * one is named */
+    size_t len2 = gzip_bytes("tail", 4, bad + len, sizeof bad - len);
+    memcpy(bad, gz, len);
+    rt_file f;
+    write_bytes(p, bad, len + len2);
+    ck_assert_int_eq(rt_file_open(&f, p), 0);
+    ck_assert_uint_eq(f.size, N + 4);
+    ck_assert(memcmp(f.data, plain, N) == 0 && memcmp(f.data + N, "tail", 4) == 0);
+    rt_file_close(&f);
+    bad[len + len2 - 8] ^= 0x80;
+    ck_assert_int_eq(open_bytes("d.gz", bad, len + len2), -1);
+    assert_msg("%s: damaged gzip file: the CRC-32 of the decompressed data does not match "
+               "the one in the gzip trailer (gzip member 2, from byte %zu)", p, len);
+    bad[len + len2 - 8] ^= 0x80;
+    ck_assert_int_eq(open_bytes("d.gz", bad, len + len2 - 3), -1);
+    assert_msg("%s: truncated gzip file: the compressed data ends before the gzip stream "
+               "does (after %d decompressed bytes) (gzip member 2, from byte %zu)", p, N + 4,
+               len);
+
+    /* nothing inside */
+    len2 = gzip_bytes("", 0, bad, sizeof bad);
+    ck_assert_int_eq(open_bytes("d.gz", bad, len2), -1);
+    assert_msg("%s: the file is empty once decompressed (gzip)", p);
+}
+END_TEST
+
+START_TEST(gzip_bomb)
+{
+    /* the bound, lowered for the test: 1 MiB passes, a byte more does not */
+    size_t saved = rt_gzip_limit;
+    rt_gzip_limit = (size_t)1 << 20;
+    unsigned char *zeros = calloc(1, (1 << 20) + 1), gz[8192];
+    size_t len = gzip_bytes(zeros, 1 << 20, gz, sizeof gz);
+    rt_file f;
+    write_bytes(tmp("z.gz"), gz, len);
+    ck_assert_int_eq(rt_file_open(&f, tmp("z.gz")), 0);
+    ck_assert_uint_eq(f.size, 1 << 20);
+    rt_file_close(&f);
+    len = gzip_bytes(zeros, (1 << 20) + 1, gz, sizeof gz);
+    ck_assert_int_eq(open_bytes("z.gz", gz, len), -1);
+    assert_msg("%s: decompresses to more than 1 MiB, the limit for a gzip-compressed file "
+               "(a guard against decompression bombs); decompress it first (gzip -dk) if "
+               "it is meant to be that large", tmp("z.gz"));
+    rt_gzip_limit = saved;
+    free(zeros);
+}
+END_TEST
+
+/* ---- images ------------------------------------------------------------------------ */
+
+static void put_be32(unsigned char *p, uint32_t v)
+{
+    for (int i = 0; i < 4; i++)
+        p[i] = (unsigned char)(v >> (24 - 8 * i));
+}
+
+/* Appends a PNG chunk with its length and CRC to buf at *len. */
+static void png_chunk(unsigned char *buf, size_t *len, const char *type, const void *data,
+                      size_t n)
+{
+    put_be32(buf + *len, (uint32_t)n);
+    memcpy(buf + *len + 4, type, 4);
+    if (n)
+        memcpy(buf + *len + 8, data, n);
+    put_be32(buf + *len + 8 + n, (uint32_t)crc32(0, buf + *len + 4, (uInt)(n + 4)));
+    *len += 12 + n;
+}
+
+/* A PNG made by hand, of any colour type and depth: raw holds the
+ * scanlines, each after its filter byte (0). Returns the file's size. */
+static size_t make_png(unsigned char *buf, uint32_t w, uint32_t h, int depth, int type,
+                       int interlace, const void *raw, size_t raw_len, const void *plte,
+                       size_t plte_len, const void *trns, size_t trns_len)
+{
+    size_t len = 8;
+    memcpy(buf, "\x89PNG\r\n\x1a\n", 8);
+    unsigned char ihdr[13];
+    put_be32(ihdr, w);
+    put_be32(ihdr + 4, h);
+    ihdr[8] = (unsigned char)depth;
+    ihdr[9] = (unsigned char)type;
+    ihdr[10] = ihdr[11] = 0;
+    ihdr[12] = (unsigned char)interlace;
+    png_chunk(buf, &len, "IHDR", ihdr, 13);
+    if (plte)
+        png_chunk(buf, &len, "PLTE", plte, plte_len);
+    if (trns)
+        png_chunk(buf, &len, "tRNS", trns, trns_len);
+    unsigned char z[4096];
+    uLongf zlen = sizeof z;
+    ck_assert_int_eq(compress(z, &zlen, raw, (uLong)raw_len), Z_OK);
+    png_chunk(buf, &len, "IDAT", z, zlen);
+    png_chunk(buf, &len, "IEND", NULL, 0);
+    return len;
+}
+
+/* Decodes a file of the temporary directory; 0 or -1. */
+static int decode(const char *name, rt_image *img)
+{
+    rt_file f;
+    memset(img, 0, sizeof *img);
+    if (rt_file_open(&f, tmp(name)) != 0)
+        return -1;
+    int rc = rt_image_decode(tmp(name), f.data, f.size, img);
+    rt_file_close(&f);
+    return rc;
+}
+
+#define assert_pixels(img, H, W, C, ...) do {                                   \
+        const unsigned char want_[] = {__VA_ARGS__};                             \
+        ck_assert_int_eq((img)->h, H);                                           \
+        ck_assert_int_eq((img)->w, W);                                           \
+        ck_assert_int_eq((img)->c, C);                                           \
+        ck_assert_uint_eq(sizeof want_, (size_t)(H) * (W) * (C));                \
+        ck_assert_mem_eq((img)->px, want_, sizeof want_);                        \
+    } while (0)
+
+/* Writes a hand-made PNG and decodes it into img. */
+#define png_case(img, w, h, depth, type, interlace, raw, plte, trns) do {        \
+        unsigned char file_[8192];                                                \
+        size_t n_ = make_png(file_, w, h, depth, type, interlace, raw, sizeof raw, \
+                             plte, (plte) ? sizeof(plte) - 1 : 0, trns,          \
+                             (trns) ? sizeof(trns) - 1 : 0);                     \
+        write_bytes(tmp("c.png"), file_, n_);                                     \
+        ck_assert_int_eq(decode("c.png", img), 0);                                \
+    } while (0)
+
+START_TEST(image_png_kinds)
+{
+    rt_image img;
+    static const char none[] = "";
+    /* gray 8, 1, 4 and 16 bits */
+    png_case(&img, 3, 1, 8, 0, 0, "\0\x00\x80\xff", NULL, NULL);
+    assert_pixels(&img, 1, 3, 1, 0, 128, 255);
+    rt_image_free(&img);
+    png_case(&img, 8, 1, 1, 0, 0, "\0\xa5", NULL, NULL);
+    assert_pixels(&img, 1, 8, 1, 255, 0, 255, 0, 0, 255, 0, 255);
+    rt_image_free(&img);
+    png_case(&img, 4, 1, 4, 0, 0, "\0\x0f\x5a", NULL, NULL);
+    assert_pixels(&img, 1, 4, 1, 0, 255, 85, 170);
+    rt_image_free(&img);
+    /* 16 bits to 8: round(v * 255 / 65535) */
+    png_case(&img, 4, 1, 16, 0, 0, "\0\x12\x34\xff\xff\x00\x80\x00\x81", NULL, NULL);
+    assert_pixels(&img, 1, 4, 1, 18, 255, 0, 1);
+    rt_image_free(&img);
+    png_case(&img, 1, 1, 16, 2, 0, "\0\x12\x34\x56\x78\x9a\xbc", NULL, NULL);
+    assert_pixels(&img, 1, 1, 3, 18, 86, 154);
+    rt_image_free(&img);
+    /* alpha dropped: gray + alpha, RGBA, gray with tRNS */
+    png_case(&img, 2, 1, 8, 4, 0, "\0\x10\x00\x30\xff", NULL, NULL);
+    assert_pixels(&img, 1, 2, 1, 16, 48);
+    rt_image_free(&img);
+    png_case(&img, 1, 2, 8, 6, 0, "\0\x01\x02\x03\x00\0\x05\x06\x07\x80", NULL, NULL);
+    assert_pixels(&img, 2, 1, 3, 1, 2, 3, 5, 6, 7);
+    rt_image_free(&img);
+    png_case(&img, 2, 1, 8, 0, 0, "\0\x05\x06", NULL, "\x00\x05");
+    assert_pixels(&img, 1, 2, 1, 5, 6);
+    rt_image_free(&img);
+    /* palette (8 and 2 bits), with transparency: the palette's colours */
+    png_case(&img, 3, 1, 8, 3, 0, "\0\x02\x00\x01", "\x0a\x0b\x0c\x14\x15\x16\x1e\x1f\x20",
+             "\x00\x80");
+    assert_pixels(&img, 1, 3, 3, 30, 31, 32, 10, 11, 12, 20, 21, 22);
+    rt_image_free(&img);
+    png_case(&img, 4, 1, 2, 3, 0, "\0\x1b", "\x00\x01\x02\x03\x04\x05\x06\x07\x08\x09\x0a\x0b",
+             NULL);
+    assert_pixels(&img, 1, 4, 3, 0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11);
+    rt_image_free(&img);
+    /* Adam7: 3 x 3 in passes 1 (0,0), 4 (2,0), 5 (0,2 2,2), 6 (1,0 1,2),
+     * 7 (row 1) */
+    png_case(&img, 3, 3, 8, 0, 1,
+             "\0\x01" "\0\x03" "\0\x07\x09" "\0\x02" "\0\x08" "\0\x04\x05\x06", NULL, NULL);
+    assert_pixels(&img, 3, 3, 1, 1, 2, 3, 4, 5, 6, 7, 8, 9);
+    rt_image_free(&img);
+    (void)none;
+}
+END_TEST
+
+START_TEST(image_channels_and_resize)
+{
+    rt_image img = {1, 4, 3, malloc(12)};
+    const unsigned char rgb[12] = {255, 0, 0, 0, 255, 0, 0, 0, 255, 10, 20, 30};
+    memcpy(img.px, rgb, 12);
+    /* PIL's convert("L"): (19595 R + 38470 G + 7471 B + 32768) >> 16 */
+    ck_assert_int_eq(rt_image_to_channels(&img, 1, "x"), 0);
+    assert_pixels(&img, 1, 4, 1, 76, 150, 29, 18);
+    ck_assert_int_eq(rt_image_to_channels(&img, 3, "x"), 0);
+    assert_pixels(&img, 1, 4, 3, 76, 76, 76, 150, 150, 150, 29, 29, 29, 18, 18, 18);
+    rt_image_free(&img);
+
+    /* align_corners=False: down 4 -> 2 averages pairs (halves round up) */
+    img = (rt_image){4, 4, 1, malloc(16)};
+    for (int y = 0; y < 4; y++)
+        for (int x = 0; x < 4; x++)
+            img.px[y * 4 + x] = (unsigned char)(10 * y + x);
+    unsigned char out[9];
+    rt_image_resize(&img, 2, 2, out);
+    ck_assert_mem_eq(out, "\x06\x08\x1a\x1c", 4);
+    rt_image_free(&img);
+    /* up 2 -> 3: source 0, 0.5, 1.17 (the last clamped to the edge), as
+     * F.interpolate([0, 90], size=3, mode="bilinear") */
+    img = (rt_image){1, 2, 1, malloc(2)};
+    img.px[0] = 0;
+    img.px[1] = 90;
+    rt_image_resize(&img, 1, 3, out);
+    ck_assert_mem_eq(out, "\x00\x2d\x5a", 3);
+    rt_image_free(&img);
+}
+END_TEST
+
+/* A JPEG of the given colour space written with libjpeg (CMYK: 4 components). */
+static void write_cmyk_jpeg(const char *path)
+{
+    struct jpeg_compress_struct ci;
+    struct jpeg_error_mgr err;
+    FILE *f = fopen(path, "wb");
+    ck_assert_ptr_nonnull(f);
+    ci.err = jpeg_std_error(&err);
+    jpeg_create_compress(&ci);
+    jpeg_stdio_dest(&ci, f);
+    ci.image_width = 8;
+    ci.image_height = 8;
+    ci.input_components = 4;
+    ci.in_color_space = JCS_CMYK;
+    jpeg_set_defaults(&ci);
+    jpeg_start_compress(&ci, TRUE);
+    unsigned char row[32] = {0};
+    JSAMPROW r = row;
+    while (ci.next_scanline < 8)
+        jpeg_write_scanlines(&ci, &r, 1);
+    jpeg_finish_compress(&ci);
+    jpeg_destroy_compress(&ci);
+    fclose(f);
+}
+
+/* A valid progressive 8 x 8 gray JPEG of 631 scans: the DC, then each of
+ * the 63 AC coefficients alone, in ten bits of successive approximation. */
+static void write_many_scans_jpeg(const char *path)
+{
+    static jpeg_scan_info scans[1 + 63 * 10];
+    int n = 0;
+    scans[n++] = (jpeg_scan_info){.comps_in_scan = 1, .Ss = 0, .Se = 0, .Ah = 0, .Al = 0};
+    for (int k = 1; k < 64; k++)
+        for (int al = 9; al >= 0; al--)
+            scans[n++] = (jpeg_scan_info){.comps_in_scan = 1, .Ss = k, .Se = k,
+                                          .Ah = al == 9 ? 0 : al + 1, .Al = al};
+    struct jpeg_compress_struct ci;
+    struct jpeg_error_mgr err;
+    FILE *f = fopen(path, "wb");
+    ck_assert_ptr_nonnull(f);
+    ci.err = jpeg_std_error(&err);
+    jpeg_create_compress(&ci);
+    jpeg_stdio_dest(&ci, f);
+    ci.image_width = 8;
+    ci.image_height = 8;
+    ci.input_components = 1;
+    ci.in_color_space = JCS_GRAYSCALE;
+    jpeg_set_defaults(&ci);
+    ci.scan_info = scans;
+    ci.num_scans = n;
+    jpeg_start_compress(&ci, TRUE);
+    unsigned char row[8];
+    JSAMPROW r = row;
+    while (ci.next_scanline < 8) {
+        for (int x = 0; x < 8; x++)
+            row[x] = (unsigned char)(31 * x + 17 * ci.next_scanline);
+        jpeg_write_scanlines(&ci, &r, 1);
+    }
+    jpeg_finish_compress(&ci);
+    jpeg_destroy_compress(&ci);
+    fclose(f);
+}
+
+START_TEST(image_jpeg)
+{
+    unsigned char flat[8 * 16 * 3];
+    memset(flat, 100, sizeof flat);
+    ck_assert_int_eq(rt_jpeg_write(tmp("g.jpg"), 8, 16, 1, flat, 90), 0);
+    ck_assert_int_eq(rt_jpeg_write(tmp("c.jpg"), 8, 16, 3, flat, 90), 0);
+    rt_image img;
+    ck_assert_int_eq(decode("g.jpg", &img), 0);
+    ck_assert(img.h == 8 && img.w == 16 && img.c == 1);
+    ck_assert_int_le(abs(img.px[77] - 100), 1);
+    rt_image_free(&img);
+    ck_assert_int_eq(decode("c.jpg", &img), 0);
+    ck_assert(img.h == 8 && img.w == 16 && img.c == 3);
+    ck_assert_int_le(abs(img.px[200] - 100), 1);
+    rt_image_free(&img);
+
+    /* cut short: libjpeg's warning is an error here */
+    size_t n;
+    char *data = read_all(tmp("c.jpg"), &n);
+    write_bytes(tmp("cut.jpg"), data, n / 2);
+    ck_assert_int_eq(decode("cut.jpg", &img), -1);
+    assert_msg("%s: broken JPEG image: Premature end of JPEG file", tmp("cut.jpg"));
+    /* a marker where none may be */
+    data[2] = (char)0xff;
+    data[3] = (char)0xd9;
+    write_bytes(tmp("eoi.jpg"), data, n);
+    ck_assert_int_eq(decode("eoi.jpg", &img), -1);
+    assert_err("eoi.jpg: broken JPEG image: ");
+    free(data);
+    write_cmyk_jpeg(tmp("cmyk.jpg"));
+    ck_assert_int_eq(decode("cmyk.jpg", &img), -1);
+    assert_msg("%s: a JPEG image in CMYK with 4 components; expected grayscale or colour "
+               "(YCbCr or RGB)", tmp("cmyk.jpg"));
+    /* a few bytes a scan: a small file of many scans takes long to decode
+     * at a larger size, so their number is bounded */
+    write_many_scans_jpeg(tmp("scans.jpg"));
+    ck_assert_int_eq(decode("scans.jpg", &img), -1);
+    assert_msg("%s: broken JPEG image: more than 500 scans", tmp("scans.jpg"));
+}
+END_TEST
+
+START_TEST(image_broken)
+{
+    unsigned char file[8192];
+    size_t n = make_png(file, 2, 2, 8, 0, 0, "\0\x01\x02\0\x03\x04", 6, NULL, 0, NULL, 0);
+    rt_image img;
+    /* without IEND, and cut inside IDAT */
+    write_bytes(tmp("b.png"), file, n - 12);
+    ck_assert_int_eq(decode("b.png", &img), -1);
+    assert_msg("%s: broken PNG image: truncated: the file ends before the image does",
+               tmp("b.png"));
+    write_bytes(tmp("b.png"), file, n - 16);
+    ck_assert_int_eq(decode("b.png", &img), -1);
+    assert_msg("%s: broken PNG image: truncated: the file ends before the image does",
+               tmp("b.png"));
+    /* the image data's CRC */
+    file[n - 12 - 1] ^= 1;
+    write_bytes(tmp("b.png"), file, n);
+    ck_assert_int_eq(decode("b.png", &img), -1);
+    assert_msg("%s: broken PNG image: IDAT: CRC error", tmp("b.png"));
+    /* a header of width 0 */
+    n = make_png(file, 0, 2, 8, 0, 0, "\0", 1, NULL, 0, NULL, 0);
+    write_bytes(tmp("b.png"), file, n);
+    ck_assert_int_eq(decode("b.png", &img), -1);
+    assert_err("b.png: broken PNG image: ");
+    /* larger than the bound */
+    n = make_png(file, 40000, 1, 8, 0, 0, "\0", 1, NULL, 0, NULL, 0);
+    write_bytes(tmp("b.png"), file, n);
+    ck_assert_int_eq(decode("b.png", &img), -1);
+    assert_msg("%s: a PNG image of 1 x 40000 pixels (H x W); the largest image read has "
+               "32768 pixels a side and 67108864 pixels in all", tmp("b.png"));
+    /* neither */
+    write_bytes(tmp("b.png"), "hello, world", 12);
+    ck_assert_int_eq(decode("b.png", &img), -1);
+    assert_msg("%s: not a PNG or JPEG image: it starts with 68 65 6c 6c; expected "
+               "89 50 4e 47 (PNG) or ff d8 ff (JPEG)", tmp("b.png"));
+}
+END_TEST
+
+/* The entries of tmp, besides . and .. */
+static int tmp_entries(void)
+{
+    DIR *d = opendir(tmpdir);
+    int n = 0;
+    for (struct dirent *e; d && (e = readdir(d));)
+        n += strcmp(e->d_name, ".") != 0 && strcmp(e->d_name, "..") != 0;
+    if (d)
+        closedir(d);
+    return n;
+}
+
+START_TEST(image_write_refused)
+{
+    /* what libpng and libjpeg say of an image they cannot write, and no
+     * file, not even a temporary one, left behind */
+    unsigned char px[4] = {0};
+    int before = tmp_entries();
+    ck_assert_int_eq(rt_png_write(tmp("w.png"), 2, 0, 1, px), -1);
+    assert_msg("%s: cannot write the PNG image: Invalid IHDR data", tmp("w.png"));
+    ck_assert_int_eq(rt_jpeg_write(tmp("w.jpg"), 0, 2, 1, px, 90), -1);
+    assert_msg("%s: cannot write the JPEG image: Empty JPEG image (DNL not supported)",
+               tmp("w.jpg"));
+    ck_assert_int_eq(tmp_entries(), before);
+}
+END_TEST
+
+/* ---- folders of images ------------------------------------------------------------------ */
+
+/* tmp/path, with the folders on the way made. */
+static const char *make_path(const char *path)
+{
+    static char buf[600];
+    snprintf(buf, sizeof buf, "%s/%s", tmpdir, path);
+    for (char *p = buf + strlen(tmpdir) + 1; *p; p++)
+        if (*p == '/') {
+            *p = '\0';
+            mkdir(buf, 0777);
+            *p = '/';
+        }
+    return buf;
+}
+
+/* A 2 x 2 gray image, every pixel v, at tmp/path. */
+static void gray_png(const char *path, int v)
+{
+    unsigned char px[4];
+    memset(px, v, 4);
+    ck_assert_int_eq(rt_png_write(make_path(path), 2, 2, 1, px), 0);
+}
+
+static int load_folder(rt_data *d, const cnnrt_model *m, const char *dir, bool resize,
+                       int threads)
+{
+    rt_data_opts o = {resize, threads};
+    return rt_data_load(d, m, tmp(dir), NULL, true, &o);
+}
+
+START_TEST(folder_order_and_labels)
+{
+    cnnrt_model m = image_model(2, 2, 1, 3);
+    /* sorted(os.walk(class)): folder paths as strings ("s-t" before "s/u"),
+     * then names; hidden entries, other files, files at the top skipped */
+    gray_png("f/b/z.PNG", 2);
+    gray_png("f/b/a.png", 1);
+    gray_png("f/b/s/u/x.png", 4);
+    gray_png("f/b/s-t/x.png", 3);
+    gray_png("f/b/.hidden.png", 99);
+    write_bytes(make_path("f/b/notes.txt"), "x", 1);
+    gray_png("f/a/1.png", 0);
+    gray_png("f/c/only.jpg.png", 5);
+    gray_png("f/.git/x.png", 99);
+    gray_png("f/top.png", 99);
+    rt_data d;
+    ck_assert_int_eq(load_folder(&d, &m, "f", false, 1), 0);
+    ck_assert(d.folder && d.has_y && d.y_is_labels);
+    ck_assert_int_eq(d.n, 6);
+    ck_assert_int_eq(d.nclasses, 3);
+    ck_assert_str_eq(d.classes[2], "c");
+    static const int want_px[6] = {0, 1, 2, 3, 4, 5}, want_label[6] = {0, 1, 1, 1, 1, 2};
+    int64_t idx[6] = {0, 1, 2, 3, 4, 5};
+    int32_t labels[6];
+    rt_data_targets(&d, &m, idx, 6, labels, NULL);
+    for (int i = 0; i < 6; i++) {
+        ck_assert_int_eq(d.pixels[4 * i + 3], want_px[i]);
+        ck_assert_int_eq(labels[i], want_label[i]);
+    }
+    ck_assert(rt_data_bytes(&d, &m) == false);   /* the example has no byte step */
+    uint8_t bytes[8];
+    int64_t two[2] = {5, 0};
+    rt_data_input_bytes(&d, &m, two, 2, bytes, NULL);
+    ck_assert_mem_eq(bytes, "\x05\x05\x05\x05\x00\x00\x00\x00", 8);
+    rt_data_free(&d);
+
+    /* gray into RGB: the level three times */
+    cnnrt_model m3 = image_model(2, 2, 3, 3);
+    ck_assert_int_eq(load_folder(&d, &m3, "f", false, 1), 0);
+    ck_assert_int_eq(d.x.dims[3], 3);
+    ck_assert_int_eq(d.pixels[12 * 5 + 11], 5);
+    rt_data_free(&d);
+}
+END_TEST
+
+START_TEST(folder_threads_and_first_broken)
+{
+    cnnrt_model m = image_model(2, 2, 1, 3);
+    char name[64];
+    for (int i = 0; i < 60; i++) {
+        snprintf(name, sizeof name, "f/%c/%02d.png", "abc"[i % 3], i);
+        gray_png(name, i);
+    }
+    rt_data one, four;
+    ck_assert_int_eq(load_folder(&one, &m, "f", false, 1), 0);
+    ck_assert_int_eq(load_folder(&four, &m, "f", false, 4), 0);
+    ck_assert_mem_eq(one.pixels, four.pixels, 60 * 4);
+    rt_data_free(&one);
+    rt_data_free(&four);
+    /* two broken images: the first in the folder's order is named, on any
+     * number of threads */
+    write_bytes(make_path("f/c/59.png"), "not a png", 9);
+    write_bytes(make_path("f/a/03.png"), "\x89PNG\r\n\x1a\n", 8);
+    for (int t = 1; t <= 4; t++) {
+        ck_assert_int_eq(load_folder(&one, &m, "f", false, t), -1);
+        assert_msg("%s/a/03.png: broken PNG image: truncated: the file ends before the "
+                   "image does", tmp("f"));
+    }
+}
+END_TEST
+
+START_TEST(folder_sizes)
+{
+    cnnrt_model m = image_model(2, 2, 1, 2);
+    gray_png("f/a/1.png", 10);
+    unsigned char px[16];
+    for (int i = 0; i < 16; i++)
+        px[i] = (unsigned char)(10 * (i / 4) + i % 4);
+    ck_assert_int_eq(rt_png_write(make_path("f/b/big.png"), 4, 4, 1, px), 0);
+    rt_data d;
+    ck_assert_int_eq(load_folder(&d, &m, "f", false, 1), -1);
+    assert_msg("%s/b/big.png: a 4 x 4 image (H x W); the Input of example is 2 x 2 (give "
+               "--resize to scale the images to it)", tmp("f"));
+    ck_assert_int_eq(load_folder(&d, &m, "f", true, 2), 0);
+    ck_assert_mem_eq(d.pixels + 4, "\x06\x08\x1a\x1c", 4);
+    ck_assert_mem_eq(d.pixels, "\x0a\x0a\x0a\x0a", 4);
+    rt_data_free(&d);
+    /* an RGB image into a gray Input: luma */
+    unsigned char rgb[12] = {255, 0, 0, 0, 255, 0, 0, 0, 255, 10, 20, 30};
+    ck_assert_int_eq(rt_png_write(make_path("f/b/big.png"), 2, 2, 3, rgb), 0);
+    ck_assert_int_eq(load_folder(&d, &m, "f", false, 1), 0);
+    ck_assert_mem_eq(d.pixels + 4, "\x4c\x96\x1d\x12", 4);
+    rt_data_free(&d);
+}
+END_TEST
+
+START_TEST(folder_refused)
+{
+    cnnrt_model m = image_model(2, 2, 1, 3);
+    rt_data d;
+    char f[512];
+    snprintf(f, sizeof f, "%s", tmp("f"));
+    mkdir(f, 0777);
+    ck_assert_int_eq(load_folder(&d, &m, "f", false, 1), -1);
+    assert_msg("%s: holds no class folders; expected one subfolder of PNG or JPEG images "
+               "per class", f);
+    gray_png("f/a/1.png", 1);
+    ck_assert_int_eq(load_folder(&d, &m, "f", false, 1), -1);
+    assert_msg("%s: holds one class folder (a); expected one per class, at least two", f);
+    gray_png("f/b/1.png", 1);
+    ck_assert_int_eq(load_folder(&d, &m, "f", false, 1), -1);
+    assert_msg("%s: holds 2 class folders; example has 3 outputs, expected a class folder "
+               "for each", f);
+    mkdir(make_path("f/c"), 0777);
+    write_bytes(make_path("f/c/readme.txt"), "x", 1);
+    ck_assert_int_eq(load_folder(&d, &m, "f", false, 1), -1);
+    assert_msg("%s/c: a class folder with no images; expected PNG or JPEG files (*.png, "
+               "*.jpg, *.jpeg)", f);
+    write_bytes(make_path("f/c/x.BMP"), "BM", 2);
+    ck_assert_int_eq(load_folder(&d, &m, "f", false, 1), -1);
+    assert_msg("%s/c/x.BMP: a BMP image (by its name), which is not read; expected PNG or "
+               "JPEG (convert it, or move it out of the folder)", f);
+    unlink(make_path("f/c/x.BMP"));
+    gray_png("f/c/1.png", 1);
+    ck_assert_int_eq(load_folder(&d, &m, "f", false, 1), 0);
+    rt_data_free(&d);
+
+    /* the model */
+    ck_assert_int_eq(rt_data_load(&d, &cnnrt_model_example, f, NULL, true, NULL), -1);
+    assert_msg("%s: a folder of images needs a network whose Input is an image (H x W x C); "
+               "example takes vectors of 4", f);
+    cnnrt_model m4 = image_model(1, 1, 4, 3);
+    ck_assert_int_eq(rt_data_load(&d, &m4, f, NULL, true, NULL), -1);
+    assert_msg("%s: a folder of images gives 1 channel (gray) or 3 (RGB); the Input of "
+               "example has 4", f);
+    /* labels besides */
+    ck_assert_int_eq(rt_data_load(&d, &m, f, tmp("y.npy"), true, NULL), -1);
+    assert_msg("%s: is a folder of images, labelled by its class folders; expected no "
+               "labels file, found %s", f, tmp("y.npy"));
+    /* a link to nothing, named as an image (ImageFolder fails on it too) */
+    ck_assert_int_eq(symlink("nowhere.png", make_path("f/c/gone.png")), 0);
+    ck_assert_int_eq(load_folder(&d, &m, "f", false, 1), -1);
+    assert_msg("%s/c/gone.png: cannot read: No such file or directory", f);
+    unlink(make_path("f/c/gone.png"));
+    /* folders too deep */
+    char deep[600] = "f/c";
+    for (int i = 0; i < 65; i++)
+        strcat(deep, "/d");
+    char want[600];
+    snprintf(want, sizeof want, "%s/%s", tmpdir, deep);
+    strcat(deep, "/1.png");
+    gray_png(deep, 1);
+    ck_assert_int_eq(load_folder(&d, &m, "f", false, 1), -1);
+    assert_msg("%s: folders nested more than 64 deep in a class folder", want);
+    /* a link back up */
+    ck_assert_int_eq(symlink("..", make_path("f/b/up")), 0);
+    ck_assert_int_eq(load_folder(&d, &m, "f", false, 1), -1);
+    assert_msg("%s/b/up: a symbolic link loop: the folder is one that contains it", f);
+}
+END_TEST
+
+START_TEST(folder_unreadable)
+{
+    /* a folder that stat sees and opendir cannot open: here, for want of a
+     * file descriptor (permissions would not stop root) */
+    cnnrt_model m = image_model(2, 2, 1, 3);
+    gray_png("f/a/1.png", 1);
+    struct rlimit old, low;
+    ck_assert_int_eq(getrlimit(RLIMIT_NOFILE, &old), 0);
+    int next = dup(0);
+    ck_assert_int_ge(next, 0);
+    close(next);
+    low = old;
+    low.rlim_cur = (rlim_t)next;
+    ck_assert_int_eq(setrlimit(RLIMIT_NOFILE, &low), 0);
+    rt_data d;
+    int rc = load_folder(&d, &m, "f", false, 1);
+    ck_assert_int_eq(setrlimit(RLIMIT_NOFILE, &old), 0);
+    ck_assert_int_eq(rc, -1);
+    assert_msg("%s: cannot read the folder: Too many open files", tmp("f"));
+}
+END_TEST
+
+START_TEST(folder_checks_of_a_command)
+{
+    cnnrt_model m = image_model(2, 2, 1, 3);
+    gray_png("t/a/1.png", 1);
+    gray_png("t/b/1.png", 1);
+    gray_png("t/c/1.png", 1);
+    gray_png("v/a/1.png", 1);
+    gray_png("v/b/1.png", 1);
+    gray_png("v/d/1.png", 1);
+    rt_data t, v, x;
+    ck_assert_int_eq(load_folder(&t, &m, "t", false, 1), 0);
+    ck_assert_int_eq(load_folder(&v, &m, "v", false, 1), 0);
+    ck_assert_int_eq(rt_data_check(&t, &v, false, false), RT_FAIL);
+    assert_msg("%s: class 2 is 'd' where %s has 'c'; expected the same class folders for "
+               "training and validation", tmp("v"), tmp("t"));
+    ck_assert_int_eq(rt_data_check(&t, &t, false, true), RT_OK);
+    ck_assert_int_eq(rt_data_check(&t, NULL, true, false), RT_USAGE);
+    assert_msg("--val-split: %s is a folder of images, whose last samples are those of its "
+               "last classes; give the validation images as --val-data DIR", tmp("t"));
+    unsigned char pixels[6 * 4] = {0}, labels[6] = {0, 1, 2, 0, 1, 2};
+    int64_t dims[3] = {6, 2, 2};
+    write_u8(tmp("x.npy"), 3, dims, pixels);
+    write_u8(tmp("y.npy"), 1, dims, labels);
+    ck_assert_int_eq(rt_data_load(&x, &m, tmp("x.npy"), tmp("y.npy"), true, NULL), 0);
+    ck_assert_int_eq(rt_data_check(&x, NULL, false, true), RT_USAGE);
+    assert_msg("--resize scales the images of a folder; %s is a file (its samples are "
+               "taken at their own size)", tmp("x.npy"));
+    ck_assert_int_eq(rt_data_check(&x, &t, false, true), RT_OK);
+    rt_data_free(&t);
+    rt_data_free(&v);
+    rt_data_free(&x);
+}
+END_TEST
+
+/* Three classes of 2 x 2 gray images that a Dense layer tells apart: a
+ * bright pixel in a different place for each. */
+static void three_class_folder(const char *dir, int per_class)
+{
+    char path[256];
+    cnnrt_rng r;
+    cnnrt_rng_seed(&r, 11, 0);
+    for (int c = 0; c < 3; c++)
+        for (int i = 0; i < per_class; i++) {
+            unsigned char px[4];
+            for (int k = 0; k < 4; k++)
+                px[k] = (unsigned char)(30 * cnnrt_rng_uniform(&r));
+            px[c] = 220;
+            snprintf(path, sizeof path, "%s/class%d/%03d.png", dir, c, i);
+            ck_assert_int_eq(rt_png_write(make_path(path), 2, 2, 1, px), 0);
+        }
+}
+
+START_TEST(e2e_image_folder)
+{
+    cnnrt_model m = image_model(2, 2, 1, 3);
+    three_class_folder("train", 40);
+    three_class_folder("val", 10);
+    char *out, *err;
+    ck_assert_int_eq(run(&m, NULL, &err, "train --data %s --val-data %s --epochs 30 --save %s",
+                         tmp("train"), tmp("val"), tmp("w.st")), 0);
+    ck_assert_ptr_nonnull(strstr(err, "epoch 30/30"));
+    ck_assert_ptr_nonnull(strstr(err, "val_acc 100.00%"));
+    free(err);
+    ck_assert_int_eq(run(&m, &out, NULL, "eval --data %s --weights %s", tmp("val"),
+                         tmp("w.st")), 0);
+    ck_assert_ptr_nonnull(strstr(out, "accuracy 100.00% (30/30)"));
+    free(out);
+    ck_assert_int_eq(run(&m, &out, NULL, "predict --data %s --weights %s", tmp("val"),
+                         tmp("w.st")), 0);
+    ck_assert_str_eq(out, "0\n0\n0\n0\n0\n0\n0\n0\n0\n0\n1\n1\n1\n1\n1\n1\n1\n1\n1\n1\n"
+                          "2\n2\n2\n2\n2\n2\n2\n2\n2\n2\n");
+    free(out);
+    ck_assert_int_eq(run(&m, NULL, &err, "train --data %s --labels %s", tmp("train"),
+                         tmp("x")), 1);
+    free(err);
+    ck_assert_int_eq(run(&m, NULL, &err, "train --data %s --val-split 0.1", tmp("train")), 2);
+    ck_assert_ptr_nonnull(strstr(err, "--val-split: "));
+    free(err);
+}
+END_TEST
+
 static Suite *runtime_suite(void)
 {
     Suite *s = suite_create("runtime");
@@ -2304,6 +3149,8 @@ static Suite *runtime_suite(void)
     tcase_add_test(tc, rng_deterministic);
     tcase_add_test(tc, rng_distributions);
     tcase_add_test(tc, init_kinds_and_determinism);
+    /* Check's default of 4 s is too little on a busy machine, under
+     * sanitizers: every case gets a minute */
     suite_add_tcase(s, tc);
 
     tc = tcase_new("files");
@@ -2326,6 +3173,24 @@ static Suite *runtime_suite(void)
     tcase_add_test(tc, output_removes_stale_temporaries);
     tcase_add_test(tc, output_signal_removes_temporary);
     tcase_add_test(tc, output_same_file);
+    suite_add_tcase(s, tc);
+
+    tc = tcase_new("data formats");
+    tcase_add_checked_fixture(tc, setup, teardown);
+    tcase_add_test(tc, gzip_each_format);
+    tcase_add_test(tc, gzip_damaged);
+    tcase_add_test(tc, gzip_bomb);
+    tcase_add_test(tc, image_png_kinds);
+    tcase_add_test(tc, image_channels_and_resize);
+    tcase_add_test(tc, image_jpeg);
+    tcase_add_test(tc, image_broken);
+    tcase_add_test(tc, image_write_refused);
+    tcase_add_test(tc, folder_order_and_labels);
+    tcase_add_test(tc, folder_threads_and_first_broken);
+    tcase_add_test(tc, folder_sizes);
+    tcase_add_test(tc, folder_refused);
+    tcase_add_test(tc, folder_unreadable);
+    tcase_add_test(tc, folder_checks_of_a_command);
     suite_add_tcase(s, tc);
 
     tc = tcase_new("recipe");
@@ -2380,6 +3245,7 @@ static Suite *runtime_suite(void)
     tcase_add_test(tc, e2e_validation_nonfinite);
     tcase_add_test(tc, e2e_gradcheck);
     tcase_add_test(tc, e2e_bench_summary_help);
+    tcase_add_test(tc, e2e_image_folder);
     suite_add_tcase(s, tc);
     return s;
 }

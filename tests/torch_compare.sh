@@ -13,6 +13,7 @@
 set -u
 : "${CNNC:?}" "${srcdir:?}" "${RT_BUILDDIR:?}"
 CC=${CC:-cc}
+: "${CNNRT_LIBS:=-lpng16 -ljpeg -lz -lpthread -lm}"   # from make check: configure's
 CFLAGS_T="-std=c11 -O2 -Wall -Wextra -Werror -pthread ${TRAINER_CFLAGS:-}"
 
 py=
@@ -37,7 +38,7 @@ build() {
     name=$(basename "$1" .net)_$2
     if "$CNNC" --precision="$2" "$1" -o "$work/$name.c" 2>"$work/$name.cnnc.log"; then
         # shellcheck disable=SC2086
-        $CC $CFLAGS_T -I"$srcdir/runtime" "$work/$name.c" "$RT_BUILDDIR/libcnnrt.a" -lm \
+        $CC $CFLAGS_T -I"$srcdir/runtime" "$work/$name.c" "$RT_BUILDDIR/libcnnrt.a" $CNNRT_LIBS \
             -o "$work/$name" 2>"$work/$name.cc.log" ||
             { echo "FAIL: build $name:"; cat "$work/$name.cc.log"; }
     else

@@ -16,6 +16,7 @@
 set -u
 : "${CNNC:?}" "${srcdir:?}" "${RT_BUILDDIR:?}"
 CC=${CC:-cc}
+: "${CNNRT_LIBS:=-lpng16 -ljpeg -lz -lpthread -lm}"   # from make check: configure's
 CFLAGS_T="-std=c11 -O2 -Wall -Wextra -Werror -pthread ${TRAINER_CFLAGS:-}"
 work=$(mktemp -d "${TMPDIR:-/tmp}/cnnc-trainers.XXXXXX")
 trap 'rm -rf "$work"' EXIT
@@ -38,7 +39,7 @@ build() {
         return 1
     fi
     # shellcheck disable=SC2086
-    $CC $CFLAGS_T -I"$srcdir/runtime" "$work/$name.c" "$RT_BUILDDIR/libcnnrt.a" -lm \
+    $CC $CFLAGS_T -I"$srcdir/runtime" "$work/$name.c" "$RT_BUILDDIR/libcnnrt.a" $CNNRT_LIBS \
         -o "$work/$name" 2>"$work/$name.cc.log" || { cat "$work/$name.cc.log" >&2; return 1; }
     echo "$work/$name"
 }
@@ -77,7 +78,7 @@ worst() {
 mixed_net="$srcdir/tests/nets/torch_residual.net"
 if "$CNNC" --precision=f64 --fast-budget=24 "$mixed_net" -o "$work/mixed_f64.c" \
         2>"$work/mixed.cnnc.log" && grep -q "layers get compact kernels" "$work/mixed.cnnc.log" &&
-   $CC $CFLAGS_T -I"$srcdir/runtime" "$work/mixed_f64.c" "$RT_BUILDDIR/libcnnrt.a" -lm \
+   $CC $CFLAGS_T -I"$srcdir/runtime" "$work/mixed_f64.c" "$RT_BUILDDIR/libcnnrt.a" $CNNRT_LIBS \
         -o "$work/mixed_f64" 2>"$work/mixed.cc.log" &&
    "$work/mixed_f64" gradcheck --seed 3 >"$work/mixed.grad.log" 2>&1; then
     pass "gradcheck torch_residual.net f64 with compact kernels past a 24 KiB budget: $(tail -n 1 "$work/mixed.grad.log")"
@@ -325,6 +326,56 @@ if train "$t32" "$work/acc.st" 2 --epochs 3 \
 else
     cat "$work/acc.st.log"
     fail "training to accuracy"
+fi
+
+echo "== data as people have it: Fashion-MNIST as shipped (gzip), folders of images"
+# The files of Debian's dataset-fashion-mnist, read as they are: gzip.
+fm=/usr/share/datasets/fashion-mnist
+if ! tn=$(build "$srcdir/models/lenet5.net" f32 "" fast); then
+    fail "build lenet5 f32"
+elif [ -r "$fm/train-images-idx3-ubyte.gz" ]; then
+    if "$tn" train --data "$fm/train-images-idx3-ubyte.gz" --labels "$fm/train-labels-idx1-ubyte.gz" \
+           --steps 60 --threads 2 --save "$work/fm.st" >"$work/fm.log" 2>&1 &&
+       out=$("$tn" eval --data "$fm/t10k-images-idx3-ubyte.gz" \
+           --labels "$fm/t10k-labels-idx1-ubyte.gz" --weights "$work/fm.st" 2>>"$work/fm.log"); then
+        acc=$(echo "$out" | sed -n 's/.*accuracy \([0-9.]*\).*/\1/p')
+        if awk -v a="$acc" 'BEGIN { exit !(a != "" && a + 0 >= 50) }'; then
+            pass "lenet5 on Fashion-MNIST's .gz files, 60 steps: $out"
+        else
+            fail "lenet5 on Fashion-MNIST's .gz files, 60 steps: below 50%: $out"
+        fi
+    else
+        cat "$work/fm.log"
+        fail "lenet5 on Fashion-MNIST's .gz files"
+    fi
+else
+    echo "SKIP: Fashion-MNIST's files are not in $fm (Debian: apt-get install dataset-fashion-mnist)"
+fi
+# A folder of PNG images is the .npy of the same arguments: a trainer
+# (uint8 steps) trains on it, and predicts for each image what it predicts
+# for that sample of the .npy (INDEX.png names its place there), bitwise.
+fd="$work/folder"
+if [ -n "${tn:-}" ] &&
+   "$RT_BUILDDIR/cnnc-data" blobs --out "$fd" --shape 28x28x1 --classes 10 --train 200 \
+       --test 50 --seed 3 >/dev/null &&
+   "$RT_BUILDDIR/cnnc-data" blobs --out "$fd" --shape 28x28x1 --classes 10 --train 200 \
+       --test 50 --seed 3 --format png >/dev/null &&
+   "$tn" train --data "$fd/train" --epochs 1 --threads 2 --save "$work/fd.st" \
+       >"$work/fd.log" 2>&1 &&
+   "$tn" predict --data "$fd/test" --weights "$work/fd.st" --probabilities \
+       -o "$work/fd-folder.out" 2>>"$work/fd.log" &&
+   "$tn" predict --data "$fd/test-images.npy" --weights "$work/fd.st" --probabilities \
+       -o "$work/fd-npy.out" 2>>"$work/fd.log"; then
+    (cd "$fd/test" && LC_ALL=C ls -d */*.png) | sed 's|.*/0*\([0-9][0-9]*\)\.png$|\1|' |
+        while read -r i; do sed -n "$((i + 1))p" "$work/fd-npy.out"; done >"$work/fd-npy-sorted.out"
+    if [ -s "$work/fd-folder.out" ] && cmp -s "$work/fd-folder.out" "$work/fd-npy-sorted.out"; then
+        pass "lenet5 on a folder of PNG images: trains, and predicts as on the .npy, bitwise"
+    else
+        fail "lenet5 on a folder of PNG images: predictions differ from the .npy's"
+    fi
+else
+    cat "$work/fd.log" 2>/dev/null
+    fail "lenet5 on a folder of PNG images"
 fi
 
 echo "$passed passed, $failed failed"

@@ -13,12 +13,20 @@
  * test-labels.npy, each atomically. Same arguments, same bytes. Images are
  * uint8, or with --dtype float32 the floats x / 255 that a trainer makes of
  * those bytes (so the two train bitwise alike: tests/trainers.sh).
+ *
+ * With --format png or jpeg, images are written instead as folders of
+ * image files, as a trainer's --data DIR reads them (runtime/folder.c):
+ * DIR/train/CLASS/INDEX.png, CLASS named so that the sorted order of the
+ * names is the order of the labels (shapes: 0-circle, 1-square, ...;
+ * blobs: 0, 1, ... zero-padded), INDEX the sample's place in the .npy the
+ * same arguments write, zero-padded.
  */
 #include <errno.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <dirent.h>
 #include <sys/stat.h>
 
 #include "rt.h"
@@ -90,12 +98,103 @@ typedef struct Opts {
     int64_t classes;
     double noise;
     bool floats; /* --dtype float32: images as float32 x / 255, not uint8 */
+    const char *format; /* "npy", "png" or "jpeg" */
 } Opts;
 
-static int write_split(const Opts *o, const char *split, int rank, const int64_t *dims,
-                       rt_dtype t, const void *x, const unsigned char *labels)
+/* Digits of the numbers 0 to n - 1. */
+static int digits(int64_t n)
+{
+    int d = 1;
+    for (int64_t v = n - 1; v >= 10; v /= 10)
+        d++;
+    return d;
+}
+
+/* v in decimal, zero-padded to the digits of n - 1 (sorted names then
+ * keep the order of the numbers), into buf[32]; n is at most 10^7. */
+static void padded(char *buf, int64_t v, int64_t n)
+{
+    char num[24];
+    int len = snprintf(num, sizeof num, "%lld", (long long)v), k = 0;
+    for (; k < digits(n) - len; k++)
+        buf[k] = '0';
+    memcpy(buf + k, num, (size_t)len + 1);
+}
+
+/* A new folder, or one that is there ("File exists" if a file is). */
+static int make_dir(const char *path)
+{
+    struct stat st;
+    if (mkdir(path, 0777) == 0)
+        return 0;
+    int why = errno;
+    if (why == EEXIST && stat(path, &st) == 0 && S_ISDIR(st.st_mode))
+        return 0;
+    rt_error("%s: cannot create the directory: %s", path, strerror(why));
+    return -1;
+}
+
+/* DIR/SPLIT/CLASS into path. */
+static void class_dir(char *path, size_t size, const Opts *o, const char *split, int64_t c,
+                     int64_t classes, const char *const *class_names)
+{
+    char num[32];
+    padded(num, c, classes);
+    if (class_names)
+        snprintf(path, size, "%s/%s/%s-%s", o->out, split, num, class_names[c]);
+    else
+        snprintf(path, size, "%s/%s/%s", o->out, split, num);
+}
+
+/* DIR/SPLIT/CLASS/INDEX.png: one file per image, made into a new or empty
+ * folder (files of an earlier, larger set would stay and be read). */
+static int write_folder(const Opts *o, const char *split, const int64_t *dims,
+                        const unsigned char *x, const unsigned char *labels, int64_t classes,
+                        const char *const *class_names)
 {
     char path[4096];
+    snprintf(path, sizeof path, "%s/%s", o->out, split);
+    if (make_dir(path) != 0)
+        return -1;
+    DIR *d = opendir(path);
+    struct dirent *e;
+    while (d && (e = readdir(d)))
+        if (strcmp(e->d_name, ".") != 0 && strcmp(e->d_name, "..") != 0) {
+            closedir(d);
+            rt_error("%s: the folder is not empty; expected a new or empty one", path);
+            return -1;
+        }
+    if (d)
+        closedir(d);
+    for (int64_t c = 0; c < classes; c++) {
+        class_dir(path, sizeof path, o, split, c, classes, class_names);
+        if (make_dir(path) != 0)
+            return -1;
+    }
+    int h = (int)dims[1], w = (int)dims[2], ch = (int)dims[3];
+    size_t size = (size_t)h * (size_t)w * (size_t)ch;
+    bool png = strcmp(o->format, "png") == 0;
+    for (int64_t i = 0; i < dims[0]; i++) {
+        char dir[4000], name[40];
+        class_dir(dir, sizeof dir, o, split, labels[i], classes, class_names);
+        padded(name, i, dims[0]);
+        strcat(name, png ? ".png" : ".jpg");
+        snprintf(path, sizeof path, "%s/%s", dir, name);
+        const unsigned char *img = x + (size_t)i * size;
+        if ((png ? rt_png_write(path, h, w, ch, img)
+                 : rt_jpeg_write(path, h, w, ch, img, 90)) != 0)
+            return -1;
+    }
+    return 0;
+}
+
+static int write_split(const Opts *o, const char *split, int rank, const int64_t *dims,
+                       rt_dtype t, const void *x, const unsigned char *labels,
+                       int64_t classes, const char *const *class_names)
+{
+    char path[4096];
+    if (strcmp(o->format, "npy") != 0)
+        return write_folder(o, split, dims, x, labels, classes, class_names);
     snprintf(path, sizeof path, "%s/%s-images.npy", o->out, split);
     if (o->floats && t == RT_U8) {
         /* the floats a trainer would make of the bytes: the same step */
@@ -137,7 +236,8 @@ static int make_shapes(const Opts *o)
             draw_shape(&r, y[i], x + (size_t)i * size);
         }
         int64_t dims[4] = {n, SIDE, SIDE, 3};
-        int rc = write_split(o, split ? "test" : "train", 4, dims, RT_U8, x, y);
+        int rc = write_split(o, split ? "test" : "train", 4, dims, RT_U8, x, y,
+                             SHAPE_CLASSES, shape_names);
         free(x);
         free(y);
         if (rc != 0)
@@ -183,7 +283,8 @@ static int make_blobs(const Opts *o)
         int64_t dims[4] = {n, o->shape[0], o->shape[1], o->shape[2]};
         if (rc == 0)
             rc = write_split(o, split ? "test" : "train", o->rank == 1 ? 2 : 4, dims,
-                             xf ? RT_F32 : RT_U8, xf ? (void *)xf : (void *)xu, y);
+                             xf ? RT_F32 : RT_U8, xf ? (void *)xf : (void *)xu, y,
+                             o->classes, NULL);
         free(xf);
         free(xu);
         free(y);
@@ -196,12 +297,15 @@ static void usage(FILE *f)
 {
     fprintf(f,
             "usage: cnnc-data shapes --out DIR [--train N] [--test N] [--seed S]\n"
-            "                        [--dtype uint8|float32]\n"
+            "                        [--dtype uint8|float32] [--format npy|png|jpeg]\n"
             "       cnnc-data blobs  --out DIR [--train N] [--test N] [--seed S]\n"
             "                        [--shape F|HxWxC] [--classes K] [--noise F]\n"
-            "                        [--dtype uint8|float32]\n"
+            "                        [--dtype uint8|float32] [--format npy|png|jpeg]\n"
             "Writes DIR/train-images.npy, train-labels.npy, test-images.npy, "
-            "test-labels.npy.\n"
+            "test-labels.npy;\n"
+            "with --format png or jpeg, folders of images instead: DIR/train/CLASS/INDEX.png\n"
+            "and DIR/test/..., as a trainer's --data DIR reads them (INDEX: the sample's\n"
+            "place in the .npy; the classes' sorted names in label order).\n"
             "shapes: uint8 96x96x3 images of 8 classes:");
     for (int c = 0; c < SHAPE_CLASSES; c++)
         fprintf(f, "%s %d %s", c ? "," : "", c, shape_names[c]);
@@ -241,7 +345,13 @@ int main(int argc, char **argv)
         return 2;
     }
     bool shapes = !strcmp(argv[1], "shapes");
-    Opts o = {NULL, shapes ? 8000 : 600, shapes ? 2000 : 300, 1, 1, {4, 1, 1}, 3, -1, false};
+    Opts o = {NULL, shapes ? 8000 : 600, shapes ? 2000 : 300, 1, 1, {4, 1, 1}, 3, -1, false,
+              "npy"};
+    if (shapes) {
+        o.rank = 3;
+        o.shape[0] = o.shape[1] = SIDE;
+        o.shape[2] = 3;
+    }
     for (int i = 2; i < argc; i++) {
         const char *f = argv[i];
         if (i + 1 >= argc)
@@ -258,6 +368,10 @@ int main(int argc, char **argv)
             if (strcmp(v, "uint8") != 0 && strcmp(v, "float32") != 0)
                 return bad(f, "uint8 or float32", v);
             o.floats = !strcmp(v, "float32");
+        } else if (!strcmp(f, "--format")) {
+            if (strcmp(v, "npy") != 0 && strcmp(v, "png") != 0 && strcmp(v, "jpeg") != 0)
+                return bad(f, "npy, png or jpeg", v);
+            o.format = v;
         } else if (!strcmp(f, "--seed")) {
             if (parse_int(v, 0, INT64_MAX, &n) != 0)
                 return bad(f, "a non-negative integer", v);
@@ -293,14 +407,16 @@ int main(int argc, char **argv)
         fprintf(stderr, "cnnc-data: error: --out DIR is required\n");
         return 2;
     }
+    if (strcmp(o.format, "npy") != 0 &&
+        (o.floats || o.rank != 3 || (o.shape[2] != 1 && o.shape[2] != 3))) {
+        fprintf(stderr, "cnnc-data: error: --format %s: writes uint8 images of 1 or 3 "
+                "channels; expected %s\n", o.format,
+                o.floats ? "no --dtype float32" : "--shape HxWx1 or HxWx3");
+        return 2;
+    }
     if (o.noise < 0)
         o.noise = o.rank == 1 ? 0.3 : 0.1;
-    if (mkdir(o.out, 0777) != 0 && errno != EEXIST) {
-        fprintf(stderr, "cnnc-data: error: %s: cannot create the directory: %s\n", o.out,
-                strerror(errno));
-        return 1;
-    }
-    if ((shapes ? make_shapes(&o) : make_blobs(&o)) != 0) {
+    if (make_dir(o.out) != 0 || (shapes ? make_shapes(&o) : make_blobs(&o)) != 0) {
         rt_print_error();
         return 1;
     }
