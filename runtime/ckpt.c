@@ -7,7 +7,9 @@
  *   the data  each tensor's elements, little-endian, C order
  *
  * What cnnc writes: the parameters under their table names ("C1.weight") in
- * table order, then the optimizer state as "__opt__.<param>.<slot>" with
+ * table order, the buffers (BatchNorm's "bn.running_mean", "bn.running_var"
+ * in the model's precision, "bn.num_batches_tracked" I64 of shape []), then
+ * the optimizer state as "__opt__.<param>.<slot>" with
  * PyTorch's slot names (momentum_buffer; exp_avg, exp_avg_sq), all in the
  * model's precision. __metadata__ holds "format": "pt", and "cnnc.model",
  * "cnnc.hash" (16 hex digits), "cnnc.source", "cnnc.precision" (f32|f64),
@@ -41,15 +43,15 @@ int cnnrt_opt_slots(cnnrt_optimizer opt)
 
 /* ---- writing --------------------------------------------------------------- */
 
-static void write_tensor_entry(FILE *f, const char *name, const char *dtype,
-                               const cnnrt_param *p, uint64_t *offset, int rs)
+static void write_tensor_entry(FILE *f, const char *name, const char *dtype, int rank,
+                               const int64_t *shape, int64_t count, uint64_t *offset, int esize)
 {
     fputc(',', f);
     rt_json_write_str(f, name);
     fprintf(f, ":{\"dtype\":\"%s\",\"shape\":[", dtype);
-    for (int i = 0; i < p->rank; i++)
-        fprintf(f, "%s%lld", i ? "," : "", (long long)p->shape[i]);
-    uint64_t end = *offset + (uint64_t)p->count * (uint64_t)rs;
+    for (int i = 0; i < rank; i++)
+        fprintf(f, "%s%lld", i ? "," : "", (long long)shape[i]);
+    uint64_t end = *offset + (uint64_t)count * (uint64_t)esize;
     fprintf(f, "],\"data_offsets\":[%llu,%llu]}", (unsigned long long)*offset,
             (unsigned long long)end);
     *offset = end;
@@ -66,6 +68,23 @@ static void write_reals(FILE *f, int rs, const void *p, int64_t count)
     for (int64_t i = 0; i < count; i++)
         for (int j = rs - 1; j >= 0; j--)
             fputc(b[i * rs + j], f);
+}
+
+/* A buffer's elements: int64 (num_batches_tracked) or reals, little-endian. */
+static void write_buffer(FILE *f, const cnnrt_ctx *ctx, const cnnrt_buffer *b)
+{
+    const char *at = (const char *)ctx->buffers + b->offset;
+    if (!b->is_int64) {
+        write_reals(f, ctx->model->real_size, at, b->count);
+        return;
+    }
+    for (int64_t j = 0; j < b->count; j++) {
+        int64_t v;
+        unsigned char le[8];
+        memcpy(&v, at + 8 * j, 8);
+        rt_put_le64(le, (uint64_t)v);
+        fwrite(le, 1, 8, f);
+    }
 }
 
 static char *state_name(const cnnrt_param *p, const char *slot)
@@ -102,7 +121,13 @@ int rt_ckpt_save(const cnnrt_ctx *ctx, const char *path)
     fputc('}', h);
     uint64_t offset = 0;
     for (int i = 0; i < m->nparams; i++)
-        write_tensor_entry(h, m->params[i].name, dtype, &m->params[i], &offset, rs);
+        write_tensor_entry(h, m->params[i].name, dtype, m->params[i].rank, m->params[i].shape,
+                           m->params[i].count, &offset, rs);
+    for (int i = 0; i < m->nbuffers; i++) {
+        const cnnrt_buffer *b = &m->buffers[i];
+        write_tensor_entry(h, b->name, b->is_int64 ? "I64" : dtype, b->rank, b->shape,
+                           b->count, &offset, b->is_int64 ? 8 : rs);
+    }
     for (int k = 0; k < slots; k++)
         for (int i = 0; i < m->nparams; i++) {
             char *name = state_name(&m->params[i], slot_names[ctx->optimizer][k]);
@@ -112,7 +137,8 @@ int rt_ckpt_save(const cnnrt_ctx *ctx, const char *path)
                 rt_error("out of memory");
                 return -1;
             }
-            write_tensor_entry(h, name, dtype, &m->params[i], &offset, rs);
+            write_tensor_entry(h, name, dtype, m->params[i].rank, m->params[i].shape,
+                               m->params[i].count, &offset, rs);
             free(name);
         }
     fputc('}', h);
@@ -137,6 +163,8 @@ int rt_ckpt_save(const cnnrt_ctx *ctx, const char *path)
     for (int i = 0; i < m->nparams; i++)
         write_reals(f, rs, (const char *)ctx->params + m->params[i].offset * rs,
                     m->params[i].count);
+    for (int i = 0; i < m->nbuffers; i++)
+        write_buffer(f, ctx, &m->buffers[i]);
     for (int k = 0; k < slots; k++)
         for (int i = 0; i < m->nparams; i++)
             write_reals(f, rs,
@@ -155,7 +183,8 @@ typedef struct Entry {
     int rank;
     uint64_t shape[8];
     uint64_t begin, end;
-    const cnnrt_param *param;   /* what it is for */
+    const cnnrt_param *param;   /* what it is for: a parameter ... */
+    const cnnrt_buffer *buffer; /* ... or a buffer (running statistics) */
     int slot;                   /* -1: the parameter itself */
     cnnrt_optimizer opt;        /* for a slot */
 } Entry;
@@ -291,6 +320,11 @@ static int identify(const cnnrt_model *m, Entry *e)
             e->param = &m->params[i];
             return 0;
         }
+    for (int i = 0; i < m->nbuffers; i++)
+        if (strcmp(e->name, m->buffers[i].name) == 0) {
+            e->buffer = &m->buffers[i];
+            return 0;
+        }
     if (strncmp(e->name, "__opt__.", 8) != 0)
         return -1;
     const char *rest = e->name + 8;
@@ -312,16 +346,28 @@ static int identify(const cnnrt_model *m, Entry *e)
 
 static int check_fit(const char *path, const cnnrt_model *m, const Entry *e)
 {
-    const cnnrt_param *p = e->param;
-    bool same = e->rank == p->rank;
-    for (int i = 0; same && i < p->rank; i++)
-        same = e->shape[i] == (uint64_t)p->shape[i];
+    int rank = e->param ? e->param->rank : e->buffer->rank;
+    const int64_t *shape = e->param ? e->param->shape : e->buffer->shape;
+    bool same = e->rank == rank;
+    for (int i = 0; same && i < rank; i++)
+        same = e->shape[i] == (uint64_t)shape[i];
     char a[160], b[160];
     if (!same) {
+        uint64_t want[4];
+        for (int i = 0; i < rank; i++)
+            want[i] = (uint64_t)shape[i];
         rt_error("%s: tensor %s has shape %s; the model %s expects %s", path, e->name,
                  shape_str(e->shape, e->rank, a, sizeof a), m->name,
-                 param_shape_str(p, b, sizeof b));
+                 shape_str(want, rank, b, sizeof b));
         return -1;
+    }
+    if (e->buffer && e->buffer->is_int64) {
+        if (strcmp(e->dtype, "I64") != 0) {
+            rt_error("%s: tensor %s has dtype %s; expected I64 (a count)", path, e->name,
+                     e->dtype);
+            return -1;
+        }
+        return 0;
     }
     if (strcmp(e->dtype, "F32") != 0 && !(m->real_size == 8 && strcmp(e->dtype, "F64") == 0)) {
         rt_error("%s: tensor %s has dtype %s; expected %s", path, e->name, e->dtype,
@@ -335,7 +381,8 @@ static int load_values(const char *path, const Entry *e, const unsigned char *da
                        int rs, void *dst)
 {
     const unsigned char *src = data + e->begin;
-    for (int64_t j = 0; j < e->param->count; j++) {
+    int64_t count = e->param ? e->param->count : e->buffer->count;
+    for (int64_t j = 0; j < count; j++) {
         double v = e->esize == 4 ? rt_lef32(src + 4 * j) : rt_lef64(src + 8 * j);
         if (!isfinite(v)) {
             rt_error("%s: tensor %s holds a non-finite value (%g) at element %lld",
@@ -569,6 +616,36 @@ static int check_tensors(const Reader *r, const cnnrt_model *m)
     return 0;
 }
 
+/* A buffer (BatchNorm's running statistics, as PyTorch's state_dict holds
+ * them): required, as load_state_dict(strict=True) requires them; a count
+ * (num_batches_tracked) must not be negative. */
+static int load_buffer(const Reader *r, cnnrt_ctx *ctx, const cnnrt_buffer *b)
+{
+    const cnnrt_model *m = ctx->model;
+    const Entry *e = NULL;
+    for (size_t i = 0; i < r->n && !e; i++)
+        if (r->entries[i].buffer == b)
+            e = &r->entries[i];
+    if (!e) {
+        rt_error("%s: missing tensor %s (%s) of the model %s", r->name, b->name,
+                 b->is_int64 ? "a count" : "running statistics", m->name);
+        return -1;
+    }
+    char *at = (char *)ctx->buffers + b->offset;
+    if (!b->is_int64)
+        return load_values(r->name, e, r->data, m->real_size, at);
+    for (int64_t j = 0; j < b->count; j++) {
+        int64_t v = (int64_t)rt_le64(r->data + e->begin + 8 * j);
+        if (v < 0) {
+            rt_error("%s: tensor %s holds %lld at element %lld; expected a count, not "
+                     "negative", r->name, e->name, (long long)v, (long long)j);
+            return -1;
+        }
+        memcpy(at + 8 * j, &v, 8);
+    }
+    return 0;
+}
+
 static int load_params(const Reader *r, cnnrt_ctx *ctx)
 {
     const cnnrt_model *m = ctx->model;
@@ -588,6 +665,9 @@ static int load_params(const Reader *r, cnnrt_ctx *ctx)
                         (char *)ctx->params + m->params[p].offset * m->real_size) != 0)
             return -1;
     }
+    for (int k = 0; k < m->nbuffers; k++)
+        if (load_buffer(r, ctx, &m->buffers[k]) != 0)
+            return -1;
     if (r->has_hash && r->hash != m->source_hash)
         fprintf(stderr, "%s: warning: %s was saved by a different network (hash %016llx, "
                 "this one %016llx); its tensors fit, so it is loaded\n", rt_prog, r->name,
