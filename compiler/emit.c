@@ -255,11 +255,14 @@ static void emit_prelude(Emitter *e, const EmitOptions *o)
     emit(e, "#define VLOAD(v, p) memcpy(&(v), (p), sizeof(v))");
     emit(e, "#define VSTORE(p, v) memcpy((p), &(v), sizeof(v))");
     emit_blank(e);
-    emit(e, "/* The phases of a backward stay functions of their own, which profiles name. */");
+    emit(e, "/* The phases of a backward stay functions of their own, which profiles name.");
+    emit(e, "   MAYBE_UNUSED marks the helpers that only some networks call. */");
     emit(e, "#if defined(__GNUC__)");
     emit(e, "#define NOINLINE __attribute__((noinline))");
+    emit(e, "#define MAYBE_UNUSED __attribute__((unused))");
     emit(e, "#else");
     emit(e, "#define NOINLINE");
+    emit(e, "#define MAYBE_UNUSED");
     emit(e, "#endif");
     emit_blank(e);
     emit(e, "static inline real *param(cnnrt_ctx *ctx) { return (real *)ctx->params; }");
@@ -404,7 +407,7 @@ static void emit_offsets(Emitter *e, const MemPlan *lay)
     emit_comment(e, "The random numbers of sample i of the micro-batch in the layers: a stream");
     emit_comment(e, "of its own for each sample of the step, so they depend on neither the");
     emit_comment(e, "micro-batch, nor the lane, nor the thread count.");
-    emit(e, "static inline cnnrt_rng sample_rng(cnnrt_ctx *ctx, int i)");
+    emit(e, "static inline MAYBE_UNUSED cnnrt_rng sample_rng(cnnrt_ctx *ctx, int i)");
     emit(e, "{");
     emit(e, "const net_state *st = work(ctx, 0);");
     emit(e, "cnnrt_rng r;");
@@ -415,9 +418,9 @@ static void emit_offsets(Emitter *e, const MemPlan *lay)
     emit_comment(e, "Whether the micro-batch in the layers is its lane's first (last) of the");
     emit_comment(e, "call: the layers repack their weights on the first and keep sums of their");
     emit_comment(e, "gradients across micro-batches until the last.");
-    emit(e, "static inline int lane_first(cnnrt_ctx *ctx) "
+    emit(e, "static inline MAYBE_UNUSED int lane_first(cnnrt_ctx *ctx) "
             "{ return ((const net_state *)work(ctx, 0))->first; }");
-    emit(e, "static inline int lane_last(cnnrt_ctx *ctx) "
+    emit(e, "static inline MAYBE_UNUSED int lane_last(cnnrt_ctx *ctx) "
             "{ return ((const net_state *)work(ctx, 0))->last; }");
     emit_blank(e);
     emit_lanes(e);

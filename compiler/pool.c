@@ -349,11 +349,11 @@ static void maxpool_emit_forward(Emitter *e, const LayerCode *c, const PoolGeom 
     emit(e, "}");
     emit_blank(e);
     char in[96], out[96];
-    emit(e, "/* %s = the max of each window of %s, the samples among the threads; inline, so "
-            "that it may go unused where the layer before streams */",
+    emit(e, "/* %s = the max of each window of %s, the samples among the threads; unused "
+            "where the layer before streams */",
          dims4(out, sizeof out, "y", g->oh, g->ow, g->c), dims4(in, sizeof in, "x", g->h, g->w, g->c));
-    emit(e, "static inline void %s_forward(cnnrt_ctx *ctx, int n, const real *restrict x, "
-            "real *restrict y)", c->name);
+    emit(e, "static inline MAYBE_UNUSED void %s_forward(cnnrt_ctx *ctx, int n, "
+            "const real *restrict x, real *restrict y)", c->name);
     emit(e, "{");
     emit(e, "PARALLEL_FOR");
     emit(e, "for (int i = 0; i < n; i++)");
