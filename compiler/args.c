@@ -592,6 +592,11 @@ bool args_match(const Stmt *st, const ArgSpec *specs, int n, ArgVal *vals, Diag 
     int npositional = 0;
     memset(vals, 0, sizeof *vals * (size_t)n);
     for (const Arg *a = st->args; a; a = a->next) {
+        /* A layer's from= says where its input comes from: check.c's. */
+        if (a->key && strcmp(a->key, "from") == 0 && layer_kind_find(st->word)) {
+            seen_keyword = true;
+            continue;
+        }
         int i = spec_for(st, a, &npositional, seen_keyword, specs, n, accounted, d);
         seen_keyword |= a->key != NULL;
         if (i < 0) {

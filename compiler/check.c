@@ -64,7 +64,8 @@ static int kind_index(const LayerKind *k)
 
 /* tag: enum-names. NULL-terminated: they are ARG_CHOICE lists too. */
 const char *const loss_names[] = {"cross_entropy", "mse", NULL};
-const char *const optimizer_names[] = {"sgd", "momentum", "nesterov", "adam", NULL};
+const char *const optimizer_names[] = {"sgd", "momentum", "nesterov", "adam", "adamw", NULL};
+const char *const schedule_names[] = {"constant", "step", "cosine", NULL};
 const char *const init_names[] = {"he_normal", "he_uniform", "glorot_normal",
                                   "glorot_uniform", NULL};
 
@@ -83,11 +84,14 @@ static const ArgSpec input_args[INPUT_NARGS] = {
 
 enum {
     TRAIN_BATCH, TRAIN_EPOCHS, TRAIN_LOSS, TRAIN_OPTIMIZER, TRAIN_LR, TRAIN_MOMENTUM,
-    TRAIN_BETA1, TRAIN_BETA2, TRAIN_EPS, TRAIN_DECAY, TRAIN_INIT, TRAIN_SEED, TRAIN_NARGS
+    TRAIN_BETA1, TRAIN_BETA2, TRAIN_EPS, TRAIN_DECAY, TRAIN_INIT, TRAIN_SEED,
+    TRAIN_SCHEDULE, TRAIN_GAMMA, TRAIN_STEP_SIZE, TRAIN_WARMUP, TRAIN_LABEL_SMOOTHING,
+    TRAIN_CLIP, TRAIN_FLIP, TRAIN_CROP, TRAIN_NARGS
 };
 
 /* Ranges as PyTorch checks them, but eps > 0 (Adam divides by it when a
  * gradient is exactly zero) and momentum < 1 (it would never forget). */
+_Static_assert(TRAIN_NARGS <= CNNC_MAX_ARGS, "Train's settings fit an ArgVal array");
 static const ArgSpec train_args[TRAIN_NARGS] = {
     [TRAIN_BATCH] = {.key = "batch", .type = ARG_INT, .position = -1, .imin = 1,
                      .imax = CNNC_MAX_ELEMS, .doc = "samples per step"},
@@ -111,6 +115,22 @@ static const ArgSpec train_args[TRAIN_NARGS] = {
     [TRAIN_INIT] = {.key = "init", .type = ARG_CHOICE, .position = -1, .choices = init_names},
     [TRAIN_SEED] = {.key = "seed", .type = ARG_INT, .position = -1, .imin = 0,
                     .imax = INT64_MAX},
+    [TRAIN_SCHEDULE] = {.key = "schedule", .type = ARG_CHOICE, .position = -1,
+                        .choices = schedule_names, .doc = "the learning rate's course"},
+    [TRAIN_GAMMA] = {.key = "gamma", .type = ARG_FLOAT, .position = -1, .fmin = 0,
+                     .fmin_open = true, .fmax = INFINITY, .doc = "schedule=step's factor"},
+    [TRAIN_STEP_SIZE] = {.key = "step_size", .type = ARG_INT, .position = -1, .imin = 1,
+                         .imax = INT32_MAX, .doc = "schedule=step: epochs between steps"},
+    [TRAIN_WARMUP] = {.key = "warmup", .type = ARG_FLOAT, .position = -1, .fmin = 0,
+                      .fmax = 1e9, .doc = "epochs of linear warm-up"},
+    [TRAIN_LABEL_SMOOTHING] = {.key = "label_smoothing", .type = ARG_FLOAT, .position = -1,
+                               .fmin = 0, .fmax = 1, .fmax_open = true},
+    [TRAIN_CLIP] = {.key = "clip", .type = ARG_FLOAT, .position = -1, .fmin = 0,
+                    .fmin_open = true, .fmax = INFINITY, .doc = "the gradients' L2 norm at most"},
+    [TRAIN_FLIP] = {.key = "flip", .type = ARG_BOOL, .position = -1,
+                    .doc = "random horizontal flips"},
+    [TRAIN_CROP] = {.key = "crop", .type = ARG_INT, .position = -1, .imin = 0, .imax = 1 << 20,
+                    .doc = "random crops after padding this many pixels"},
 };
 
 Train train_defaults(void)
@@ -128,6 +148,9 @@ Train train_defaults(void)
         .decay = 0,
         .init = INIT_HE_NORMAL,
         .seed = 1,
+        .schedule = SCHEDULE_CONSTANT,
+        .gamma = 0.1,
+        .step_size = 1,
     };
 }
 
@@ -148,10 +171,8 @@ bool layer_need_map(const Layer *l, const char *hint, Diag *d)
     char buf[64];
     diag_error(d, l->loc, "%s needs an HxWxC map, but %s (line %d) gives a vector of %s",
                l->kind->name, l->in_from, l->in_line, shape_str(l->in, buf, sizeof buf));
-    /* GlobalAvgPool only makes a vector of a map: on a vector it is not
-     * needed (as Flatten, which says so itself). */
-    if (!hint && l->kind == &layer_globalavgpool)
-        hint = "remove this GlobalAvgPool: its input is already a vector";
+    if (!hint)
+        hint = l->kind->on_vector_hint;
     if (hint)
         diag_hint(d, "%s", hint);
     return false;
@@ -223,6 +244,13 @@ bool layer_add_param(Layer *l, const char *suffix, int rank, const int64_t dims[
     return true;
 }
 
+void layer_add_buffer(Layer *l, const char *suffix, int64_t count, bool is_int64, double start)
+{
+    l->buffers[l->nbuffers++] = (Buffer){.suffix = suffix, .count = count ? count : 1,
+                                         .scalar = count == 0, .is_int64 = is_int64,
+                                         .start = start};
+}
+
 /* ------------------------------------------------------------------------
  * The checker's state
  */
@@ -238,14 +266,18 @@ typedef struct Checker {
     bool input_misspelt;      /* an unknown word looks like Input */
     int nunknown;             /* statements whose word is unknown */
     bool partial;             /* syntax errors dropped statements from the Ast */
-    const Stmt **labelled;    /* the labelled layer statements, in order */
+    const Stmt **labelled;    /* the labelled layer and Input statements, in order */
     int nlabelled;
+    struct LabelEntry *by_label; /* the same, sorted by label (then order) */
+    int *label_tensor;        /* [nlabelled]: the tensor of labelled[i], -1
+                                 until its statement is checked */
     /* Along the pass. */
     int *kind_counts;         /* layers of each kind so far, for automatic names */
-    bool shapes_on;           /* shape inference still runs */
-    Shape cur;                /* what the last layer gives */
-    const char *cur_from;     /* and which statement that is */
-    int cur_line;
+    int cur;                  /* the tensor a statement reads by default (the
+                                 one before it gives), or -1 when unknown */
+    bool *known;              /* [tensor]: its shape was inferred */
+    const char **from;        /* [tensor]: what gives it, for messages */
+    int *from_line;           /* [tensor]: and on which line */
     ArgVal train_vals[TRAIN_NARGS];
 } Checker;
 
@@ -269,6 +301,67 @@ static bool label_without_colon(const Stmt *st)
            next->word_loc.first_line == st->word_loc.last_line && is_known_word(next->word);
 }
 
+/* Statements whose labels name a tensor: layers and Input. */
+static bool names_tensor(const Stmt *st)
+{
+    return layer_kind_find(st->word) || is_word(st, "Input");
+}
+
+/* A labelled statement and its place in the file's order, sorted by label
+ * so that a network of thousands of labels is looked up in log time. */
+typedef struct LabelEntry {
+    const char *label;
+    int order;
+} LabelEntry;
+
+static int by_label(const void *a, const void *b)
+{
+    const LabelEntry *x = a, *y = b;
+    int d = strcmp(x->label, y->label);
+    return d ? d : x->order - y->order;
+}
+
+static void sort_labels(Checker *c)
+{
+    c->by_label = xcalloc((size_t)c->nlabelled + 1, sizeof *c->by_label);
+    for (int i = 0; i < c->nlabelled; i++) {
+        c->by_label[i] = (LabelEntry){c->labelled[i]->label, i};
+        c->label_tensor[i] = -1;
+    }
+    qsort(c->by_label, (size_t)c->nlabelled, sizeof *c->by_label, by_label);
+}
+
+/* The order (index into c->labelled) of the first labelled layer or Input
+ * statement with this label, or -1. */
+static int label_index(const Checker *c, const char *label)
+{
+    int lo = 0, hi = c->nlabelled;    /* the first entry >= (label, 0) */
+    while (lo < hi) {
+        int mid = lo + (hi - lo) / 2;
+        if (strcmp(c->by_label[mid].label, label) < 0)
+            lo = mid + 1;
+        else
+            hi = mid;
+    }
+    return lo < c->nlabelled && strcmp(c->by_label[lo].label, label) == 0
+               ? c->by_label[lo].order : -1;
+}
+
+/* The first labelled layer or Input statement with this label, or NULL. */
+static const Stmt *label_owner(const Checker *c, const char *label)
+{
+    int i = label_index(c, label);
+    return i >= 0 ? c->labelled[i] : NULL;
+}
+
+/* Records that statement st, if it owns its label, gives tensor t. */
+static void label_gives(Checker *c, const Stmt *st, int t)
+{
+    int i = st->label ? label_index(c, st->label) : -1;
+    if (i >= 0 && c->labelled[i] == st)
+        c->label_tensor[i] = t;
+}
+
 static void survey(Checker *c, const Ast *ast)
 {
     int nlayers = 0;
@@ -282,6 +375,8 @@ static void survey(Checker *c, const Ast *ast)
             c->input_misspelt |= near && strcmp(near, "Input") == 0;
             c->nunknown++;
         }
+        if (st->label && names_tensor(st))
+            c->nlabelled++;
         if (!layer_kind_find(st->word))
             continue;
         nlayers++;
@@ -290,26 +385,21 @@ static void survey(Checker *c, const Ast *ast)
         c->last_layer = st;
         if (!c->input)
             c->input_late = true;
-        if (st->label)
-            c->nlabelled++;
     }
     c->labelled = xcalloc((size_t)c->nlabelled + 1, sizeof *c->labelled);
+    c->label_tensor = xcalloc((size_t)c->nlabelled + 1, sizeof *c->label_tensor);
     c->nlabelled = 0;
     for (const Stmt *st = ast->first; st; st = st->next)
-        if (st->label && layer_kind_find(st->word))
+        if (st->label && names_tensor(st))
             c->labelled[c->nlabelled++] = st;
+    sort_labels(c);
     c->net->layers = xcalloc((size_t)nlayers + 1, sizeof *c->net->layers);
     c->kind_counts = xcalloc((size_t)nlayer_kinds, sizeof *c->kind_counts);
+    c->known = xcalloc((size_t)nlayers + 1, sizeof *c->known);
+    c->from = xcalloc((size_t)nlayers + 1, sizeof *c->from);
+    c->from_line = xcalloc((size_t)nlayers + 1, sizeof *c->from_line);
 }
 
-/* The first labelled layer statement with this label, or NULL. */
-static const Stmt *label_owner(const Checker *c, const char *label)
-{
-    for (int i = 0; i < c->nlabelled; i++)
-        if (strcmp(c->labelled[i]->label, label) == 0)
-            return c->labelled[i];
-    return NULL;
-}
 
 /* ------------------------------------------------------------------------
  * Sizes and annotations
@@ -383,7 +473,6 @@ static void check_input(Checker *c, const Stmt *st)
 {
     Diag *d = c->d;
     ArgVal v[INPUT_NARGS];
-    no_label(c, st);
     if (st != c->input) {
         diag_error(d, st->word_loc, "Input is given twice; a network has one input");
         diag_note(d, c->input->word_loc, "first given here");
@@ -395,6 +484,15 @@ static void check_input(Checker *c, const Stmt *st)
         diag_note(d, c->first_layer->word_loc, "the first layer is here");
     }
     c->net->input_loc = st->word_loc;
+    label_gives(c, st, INPUT_TENSOR);
+    if (st->label) {
+        c->net->input_label = xstrdup(st->label);
+        const Stmt *first = label_owner(c, st->label);
+        if (first != st) {
+            diag_error(d, st->label_loc, "label '%s' is already used", st->label);
+            diag_note(d, first->label_loc, "first used here");
+        }
+    }
     if (!args_match(st, input_args, INPUT_NARGS, v, d) ||
         !elems_ok(d, v[INPUT_SHAPE].loc, "Input", v[INPUT_SHAPE].u.shape))
         return;
@@ -402,10 +500,10 @@ static void check_input(Checker *c, const Stmt *st)
     check_annotation(c, st, "Input", c->net->input);
     if (c->input_late)
         return;
-    c->shapes_on = true;
-    c->cur = c->net->input;
-    c->cur_from = "Input";
-    c->cur_line = st->word_loc.first_line;
+    c->known[INPUT_TENSOR] = true;
+    c->from[INPUT_TENSOR] = "Input";
+    c->from_line[INPUT_TENSOR] = st->word_loc.first_line;
+    c->cur = INPUT_TENSOR;
 }
 
 /* The settings written in Train over the defaults. */
@@ -423,6 +521,14 @@ static void train_settle(Train *t, const ArgVal *a)
     if (a[TRAIN_DECAY].given) t->decay = a[TRAIN_DECAY].u.f;
     if (a[TRAIN_INIT].given) t->init = (Init)a[TRAIN_INIT].u.choice;
     if (a[TRAIN_SEED].given) t->seed = (uint64_t)a[TRAIN_SEED].u.i;
+    if (a[TRAIN_SCHEDULE].given) t->schedule = (Schedule)a[TRAIN_SCHEDULE].u.choice;
+    if (a[TRAIN_GAMMA].given) t->gamma = a[TRAIN_GAMMA].u.f;
+    if (a[TRAIN_STEP_SIZE].given) t->step_size = a[TRAIN_STEP_SIZE].u.i;
+    if (a[TRAIN_WARMUP].given) t->warmup = a[TRAIN_WARMUP].u.f;
+    if (a[TRAIN_LABEL_SMOOTHING].given) t->label_smoothing = a[TRAIN_LABEL_SMOOTHING].u.f;
+    if (a[TRAIN_CLIP].given) t->clip = a[TRAIN_CLIP].u.f;
+    if (a[TRAIN_FLIP].given) t->flip = a[TRAIN_FLIP].u.b;
+    if (a[TRAIN_CROP].given) t->crop = a[TRAIN_CROP].u.i;
 }
 
 static void check_train(Checker *c, const Stmt *st)
@@ -488,7 +594,7 @@ static void unknown_word(Checker *c, const Stmt *st)
         diag_hint(c->d, "missing ':' after the label '%s'?", st->word);
         return;
     }
-    c->shapes_on = false;
+    c->cur = -1;
     if (near) {
         diag_hint(c->d, "did you mean '%s'?", near);
         return;
@@ -550,26 +656,185 @@ static void check_place(Checker *c, const Stmt *st, const LayerKind *k)
     }
 }
 
-/* Runs the kind's shape rule on the shape so far, if inference still runs. */
-static void infer_layer(Checker *c, Layer *l, const Stmt *st, bool args_ok)
+/* ---- where a layer's inputs come from */
+
+/* The labels written before st, for "did you mean". */
+static const char *nearest_label(const Checker *c, const Stmt *st, const char *label)
 {
-    if (!c->shapes_on || !args_ok) {
-        c->shapes_on = false;
-        return;
+    const char **names = xcalloc((size_t)c->nlabelled + 1, sizeof *names);
+    int n = 0;
+    for (int i = 0; i < c->nlabelled && c->labelled[i] != st &&
+                    c->labelled[i]->loc.first_line <= st->loc.first_line; i++)
+        names[n++] = c->labelled[i]->label;
+    const char *near = nearest_name(label, names);
+    free(names);
+    return near;
+}
+
+/* The tensor that LABEL (written at loc in statement st) names, or -1
+ * after an error. Only statements before st can be named. */
+static int resolve_label(Checker *c, const Stmt *st, const char *label, Loc loc)
+{
+    const Stmt *owner = label_owner(c, label);
+    if (owner == st) {
+        diag_error(c->d, loc, "a layer cannot take its own output");
+        return -1;
     }
+    if (!owner) {
+        diag_error(c->d, loc, "no layer is labelled '%s'", label);
+        for (int i = 0; i < c->net->nlayers; i++) {
+            const Layer *l = &c->net->layers[i];
+            if (l->auto_label && strcmp(l->label, label) == 0) {
+                diag_hint(c->d, "'%s' is the automatic name of the %s on line %d; give it a "
+                          "label to take its output, e.g. 'h: %s'", label, l->kind->name,
+                          l->loc.first_line, l->kind->name);
+                return -1;
+            }
+        }
+        if (strcasecmp(label, "input") == 0 && c->input && !c->input->label) {
+            diag_hint(c->d, "the Input has no label: give it one to take it, e.g. "
+                      "'img: Input(...)'");
+            return -1;
+        }
+        const char *near = nearest_label(c, st, label);
+        if (near)
+            diag_hint(c->d, "did you mean '%s'?", near);
+        return -1;
+    }
+    if (owner->loc.first_line > st->loc.first_line ||
+        (owner->loc.first_line == st->loc.first_line &&
+         owner->loc.first_column > st->loc.first_column)) {
+        diag_error(c->d, loc, "'%s' comes later, on line %d: a layer takes only the output "
+                   "of one above it", label, owner->label_loc.first_line);
+        const char *near = nearest_label(c, st, label);
+        if (near)
+            diag_hint(c->d, "did you mean '%s'?", near);
+        return -1;
+    }
+    return c->label_tensor[label_index(c, label)];   /* -1: a statement that failed */
+}
+
+/* The argument from=LABEL of st, or NULL. */
+static const Arg *from_arg(const Stmt *st)
+{
+    for (const Arg *a = st->args; a; a = a->next)
+        if (a->key && strcmp(a->key, "from") == 0)
+            return a;
+    return NULL;
+}
+
+/* A single-input layer reads the statement before it, or from=LABEL.
+ * Returns false after an error. */
+static bool single_input(Checker *c, const Stmt *st, Layer *l)
+{
+    const Arg *a = from_arg(st);
+    l->ninputs = 1;
+    l->inputs[0] = c->cur;
+    if (!a)
+        return true;
+    for (const Arg *b = a->next; b; b = b->next)
+        if (b->key && strcmp(b->key, "from") == 0) {
+            diag_error(c->d, b->key_loc, "from is given twice");
+            diag_note(c->d, a->key_loc, "first given here");
+            return false;
+        }
+    if (a->value.kind != VAL_NAME || !is_name(a->value.u.name)) {
+        if (a->value.kind != VAL_NAME || is_name(a->value.u.name))
+            diag_error(c->d, a->value.loc, "from= takes the label of an earlier layer, e.g. "
+                       "from=x1");
+        return false;
+    }
+    l->ins_loc[0] = a->value.loc;
+    l->inputs[0] = resolve_label(c, st, a->value.u.name, a->value.loc);
+    return l->inputs[0] >= 0;
+}
+
+/* A merge layer names its inputs: Add(a, b, ...), two or more, each once. */
+static bool merge_inputs(Checker *c, const Stmt *st, Layer *l)
+{
+    const char *name = l->kind->name;
+    bool ok = true;
+    for (const Arg *a = st->args; a; a = a->next) {
+        if (a->key) {
+            diag_error(c->d, a->key_loc, "%s takes only the labels of its inputs, e.g. "
+                       "%s(a, b)", name, name);
+            if (strcmp(a->key, "from") == 0)
+                diag_hint(c->d, "from= is for layers of one input; write %s(%s, ...)", name,
+                          a->value.kind == VAL_NAME ? a->value.u.name : "a");
+            ok = false;
+            continue;
+        }
+        if (a->value.kind != VAL_NAME) {
+            char buf[64];
+            FILE *m = fmemopen(buf, sizeof buf, "w");
+            if (m) {
+                value_print(m, &a->value);
+                fclose(m);
+            } else {
+                buf[0] = '\0';
+            }
+            diag_error(c->d, a->value.loc, "%s takes the labels of earlier layers, e.g. "
+                       "%s(a, b), not %s", name, name, buf);
+            ok = false;
+            continue;
+        }
+        if (!is_name(a->value.u.name)) {
+            ok = false;   /* the scanner said why */
+            continue;
+        }
+        for (const Arg *b = st->args; b != a; b = b->next)
+            if (!b->key && b->value.kind == VAL_NAME &&
+                strcmp(b->value.u.name, a->value.u.name) == 0) {
+                diag_error(c->d, a->value.loc, "'%s' is already an input of this %s: each "
+                           "input is named once", a->value.u.name, name);
+                ok = false;
+                goto next;
+            }
+        if (l->ninputs == CNNC_MAX_INPUTS) {
+            diag_error(c->d, a->value.loc, "%s takes at most %d inputs", name, CNNC_MAX_INPUTS);
+            return false;
+        }
+        l->ins_loc[l->ninputs] = a->value.loc;
+        l->inputs[l->ninputs] = resolve_label(c, st, a->value.u.name, a->value.loc);
+        ok = ok && l->inputs[l->ninputs] >= 0;
+        l->ninputs++;
+    next:;
+    }
+    if (ok && l->ninputs < 2) {
+        diag_error(c->d, st->word_loc, "%s needs two or more inputs, e.g. %s(a, b)", name,
+                   name);
+        return false;
+    }
+    return ok;
+}
+
+/* Runs the kind's shape rule on its inputs' shapes, when they are known. */
+static void infer_layer(Checker *c, Layer *l, const Stmt *st, bool ok)
+{
+    int out = layer_output(l);
+    for (int k = 0; ok && k < l->ninputs; k++)
+        ok = l->inputs[k] >= 0 && c->known[l->inputs[k]];
+    if (!ok)
+        return;
+    for (int k = 0; k < l->ninputs; k++) {
+        int t = l->inputs[k];
+        l->ins[k] = t == INPUT_TENSOR ? c->net->input : c->net->layers[t - 1].out;
+        l->ins_from[k] = c->from[t];
+        l->ins_line[k] = c->from_line[t];
+        l->ins_label[k] = t != INPUT_TENSOR ? c->net->layers[t - 1].label
+                          : c->net->input_label ? c->net->input_label : "Input";
+    }
+    l->in = l->ins[0];
+    l->in_from = l->ins_from[0];
+    l->in_line = l->ins_line[0];
     char what[80];
     snprintf(what, sizeof what, "%s output", l->kind->name);
-    l->in = c->cur;
-    l->in_from = c->cur_from;
-    l->in_line = c->cur_line;
-    if (!l->kind->infer(l, c->d) || !elems_ok(c->d, l->loc, what, l->out)) {
-        c->shapes_on = false;
+    if (!l->kind->infer(l, c->d) || !elems_ok(c->d, l->loc, what, l->out))
         return;
-    }
     check_annotation(c, st, l->kind->name, l->out);
-    c->cur = l->out;
-    c->cur_from = l->kind->name;
-    c->cur_line = l->loc.first_line;
+    c->known[out] = true;
+    c->from[out] = l->kind->name;
+    c->from_line[out] = l->loc.first_line;
 }
 
 static void check_layer(Checker *c, const Stmt *st, const LayerKind *k)
@@ -581,16 +846,19 @@ static void check_layer(Checker *c, const Stmt *st, const LayerKind *k)
     l->loc = st->word_loc;
     l->stmt_loc = st->loc;
     name_layer(c, l, st);
+    label_gives(c, st, layer_output(l));
     check_place(c, st, k);
-    bool args_ok = args_match(st, k->args, k->nargs, l->args, c->d);
-    infer_layer(c, l, st, args_ok);
+    bool inputs_ok = k->merge ? merge_inputs(c, st, l) : single_input(c, st, l);
+    bool args_ok = k->merge || args_match(st, k->args, k->nargs, l->args, c->d);
+    infer_layer(c, l, st, inputs_ok && args_ok);
+    c->cur = layer_output(l);
 }
 
 static void check_stmt(Checker *c, const Stmt *st)
 {
     const LayerKind *k;
     if (!is_name(st->word))
-        c->shapes_on = false;     /* reported by the parser or the scanner */
+        c->cur = -1;     /* reported by the parser or the scanner */
     else if (is_word(st, "Input"))
         check_input(c, st);
     else if (is_word(st, "Train"))
@@ -630,7 +898,7 @@ static void check_loss(Checker *c)
         return;
     /* A Softmax elsewhere has had its own error: it must be last. */
     for (int i = 0; i < n->nlayers; i++)
-        if (n->layers[i].kind == &layer_softmax)
+        if (n->layers[i].kind->is_softmax)
             return;
     const Layer *last = &n->layers[n->nlayers - 1];
     const ArgVal *loss = &c->train_vals[TRAIN_LOSS];
@@ -642,6 +910,24 @@ static void check_loss(Checker *c)
     else
         diag_hint(c->d, "cross_entropy is the default loss: add Softmax at the end, or "
                         "write Train(loss=mse)");
+}
+
+/* flip= and crop= move pixels: they need an image. */
+static void check_augmentation(Checker *c)
+{
+    const Network *n = c->net;
+    if (n->input.rank != 1 || !c->input)
+        return;
+    for (int k = TRAIN_FLIP; k <= TRAIN_CROP; k++) {
+        const ArgVal *a = &c->train_vals[k];
+        bool on = k == TRAIN_FLIP ? a->u.b : a->u.i > 0;
+        if (!a->given || !on)
+            continue;
+        char buf[64];
+        diag_error(c->d, a->loc, "%s= moves pixels of an image, but Input (line %d) is a "
+                   "vector of %s", train_args[k].key, c->input->word_loc.first_line,
+                   shape_str(n->input, buf, sizeof buf));
+    }
 }
 
 /* Each layer's init= or else Train's. */
@@ -661,11 +947,52 @@ static void settle_inits(Network *n)
     }
 }
 
+/* Every tensor with its producer and consumers. */
+static void link_tensors(Network *n)
+{
+    n->tensors = xcalloc((size_t)n->nlayers + 1, sizeof *n->tensors);
+    n->tensors[INPUT_TENSOR] = (Tensor){.shape = n->input, .producer = -1};
+    for (int i = 0; i < n->nlayers; i++)
+        n->tensors[layer_output(&n->layers[i])] = (Tensor){.shape = n->layers[i].out,
+                                                           .producer = i};
+    for (int i = 0; i < n->nlayers; i++)
+        for (int k = 0; k < n->layers[i].ninputs; k++)
+            if (n->layers[i].inputs[k] >= 0)   /* else an error said why */
+                n->tensors[n->layers[i].inputs[k]].nconsumers++;
+    for (int t = 0; t <= n->nlayers; t++) {
+        n->tensors[t].consumers = xcalloc((size_t)n->tensors[t].nconsumers + 1, sizeof(int));
+        n->tensors[t].nconsumers = 0;
+    }
+    for (int i = 0; i < n->nlayers; i++)
+        for (int k = 0; k < n->layers[i].ninputs; k++) {
+            if (n->layers[i].inputs[k] < 0)
+                continue;
+            Tensor *t = &n->tensors[n->layers[i].inputs[k]];
+            t->consumers[t->nconsumers++] = i;
+        }
+}
+
+/* A layer whose output nothing takes, but the last, is a loose end: most
+ * likely a from= or an Add that names the wrong label. */
+static void check_unused(Checker *c)
+{
+    const Network *n = c->net;
+    for (int i = 0; i + 1 < n->nlayers; i++) {
+        const Layer *l = &n->layers[i];
+        if (n->tensors[layer_output(l)].nconsumers > 0)
+            continue;
+        diag_warning(c->d, l->loc, "the output of %s (%s) goes nowhere: no layer takes it, "
+                     "and it is not the last", l->label, l->kind->name);
+        diag_hint(c->d, "take it with from=%s or in an Add or Concat, or remove the layer",
+                  l->label);
+    }
+}
+
 /* The memory plan's byte counts must fit int64, even in double precision. */
 static void check_plan(Checker *c)
 {
     MemPlan p;
-    if (plan_network(c->net, 8, 0, &p)) {
+    if (plan_network(c->net, 8, 0, KERNELS_FAST, &p)) {
         plan_free(&p);
         return;
     }
@@ -700,7 +1027,7 @@ static char *network_name(const char *source_name)
 }
 
 /* ------------------------------------------------------------------------
- * The entry point
+ * The entry point, and what later phases ask of the graph
  */
 
 Network *check_ast(const Ast *ast, const char *source_name, Diag *d)
@@ -709,17 +1036,26 @@ Network *check_ast(const Ast *ast, const char *source_name, Diag *d)
     n->name = network_name(source_name);
     n->source_name = xstrdup(source_name);
     n->train = train_defaults();
-    Checker c = {.d = d, .net = n, .partial = d->errors > 0};
+    Checker c = {.d = d, .net = n, .partial = d->errors > 0, .cur = -1};
     survey(&c, ast);
     for (const Stmt *st = ast->first; st && !diag_full(d); st = st->next)
         check_stmt(&c, st);
     check_not_empty(&c, ast);
     check_loss(&c);
+    check_augmentation(&c);
     settle_inits(n);
+    link_tensors(n);
+    if (d->errors == 0)
+        check_unused(&c);
     if (d->errors == 0)
         check_plan(&c);
     free(c.labelled);
+    free(c.by_label);
+    free(c.label_tensor);
     free(c.kind_counts);
+    free(c.known);
+    free(c.from);
+    free(c.from_line);
     if (d->errors > 0) {
         network_free(n);
         return NULL;
@@ -733,8 +1069,24 @@ void network_free(Network *n)
         return;
     for (int i = 0; i < n->nlayers; i++)
         free(n->layers[i].label);
+    if (n->tensors)
+        for (int t = 0; t <= n->nlayers; t++)
+            free(n->tensors[t].consumers);
+    free(n->tensors);
     free(n->layers);
+    free(n->input_label);
     free(n->name);
     free(n->source_name);
     free(n);
+}
+
+const char *tensor_name(const Network *n, int t)
+{
+    return t == INPUT_TENSOR ? "input" : n->layers[t - 1].label;
+}
+
+bool network_fuses_softmax(const Network *n)
+{
+    return n->train.loss == LOSS_CROSS_ENTROPY && n->nlayers > 0 &&
+           n->layers[n->nlayers - 1].kind->is_softmax;
 }

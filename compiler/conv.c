@@ -5,7 +5,7 @@
  *   weight [n, C, KH, KW], bias [n]   (PyTorch's layout)
  *
  * Positional form: Conv(KHxKW, n) = kernel, n; the rest by key. */
-#include "cnnc.h"
+#include "tiles.h"
 
 #include <inttypes.h>
 #include <stdlib.h>
@@ -49,10 +49,14 @@ static const char *plural(int64_t n)
 }
 
 /* Darknet and PyTorch silently drop input rows that no window reaches;
- * say so, since it is usually a mistake in the stride or the window. */
+ * say so, since it is usually a mistake in the stride or the window. A
+ * window smaller than its stride (ResNet's 1x1 shortcut at stride 2) skips
+ * rows between every two windows by design: the last ones are no mistake,
+ * and that axis says nothing. */
 static void warn_unused(const Layer *l, const Window *w, int64_t ph, int64_t pw, Diag *d)
 {
-    int64_t rows = (ph - w->kh) % w->sh, cols = (pw - w->kw) % w->sw;
+    int64_t rows = w->kh < w->sh ? 0 : (ph - w->kh) % w->sh;
+    int64_t cols = w->kw < w->sw ? 0 : (pw - w->kw) % w->sw;
     if (rows == 0 && cols == 0)
         return;
     char what[96];
@@ -179,68 +183,10 @@ static double conv_flops(const Layer *l)
 }
 
 /* ------------------------------------------------------------------------
- * Conv's code: forward, and backward to the weights and to the input
- *
- * Maps are NHWC; the weight stays [n][C][KH][KW] (PyTorch's) in the
- * parameter block and is repacked per call so that channels run contiguous,
- * [tap][C][n] for forward and [tap][n][C] for the input gradient, each
- * vector of channels in an aligned slot of its own. A tap is one (kh, kw) of
- * the kernel, t = kh*KW + kw.
- *
- * All three are matrix products at heart, register-blocked the same way: a
- * tile of a few pixels (for the weight gradient, rows (tap, ci) of dw) by a
- * group of vectors of channels keeps its sums in named vector variables
- * a{p}_{v}, which the C compiler keeps in registers; the inner loop loads a
- * vector per group member and a scalar per tile row, broadcast into the
- * products. Vectors are GCC/Clang vector types as wide as the target's
- * registers but no wider than the channel count. A row of C channels is
- * covered by ceil(C / VL) vectors, the last one ending at C and overlapping
- * its neighbour (VEC_AT), so no load or store reaches past a row and nothing
- * needs padding. The tile shapes depend on the target's registers, so the
- * kernels are written once per target under #if on CNNC_VEC_BYTES (the
- * prelude's), and one file still builds for any. Tiles of pixels are flat
- * over samples and rows, so that small maps (and micro-batches) still fill
- * them. Every value is computed by one thread in a fixed order, whatever
- * the thread count.
+ * The two tiers
  */
 
-/* The targets, told apart by CNNC_VEC_BYTES: AVX-512's 32 vector registers
- * hold a tile of 24 sums, the group's (up to 4) vectors and a broadcast; the
- * 16 of AVX2 and SSE2 (and of anything else: NEON, plain C) a tile of 12
- * sums by at most 2 vectors. */
-typedef struct Target {
-    const char *cond;  /* the #if that picks it; NULL: any other target */
-    int64_t bytes;     /* of a vector register */
-    int sums;          /* accumulators in a tile */
-    int group;         /* most vectors of channels in a tile */
-} Target;
-
-static const Target conv_targets[] = {
-    {"CNNC_VEC_BYTES == 64", 64, 24, 4},
-    {"CNNC_VEC_BYTES == 32", 32, 12, 2},
-    {NULL, 16, 12, 2},
-};
-
-enum {
-    NTARGETS = sizeof conv_targets / sizeof conv_targets[0],
-    /* Pixels of a tile each have a pointer: 8 and the loop's own fit the
-     * 16 general registers. Rows of a weight-gradient tile share one. */
-    TILE_PIX = 8,
-    TILE_ROWS = 12,
-    /* Bytes of dy a weight-gradient block holds, to stay in L1 while
-     * every tile of a thread sweeps it. */
-    WGRAD_BLOCK_BYTES = 24 << 10,
-};
-
-typedef struct ConvGeom {
-    int64_t h, w, ci;        /* input */
-    int64_t oh, ow, co;      /* output */
-    int64_t kh, kw, sh, sw;  /* kernel and stride */
-    int64_t pt, pl;          /* padding at the top and left */
-    bool bias;
-    bool relu_out, relu_in;  /* the ReLUs fused in (LayerCode's) */
-} ConvGeom;
-
+/* The layer's numbers, as both tiers take them. */
 static ConvGeom conv_geom(const Layer *l)
 {
     const ArgVal *a = l->args;
@@ -252,999 +198,263 @@ static ConvGeom conv_geom(const Layer *l)
                       .bias = a[CONV_BIAS].u.b};
 }
 
-static int64_t conv_taps(const ConvGeom *g)
+static ConvGeom conv_code_geom(const LayerCode *c)
 {
-    return g->kh * g->kw;
+    ConvGeom g = conv_geom(c->l);
+    g.relu_out = c->relu_out;
+    g.relu_in = c->relu_in;
+    g.dx_add = c->dx_add[0];
+    return g;
 }
 
-/* Whether some tap of some output lands on a padded row / column. */
-static bool rows_padded(const ConvGeom *g)
+static void conv_forward(Emitter *e, const LayerCode *c)
 {
-    return g->pt > 0 || (g->oh - 1) * g->sh + g->kh - 1 - g->pt >= g->h;
+    ConvGeom g = conv_code_geom(c);
+    tiles_conv_forward(e, c, &g);
 }
 
-static bool cols_padded(const ConvGeom *g)
+static void conv_backward(Emitter *e, const LayerCode *c)
 {
-    return g->pl > 0 || (g->ow - 1) * g->sw + g->kw - 1 - g->pl >= g->w;
+    ConvGeom g = conv_code_geom(c);
+    tiles_conv_backward(e, c, &g);
 }
 
-/* The weight gradient's runs of rows (see wgrad_runs). */
-static bool row_runs(const ConvGeom *g)
-{
-    return !cols_padded(g);
-}
-
-static int64_t run_len(const ConvGeom *g)
-{
-    return row_runs(g) ? g->kw * g->ci : g->ci;
-}
-
-/* len cut into ceil(len / most) tiles as even as can be: the first extra
- * tiles hold base + 1, the others base. */
-typedef struct Split {
-    int64_t tiles, base, extra;
-} Split;
-
-static Split split_even(int64_t len, int64_t most)
-{
-    int64_t tiles = (len + most - 1) / most;
-    return (Split){tiles, len / tiles, len % tiles};
-}
-
-static int64_t pow2_floor(int64_t v)
-{
-    int64_t p = 1;
-    while (p <= v / 2)
-        p *= 2;
-    return p;
-}
-
-static int64_t min64(int64_t a, int64_t b)
-{
-    return a < b ? a : b;
-}
-
-/* A row of channels on a target: nv vectors of vl reals, in groups of at
- * most t->group vectors whose sizes differ by at most one, the smaller
- * first. So the last group, which holds the overlapping last pair, has both:
- * no two tiles (maybe on two threads) write the same channel of a pixel. */
-typedef struct Lanes {
-    int64_t channels, vl, nv;
-    int sums, group;
-    Split groups;
-} Lanes;
-
-static Lanes conv_lanes(const Target *t, int64_t channels, int64_t real_size)
-{
-    int64_t vl = min64(t->bytes / real_size, pow2_floor(channels));
-    int64_t nv = (channels + vl - 1) / vl;
-    return (Lanes){channels, vl, nv, t->sums, t->group, split_even(nv, t->group)};
-}
-
-/* A row of channels in a repacked weight: each vector's reals in a slot of
- * their own, VL apart (the overlapping last vector repeats channels), so that
- * the weight's loads are aligned. The slots of the widest target: enough for
- * any. */
-static int64_t weight_slots(int64_t channels, int64_t real_size)
-{
-    int64_t most = 0;
-    for (int k = 0; k < NTARGETS; k++) {
-        Lanes ln = conv_lanes(&conv_targets[k], channels, real_size);
-        if (ln.nv * ln.vl > most)
-            most = ln.nv * ln.vl;
-    }
-    return most;
-}
-
-/* reals rounded up to whole 64-byte lines, so that what follows is aligned. */
-static int64_t whole_lines(int64_t reals, int64_t real_size)
-{
-    int64_t per = 64 / real_size;
-    return (reals + per - 1) / per * per;
-}
-
-/* The scratch, in reals: the weight repacked [tap][C][slots of n] for
- * forward; [tap][n][slots of C] for the input gradient (both repacked on
- * the lane's first micro-batch of a step: the weights change only between
- * steps); the weight gradient's two halves dwp[h][tap][C][slots of n] and
- * db's two halves, which sum over all of the lane's micro-batches. */
-static int64_t wp_len(const ConvGeom *g, int64_t real_size)
-{
-    return whole_lines(conv_taps(g) * g->ci * weight_slots(g->co, real_size), real_size);
-}
-
-static int64_t wt_len(const ConvGeom *g, int64_t real_size)
-{
-    return whole_lines(conv_taps(g) * g->co * weight_slots(g->ci, real_size), real_size);
-}
-
-/* Where the halves of dwp and db's halves start. */
-static int64_t dwp0_at(const ConvGeom *g, int64_t real_size)
-{
-    return wp_len(g, real_size) + wt_len(g, real_size);
-}
-
-static int64_t dwp1_at(const ConvGeom *g, int64_t real_size)
-{
-    return dwp0_at(g, real_size) + wp_len(g, real_size);
-}
-
-static int64_t dbp_at(const ConvGeom *g, int64_t real_size)
-{
-    return dwp1_at(g, real_size) + wp_len(g, real_size);
-}
-
+/* The fast tier's repacked weights and gradient sums (tiles_conv.c). */
 static int64_t conv_scratch_bytes(const Layer *l, int64_t batch, int64_t lane_samples,
                                   int64_t real_size)
 {
     (void)batch, (void)lane_samples;
     ConvGeom g = conv_geom(l);
-    int64_t dbp = g.bias ? 2 * whole_lines(g.co, real_size) : 0;
-    return (dbp_at(&g, real_size) + dbp) * real_size;
+    return tiles_conv_scratch_bytes(&g, real_size);
 }
 
-/* The groups of one size (set 0 the smaller, 1 the larger): count of them,
- * size vectors each, the first one's first vector. */
-typedef struct GroupSet {
-    int64_t count, size, first;
-} GroupSet;
+/* ------------------------------------------------------------------------
+ * The reference tier: the sums of the math, one output (or input) element
+ * at a time, for a person to read and for the fast tier to be checked
+ * against. Element (i, y, x, c) of an NHWC map of H x W x C is at
+ * ((i*H + y)*W + x)*C + c; w[co][ci][kh][kw] at ((co*C + ci)*KH + kh)*KW + kw.
+ */
 
-static GroupSet group_set(const Lanes *ln, int k)
+/* "oy*2 + kh - 1" (the input row a tap reads), without a stride of 1 or a
+ * padding of 0. */
+static const char *tap_at(char *buf, size_t size, const char *o, int64_t s, const char *k,
+                          int64_t p)
 {
-    int64_t small = ln->groups.tiles - ln->groups.extra;
-    if (k == 0)
-        return (GroupSet){small, ln->groups.base, 0};
-    return (GroupSet){ln->groups.extra, ln->groups.base + 1, small * ln->groups.base};
+    int len = snprintf(buf, size, "%s", o);
+    if (s != 1)
+        len += snprintf(buf + len, size - (size_t)len, " * %" PRId64, s);
+    len += snprintf(buf + len, size - (size_t)len, " + %s", k);
+    if (p != 0)
+        snprintf(buf + len, size - (size_t)len, " - %" PRId64, p);
+    return buf;
 }
 
-/* Pixels in a tile of nv vectors: as many as the sums allow, at most 8. */
-static int tile_pixels(const Lanes *ln, int64_t nv)
+/* The comment above a reference Conv: what it computes, with its numbers. */
+static void conv_ref_comment(Emitter *e, const LayerCode *c, const ConvGeom *g)
 {
-    return (int)min64(ln->sums / nv, TILE_PIX);
+    char iy[64], ix[64];
+    emit(e, "/* %s: Conv, kernel %" PRId64 "x%" PRId64 ", %" PRId64 " filters, stride %" PRId64
+            "x%" PRId64 ", padding %" PRId64 " top, %" PRId64 " left: %" PRId64 "x%" PRId64
+            "x%" PRId64 " -> %" PRId64 "x%" PRId64 "x%" PRId64, c->name, g->kh, g->kw, g->co,
+         g->sh, g->sw, g->pt, g->pl, g->h, g->w, g->ci, g->oh, g->ow, g->co);
+    emit(e, " *   y[i][oy][ox][co] = %ssum over kh < %" PRId64 ", kw < %" PRId64 ", ci < %" PRId64
+            " of", g->bias ? "b[co] + " : "", g->kh, g->kw, g->ci);
+    emit(e, " *       w[co][ci][kh][kw] * x[i][%s][%s][ci]",
+         tap_at(iy, sizeof iy, "oy", g->sh, "kh", g->pt),
+         tap_at(ix, sizeof ix, "ox", g->sw, "kw", g->pl));
+    if (conv_rows_padded(g) || conv_cols_padded(g))
+        emit(e, " *   (a tap that falls in the padding, outside the input, adds nothing) */");
+    else
+        emit(e, " *   (every tap of every output lands inside the input) */");
 }
 
-/* "typedef real TYPE ..." for the target's vectors, with what they cover. */
-static void emit_vec_type(Emitter *e, const char *type, const Lanes *ln)
+/* "const int iy = oy*S + kh - P;" and the test that it is inside the input,
+ * when padding can put it outside. */
+static void conv_ref_tap_row(Emitter *e, const char *var, const char *o, int64_t s,
+                             const char *k, int64_t p, int64_t in, bool padded)
 {
-    emit(e, "/* %s: %" PRId64 " reals; %" PRId64 " of them cover %" PRId64 " channels, in "
-            "groups of at most %d */", type, ln->vl, ln->nv, ln->channels, ln->group);
-    emit(e, "typedef real %s __attribute__((vector_size(%" PRId64 " * REAL_SIZE)));", type,
-         ln->vl);
+    char at[64];
+    emit(e, "const int %s = %s;", var, tap_at(at, sizeof at, o, s, k, p));
+    if (padded)
+        emit(e, "if (%s < 0 || %s >= %" PRId64 ") continue;", var, var, in);
 }
 
-/* "const int c0 = VEC_AT(j0, VL, C), ...": the channels of the group's nv
- * vectors, from j0, its first. */
-static void emit_group_channels(Emitter *e, const Lanes *ln, int nv)
+static void conv_ref_forward(Emitter *e, const LayerCode *c)
 {
-    char line[512];
-    size_t len = (size_t)snprintf(line, sizeof line, "const int");
-    for (int v = 0; v < nv; v++)
-        len += (size_t)snprintf(line + len, sizeof line - len, "%s c%d = VEC_AT(j0 + %d, %"
-                                PRId64 ", %" PRId64 ")", v ? "," : "", v, v, ln->vl,
-                                ln->channels);
-    emit(e, "%s;", line);
-}
-
-/* SECTION for each target, under #if / #elif / #else where their lanes
- * differ (targets with the same lanes share one). */
-typedef void Section(Emitter *e, const ConvGeom *g, const Lanes *ln, const void *arg);
-
-static bool lanes_same(const Lanes *a, const Lanes *b)
-{
-    return a->vl == b->vl && a->sums == b->sums && a->group == b->group;
-}
-
-static void conv_emit_targets(Emitter *e, const ConvGeom *g, int64_t channels,
-                              Section *section, const void *arg)
-{
-    Lanes ln[NTARGETS];
-    for (int k = 0; k < NTARGETS; k++)
-        ln[k] = conv_lanes(&conv_targets[k], channels, e->real_size);
-    for (int k = 0, end; k < NTARGETS; k = end) {
-        for (end = k + 1; end < NTARGETS && lanes_same(&ln[k], &ln[end]);)
-            end++;
-        if (k == 0 && end == NTARGETS) {
-            section(e, g, &ln[k], arg);
-            return;
-        }
-        if (end == NTARGETS) {
-            emit(e, "#else");
-        } else {
-            char cond[256];
-            size_t len = 0;
-            for (int t = k; t < end; t++)
-                len += (size_t)snprintf(cond + len, sizeof cond - len, "%s%s",
-                                        t > k ? " || " : "", conv_targets[t].cond);
-            emit(e, "#%s %s", k == 0 ? "if" : "elif", cond);
-        }
-        section(e, g, &ln[k], arg);
-    }
-    emit(e, "#endif");
-}
-
-/* "vco a0_0 = INIT0, a0_1 = INIT1;" for each tile row: init "b" gives b0, b1;
- * NULL zeros; "" leaves them to be loaded. */
-static void emit_accs(Emitter *e, const char *type, int rows, int nv, const char *init)
-{
-    for (int p = 0; p < rows; p++) {
-        char line[256];
-        size_t len = (size_t)snprintf(line, sizeof line, "%s", type);
-        for (int v = 0; v < nv; v++) {
-            len += (size_t)snprintf(line + len, sizeof line - len, "%s a%d_%d", v ? "," : "", p, v);
-            if (!init)
-                len += (size_t)snprintf(line + len, sizeof line - len, " = {0}");
-            else if (init[0])
-                len += (size_t)snprintf(line + len, sizeof line - len, " = %s%d", init, v);
-        }
-        emit(e, "%s;", line);
-    }
-}
-
-/* a{p}_{v} = max(a{p}_{v}, 0), lane by lane as the ReLU layer's
- * x < 0 ? 0 : x: the lanes below 0 cleared, NaN (which the divergence check
- * looks for) and -0 kept. */
-static void emit_relu_out(Emitter *e, const char *type, int p, int v)
-{
-    emit(e, "a%d_%d = (%s)((%s_mask)a%d_%d & ~(a%d_%d < (%s){0}));", p, v, type, type, p, v, p,
-         v, type);
-}
-
-/* a{p}_{v} = 0 where the input at X + AT is not > 0: the ReLU layer's
- * backward, y > 0 ? dy : 0 (its y, this layer's x; NaN gives 0). */
-static void emit_relu_in(Emitter *e, const char *type, int p, int v, const char *at)
-{
-    emit(e, "{ %s xv; VLOAD(xv, x + %s); a%d_%d = (%s)((%s_mask)a%d_%d & (xv > (%s){0})); }",
-         type, at, p, v, type, type, p, v, type);
-}
-
-/* The weight w[co][ci][t] repacked for the target: dst[t][a][slot of b],
- * with (a, b) = (ci, co) (forward) or (co, ci) (input gradient): slot
- * j*VL + l holds channel VEC_AT(j) + l of b. A vector of slots at a time
- * (the threads share them out), so that each line of dst is written whole
- * and the lines of w it reads stay in L1. Once a step on each lane. */
-static void conv_emit_repack(Emitter *e, const ConvGeom *g, const Lanes *ln, const char *dst,
-                             bool co_inner)
-{
-    int64_t taps = conv_taps(g), rows = co_inner ? g->ci : g->co;
-    emit(e, "if (lane_first(ctx)) { /* the weights change only between steps */");
-    emit(e, "PARALLEL_FOR");
-    emit_for(e, "j", ln->nv);
-    emit_for(e, "r", rows);
-    emit_for(e, "t", taps);
-    emit_for(e, "l", ln->vl);
-    emit(e, "const int c = VEC_AT(j, %" PRId64 ", %" PRId64 ") + l;", ln->vl, ln->channels);
-    emit(e, "%s[((t * %" PRId64 " + r) * %" PRId64 " + j) * %" PRId64 " + l] = w[(%s * %" PRId64
-            " + %s) * %" PRId64 " + t];", dst, rows, ln->nv, ln->vl, co_inner ? "c" : "r",
-         g->ci, co_inner ? "r" : "c", taps);
-    emit(e, "}");
-    emit(e, "}");
-    emit(e, "}");
-    emit(e, "}");
-    emit(e, "}");
-}
-
-/* "vco w0, w1; VLOAD(w0, BASE); VLOAD(w1, BASE + VL);": a row of the
- * group's slots of a repacked weight. */
-static void emit_wloads(Emitter *e, const char *type, const Lanes *ln, int nv, const char *base)
-{
-    char line[256];
-    size_t len = (size_t)snprintf(line, sizeof line, "%s", type);
-    for (int v = 0; v < nv; v++)
-        len += (size_t)snprintf(line + len, sizeof line - len, "%s w%d", v ? "," : "", v);
-    emit(e, "%s;", line);
-    for (int v = 0; v < nv; v++)
-        emit(e, "VLOAD(w%d, %s + %" PRId64 ");", v, base, v * ln->vl);
-}
-
-/* ---- classes: pixels that meet the same taps (forward and input gradient)
- *
- * Near the border of a map a pixel meets fewer taps (the others fall in
- * the padding, or, for the input gradient, outside dy). The pixels of a map
- * fall in classes, rectangles of rows by columns that meet the same taps,
- * kernel rows a0..a1 by kernel columns b0..b1: the map's interior, its
- * edges and corners. The pixels are taken class by class (sample by sample
- * within a class) in tiles that stay in one class, so a tile meets exactly
- * its class's taps: no tap in the padding, no test, no zeros. */
-
-/* Along one axis, the taps t0..t1 that position q meets (none: t0 > t1).
- * Forward: output q meets inputs q*s - p + t, t < k, in [0, in). Input
- * gradient, a phase whose taps are t = 0..k-1: input q meets outputs q - t
- * in [0, out). */
-typedef struct AxisRule {
-    bool input_grad;
-    int64_t in, out, k, s, p;
-} AxisRule;
-
-static void axis_taps(const AxisRule *r, int64_t q, int64_t *t0, int64_t *t1)
-{
-    if (r->input_grad) {
-        *t0 = q - (r->out - 1) > 0 ? q - (r->out - 1) : 0;
-        *t1 = q < r->k - 1 ? q : r->k - 1;
-    } else {
-        int64_t first = q * r->s - r->p;
-        *t0 = first < 0 ? -first : 0;
-        *t1 = r->in - 1 - first < r->k - 1 ? r->in - 1 - first : r->k - 1;
-    }
-    if (*t0 > *t1)
-        *t0 = 0, *t1 = -1;
-}
-
-/* Positions q0..q1 of an axis that meet the same taps t0..t1. */
-typedef struct Segment {
-    int64_t q0, q1, t0, t1;
-} Segment;
-
-/* Positions lo..hi cut where the taps they meet change; seg holds
- * hi - lo + 1. Returns the count. */
-static int axis_segments(const AxisRule *r, int64_t lo, int64_t hi, Segment *seg)
-{
-    int count = 0;
-    for (int64_t q = lo; q <= hi; q++) {
-        int64_t t0, t1;
-        axis_taps(r, q, &t0, &t1);
-        if (count && seg[count - 1].t0 == t0 && seg[count - 1].t1 == t1)
-            seg[count - 1].q1 = q;
-        else
-            seg[count++] = (Segment){q, q, t0, t1};
-    }
-    return count;
-}
-
-/* An axis: its rule and its positions lo..hi. */
-typedef struct Axis {
-    AxisRule rule;
-    int64_t lo, hi;
-} Axis;
-
-/* "static const struct conv_class cls[] = ...": the classes, rows (axis
- * y) by columns (axis x): the first row and column, rows, columns, pixels
- * (per sample), taps a0..a1 along y and b0..b1 along x. Returns their
- * count. */
-static int conv_emit_classes(Emitter *e, const Axis *y, const Axis *x)
-{
-    Segment *ys = xrealloc(NULL, (size_t)(y->hi - y->lo + 1) * sizeof *ys);
-    Segment *xs = xrealloc(NULL, (size_t)(x->hi - x->lo + 1) * sizeof *xs);
-    int ny = axis_segments(&y->rule, y->lo, y->hi, ys);
-    int nx = axis_segments(&x->rule, x->lo, x->hi, xs);
-    emit(e, "struct conv_class { int row, col, rows, cols, pixels, a0, a1, b0, b1; };");
-    emit(e, "static const struct conv_class cls[%d] = {", ny * nx);
-    for (int r = 0; r < ny; r++)
-        for (int c = 0; c < nx; c++) {
-            int64_t rows = ys[r].q1 - ys[r].q0 + 1, cols = xs[c].q1 - xs[c].q0 + 1;
-            emit(e, "{%" PRId64 ", %" PRId64 ", %" PRId64 ", %" PRId64 ", %" PRId64 ", %" PRId64
-                    ", %" PRId64 ", %" PRId64 ", %" PRId64 "},", ys[r].q0, xs[c].q0, rows, cols,
-                 rows * cols, ys[r].t0, ys[r].t1, xs[c].t0, xs[c].t1);
-        }
-    emit(e, "};");
-    free(ys);
-    free(xs);
-    return ny * nx;
-}
-
-/* BODY for one tile: np pixels of class k (in cls) from mt on (up to
- * last, its final pixel, which the last tile repeats) by the nv vectors of
- * a group from vector j0 on. */
-typedef void TileBody(Emitter *e, const ConvGeom *g, const Lanes *ln, int nv, int np,
-                      const void *arg);
-
-/* "tilesK[c]": the tiles of np pixels before class c (n samples). */
-static void emit_class_tile_counts(Emitter *e, int set, int classes, int np)
-{
-    emit(e, "int tiles%d[%d]; /* before each class: tiles of %d pixels */", set, classes + 1, np);
-    emit(e, "tiles%d[0] = 0;", set);
-    emit(e, "for (int c = 0; c < %d; c++) tiles%d[c + 1] = tiles%d[c] + (n * cls[c].pixels + %d)"
-            " / %d;", classes, set, set, np - 1, np);
-}
-
-/* The parallel loop over every (group, tile of a class), a group at a time,
- * the groups of set 0 before those of set 1. */
-static void conv_emit_class_tiles(Emitter *e, const ConvGeom *g, const Lanes *ln, int classes,
-                                  TileBody *body, const void *arg)
-{
-    GroupSet set[2] = {group_set(ln, 0), group_set(ln, 1)};
-    char items[256];
-    size_t len = 0;
-    for (int k = 0; k < 2; k++) {
-        if (!set[k].count)
-            continue;
-        emit_class_tile_counts(e, k, classes, tile_pixels(ln, set[k].size));
-        len += (size_t)snprintf(items + len, sizeof items - len, "%s%" PRId64 " * tiles%d[%d]",
-                                len ? " + " : "", set[k].count, k, classes);
-    }
-    emit(e, "PARALLEL_FOR");
-    emit(e, "for (int it = 0; it < %s; it++) {", items);
-    for (int k = 0; k < 2; k++) {
-        if (!set[k].count)
-            continue;
-        bool second = k == 1 && set[0].count;  /* the else of set 0 */
-        char idx[64] = "it";
-        if (k == 0 && set[1].count)
-            emit(e, "if (it < %" PRId64 " * tiles0[%d]) {", set[0].count, classes);
-        if (second) {
-            emit(e, "} else {");
-            snprintf(idx, sizeof idx, "(it - %" PRId64 " * tiles0[%d])", set[0].count, classes);
-        }
-        int np = tile_pixels(ln, set[k].size);
-        emit(e, "const int j0 = %" PRId64 " + %s / tiles%d[%d] * %" PRId64 ", t = %s %% tiles%d[%d];",
-             set[k].first, idx, k, classes, set[k].size, idx, k, classes);
-        emit(e, "int c = 0; /* the tile's class */");
-        emit(e, "while (t >= tiles%d[c + 1]) c++;", k);
-        emit(e, "const struct conv_class *k = &cls[c];");
-        emit(e, "const int last = n * k->pixels - 1, mt = (t - tiles%d[c]) * %d;", k, np);
-        body(e, g, ln, (int)set[k].size, np, arg);
-        if (second)
-            emit(e, "}");
-    }
-    emit(e, "}");
-}
-
-/* "int iP, ROWP, COLP": the sample, row and column of pixel p of the
- * tile: the first by division, each next one a step on from the one before
- * (none past the class's last pixel, which the last tile repeats). */
-static void emit_class_pixels(Emitter *e, int np, const char *row, const char *col)
-{
-    emit(e, "int i0 = mt / k->pixels, %s0 = k->row + mt %% k->pixels / k->cols, %s0 = k->col + "
-            "mt %% k->cols;", row, col);
-    for (int p = 1; p < np; p++) {
-        emit(e, "int i%d = i%d, %s%d = %s%d, %s%d = %s%d + (mt + %d <= last);", p, p - 1, row, p,
-             row, p - 1, col, p, col, p - 1, p);
-        emit(e, "if (%s%d == k->col + k->cols) { %s%d = k->col; if (++%s%d == k->row + k->rows)"
-                " { %s%d = k->row; i%d++; } }", col, p, col, p, row, p, row, p, p);
-    }
-}
-
-/* ---- forward */
-
-/* One tile: y at np pixels by nv vectors of channels = b + the sum over
- * the class's taps and ci of x[i][oy*SH + kh - PT][ox*SW + kw - PL][ci] *
- * wp[t][ci][c_v] (then max(y, 0) for a ReLU after it). Its kernel columns
- * b0..b1 are one run of reals in x and in wp, a kernel row at a time. */
-static void conv_emit_forward_tile(Emitter *e, const ConvGeom *g, const Lanes *ln, int nv,
-                                   int np, const void *arg)
-{
-    (void)arg;
-    int64_t rowlen = g->w * g->ci, slots = ln->nv * ln->vl;
-    emit_group_channels(e, ln, nv);
-    if (g->bias)
-        emit_vloads(e, "vco", "b", nv, "b");
-    emit_accs(e, "vco", np, nv, g->bias ? "b" : NULL);
-    emit_class_pixels(e, np, "oy", "ox");
-    for (int p = 0; p < np; p++)
-        emit(e, "const int64_t o%d = (int64_t)i%d * %" PRId64 " + (int64_t)(oy%d * %" PRId64 " - %"
-                PRId64 ") * %" PRId64 " + (ox%d * %" PRId64 " - %" PRId64 " + k->b0) * %" PRId64
-                "; /* at kernel row 0, column b0 */", p, p, g->h * rowlen, p, g->sh, g->pt,
-             rowlen, p, g->sw, g->pl, g->ci);
-    emit(e, "const int run = (k->b1 - k->b0 + 1) * %" PRId64 ";", g->ci);
-    emit(e, "const real *wg = wp + j0 * %" PRId64 " + (size_t)k->b0 * %" PRId64
-            "; /* the group's slots at column b0 */", ln->vl, g->ci * slots);
-    emit(e, "for (int kh = k->a0; kh <= k->a1; kh++) {");
-    for (int p = 0; p < np; p++)
-        emit(e, "const real *xk%d = x + (o%d + (int64_t)kh * %" PRId64 ");", p, p, rowlen);
-    emit(e, "const real *wk = wg + (size_t)kh * %" PRId64 ";", g->kw * g->ci * slots);
-    emit(e, "for (int q = 0; q < run; q++) {");
-    char base[64];
-    snprintf(base, sizeof base, "wk + q * %" PRId64, slots);
-    emit_wloads(e, "vco", ln, nv, base);
-    emit_fmas(e, np, nv, "xk", "[q]", "w");
-    emit(e, "}");
-    emit(e, "}");
-    for (int p = 0; p < np; p++)
-        for (int v = 0; v < nv; v++) {
-            if (g->relu_out)
-                emit_relu_out(e, "vco", p, v);
-            emit(e, "VSTORE(y + ((size_t)(i%d * %" PRId64 " + oy%d) * %" PRId64 " + ox%d) * %"
-                    PRId64 " + c%d, a%d_%d);", p, g->oh, p, g->ow, p, g->co, v, p, v);
-        }
-}
-
-static void conv_emit_forward_section(Emitter *e, const ConvGeom *g, const Lanes *ln,
-                                      const void *arg)
-{
-    (void)arg;
-    emit_vec_type(e, "vco", ln);
-    if (g->relu_out)
-        emit_mask_type(e, "vco");
-    conv_emit_repack(e, g, ln, "wp", true);
-    Axis y = {{false, g->h, g->oh, g->kh, g->sh, g->pt}, 0, g->oh - 1};
-    Axis x = {{false, g->w, g->ow, g->kw, g->sw, g->pl}, 0, g->ow - 1};
-    int classes = conv_emit_classes(e, &y, &x);
-    conv_emit_class_tiles(e, g, ln, classes, conv_emit_forward_tile, NULL);
-}
-
-/* y[i][oy][ox][co] = b[co] + sum over taps and ci of x[i][iy][ix][ci] * w[co][ci][t] */
-static void conv_emit_forward(Emitter *e, const LayerCode *c, const ConvGeom *g)
-{
-    const char *L = c->name;
-    emit(e, "/* y[n][%" PRId64 "][%" PRId64 "][%" PRId64 "] = x[n][%" PRId64 "][%" PRId64
-            "][%" PRId64 "] (*) w[%" PRId64 "][%" PRId64 "][%" PRId64 "][%" PRId64 "]"
-            " + b, stride %" PRId64 "x%" PRId64 "%s */",
-         g->oh, g->ow, g->co, g->h, g->w, g->ci, g->co, g->ci, g->kh, g->kw, g->sh, g->sw,
-         g->relu_out ? ", then max(y, 0) for the ReLU after it" : "");
+    ConvGeom g = conv_code_geom(c);
+    conv_ref_comment(e, c, &g);
     emit_forward_begin(e, c);
-    emit(e, "const real *w = param(ctx) + %s_weight;", L);
-    if (g->bias)
-        emit(e, "const real *b = param(ctx) + %s_bias;", L);
-    emit(e, "real *restrict wp = work(ctx, %s_SCRATCH); /* [tap][%" PRId64 "][slots of %"
-            PRId64 "] */", L, g->ci, g->co);
-    conv_emit_targets(e, g, g->co, conv_emit_forward_section, NULL);
+    emit(e, "const real *w = param(ln) + %s_weight; /* [%" PRId64 "][%" PRId64 "][%" PRId64
+            "][%" PRId64 "] */", c->name, g.co, g.ci, g.kh, g.kw);
+    if (g.bias)
+        emit(e, "const real *b = param(ln) + %s_bias; /* [%" PRId64 "] */", c->name, g.co);
+    emit(e, "for (int i = 0; i < n; i++) {");
+    emit_for(e, "oy", g.oh);
+    emit_for(e, "ox", g.ow);
+    emit_for(e, "co", g.co);
+    emit(e, "real sum = %s;", g.bias ? "b[co]" : "0");
+    emit_for(e, "kh", g.kh);
+    conv_ref_tap_row(e, "iy", "oy", g.sh, "kh", g.pt, g.h, conv_rows_padded(&g));
+    emit_for(e, "kw", g.kw);
+    conv_ref_tap_row(e, "ix", "ox", g.sw, "kw", g.pl, g.w, conv_cols_padded(&g));
+    emit_for(e, "ci", g.ci);
+    emit(e, "sum += w[((co * %" PRId64 " + ci) * %" PRId64 " + kh) * %" PRId64 " + kw] *",
+         g.ci, g.kh, g.kw);
+    emit(e, "       x[(((size_t)i * %" PRId64 " + iy) * %" PRId64 " + ix) * %" PRId64 " + ci];",
+         g.h, g.w, g.ci);
     emit(e, "}");
+    emit(e, "}");
+    emit(e, "}");
+    emit(e, "y[(((size_t)i * %" PRId64 " + oy) * %" PRId64 " + ox) * %" PRId64 " + co] = sum;",
+         g.oh, g.ow, g.co);
+    emit(e, "}");
+    emit(e, "}");
+    emit(e, "}");
+    emit(e, "}");
+    emit_function_end(e);
 }
 
-/* ---- weight gradient */
-
-/* The output rows (or columns) a tap k meets: o with o*s + k - p in
- * [0, in), clipped to [0, out). Emitted as constants when the tap is known,
- * else as expressions of k. */
-static void conv_emit_out_range(Emitter *e, const char *o, const char *k, int64_t in,
-                                int64_t out, int64_t s, int64_t p, int64_t ksize)
+/* One axis of the input gradient's derivation: which taps of the kernel
+ * reach input position q, and from which output positions, phase by phase:
+ *   o*S + k - P = q, so k = (q + P) - o*S: k has the remainder of q + P
+ *   divided by S, and o = ((q + P) - k) / S. */
+static void conv_ref_phases(Emitter *e, const char *q, const char *o, const char *k,
+                            int64_t ksize, int64_t s, int64_t p, int64_t out)
 {
-    if (p == 0 && (out - 1) * s + ksize - 1 <= in - 1) {
-        /* No padding reached: every tap of every output lands inside. */
-        emit(e, "const int %s0 = 0, %s1 = %" PRId64 ";", o, o, out - 1);
+    if (s == 1) {
+        emit(e, " *   %s = %s - %s%s: every tap %s < %" PRId64 " reaches %s, from %s = %s%s - %s.",
+             o, q, k, p ? " + P" : "", k, ksize, q, o, q, p ? " + P" : "", k);
         return;
     }
-    emit(e, "const int %s0 = %s < %" PRId64 " ? (%" PRId64 " - %s + %" PRId64 ") / %" PRId64
-            " : 0;", o, k, p, p, k, s - 1, s);
-    emit(e, "const int %s_hi = %" PRId64 " - %s;", o, in - 1 + p, k);
-    emit(e, "const int %s1 = %s_hi < 0 ? -1 : (%s_hi / %" PRId64 " < %" PRId64 " ? %s_hi / %"
-            PRId64 " : %" PRId64 ");", o, o, o, s, out - 1, o, s, out - 1);
-}
-
-/* dw's rows, r = t*CI + ci, as runs: without padded columns a kernel
- * row's KW*CI (a window's row is one run of KW pixels of CI channels in x),
- * else a tap's CI. A tile takes nr rows of one run by a group of vectors. */
-static int64_t wgrad_runs(const ConvGeom *g)
-{
-    return row_runs(g) ? g->kh : conv_taps(g);
-}
-
-static Split wgrad_row_tiles(const ConvGeom *g, const Lanes *ln, int64_t nv)
-{
-    return split_even(run_len(g), min64(ln->sums / nv, TILE_ROWS));
-}
-
-/* A block: this many rows (i, oy) of dy, about WGRAD_BLOCK_BYTES. */
-static int64_t wgrad_block(const ConvGeom *g, int64_t real_size)
-{
-    int64_t rows = WGRAD_BLOCK_BYTES / (g->ow * g->co * real_size);
-    return rows < 1 ? 1 : rows;
-}
-
-/* Without padding every tap meets every output pixel: a block's pixels run
- * flat, one loop over them (small maps make short rows), dy's contiguous
- * and x's windows at the offsets of a table. */
-static bool wgrad_flat(const ConvGeom *g)
-{
-    return !rows_padded(g) && !cols_padded(g);
-}
-
-/* The flat block: dyb its dy, xoff[p] the offset in x of pixel p's window. */
-static void conv_emit_wgrad_flat_block(Emitter *e, const ConvGeom *g, int64_t block)
-{
-    emit(e, "const real *dyb = dy + (size_t)r0 * %" PRId64 ";", g->ow * g->co);
-    emit(e, "const int pixels = (r1 - r0) * %" PRId64 ";", g->ow);
-    emit(e, "size_t xoff[%" PRId64 "]; /* of each pixel's window in x */", block * g->ow);
-    emit(e, "for (int r = r0, p = 0; r < r1; r++) {");
-    emit(e, "const size_t row = (size_t)(r / %" PRId64 ") * %" PRId64 " + (size_t)(r %% %" PRId64
-            ") * %" PRId64 ";", g->oh, g->h * g->w * g->ci, g->oh, g->sh * g->w * g->ci);
-    emit_for(e, "ox", g->ow);
-    emit(e, "xoff[p++] = row + (size_t)ox * %" PRId64 ";", g->sw * g->ci);
-    emit(e, "}");
-    emit(e, "}");
-}
-
-/* The tile's sums over the flat block's pixels. */
-static void conv_emit_wgrad_flat_loop(Emitter *e, const ConvGeom *g, int nr, int nv)
-{
-    emit(e, "const int off = u * %" PRId64 " + k0; /* the run's rows in a window */",
-         g->w * g->ci);
-    emit(e, "for (int p = 0; p < pixels; p++) {");
-    emit(e, "const real *xp = x + (xoff[p] + off);");
-    char base[64];
-    snprintf(base, sizeof base, "dyb + p * %" PRId64, g->co);
-    emit_vloads(e, "vco", "d", nv, base);
-    emit_fmas(e, nr, nv, "xp[", "]", "d");
-    emit(e, "}");
-}
-
-/* The tile's sums over the block's rows, each over the columns the run
- * meets (rows the run misses skipped). */
-static void conv_emit_wgrad_row_loop(Emitter *e, const ConvGeom *g, int nr, int nv)
-{
-    int64_t rowlen = g->w * g->ci;
-    if (row_runs(g)) {
-        emit(e, "const int kh = u;");
-        conv_emit_out_range(e, "oy", "kh", g->h, g->oh, g->sh, g->pt, g->kh);
-        emit(e, "const int ox0 = 0, ox1 = %" PRId64 ";", g->ow - 1);
-        emit(e, "const int off = (kh - %" PRId64 ") * %" PRId64 " + k0;", g->pt, rowlen);
-    } else {
-        emit(e, "const int kh = u / %" PRId64 ", kw = u %% %" PRId64 ";", g->kw, g->kw);
-        conv_emit_out_range(e, "oy", "kh", g->h, g->oh, g->sh, g->pt, g->kh);
-        conv_emit_out_range(e, "ox", "kw", g->w, g->ow, g->sw, g->pl, g->kw);
-        emit(e, "const int off = ((kh - %" PRId64 ") * %" PRId64 " + kw - %" PRId64 ") * %"
-                PRId64 " + k0;", g->pt, g->w, g->pl, g->ci);
+    for (int64_t r = 0; r < s; r++) {
+        char taps[256] = "", from[256] = "";
+        size_t tl = 0, fl = 0;
+        for (int64_t a = 0; r + a * s < ksize; a++) {
+            tl += (size_t)snprintf(taps + tl, sizeof taps - tl, "%s%" PRId64, a ? ", " : "",
+                                   r + a * s);
+            if (a == 0)
+                fl += (size_t)snprintf(from + fl, sizeof from - fl, "%s", "m");
+            else
+                fl += (size_t)snprintf(from + fl, sizeof from - fl, ", m - %" PRId64, a);
+        }
+        char lhs[64];
+        if (p)
+            snprintf(lhs, sizeof lhs, "%s + %" PRId64 " = %" PRId64 "m + %" PRId64, q, p, s, r);
+        else
+            snprintf(lhs, sizeof lhs, "%s = %" PRId64 "m + %" PRId64, q, s, r);
+        if (tl)
+            emit(e, " *     %-18s taps %s = %s, from %s = %s", lhs, k, taps, o, from);
+        else
+            emit(e, " *     %-18s no tap reaches it", lhs);
     }
-    emit(e, "for (int r = r0; r < r1; r++) {");
-    emit(e, "const int oy = r %% %" PRId64 ";", g->oh);
-    emit(e, "if (oy < oy0 || oy > oy1) continue;");
-    emit(e, "const real *xr = x + (size_t)(r / %" PRId64 ") * %" PRId64 ";", g->oh,
-         g->h * rowlen);
-    emit(e, "const int xo = oy * %" PRId64 " + off;", g->sh * rowlen);
-    emit(e, "const real *dyr = dy + (size_t)r * %" PRId64 ";", g->ow * g->co);
-    emit(e, "for (int ox = ox0; ox <= ox1; ox++) {");
-    emit(e, "const real *xp = xr + (xo + ox * %" PRId64 ");", g->sw * g->ci);
-    char base[64];
-    snprintf(base, sizeof base, "dyr + ox * %" PRId64, g->co);
-    emit_vloads(e, "vco", "d", nv, base);
-    emit_fmas(e, nr, nv, "xp[", "]", "d");
-    emit(e, "}");
-    emit(e, "}");
+    emit(e, " *   (an %s outside 0..%" PRId64 " adds nothing: the edges get fewer).", o, out - 1);
 }
 
-/* One tile: nr rows k0 + k of run u of dwp[r][slots of co], by nv vectors: the sums
- * so far plus, over the block's pixels (i, oy, ox) the run meets,
- * x[i][oy*SH + kh - PT][ox*SW + kw - PL][ci] * dy[i][oy][ox][c_v]. The rows
- * of a run lie side by side in x, at xp[0], xp[1], ... */
-static void conv_emit_wgrad_tile(Emitter *e, const ConvGeom *g, const Lanes *ln, int nr,
-                                 int nv)
+/* The comment above the reference backward: the three sums, and the
+ * derivation of dx for this layer's stride. */
+static void conv_ref_backward_comment(Emitter *e, const LayerCode *c, const ConvGeom *g)
 {
-    int64_t slots = ln->nv * ln->vl;
-    emit(e, "real *dr = dwh + (u * %" PRId64 " + k0) * %" PRId64 " + j0 * %" PRId64
-            "; /* the group's slots */", run_len(g), slots, ln->vl);
-    emit_accs(e, "vco", nr, nv, "");
-    for (int k = 0; k < nr; k++)
-        for (int v = 0; v < nv; v++)
-            emit(e, "VLOAD(a%d_%d, dr + %" PRId64 "); /* the sums so far */", k, v,
-                 k * slots + v * ln->vl);
-    if (wgrad_flat(g))
-        conv_emit_wgrad_flat_loop(e, g, nr, nv);
-    else
-        conv_emit_wgrad_row_loop(e, g, nr, nv);
-    for (int k = 0; k < nr; k++)
-        for (int v = 0; v < nv; v++)
-            emit(e, "VSTORE(dr + %" PRId64 ", a%d_%d);", k * slots + v * ln->vl, k, v);
-}
-
-/* dbh[c_v] (+)= dy summed over the block's pixels. */
-static void conv_emit_bias_tile(Emitter *e, const ConvGeom *g, int nv)
-{
-    emit_accs(e, "vco", 1, nv, "");
-    for (int v = 0; v < nv; v++)
-        emit(e, "VLOAD(a0_%d, dbh + c%d); /* the sums so far */", v, v);
-    emit(e, "for (size_t q = (size_t)r0 * %" PRId64 "; q < (size_t)r1 * %" PRId64 "; q += %"
-            PRId64 ") {", g->ow * g->co, g->ow * g->co, g->co);
-    emit_vloads(e, "vco", "d", nv, "dy + q");
-    for (int v = 0; v < nv; v++)
-        emit(e, "a0_%d += d%d;", v, v);
-    emit(e, "}");
-    for (int v = 0; v < nv; v++)
-        emit(e, "VSTORE(dbh + c%d, a0_%d);", v, v);
-}
-
-/* db's half, one item: the groups in turn (one thread writes all of it,
- * whose lines the groups share). */
-static void conv_emit_bias_item(Emitter *e, const ConvGeom *g, const Lanes *ln)
-{
-    for (int k = 0; k < 2; k++) {
-        GroupSet s = group_set(ln, k);
-        if (!s.count)
-            continue;
-        emit(e, "for (int j0 = %" PRId64 "; j0 < %" PRId64 "; j0 += %" PRId64 ") {", s.first,
-             s.first + s.count * s.size, s.size);
-        emit_group_channels(e, ln, (int)s.size);
-        conv_emit_bias_tile(e, g, (int)s.size);
-        emit(e, "}");
-    }
-}
-
-/* "const int j0 = ..., u = ..., rt = ..., k0 = ...;": item k of set s, a
- * group of vectors from j0 on, a run u and its tile rt, of rows from k0 on. */
-static void conv_emit_wgrad_decode(Emitter *e, const ConvGeom *g, const Lanes *ln, GroupSet s,
-                                   const char *k)
-{
-    Split rows = wgrad_row_tiles(g, ln, s.size);
-    int64_t per_group = wgrad_runs(g) * rows.tiles;
-    emit(e, "const int j0 = %" PRId64 " + %s / %" PRId64 " * %" PRId64 ", u = %s / %" PRId64
-            " %% %" PRId64 ", rt = %s %% %" PRId64 ";", s.first, k, per_group, s.size, k,
-         rows.tiles, wgrad_runs(g), k, rows.tiles);
-    emit(e, "const int k0 = rt * %" PRId64 " + (rt < %" PRId64 " ? rt : %" PRId64 ");",
-         rows.base, rows.extra, rows.extra);
-}
-
-static void conv_emit_wgrad_item(Emitter *e, const ConvGeom *g, const Lanes *ln, GroupSet s,
-                                 const char *k)
-{
-    Split rows = wgrad_row_tiles(g, ln, s.size);
-    conv_emit_wgrad_decode(e, g, ln, s, k);
-    emit_group_channels(e, ln, (int)s.size);
-    if (rows.extra) {
-        emit(e, "if (rt < %" PRId64 ") {", rows.extra);
-        conv_emit_wgrad_tile(e, g, ln, (int)rows.base + 1, (int)s.size);
-        emit(e, "} else {");
-        conv_emit_wgrad_tile(e, g, ln, (int)rows.base, (int)s.size);
-        emit(e, "}");
-    } else {
-        conv_emit_wgrad_tile(e, g, ln, (int)rows.base, (int)s.size);
-    }
-}
-
-/* "if (it < END0) { ... } else if (it < END1) { ..." over the sets of dw's
- * items, BODY for each (the caller closes the chain). */
-static void conv_emit_wgrad_sets(Emitter *e, const ConvGeom *g, const Lanes *ln,
-                                 void (*body)(Emitter *, const ConvGeom *, const Lanes *,
-                                              GroupSet, const char *))
-{
-    bool open = false;
-    for (int k = 0, start = 0; k < 2; k++) {
-        GroupSet s = group_set(ln, k);
-        if (!s.count)
-            continue;
-        int64_t end = start + s.count * wgrad_runs(g) * wgrad_row_tiles(g, ln, s.size).tiles;
-        emit(e, "%sif (it < %" PRId64 ") {", open ? "} else " : "", end);
-        open = true;
-        char idx[64];
-        snprintf(idx, sizeof idx, "(it - %d)", start);
-        body(e, g, ln, s, idx);
-        start = (int)end;
-    }
-}
-
-/* On the lane's last micro-batch, dw[co][ci][t] += the halves' sums,
- * dwp[h][t][ci][slot of co], and db[co] += its halves: a vector of slots at
- * a time (the threads share them out), so that each line of dwp is read
- * once and the lines of dw it meets stay in L1. Of the overlapping last
- * pair, which hold the same sums, the channels past vector NV - 2 come from
- * the last. */
-static void conv_emit_wgrad_add(Emitter *e, const ConvGeom *g, const Lanes *ln)
-{
-    int64_t taps = conv_taps(g), slots = ln->nv * ln->vl;
-    emit(e, "if (lane_last(ctx)) {");
-    emit(e, "PARALLEL_FOR");
-    emit_for(e, "j", ln->nv);
-    emit(e, "const int c = VEC_AT(j, %" PRId64 ", %" PRId64 "), l0 = j == %" PRId64 " ? %" PRId64
-            " : 0;", ln->vl, g->co, ln->nv - 1, slots - g->co);
-    if (g->bias) {
-        emit(e, "for (int l = l0; l < %" PRId64 "; l++)", ln->vl);
-        emit(e, "    db[c + l] += dbp[c + l] + dbp[%" PRId64 " + c + l];",
-             whole_lines(g->co, e->real_size));
-    }
-    emit_for(e, "ci", g->ci);
-    emit_for(e, "t", taps);
-    emit(e, "const real *s0 = dwp0 + (size_t)(t * %" PRId64 " + ci) * %" PRId64 " + j * %" PRId64
-            ", *s1 = dwp1 + (s0 - dwp0);", g->ci, slots, ln->vl);
-    emit(e, "real *d = dw + (size_t)(c * %" PRId64 " + ci) * %" PRId64 " + t;", g->ci, taps);
-    emit(e, "for (int l = l0; l < %" PRId64 "; l++)", ln->vl);
-    emit(e, "    d[(size_t)l * %" PRId64 "] += s0[l] + s1[l];",
-         g->ci * taps);
-    emit(e, "}");
-    emit(e, "}");
-    emit(e, "}");
-    emit(e, "}");
-}
-
-/* The units of work: each half of the pixels by a share of the items (the
- * row tiles of set 0's groups, of set 1's, then db's half), a run of them,
- * taken through the half a block at a time. Then dw, db += the halves. */
-static void conv_emit_wgrad_section(Emitter *e, const ConvGeom *g, const Lanes *ln,
-                                    const void *arg)
-{
-    (void)arg;
-    emit_vec_type(e, "vco", ln);
-    int64_t items = g->bias ? 1 : 0, block = wgrad_block(g, e->real_size);
-    for (int k = 0; k < 2; k++) {
-        GroupSet s = group_set(ln, k);
-        items += s.count * wgrad_runs(g) * wgrad_row_tiles(g, ln, s.size).tiles;
-    }
-    emit(e, "/* items: tiles of rows of dw by groups of vectors%s */", g->bias ? ", then db" : "");
-    emit(e, "PARALLEL_FOR");
-    emit(e, "for (int unit = 0; unit < 2 * shares; unit++) {");
-    emit(e, "const int h = unit %% 2, share = unit / 2, lo = h ? mid : 0, hi = h ? rows : mid;");
-    emit(e, "real *restrict dwh = h ? dwp1 : dwp0;");
+    char iy[64], ix[64];
+    tap_at(iy, sizeof iy, "oy", g->sh, "kh", g->pt);
+    tap_at(ix, sizeof ix, "ox", g->sw, "kw", g->pl);
+    emit(e, "/* %s backward, from dy[n][%" PRId64 "][%" PRId64 "][%" PRId64 "]:", c->name, g->oh,
+         g->ow, g->co);
+    emit(e, " *   dw[co][ci][kh][kw] += sum over i, oy, ox of dy[i][oy][ox][co] * "
+            "x[i][%s][%s][ci]", iy, ix);
     if (g->bias)
-        emit(e, "real *restrict dbh = dbp + h * %" PRId64 ";", whole_lines(g->co, e->real_size));
-    emit(e, "const int it0 = share * %" PRId64 " / shares, it1 = (share + 1) * %" PRId64
-            " / shares;", items, items);
-    emit(e, "for (int r0 = lo; r0 < hi; r0 += %" PRId64 ") { /* a block */", block);
-    emit(e, "const int r1 = r0 + %" PRId64 " < hi ? r0 + %" PRId64 " : hi;", block, block);
-    if (wgrad_flat(g))
-        conv_emit_wgrad_flat_block(e, g, block);
-    emit(e, "for (int it = it0; it < it1; it++) {");
-    conv_emit_wgrad_sets(e, g, ln, conv_emit_wgrad_item);
-    if (g->bias) {
-        emit(e, "} else {");
-        conv_emit_bias_item(e, g, ln);
+        emit(e, " *   db[co] += sum over i, oy, ox of dy[i][oy][ox][co]");
+    if (!c->need_dx[0] && g->sh == 1 && g->sw == 1) {
+        emit(e, " *   (no layer before it learns: no dx) */");
+        return;
+    }
+    if (!c->need_dx[0])
+        emit(e, " * No layer before it learns, so dx is not computed; were it, it would be");
+    emit(e, " *   dx[i][iy][ix][ci] += sum over co and the taps that reach (iy, ix) of");
+    emit(e, " *                        dy[i][oy][ox][co] * w[co][ci][kh][kw],");
+    emit(e, " *   where oy, kh are such that %s = iy (and ox, kw such that %s = ix).", iy, ix);
+    emit(e, " * Rows (the stride is %" PRId64 "):", g->sh);
+    conv_ref_phases(e, "iy", "oy", "kh", g->kh, g->sh, g->pt, g->oh);
+    emit(e, " * Columns (the stride is %" PRId64 "):", g->sw);
+    conv_ref_phases(e, "ix", "ox", "kw", g->kw, g->sw, g->pl, g->ow);
+    if (g->sh > 1 || g->sw > 1) {
+        emit(e, " * Gathering by the remainder like this is what \"dilating dy\" does: a dy with");
+        emit(e, " * %" PRId64 " row%s and %" PRId64 " column%s of zeros put between its own "
+                "would feed the other taps", g->sh - 1, g->sh == 2 ? "" : "s", g->sw - 1,
+             g->sw == 2 ? "" : "s");
+        emit(e, " * zeros. %s */", c->need_dx[0] ? "Below, the test (t %% S != 0) skips exactly "
+                                                 "those taps." : "Nothing of it runs here.");
+    } else {
+        emit(e, " * (This is the correlation of dy with the kernel turned by 180 degrees.) */");
+    }
+}
+
+static void conv_ref_backward(Emitter *e, const LayerCode *c)
+{
+    ConvGeom g = conv_code_geom(c);
+    conv_ref_backward_comment(e, c, &g);
+    emit_backward_begin(e, c);
+    emit_dx_clear(e, c);
+    emit(e, "(void)y;");
+    emit(e, "const real *w = param(ln) + %s_weight;", c->name);
+    emit(e, "real *dw = grad(ln) + %s_weight;", c->name);
+    if (g.bias)
+        emit(e, "real *db = grad(ln) + %s_bias;", c->name);
+    if (!c->need_dx[0])
+        emit(e, "(void)w, (void)dx;");
+    emit(e, "for (int i = 0; i < n; i++) {");
+    emit(e, "const real *xi = x + (size_t)i * %" PRId64 ";", g.h * g.w * g.ci);
+    emit(e, "const real *dyi = dy + (size_t)i * %" PRId64 ";", g.oh * g.ow * g.co);
+    emit_comment(e, "dw and db: every output's dy times what each tap read");
+    emit_for(e, "oy", g.oh);
+    emit_for(e, "ox", g.ow);
+    emit_for(e, "co", g.co);
+    emit(e, "const real d = dyi[(oy * %" PRId64 " + ox) * %" PRId64 " + co];", g.ow, g.co);
+    if (g.bias)
+        emit(e, "db[co] += d;");
+    emit_for(e, "kh", g.kh);
+    conv_ref_tap_row(e, "iy", "oy", g.sh, "kh", g.pt, g.h, conv_rows_padded(&g));
+    emit_for(e, "kw", g.kw);
+    conv_ref_tap_row(e, "ix", "ox", g.sw, "kw", g.pl, g.w, conv_cols_padded(&g));
+    emit_for(e, "ci", g.ci);
+    emit(e, "dw[((co * %" PRId64 " + ci) * %" PRId64 " + kh) * %" PRId64 " + kw] += d * "
+            "xi[(iy * %" PRId64 " + ix) * %" PRId64 " + ci];", g.ci, g.kh, g.kw, g.w, g.ci);
+    for (int k = 0; k < 6; k++)
+        emit(e, "}");
+    if (c->need_dx[0]) {
+        emit_comment(e, "dx: each input gathers the taps that reach it (see above)");
+        emit(e, "real *dxi = dx + (size_t)i * %" PRId64 ";", g.h * g.w * g.ci);
+        emit_for(e, "iy", g.h);
+        emit_for(e, "ix", g.w);
+        emit_for(e, "ci", g.ci);
+        emit(e, "real sum = 0;");
+        emit_for(e, "kh", g.kh);
+        char phase[64] = "";
+        if (g.sh > 1)
+            snprintf(phase, sizeof phase, " || ty %% %" PRId64 " != 0", g.sh);
+        emit(e, "const int ty = iy + %" PRId64 " - kh; /* = oy * %" PRId64 " */", g.pt, g.sh);
+        emit(e, "if (ty < 0%s || ty / %" PRId64 " >= %" PRId64 ") continue;", phase, g.sh, g.oh);
+        emit(e, "const int oy = ty / %" PRId64 ";", g.sh);
+        emit_for(e, "kw", g.kw);
+        emit(e, "const int tx = ix + %" PRId64 " - kw; /* = ox * %" PRId64 " */", g.pl, g.sw);
+        phase[0] = '\0';
+        if (g.sw > 1)
+            snprintf(phase, sizeof phase, " || tx %% %" PRId64 " != 0", g.sw);
+        emit(e, "if (tx < 0%s || tx / %" PRId64 " >= %" PRId64 ") continue;", phase, g.sw, g.ow);
+        emit(e, "const int ox = tx / %" PRId64 ";", g.sw);
+        emit_for(e, "co", g.co);
+        emit(e, "sum += dyi[(oy * %" PRId64 " + ox) * %" PRId64 " + co] *", g.ow, g.co);
+        emit(e, "       w[((co * %" PRId64 " + ci) * %" PRId64 " + kh) * %" PRId64 " + kw];",
+             g.ci, g.kh, g.kw);
+        emit(e, "}");
+        emit(e, "}");
+        emit(e, "}");
+        emit(e, "dxi[(iy * %" PRId64 " + ix) * %" PRId64 " + ci] += sum;", g.w, g.ci);
+        emit(e, "}");
+        emit(e, "}");
+        emit(e, "}");
     }
     emit(e, "}");
-    emit(e, "}");
-    emit(e, "}");
-    emit(e, "}");
-    conv_emit_wgrad_add(e, g, ln);
-}
-
-/* dw[co][ci][t] = sum over samples and output pixels of
- * x[i][oy*S + kh - P][ox*S + kw - P][ci] * dy[i][oy][ox][co]: the
- * correlation of x with the stride-dilated dy, as index arithmetic; db the
- * sum of dy. The pixels come in two halves, whatever the thread count, so
- * that two threads each read half of x and dy: each half's sums build up in
- * dwp[h][t][ci][slots of co] (and db's in dbp[h]) in tiles, each thread
- * taking a half and a share of the tiles; then dw += the halves in order.
- * A thread takes dy a block of rows at a time, and every one of its tiles
- * through the block, so that the block's dy (and x) serve them all from
- * L1; no barrier between blocks. Every value is summed by one tile, in
- * sample and pixel order. */
-static void conv_emit_weight_grad(Emitter *e, const LayerCode *c, const ConvGeom *g)
-{
-    const char *L = c->name;
-    int64_t block = wgrad_block(g, e->real_size);
-    emit(e, "real *restrict dwp0 = (real *)work(ctx, %s_SCRATCH) + %" PRId64 "; /* [tap][%"
-            PRId64 "][slots of %" PRId64 "], the first half's sums */", L,
-         dwp0_at(g, e->real_size), g->ci, g->co);
-    emit(e, "real *restrict dwp1 = (real *)work(ctx, %s_SCRATCH) + %" PRId64
-            "; /* the second's */", L, dwp1_at(g, e->real_size));
-    if (g->bias) {
-        emit(e, "real *restrict dbp = (real *)work(ctx, %s_SCRATCH) + %" PRId64
-                "; /* [2][%" PRId64 "] */", L, dbp_at(g, e->real_size), g->co);
-        emit(e, "real *restrict db = grad(ctx) + %s_bias; /* adds to the sums so far */", L);
-    }
-    emit(e, "real *restrict dw = grad(ctx) + %s_weight;", L);
-    emit(e, "if (lane_first(ctx)) /* the halves' sums (and db's) start */");
-    emit(e, "    memset(dwp0, 0, %" PRId64 "u);", conv_scratch_bytes(c->l, 0, 0, e->real_size) -
-         dwp0_at(g, e->real_size) * e->real_size);
-    emit(e, "/* halves of the rows (i, oy), whole blocks: rows [0, mid) and [mid, rows) */");
-    emit(e, "const int rows = n * %" PRId64 ", mid = rows > %" PRId64 " ? (rows / 2 + %" PRId64
-            ") / %" PRId64 " * %" PRId64 " : rows;", g->oh, block, block - 1, block, block);
-    emit(e, "const int shares = ctx->threads > 1 ? ctx->threads / 2 : 1; /* of the items */");
-    conv_emit_targets(e, g, g->co, conv_emit_wgrad_section, NULL);
-}
-
-/* ---- input gradient */
-
-/* One axis of a phase of the stride: the inputs q*s + ph - p for q in
- * [lo, hi] meet the taps ph + a*s, a < taps, at outputs q - a (those in
- * range). False when the phase has no inputs. */
-typedef struct PhaseAxis {
-    int64_t ph, lo, hi, taps;
-} PhaseAxis;
-
-static bool phase_axis(int64_t in, int64_t k, int64_t s, int64_t p, int64_t ph, PhaseAxis *a)
-{
-    int64_t top = in - 1 + p - ph;
-    if (top < 0)
-        return false;
-    a->ph = ph;
-    a->lo = ph >= p ? 0 : (p - ph + s - 1) / s;
-    a->hi = top / s;
-    a->taps = ph < k ? (k - ph + s - 1) / s : 0;
-    return a->lo <= a->hi;
-}
-
-typedef struct Phase {
-    PhaseAxis y, x;
-} Phase;
-
-/* One tile of a phase (py, px): dx at np of its inputs (i, qy, qx), the
- * input (qy*SH + py - PT, qx*SW + px - PL), by nv vectors of channels: the
- * sum over its class's taps kh = py + a*SH, kw = px + b*SW and over co of
- * dy[i][qy - a][qx - b][co] * wt[t][co][c_v]; for a ReLU before it, 0 where
- * x there is not > 0. */
-static void conv_emit_input_tile(Emitter *e, const ConvGeom *g, const Lanes *ln, int nv,
-                                 int np, const void *arg)
-{
-    const Phase *ph = arg;
-    emit_group_channels(e, ln, nv);
-    emit_accs(e, "vci", np, nv, NULL);
-    emit_class_pixels(e, np, "qy", "qx");
-    for (int p = 0; p < np; p++)
-        emit(e, "const real *dyi%d = dy + (size_t)i%d * %" PRId64 ";", p, p,
-             g->oh * g->ow * g->co);
-    emit(e, "const real *wg = wt + j0 * %" PRId64 "; /* the group's slots */", ln->vl);
-    emit(e, "for (int a = k->a0; a <= k->a1; a++) {");
-    emit(e, "for (int b = k->b0; b <= k->b1; b++) {");
-    for (int p = 0; p < np; p++)
-        emit(e, "const real *d%d = dyi%d + ((qy%d - a) * %" PRId64 " + qx%d - b) * %" PRId64 ";",
-             p, p, p, g->ow, p, g->co);
-    emit(e, "const real *wk = wg + ((%" PRId64 " + a * %" PRId64 ") * %" PRId64 " + %" PRId64
-            " + b * %" PRId64 ") * %" PRId64 ";", ph->y.ph, g->sh, g->kw, ph->x.ph, g->sw,
-         g->co * ln->nv * ln->vl);
-    emit_for(e, "co", g->co);
-    char base[64];
-    snprintf(base, sizeof base, "wk + co * %" PRId64, ln->nv * ln->vl);
-    emit_wloads(e, "vci", ln, nv, base);
-    emit_fmas(e, np, nv, "d", "[co]", "w");
-    emit(e, "}");
-    emit(e, "}");
-    emit(e, "}");
-    for (int p = 0; p < np; p++)
-        for (int v = 0; v < nv; v++) {
-            char at[256];
-            snprintf(at, sizeof at, "(size_t)i%d * %" PRId64 " + ((qy%d * %" PRId64 " + %" PRId64
-                     ") * %" PRId64 " + qx%d * %" PRId64 " + %" PRId64 ") * %" PRId64 " + c%d", p,
-                     g->h * g->w * g->ci, p, g->sh, ph->y.ph - g->pt, g->w, p, g->sw,
-                     ph->x.ph - g->pl, g->ci, v);
-            if (g->relu_in)
-                emit_relu_in(e, "vci", p, v, at);
-            emit(e, "VSTORE(dx + %s, a%d_%d);", at, p, v);
-        }
-}
-
-/* A phase: its inputs by class (see above), every (group, tile) in one
- * parallel loop. */
-static void conv_emit_input_phase(Emitter *e, const ConvGeom *g, const Lanes *ln,
-                                  const Phase *ph)
-{
-    Axis y = {{true, g->h, g->oh, ph->y.taps, g->sh, g->pt}, ph->y.lo, ph->y.hi};
-    Axis x = {{true, g->w, g->ow, ph->x.taps, g->sw, g->pl}, ph->x.lo, ph->x.hi};
-    int classes = conv_emit_classes(e, &y, &x);
-    conv_emit_class_tiles(e, g, ln, classes, conv_emit_input_tile, ph);
-}
-
-/* Phase by phase. */
-static void conv_emit_input_section(Emitter *e, const ConvGeom *g, const Lanes *ln,
-                                    const void *arg)
-{
-    (void)arg;
-    emit_vec_type(e, "vci", ln);
-    if (g->relu_in)
-        emit_mask_type(e, "vci");
-    conv_emit_repack(e, g, ln, "wt", false);
-    for (int64_t py = 0; py < g->sh; py++)
-        for (int64_t px = 0; px < g->sw; px++) {
-            Phase ph;
-            if (!phase_axis(g->h, g->kh, g->sh, g->pt, py, &ph.y) ||
-                !phase_axis(g->w, g->kw, g->sw, g->pl, px, &ph.x))
-                continue;
-            emit(e, "{ /* phase (%" PRId64 ", %" PRId64 "): rows qy*%" PRId64 " + %" PRId64
-                    ", qy in [%" PRId64 ", %" PRId64 "]; columns qx*%" PRId64 " + %" PRId64
-                    ", qx in [%" PRId64 ", %" PRId64 "] */", py, px, g->sh, py - g->pt,
-                 ph.y.lo, ph.y.hi, g->sw, px - g->pl, ph.x.lo, ph.x.hi);
-            conv_emit_input_phase(e, g, ln, &ph);
-            emit(e, "}");
-        }
-}
-
-/* dx[i][iy][ix][ci] = sum over the taps that reach it of
- * dy[i][oy][ox][co] * w[co][ci][kh][kw], with iy + PT = oy*SH + kh. For a
- * stride S only the taps kh = (iy + PT) mod S, + S, + 2S, ... reach row iy,
- * each at oy = (iy + PT) div S - a: the phases of the stride (and the same
- * for columns); of those, the inputs near the border meet fewer (their
- * class). The code gathers exactly those, so no dilated (zero-inserted)
- * gradient exists. */
-static void conv_emit_input_grad(Emitter *e, const LayerCode *c, const ConvGeom *g)
-{
-    const char *L = c->name;
-    emit(e, "real *restrict wt = (real *)work(ctx, %s_SCRATCH) + %" PRId64
-            "; /* [tap][%" PRId64 "][slots of %" PRId64 "] */", L, wp_len(g, e->real_size),
-         g->co, g->ci);
-    conv_emit_targets(e, g, g->ci, conv_emit_input_section, NULL);
-}
-
-static void conv_emit_weights_phase(Emitter *e, const LayerCode *c, const void *g)
-{
-    conv_emit_weight_grad(e, c, g);
-}
-
-static void conv_emit_data_phase(Emitter *e, const LayerCode *c, const void *g)
-{
-    emit(e, "const real *w = param(ctx) + %s_weight;", c->name);
-    conv_emit_input_grad(e, c, g);
-}
-
-static void conv_emit_backward(Emitter *e, const LayerCode *c, const ConvGeom *g)
-{
-    emit(e, "/* from dy[n][%" PRId64 "][%" PRId64 "][%" PRId64 "]: dw, db%s */", g->oh, g->ow,
-         g->co, !c->need_dx ? " (no layer before it learns: no dx)"
-                : c->relu_in ? " and dx, 0 where x <= 0 (the ReLU before)" : " and dx");
-    emit_backward_phases(e, c, conv_emit_weights_phase, conv_emit_data_phase, g);
-}
-
-static void conv_emit(Emitter *e, const LayerCode *c)
-{
-    ConvGeom g = conv_geom(c->l);
-    g.relu_out = c->relu_out;
-    g.relu_in = c->relu_in;
-    conv_emit_forward(e, c, &g);
-    emit_blank(e);
-    conv_emit_backward(e, c, &g);
+    emit_function_end(e);
 }
 
 const LayerKind layer_conv = {
@@ -1255,7 +465,10 @@ const LayerKind layer_conv = {
     .infer = conv_infer,
     .flops = conv_flops,
     .scratch_bytes = conv_scratch_bytes,
-    .emit = conv_emit,
+    .emit_forward = conv_forward,
+    .emit_backward = conv_backward,
+    .ref_forward = conv_ref_forward,
+    .ref_backward = conv_ref_backward,
     .ignores_own_output = true, /* backward reads x and dy, never y */
     .relu_forward = true,
     .relu_backward = true,

@@ -1,20 +1,23 @@
 /* emit.c: Network -> the C of its trainer.
  *
  * The file it writes, top to bottom:
- *   the prelude (real type, OpenMP macros), the parameter offsets, the
- *   workspace layout, each layer's forward and backward side by side, the
- *   network's forward / loss / backward / update, the parameter table and the
- *   cnnrt_model that runtime/cnnrt.h describes, and main().
- * Layer bodies come from each kind's emit hook; this file knows no kind but
- * through LayerKind, except for the loss, which fuses Softmax with
- * cross-entropy as the language defines.
+ *   the value type and runtime/cnnrt_gen.h (what every trainer shares), the
+ *   parameter offsets, the workspace layout, each layer's forward and
+ *   backward side by side, the network's forward and backward over a
+ *   micro-batch (in source order and back, each tensor in the buffer the
+ *   plan gave it), the entry points that deal micro-batches to lanes
+ *   (runtime/lanes.c), the parameter table and the cnnrt_model that
+ *   runtime/cnnrt.h describes, and main().
+ * Layer bodies come from each kind's emitters, fast or reference; this file
+ * knows no kind but through LayerKind, and the plan (plan.c) has decided
+ * where every buffer lives.
  *
  * Names: everything of a layer is LABEL_forward, LABEL_backward,
  * LABEL_weight, LABEL_bias, LABEL_OUT, LABEL_SCRATCH. The driver's own names
  * (forward_all, loss_all, net_params, ...) end in none of those suffixes, so
  * no label, not even one that is a C keyword, can collide with them. */
 #include "config.h"
-#include "cnnc.h"
+#include "emitter.h"
 
 #include <ctype.h>
 #include <inttypes.h>
@@ -22,180 +25,81 @@
 #include <string.h>
 
 /* ------------------------------------------------------------------------
- * Writing lines
+ * Helpers for the kinds' emitters
  */
 
-/* Whether a line ends in '{', before any trailing comment. */
-static bool opens_block(const char *line)
+bool code_needs_dx(const LayerCode *c)
 {
-    size_t len = strlen(line);
-    const char *comment = strstr(line, "/*");
-    if (comment && strstr(comment, "*/") == line + len - 2)
-        len = (size_t)(comment - line);
-    while (len > 0 && line[len - 1] == ' ')
-        len--;
-    return len > 0 && line[len - 1] == '{';
+    for (int k = 0; k < c->ninputs; k++)
+        if (c->need_dx[k])
+            return true;
+    return false;
 }
 
-void emit(Emitter *e, const char *fmt, ...)
+const char *dx_op(const LayerCode *c, int k)
 {
-    va_list ap;
-    va_start(ap, fmt);
-    char *line = xvasprintf(fmt, ap);
-    va_end(ap);
-    if (line[0] == '}' && e->indent > 0)
-        e->indent--;
-    if (line[0] != '\0')
-        for (int i = 0; i < e->indent; i++)
-            fputs("    ", e->out);
-    fputs(line, e->out);
-    fputc('\n', e->out);
-    if (opens_block(line))
-        e->indent++;
-    free(line);
+    return c->dx_add[k] ? "+=" : "=";
 }
 
-void emit_blank(Emitter *e)
+void emit_backward_nothing(Emitter *e, const LayerCode *c)
 {
-    fputc('\n', e->out);
-}
-
-void emit_for(Emitter *e, const char *var, int64_t limit)
-{
-    emit(e, "for (int %s = 0; %s < %" PRId64 "; %s++) {", var, var, limit, var);
-}
-
-/* The vector tiles of Conv and Dense: "TYPE w0, w1;" then
- * "VLOAD(w0, BASE + c0); VLOAD(w1, BASE + c1);" for nv vectors. */
-void emit_vloads(Emitter *e, const char *type, const char *name, int nv, const char *base)
-{
-    char line[512];
-    size_t len = (size_t)snprintf(line, sizeof line, "%s", type);
-    for (int v = 0; v < nv; v++)
-        len += (size_t)snprintf(line + len, sizeof line - len, "%s %s%d", v ? "," : "", name, v);
-    emit(e, "%s;", line);
-    for (int v = 0; v < nv; v++)
-        emit(e, "VLOAD(%s%d, %s + c%d);", name, v, base, v);
-}
-
-/* a{r}_{v} += PRE{r}POST * VEC{v}: a line per tile row r, nv vectors. */
-void emit_fmas(Emitter *e, int rows, int nv, const char *pre, const char *post, const char *vec)
-{
-    for (int r = 0; r < rows; r++) {
-        char line[512];
-        size_t len = 0;
-        for (int v = 0; v < nv; v++)
-            len += (size_t)snprintf(line + len, sizeof line - len, "%sa%d_%d += %s%d%s * %s%d;",
-                                    v ? " " : "", r, v, pre, r, post, vec, v);
-        emit(e, "%s", line);
-    }
-}
-
-void emit_mask_type(Emitter *e, const char *type)
-{
-    emit(e, "typedef __typeof__((%s){0} < (%s){0}) %s_mask; /* a comparison's lanes */", type,
-         type, type);
-}
-
-/* The uniform signatures (see cnnc.h), written once for every kind. */
-void emit_forward_begin(Emitter *e, const LayerCode *c)
-{
-    if (c->in_place)
-        emit(e, "static void %s_forward(cnnrt_ctx *ctx, int n, const real *x, real *y) "
-                "/* y == x */", c->name);
-    else
-        emit(e, "static void %s_forward(cnnrt_ctx *ctx, int n, const real *restrict x, "
-                "real *restrict y)", c->name);
-    emit(e, "{");
-}
-
-void emit_backward_begin(Emitter *e, const LayerCode *c)
-{
-    emit(e, "static void %s_backward(cnnrt_ctx *ctx, int n, const real *restrict x, "
-            "const real *restrict y, const real *restrict dy, real *restrict dx)", c->name);
-    emit(e, "{");
+    emit_comment(e, "no input needs a gradient: nothing to do");
+    emit_backward_begin(e, c);
+    emit(e, "(void)ln, (void)n, (void)y, (void)dy;");
+    for (int k = 0; k < c->ninputs; k++)
+        if (c->ninputs > 1)
+            emit(e, "(void)x%d, (void)dx%d;", k, k);
+        else
+            emit(e, "(void)x, (void)dx;");
+    emit_function_end(e);
 }
 
 void emit_backward_phases(Emitter *e, const LayerCode *c, BackwardPhase *weights,
                           BackwardPhase *data, const void *geom)
 {
-    const char *L = c->name;
-    emit(e, "static NOINLINE void %s_backward_weights(cnnrt_ctx *ctx, int n, "
-            "const real *restrict x, const real *restrict dy)", L);
-    emit(e, "{");
+    emit_function_begin(e, c, "backward_weights", SIG_WEIGHTS, true);
     weights(e, c, geom);
-    emit(e, "}");
+    emit_function_end(e);
     emit_blank(e);
-    if (c->need_dx) {
-        emit(e, "static NOINLINE void %s_backward_data(cnnrt_ctx *ctx, int n, "
-                "const real *restrict x, const real *restrict dy, real *restrict dx)", L);
-        emit(e, "{");
+    if (c->need_dx[0]) {
+        emit_function_begin(e, c, "backward_data", SIG_DATA, true);
         emit(e, "(void)x;");
         data(e, c, geom);
-        emit(e, "}");
+        emit_function_end(e);
         emit_blank(e);
     }
     emit_backward_begin(e, c);
     emit(e, "(void)y;");
-    emit(e, "%s_backward_weights(ctx, n, x, dy);", L);
-    if (c->need_dx)
-        emit(e, "%s_backward_data(ctx, n, x, dy, dx);", L);
+    emit(e, "%s_backward_weights(ln, n, x, dy);", c->name);
+    if (c->need_dx[0])
+        emit(e, "%s_backward_data(ln, n, x, dy, dx);", c->name);
     else
         emit(e, "(void)dx; /* no layer before it learns */");
-    emit(e, "}");
-}
-
-void emit_backward_nothing(Emitter *e, const LayerCode *c)
-{
-    emit_comment(e, "no layer before it learns: nothing to do");
-    emit_backward_begin(e, c);
-    emit(e, "(void)ctx;");
-    emit(e, "(void)n;");
-    emit(e, "(void)x;");
-    emit(e, "(void)y;");
-    emit(e, "(void)dy;");
-    emit(e, "(void)dx;");
-    emit(e, "}");
-}
-
-void emit_comment(Emitter *e, const char *fmt, ...)
-{
-    va_list ap;
-    va_start(ap, fmt);
-    char *text = xvasprintf(fmt, ap);
-    va_end(ap);
-    emit(e, "/* %s */", text);
-    free(text);
+    emit_function_end(e);
 }
 
 /* ------------------------------------------------------------------------
- * The plan (plan.c) decides where every buffer lives
+ * Counting
  */
-
-static bool has_params(const Layer *l)
-{
-    return l->nparams > 0;
-}
-
-static bool fused_softmax(const Network *n)
-{
-    return n->train.loss == LOSS_CROSS_ENTROPY;
-}
 
 double network_train_flops(const Network *n)
 {
     double total = 0;
-    bool params_before = false;
+    bool *learns = xcalloc((size_t)n->nlayers + 1, sizeof *learns);
     for (int i = 0; i < n->nlayers; i++) {
         const Layer *l = &n->layers[i];
         double f = l->kind->flops ? l->kind->flops(l) : 0;
+        bool upstream = false;
+        for (int k = 0; k < l->ninputs; k++)
+            upstream |= learns[l->inputs[k]];
         total += f;                      /* forward */
-        if (has_params(l))
+        if (l->nparams > 0)
             total += f;                  /* weight gradients */
-        if (params_before)
+        if (upstream)
             total += f;                  /* input gradients */
-        params_before |= has_params(l);
+        learns[layer_output(l)] = upstream || l->nparams > 0;
     }
+    free(learns);
     return total;
 }
 
@@ -203,150 +107,39 @@ double network_train_flops(const Network *n)
  * The file's parts
  */
 
+static bool fast_tier(const Emitter *e, const EmitOptions *o)
+{
+    (void)e;
+    return o->kernels == KERNELS_FAST;
+}
+
 static void emit_prelude(Emitter *e, const EmitOptions *o)
 {
     const Network *n = e->net;
-    emit(e, "/* %s.c: the trainer of %s, generated by cnnc %s. */", n->name,
-         n->source_name, PACKAGE_VERSION);
-    emit(e, "/* Build: cc -O3 -march=native %s.c $(pkg-config --cflags --libs cnnrt) -o %s */",
-         n->name, n->name);
-    emit(e, "#include <math.h>");
-    emit(e, "#include <stdint.h>");
-    emit(e, "#include <string.h>");
+    emit(e, "/* %s.c: the trainer of %s, generated by cnnc %s%s. */", n->name,
+         n->source_name, PACKAGE_VERSION,
+         fast_tier(e, o) ? "" : " with the reference kernels (the plain loops of the math)");
+    emit(e, "/* Build: cc -O2 %s.c $(pkg-config --cflags --libs cnnrt) -o %s */", n->name,
+         n->name);
     emit(e, "#include \"cnnrt.h\"");
     emit_blank(e);
     emit(e, "typedef %s real;", o->real_size == 8 ? "double" : "float");
     emit(e, "#define REAL_SIZE %" PRId64, o->real_size);
-    emit(e, "#define EXP %s", o->real_size == 8 ? "exp" : "expf");
-    emit(e, "#define LOG %s", o->real_size == 8 ? "log" : "logf");
-    emit(e, "#define TANH %s", o->real_size == 8 ? "tanh" : "tanhf");
-    emit(e, "#define SQRT %s", o->real_size == 8 ? "sqrt" : "sqrtf");
-    emit_blank(e);
-    emit(e, "/* Loops over samples or rows run on ctx->threads OpenMP threads; every");
-    emit(e, "   value is computed by one thread in a fixed order, so results do not");
-    emit(e, "   depend on the thread count. */");
-    emit(e, "#ifdef _OPENMP");
-    emit(e, "#include <omp.h>");
-    emit(e, "#define PARALLEL_FOR _Pragma(\"omp parallel for schedule(static)\")");
-    emit(e, "/* One thread per lane (see run_lanes), each its own team for the loops */");
-    emit(e, "#define LANES_FOR _Pragma(\"omp parallel for schedule(static, 1) num_threads(team)\")");
-    emit(e, "#define SET_THREADS(ctx) (omp_set_max_active_levels(2), "
-            "omp_set_num_threads((ctx)->threads > 0 ? (ctx)->threads : 1))");
-    emit(e, "#else");
-    emit(e, "#define PARALLEL_FOR");
-    emit(e, "#define LANES_FOR");
-    emit(e, "#define SET_THREADS(ctx) ((void)(ctx))");
-    emit(e, "#endif");
-    emit_blank(e);
-    emit(e, "/* Vectors: CNNC_VL reals fill the target's widest vector register");
-    emit(e, "   (AVX-512, AVX, else 16 bytes: SSE2, NEON or plain C). */");
-    emit(e, "#if defined(__AVX512F__)");
-    emit(e, "#define CNNC_VEC_BYTES 64");
-    emit(e, "#elif defined(__AVX__)");
-    emit(e, "#define CNNC_VEC_BYTES 32");
-    emit(e, "#else");
-    emit(e, "#define CNNC_VEC_BYTES 16");
-    emit(e, "#endif");
-    emit(e, "#define CNNC_VL (CNNC_VEC_BYTES / REAL_SIZE)");
-    emit(e, "/* The first element of vector j (vl lanes) of a row of c >= vl elements:");
-    emit(e, "   the last vector ends at c, overlapping its neighbour. */");
-    emit(e, "#define VEC_AT(j, vl, c) ((j) * (vl) < (c) - (vl) ? (j) * (vl) : (c) - (vl))");
-    emit(e, "/* Unaligned vector load and store. */");
-    emit(e, "#define VLOAD(v, p) memcpy(&(v), (p), sizeof(v))");
-    emit(e, "#define VSTORE(p, v) memcpy((p), &(v), sizeof(v))");
-    emit_blank(e);
-    emit(e, "/* The phases of a backward stay functions of their own, which profiles name.");
-    emit(e, "   MAYBE_UNUSED marks the helpers that only some networks call. */");
-    emit(e, "#if defined(__GNUC__)");
-    emit(e, "#define NOINLINE __attribute__((noinline))");
-    emit(e, "#define MAYBE_UNUSED __attribute__((unused))");
-    emit(e, "#else");
-    emit(e, "#define NOINLINE");
-    emit(e, "#define MAYBE_UNUSED");
-    emit(e, "#endif");
-    emit_blank(e);
-    emit(e, "static inline real *param(cnnrt_ctx *ctx) { return (real *)ctx->params; }");
-    emit(e, "static inline real *grad(cnnrt_ctx *ctx) { return (real *)ctx->grads; }");
-    emit(e, "static inline void *work(cnnrt_ctx *ctx, size_t off) "
-            "{ return (char *)ctx->workspace + off; }");
+    emit(e, "#include \"cnnrt_gen.h\" /* vectors, the loss, the optimizers: every trainer's */");
     emit_blank(e);
 }
 
-/* The lanes (plan.c): a context for each, and the loop that deals the
- * micro-batches of n samples out to them. */
-static void emit_lanes(Emitter *e)
+/* The C expression of tensor t's values in a lane: x for the input. */
+static char *tensor_at(const Network *n, int t)
 {
-    emit_comment(e, "Lane l's context: ctx with the lane's workspace and gradients, and THREADS");
-    emit_comment(e, "for the loops of the layers.");
-    emit(e, "static cnnrt_ctx lane_ctx(const cnnrt_ctx *ctx, int l, int threads)");
-    emit(e, "{");
-    emit(e, "cnnrt_ctx lane = *ctx;");
-    emit(e, "lane.workspace = (char *)ctx->workspace + (size_t)l * LANE_BYTES;");
-    emit(e, "if (l > 0)");
-    emit(e, "    lane.grads = (real *)work((cnnrt_ctx *)ctx, LANE_GRADS) + (size_t)(l - 1) * PARAM_COUNT;");
-    emit(e, "lane.threads = threads;");
-    emit(e, "return lane;");
-    emit(e, "}");
-    emit_blank(e);
-    emit_comment(e, "What a lane does with samples i0..i0+m-1 of the batch of ctx (home).");
-    emit(e, "typedef void micro_job(cnnrt_ctx *lane, cnnrt_ctx *home, int l, int i0, int m, void *arg);");
-    emit_blank(e);
-    emit_comment(e, "Lane l's micro-batches of n samples, k = l, l + LANES, ...: JOB on each.");
-    emit_comment(e, "ZERO: the lane's gradients start at zero.");
-    emit(e, "static void run_lane(cnnrt_ctx *ctx, int l, int threads, int n, int zero, "
-            "micro_job *job, void *arg)");
-    emit(e, "{");
-    emit(e, "const int micros = (n + MICRO - 1) / MICRO;");
-    emit(e, "cnnrt_ctx lane = lane_ctx(ctx, l, threads);");
-    emit(e, "SET_THREADS(&lane);");
-    emit(e, "net_state *st = work(&lane, 0);");
-    emit(e, "st->micro_n = 0;");
-    emit(e, "if (zero) memset(lane.grads, 0, sizeof(real) * PARAM_COUNT);");
-    emit(e, "for (int k = l; k < micros; k += LANES) {");
-    emit(e, "const int i0 = k * MICRO;");
-    emit(e, "st->first = k == l;");
-    emit(e, "st->last = k + LANES >= micros;");
-    emit(e, "job(&lane, ctx, l, i0, n - i0 < MICRO ? n - i0 : MICRO, arg);");
-    emit(e, "}");
-    emit(e, "}");
-    emit_blank(e);
-    emit_comment(e, "JOB on each micro-batch of n samples, micro-batch k on lane k mod LANES:");
-    emit_comment(e, "the lanes side by side, a thread each (a team each where there are more");
-    emit_comment(e, "threads), or one after the other on one thread, whose loops then take");
-    emit_comment(e, "all the threads.");
-    emit(e, "static void run_lanes(cnnrt_ctx *ctx, int n, int zero, micro_job *job, void *arg)");
-    emit(e, "{");
-    emit(e, "const int threads = ctx->threads > 0 ? ctx->threads : 1;");
-    emit(e, "const int team = threads < LANES ? threads : LANES;");
-    emit(e, "if (team > 1) {");
-    emit(e, "LANES_FOR");
-    emit(e, "for (int l = 0; l < LANES; l++)");
-    emit(e, "    run_lane(ctx, l, threads / LANES > 1 ? threads / LANES : 1, n, zero, job, arg);");
-    emit(e, "} else {");
-    emit(e, "for (int l = 0; l < LANES; l++)");
-    emit(e, "    run_lane(ctx, l, threads, n, zero, job, arg);");
-    emit(e, "}");
-    emit(e, "SET_THREADS(ctx);");
-    emit(e, "}");
-    emit_blank(e);
-    emit_comment(e, "grad(ctx) += the gradients of lanes 1.., in lane order.");
-    emit(e, "static void add_lanes(cnnrt_ctx *ctx)");
-    emit(e, "{");
-    emit(e, "real *restrict g = grad(ctx);");
-    emit(e, "for (int l = 1; l < LANES; l++) {");
-    emit(e, "const real *restrict gl = (const real *)work(ctx, LANE_GRADS) + (size_t)(l - 1) * PARAM_COUNT;");
-    emit(e, "PARALLEL_FOR");
-    emit(e, "for (long j = 0; j < PARAM_COUNT; j++) g[j] += gl[j];");
-    emit(e, "}");
-    emit(e, "}");
-    emit_blank(e);
+    return t == INPUT_TENSOR ? xstrdup("x")
+                             : xasprintf("work(ln, %s_OUT)", n->layers[t - 1].label);
 }
 
-/* Whether layer i's output buffer holds one sample: it streams, or writes
- * over the output of one that does. */
-static bool one_sample(const MemPlan *lay, int i)
+/* The C expression of tensor t's gradient in a lane. */
+static char *grad_at(const MemPlan *lay, int t)
 {
-    return lay->at[i].streamed || (lay->at[i].in_place && lay->at[i - 1].streamed);
+    return xasprintf("work(ln, DBUF%d)", lay->t[t].grad_slot);
 }
 
 static void emit_offsets(Emitter *e, const MemPlan *lay)
@@ -362,6 +155,19 @@ static void emit_offsets(Emitter *e, const MemPlan *lay)
     emit(e, "PARAM_COUNT = %" PRId64, lay->params);
     emit(e, "};");
     emit_blank(e);
+    if (lay->buffer_bytes > 0) {
+        emit_comment(e, "Buffers (running statistics): offsets in bytes into the buffer block.");
+        emit(e, "enum {");
+        for (int i = 0; i < n->nlayers; i++) {
+            const Layer *l = &n->layers[i];
+            for (int b = 0; b < l->nbuffers; b++)
+                emit(e, "%s_%s = %" PRId64 ",", l->label, l->buffers[b].suffix,
+                     lay->at[i].buffer_off[b]);
+        }
+        emit(e, "BUFFER_BYTES = %" PRId64, lay->buffer_bytes);
+        emit(e, "};");
+        emit_blank(e);
+    }
     emit_comment(e, "The batch goes through the layers MICRO samples at a time.");
     emit(e, "#define BATCH %" PRId64, lay->batch);
     emit(e, "#define MICRO %" PRId64, lay->micro);
@@ -383,80 +189,134 @@ static void emit_offsets(Emitter *e, const MemPlan *lay)
          lay->full_dy_off);
     for (int i = 0; i < n->nlayers; i++) {
         const Layer *l = &n->layers[i];
+        const TensorPlace *t = &lay->t[layer_output(l)];
         char sh[64];
-        emit(e, "#define %s_OUT %" PRId64 "u /* [%s][%s]%s */", l->label, lay->at[i].out_off,
-             one_sample(lay, i) ? "1" : "MICRO", shape_str(l->out, sh, sizeof sh),
-             lay->at[i].in_place ? ", over its input" : "");
-        emit(e, "#define %s_SCRATCH %" PRId64 "u", l->label, lay->at[i].scratch_off);
+        emit(e, "#define %s_OUT %" PRId64 "u /* [%s][%s]%s%s */", l->label, t->off,
+             t->one_sample ? "1" : "MICRO", shape_str(l->out, sh, sizeof sh),
+             t->over >= 0 ? ", over " : "", t->over >= 0 ? tensor_name(n, t->over) : "");
+        if (lay->kernels == KERNELS_FAST)
+            emit(e, "#define %s_SCRATCH %" PRId64 "u", l->label, lay->at[i].scratch_off);
     }
-    emit(e, "#define DBUF0 %" PRId64 "u", lay->dbuf_off[0]);
-    emit(e, "#define DBUF1 %" PRId64 "u", lay->dbuf_off[1]);
+    for (int s = 0; s < lay->ngrad_slots; s++) {
+        int owner = -1; /* the reference tier's: one tensor a buffer */
+        for (int t = 0; t <= n->nlayers && lay->kernels == KERNELS_REFERENCE; t++)
+            if (lay->t[t].grad_slot == s)
+                owner = t;
+        if (owner >= 0)
+            emit(e, "#define DBUF%d %" PRId64 "u /* [MICRO][%" PRId64 "]: dL/d %s */", s,
+                 lay->grad_slot_off[s], lay->grad_slot_elems[s], tensor_name(n, owner));
+        else
+            emit(e, "#define DBUF%d %" PRId64 "u /* [MICRO][%" PRId64 "]: gradients */", s,
+                 lay->grad_slot_off[s], lay->grad_slot_elems[s]);
+    }
     emit(e, "#define LANE_INPUT %" PRId64 "u /* [MICRO][INPUT_SIZE]: a step's input from bytes */",
          lay->input_off);
     emit_blank(e);
-    emit_comment(e, "At the start of each lane's workspace: the batch of the last forward (in");
-    emit_comment(e, "reals, or in bytes for a step from bytes) and its size (lane 0's), the");
-    emit_comment(e, "first sample and the size of the lane's last micro-batch through the");
-    emit_comment(e, "layers, whether that is the lane's first or last of the call, and the");
-    emit_comment(e, "step's key for Dropout's masks.");
-    emit(e, "typedef struct net_state { const real *x; const uint8_t *x8; int n, i0, micro_n, "
-            "first, last; uint64_t key; } net_state;");
-    emit(e, "_Static_assert(sizeof(net_state) <= %d, \"the workspace header\");",
+    emit_comment(e, "At the start of each lane's workspace: the driver's record of the last");
+    emit_comment(e, "call (its input and size, on lane 0) and the size of the lane's last");
+    emit_comment(e, "micro-batch. The layers never read it.");
+    emit(e, "typedef struct lane_record { const real *x; const uint8_t *x8; int n, micro_n; "
+            "uint64_t key; } lane_record;");
+    emit(e, "_Static_assert(sizeof(lane_record) <= %d, \"the workspace header\");",
          (int)lay->full_out_off);
     emit_blank(e);
-    emit_comment(e, "The random numbers of sample i of the micro-batch in the layers: a stream");
-    emit_comment(e, "of its own for each sample of the step, so they depend on neither the");
-    emit_comment(e, "micro-batch, nor the lane, nor the thread count.");
-    emit(e, "static inline MAYBE_UNUSED cnnrt_rng sample_rng(cnnrt_ctx *ctx, int i)");
+    emit_comment(e, "What the lanes of a training step need, and their summed losses.");
+    emit(e, "typedef struct step_job { const real *x; const uint8_t *x8; int n; "
+            "const int32_t *labels; const void *targets; double total[LANES]; } step_job;");
+    emit_blank(e);
+    emit(e, "static lane_record *record(const cnnrt_lane *ln) { return work(ln, 0); }");
+    emit(e, "static lane_record *home_record(cnnrt_ctx *ctx) { return ctx->workspace; }");
+    emit_comment(e, "Rows i0.. of a full-batch buffer of the home workspace.");
+    emit(e, "static real *home_rows(const cnnrt_lane *ln, size_t off)");
     emit(e, "{");
-    emit(e, "const net_state *st = work(ctx, 0);");
-    emit(e, "cnnrt_rng r;");
-    emit(e, "cnnrt_rng_seed(&r, st->key, (uint64_t)(st->i0 + i));");
-    emit(e, "return r;");
+    emit(e, "return (real *)((char *)ln->home->workspace + off) + (size_t)ln->i0 * OUTPUTS;");
     emit(e, "}");
     emit_blank(e);
-    emit_comment(e, "Whether the micro-batch in the layers is its lane's first (last) of the");
-    emit_comment(e, "call: the layers repack their weights on the first and keep sums of their");
-    emit_comment(e, "gradients across micro-batches until the last.");
-    emit(e, "static inline MAYBE_UNUSED int lane_first(cnnrt_ctx *ctx) "
-            "{ return ((const net_state *)work(ctx, 0))->first; }");
-    emit(e, "static inline MAYBE_UNUSED int lane_last(cnnrt_ctx *ctx) "
-            "{ return ((const net_state *)work(ctx, 0))->last; }");
-    emit_blank(e);
-    emit_lanes(e);
 }
 
-static void emit_layer(Emitter *e, const Layer *l, const MemPlan *lay, int i)
+/* What the plan decided for layer i, as its emitters read it. */
+static LayerCode layer_code(const Emitter *e, const MemPlan *lay, int i, Kernels kernels)
 {
+    const Network *n = e->net;
+    const Layer *l = &n->layers[i];
+    const LayerPlace *at = &lay->at[i];
+    LayerCode c = {.l = l, .name = l->label, .kernels = kernels, .ninputs = l->ninputs,
+                   .fused_into_loss = !at->backward && layer_output(l) > lay->loss_tensor,
+                   .batch = lay->micro, .lane_samples = lay->lane_samples,
+                   .in_place = at->in_place, .relu_out = at->relu_out, .relu_in = at->relu_in,
+                   .forward_fused = at->forward_fused, .backward_fused = at->backward_fused,
+                   .scratch_off = at->scratch_off};
+    for (int k = 0; k < l->ninputs; k++) {
+        c.need_dx[k] = at->need_dx[k];
+        c.dx_add[k] = at->dx_add[k];
+    }
+    for (int j = i - 2; j < i; j++)   /* streaming pairs are neighbours */
+        c.streamed_into |= j >= 0 && lay->at[j].streamed && lay->at[j].stream_to == i;
+    return c;
+}
+
+/* The tier of layer i's kernels in a trainer of tier kernels. */
+static Kernels layer_tier(const MemPlan *lay, int i, Kernels kernels)
+{
+    return lay->compact && lay->compact[i] ? KERNELS_REFERENCE : kernels;
+}
+
+static void emit_layer(Emitter *e, const MemPlan *lay, int i, Kernels kernels)
+{
+    kernels = layer_tier(lay, i, kernels);
+    const Layer *l = &e->net->layers[i];
     char in[64], out[64];
     emit(e, "/* ---- %s: %s, %s -> %s %s */", l->label, l->kind->name,
          shape_str(l->in, in, sizeof in), shape_str(l->out, out, sizeof out),
          "------------------------------------------------");
-    LayerCode c = {.l = l, .name = l->label, .need_dx = lay->at[i].need_dx,
-                   .fused_into_loss = i > lay->backward_from, .batch = lay->micro,
-                   .lane_samples = lay->lane_samples,
-                   .in_place = lay->at[i].in_place, .relu_out = lay->at[i].relu_out,
-                   .relu_in = lay->at[i].relu_in, .forward_fused = lay->at[i].forward_fused,
-                   .backward_fused = lay->at[i].backward_fused,
-                   .scratch_off = lay->at[i].scratch_off};
-    l->kind->emit(e, &c);
+    LayerCode c = layer_code(e, lay, i, kernels);
+    bool fast = kernels == KERNELS_FAST;
+    (fast ? l->kind->emit_forward : l->kind->ref_forward)(e, &c);
+    emit_blank(e);
+    if (fast && lay->phased && l->kind->batch_stats) {
+        l->kind->emit_stats(e, &c);
+        emit_blank(e);
+        l->kind->emit_combine(e, &c);
+        if (lay->at[i].backward) {
+            l->kind->emit_bsums(e, &c);
+            emit_blank(e);
+            l->kind->emit_bcombine(e, &c);
+        }
+    }
+    if (lay->at[i].backward)
+        (fast ? l->kind->emit_backward : l->kind->ref_backward)(e, &c);
+    else if (c.backward_fused)
+        emit_comment(e, "%s backward: in the layer after it, which zeroes its dx where its "
+                        "input (this y) is 0", c.name);
+    else if (c.fused_into_loss)
+        emit_comment(e, "%s backward: fused with cross-entropy in the loss, "
+                        "dL/dx = (y - onehot)/n", c.name);
+    else
+        emit_comment(e, "%s backward: none (no gradient flows through it)", c.name);
     emit_blank(e);
 }
 
-/* The input of layer i in a micro-batch: x, or the previous layer's output. */
-static void emit_layer_input(Emitter *e, const Network *n, int i, const char *var)
-{
-    if (i == 0)
-        emit(e, "const real *%s = x;", var);
-    else
-        emit(e, "const real *%s = work(ctx, %s_OUT);", var, n->layers[i - 1].label);
-}
+/* ------------------------------------------------------------------------
+ * The network over a micro-batch
+ */
 
-/* memcpy of m rows of OUTPUTS reals from FROM to rows i0.. of BUF. */
-static void emit_copy_rows(Emitter *e, const char *buf, const char *from)
+/* "const real *in0 = ..., ..." then the call of L_forward. */
+static void emit_forward_call(Emitter *e, int i)
 {
-    emit(e, "memcpy((real *)work(home, %s) + (size_t)i0 * OUTPUTS, %s, "
-            "sizeof(real) * (size_t)m * OUTPUTS);", buf, from);
+    const Network *n = e->net;
+    const Layer *l = &n->layers[i];
+    Buf b = {0};
+    b.f = open_memstream(&b.text, &b.len);
+    fprintf(b.f, "%s_forward(ln, m", l->label);
+    for (int k = 0; k < l->ninputs; k++) {
+        char *at = tensor_at(n, l->inputs[k]);
+        fprintf(b.f, ", %s", at);
+        free(at);
+    }
+    fprintf(b.f, ", work(ln, %s_OUT));", l->label);
+    fclose(b.f);
+    emit(e, "%s", b.text);
+    free(b.text);
 }
 
 /* Layer i streams into layer j (plan.c): for each sample, i into its
@@ -464,231 +324,405 @@ static void emit_copy_rows(Emitter *e, const char *buf, const char *from)
 static void emit_streamed_pair(Emitter *e, int i, int j)
 {
     const Network *n = e->net;
-    const char *a = n->layers[i].label, *b = n->layers[j].label;
-    emit_comment(e, "%s into %s a sample at a time: %s's map stays in cache", a, b, a);
+    const Layer *a = &n->layers[i], *b = &n->layers[j];
+    int t = a->inputs[0];
+    emit_comment(e, "%s into %s a sample at a time: %s's map stays in cache", a->label,
+                 b->label, a->label);
     emit(e, "for (int s = 0; s < m; s++) {");
-    if (i == 0)
+    if (t == INPUT_TENSOR)
         emit(e, "const real *in = x + (size_t)s * INPUT_SIZE;");
     else
-        emit(e, "const real *in = (const real *)work(ctx, %s_OUT) + (size_t)s * %" PRId64 ";",
-             n->layers[i - 1].label, shape_elems(n->layers[i].in));
-    emit(e, "%s_forward(ctx, 1, in, work(ctx, %s_OUT));", a, a);
-    emit(e, "%s_forward_sample(ctx, s, work(ctx, %s_OUT), (real *)work(ctx, %s_OUT) + "
-            "(size_t)s * %" PRId64 ");", b, n->layers[j - 1].label, b,
-         shape_elems(n->layers[j].out));
+        emit(e, "const real *in = (const real *)work(ln, %s_OUT) + (size_t)s * %" PRId64 ";",
+             tensor_name(n, t), shape_elems(a->in));
+    emit(e, "%s_forward(ln, 1, in, work(ln, %s_OUT));", a->label, a->label);
+    emit(e, "%s_forward_sample(ln, s, work(ln, %s_OUT), (real *)work(ln, %s_OUT) + "
+            "(size_t)s * %" PRId64 ");", b->label, n->layers[j - 1].label, b->label,
+         shape_elems(b->out));
     emit(e, "}");
 }
 
-static void emit_forward(Emitter *e, const MemPlan *lay)
+/* The forward calls of layers [from, to), in source order. */
+static void emit_forward_range(Emitter *e, const MemPlan *lay, int from, int to)
 {
     const Network *n = e->net;
-    emit_comment(e, "The layers forward over samples i0..i0+m-1 (m <= MICRO) at x, in the");
-    emit_comment(e, "lane's workspace; the network's output (and logits) go to rows i0.. of");
-    emit_comment(e, "the full-batch buffers of home.");
-    emit(e, "static void forward_micro(cnnrt_ctx *ctx, cnnrt_ctx *home, int i0, int m, "
-            "const real *x)");
-    emit(e, "{");
-    emit(e, "net_state *st = work(ctx, 0);");
-    emit(e, "st->i0 = i0;");
-    emit(e, "st->micro_n = m;");
-    emit(e, "st->key = ((const net_state *)work(home, 0))->key;");
-    for (int i = 0; i < n->nlayers; i++) {
+    for (int i = from; i < to; i++) {
         const Layer *l = &n->layers[i];
         if (lay->at[i].forward_fused) {
-            emit_comment(e, "%s: in %s_forward", l->label, n->layers[i - 1].label);
+            emit_comment(e, "%s: in %s_forward", l->label,
+                         tensor_name(n, l->inputs[0]));
             continue;
         }
-        emit(e, "{");
         if (lay->at[i].streamed) {
-            int j = lay->at[i + 1].forward_fused ? i + 2 : i + 1;
+            int j = lay->at[i].stream_to;
             emit_streamed_pair(e, i, j);
-            emit(e, "}");
             if (j == i + 2)
                 emit_comment(e, "%s: in %s_forward", n->layers[i + 1].label, l->label);
             i = j;
             continue;
         }
-        emit_layer_input(e, n, i, "in");
-        emit(e, "%s_forward(ctx, m, in, work(ctx, %s_OUT));", l->label, l->label);
-        emit(e, "}");
+        emit_forward_call(e, i);
     }
-    char from[96];
-    snprintf(from, sizeof from, "work(ctx, %s_OUT)", n->layers[n->nlayers - 1].label);
-    emit_copy_rows(e, "FULL_OUT", from);
-    if (fused_softmax(n)) {
-        if (n->nlayers >= 2)
-            snprintf(from, sizeof from, "work(ctx, %s_OUT)", n->layers[n->nlayers - 2].label);
-        else
-            snprintf(from, sizeof from, "x");
-        emit_copy_rows(e, "FULL_LOGITS", from);
+}
+
+/* The network's output (and a fused Softmax's input) to the lane's rows of
+ * the full-batch buffers of home. */
+static void emit_copy_outputs(Emitter *e, const MemPlan *lay)
+{
+    const Network *n = e->net;
+    char *out = tensor_at(n, layer_output(&n->layers[n->nlayers - 1]));
+    emit(e, "memcpy(home_rows(ln, FULL_OUT), %s, sizeof(real) * (size_t)m * OUTPUTS);", out);
+    free(out);
+    if (network_fuses_softmax(n)) {
+        char *logits = tensor_at(n, lay->loss_tensor);
+        emit(e, "memcpy(home_rows(ln, FULL_LOGITS), %s, sizeof(real) * (size_t)m * OUTPUTS);",
+             logits);
+        free(logits);
     }
-    emit(e, "}");
-    emit_blank(e);
-    emit(e, "static void forward_job(cnnrt_ctx *lane, cnnrt_ctx *home, int l, int i0, int m, "
-            "void *arg)");
+}
+
+static void emit_forward_micro(Emitter *e, const MemPlan *lay)
+{
+    const Network *n = e->net;
+    emit_comment(e, "The layers forward over the lane's micro-batch at x (m samples), in");
+    emit_comment(e, "source order; the network's output (and logits) go to its rows of the");
+    emit_comment(e, "full-batch buffers of home.");
+    emit(e, "static void forward_micro(const cnnrt_lane *ln, const real *x)");
     emit(e, "{");
-    emit(e, "(void)l, (void)arg;");
-    emit(e, "const net_state *st = work(home, 0);");
-    emit(e, "forward_micro(lane, home, i0, m, st->x + (size_t)i0 * INPUT_SIZE);");
-    emit(e, "}");
-    emit_blank(e);
-    emit_comment(e, "A forward pass; while training, it draws the key of Dropout's masks.");
-    emit(e, "static void forward_all(cnnrt_ctx *ctx, int n, const void *x)");
-    emit(e, "{");
-    emit(e, "SET_THREADS(ctx);");
-    emit(e, "net_state *st = work(ctx, 0);");
-    emit(e, "*st = (net_state){.x = x, .n = n, .key = ctx->training ? cnnrt_rng_next(&ctx->rng) : 0};");
-    emit(e, "run_lanes(ctx, n, 0, forward_job, NULL);");
-    emit(e, "ctx->output = work(ctx, FULL_OUT);");
+    emit(e, "const int m = ln->n;");
+    emit(e, "record(ln)->micro_n = m;");
+    emit_forward_range(e, lay, 0, n->nlayers);
+    emit_copy_outputs(e, lay);
     emit(e, "}");
     emit_blank(e);
 }
 
+static void emit_backward_call(Emitter *e, const MemPlan *lay, int i)
+{
+    const Network *n = e->net;
+    const Layer *l = &n->layers[i];
+    const LayerPlace *at = &lay->at[i];
+    Buf b = {0};
+    b.f = open_memstream(&b.text, &b.len);
+    fprintf(b.f, "%s_backward(ln, m", l->label);
+    for (int k = 0; k < l->ninputs; k++) {
+        char *x = tensor_at(n, l->inputs[k]);
+        fprintf(b.f, ", %s", x);
+        free(x);
+    }
+    char *dy = grad_at(lay, at->dy_tensor);
+    fprintf(b.f, ", work(ln, %s_OUT), %s", l->label, dy);
+    free(dy);
+    for (int k = 0; k < l->ninputs; k++) {
+        char *dx = at->need_dx[k] ? grad_at(lay, at->dx_tensor[k]) : xstrdup("NULL");
+        fprintf(b.f, ", %s", dx);
+        free(dx);
+    }
+    fputs(");", b.f);
+    fclose(b.f);
+    emit(e, "%s", b.text);
+    free(b.text);
+}
+
+/* The backward calls of layers hi down to lo, in reverse source order. */
+static void emit_backward_range(Emitter *e, const MemPlan *lay, int hi, int lo)
+{
+    const Network *n = e->net;
+    for (int i = hi; i >= lo; i--) {
+        const Layer *l = &n->layers[i];
+        if (lay->at[i].backward_fused)
+            emit_comment(e, "%s: in %s_backward", l->label,
+                         n->layers[n->tensors[layer_output(l)].consumers[0]].label);
+        else if (lay->at[i].backward)
+            emit_backward_call(e, lay, i);
+    }
+}
+
+static void emit_backward_micro(Emitter *e, const MemPlan *lay, Kernels kernels)
+{
+    const Network *n = e->net;
+    emit_comment(e, "The layers backward over the lane's last micro-batch forward (x), in");
+    emit_comment(e, "reverse order, from dL/d%s in DBUF%d; each adds its parameters'",
+                 tensor_name(n, lay->loss_tensor), lay->t[lay->loss_tensor].grad_slot);
+    emit_comment(e, "gradients to the lane's and sends dL/d its inputs back%s.",
+                 kernels == KERNELS_FAST ? " (the first consumer of a tensor writes its "
+                                           "gradient, the others add to it)"
+                                         : " (added to gradients that start at zero)");
+    emit(e, "static void backward_micro(const cnnrt_lane *ln, const real *x)");
+    emit(e, "{");
+    emit(e, "const int m = ln->n;");
+    if (kernels == KERNELS_REFERENCE)
+        for (int s = 0; s < lay->ngrad_slots; s++)
+            if (s != lay->t[lay->loss_tensor].grad_slot)
+                emit(e, "memset(work(ln, DBUF%d), 0, sizeof(real) * (size_t)m * %" PRId64 ");",
+                     s, lay->grad_slot_elems[s]);
+    emit_backward_range(e, lay, n->nlayers - 1, 0);
+    emit(e, "(void)ln, (void)m, (void)x;");
+    emit(e, "}");
+    emit_blank(e);
+}
+/* ------------------------------------------------------------------------
+ * Phases: a training step of a network with batch statistics
+ *
+ * A BatchNorm normalises with the statistics of the whole batch, which the
+ * lanes hold between them (plan.c gives each lane its share as one
+ * micro-batch). So a step goes in phases: forward up to each BatchNorm,
+ * its statistics on every lane; the lanes meet and combine them (in lane
+ * order); on from there. Backward likewise meets before each BatchNorm's
+ * backward, whose dx needs sums over the batch. Between phases the lanes
+ * keep their maps and gradients: nothing is computed twice.
+ */
+
+/* The batch-statistics layers, in source order; returns their count. */
+static int stat_layers(const Network *n, int *at)
+{
+    int k = 0;
+    for (int i = 0; i < n->nlayers; i++)
+        if (n->layers[i].kind->batch_stats)
+            at[k++] = i;
+    return k;
+}
+
+/* "L_stats(ln, m, X);" or "L_bsums(ln, m, X, DY);" for batch-statistics
+ * layer b. */
+static void emit_stats_call(Emitter *e, const MemPlan *lay, int b, bool backward)
+{
+    const Network *n = e->net;
+    const Layer *l = &n->layers[b];
+    char *x = tensor_at(n, l->inputs[0]);
+    if (backward) {
+        char *dy = grad_at(lay, lay->at[b].dy_tensor);
+        emit(e, "%s_bsums(ln, m, %s, %s);", l->label, x, dy);
+        free(dy);
+    } else {
+        emit(e, "%s_stats(ln, m, %s);", l->label, x);
+    }
+    free(x);
+}
+
+/* The opening of a phase's lane function: its micro-batch's input. */
+static void emit_phase_begin(Emitter *e, const char *name, bool first)
+{
+    emit(e, "static void %s(const cnnrt_lane *ln, void *arg)", name);
+    emit(e, "{");
+    emit(e, "const step_job *job = arg;");
+    emit(e, "const int m = ln->n;");
+    if (first) {
+        emit(e, "record(ln)->micro_n = m;");
+        emit(e, "if (job->x8)");
+        emit(e, "    cnnrt_bytes_to_reals(ln, work(ln, LANE_INPUT), job->x8 + (size_t)ln->i0 * "
+                "INPUT_SIZE, m * INPUT_SIZE);");
+    }
+    emit(e, "const real *x = job->x8 ? (const real *)work(ln, LANE_INPUT) : job->x + "
+            "(size_t)ln->i0 * INPUT_SIZE;");
+}
+
+static void emit_phases(Emitter *e, const MemPlan *lay)
+{
+    const Network *n = e->net;
+    int *b = xcalloc((size_t)n->nlayers + 2, sizeof *b);
+    int k = stat_layers(n, b + 1);
+    b[0] = 0;
+    b[k + 1] = n->nlayers;
+    for (int p = 0; p <= k; p++) {
+        char name[32];
+        snprintf(name, sizeof name, "forward_phase%d", p);
+        emit_comment(e, "Forward phase %d: layers %s to %s%s%s.", p, n->layers[b[p]].label,
+                     n->layers[b[p + 1] - 1].label, p < k ? ", then the statistics of " : "",
+                     p < k ? n->layers[b[p + 1]].label : "");
+        emit_phase_begin(e, name, p == 0);
+        emit_forward_range(e, lay, b[p], b[p + 1]);
+        if (p < k)
+            emit_stats_call(e, lay, b[p + 1], false);
+        else
+            emit_copy_outputs(e, lay);
+        emit(e, "(void)x, (void)job;");
+        emit(e, "}");
+        emit_blank(e);
+    }
+    for (int p = k; p >= 0; p--) {
+        char name[32];
+        snprintf(name, sizeof name, "backward_phase%d", p);
+        emit_comment(e, "Backward phase %d: layers %s down to %s%s%s.", p,
+                     n->layers[b[p + 1] - 1 + (p < k)].label, n->layers[b[p]].label,
+                     p > 0 ? ", then the sums of " : "", p > 0 ? n->layers[b[p]].label : "");
+        emit_phase_begin(e, name, false);
+        if (p == k)
+            emit(e, "memcpy(work(ln, DBUF%d), (real *)((char *)ln->home->workspace + FULL_DY) + "
+                    "(size_t)ln->i0 * OUTPUTS, sizeof(real) * (size_t)m * OUTPUTS);",
+                 lay->t[lay->loss_tensor].grad_slot);
+        emit_backward_range(e, lay, b[p + 1] - 1 + (p < k), b[p] + (p > 0));
+        if (p > 0)
+            emit_stats_call(e, lay, b[p], true);
+        emit(e, "(void)x, (void)job;");
+        emit(e, "}");
+        emit_blank(e);
+    }
+    emit_comment(e, "Forward over the batch in its phases, the lanes meeting at each BatchNorm.");
+    emit(e, "static void forward_phased(cnnrt_ctx *ctx, const step_job *job, uint64_t key)");
+    emit(e, "{");
+    for (int p = 0; p <= k; p++) {
+        emit(e, "cnnrt_run_lanes(ctx, job->n, 0, key, forward_phase%d, (void *)job);", p);
+        if (p < k)
+            emit(e, "%s_combine(ctx, job->n);", n->layers[b[p + 1]].label);
+    }
+    emit(e, "}");
+    emit_blank(e);
+    emit_comment(e, "Backward over the batch in its phases; the lanes' gradients start at zero.");
+    emit(e, "static void backward_phased(cnnrt_ctx *ctx, const step_job *job, uint64_t key)");
+    emit(e, "{");
+    for (int p = k; p >= 0; p--) {
+        emit(e, "cnnrt_run_lanes(ctx, job->n, %d, key, backward_phase%d, (void *)job);",
+             p == k, p);
+        if (p > 0)
+            emit(e, "%s_bcombine(ctx, job->n);", n->layers[b[p]].label);
+    }
+    emit(e, "}");
+    emit_blank(e);
+    free(b);
+}
+
+/* ------------------------------------------------------------------------
+ * The entry points: micro-batches dealt to the lanes (runtime/lanes.c)
+ */
+
 /* The divisor that makes the summed loss a mean, in PyTorch's meaning. */
 static const char *loss_mean_divisor(const Network *n)
 {
-    return fused_softmax(n) ? "(double)n" : "((double)n * OUTPUTS)";
+    return network_fuses_softmax(n) ? "(double)n" : "((double)n * OUTPUTS)";
 }
 
 static void emit_loss(Emitter *e, const MemPlan *lay)
 {
     const Network *n = e->net;
-    emit_comment(e, "The loss summed over samples i0..i0+m-1 of the last forward, and");
-    emit_comment(e, "dy[m][OUTPUTS] = dL/d(output of %s) for them, of the mean over all n.",
-                 lay->backward_from >= 0 ? n->layers[lay->backward_from].label : "the input");
+    emit_comment(e, "The loss summed over rows i0..i0+m-1 of the last forward, and");
+    emit_comment(e, "dy[m][OUTPUTS] = dL/d%s for them, of the mean over all n.",
+                 tensor_name(n, lay->loss_tensor));
     emit(e, "static double loss_rows(cnnrt_ctx *home, int i0, int m, int n, "
             "const int32_t *labels, const void *targets, real *restrict dy)");
     emit(e, "{");
-    emit(e, "double total = 0;");
-    emit(e, "const real *p = (const real *)work(home, FULL_OUT) + (size_t)i0 * OUTPUTS;");
-    if (fused_softmax(n)) {
+    emit(e, "const real *p = (const real *)((char *)home->workspace + FULL_OUT) + "
+            "(size_t)i0 * OUTPUTS;");
+    if (network_fuses_softmax(n)) {
+        emit(e, "const real *z = (const real *)((char *)home->workspace + FULL_LOGITS) + "
+                "(size_t)i0 * OUTPUTS;");
         emit(e, "(void)targets;");
-        emit(e, "/* Softmax and cross-entropy fused: from the logits z, the loss is");
-        emit(e, "   logsumexp(z) - z[label] (finite where log(p) would not be) and");
-        emit(e, "   dL/dz = (p - onehot(label)) / n. */");
-        emit(e, "const real *z = (const real *)work(home, FULL_LOGITS) + (size_t)i0 * OUTPUTS;");
-        emit(e, "for (int i = 0; i < m; i++) {");
-        emit(e, "const real *zi = z + (size_t)i * OUTPUTS;");
-        emit(e, "const int label = labels[i0 + i];");
-        emit(e, "real zmax = zi[0];");
-        emit(e, "for (int j = 1; j < OUTPUTS; j++) zmax = zi[j] > zmax ? zi[j] : zmax;");
-        emit(e, "double sum = 0;");
-        emit(e, "for (int j = 0; j < OUTPUTS; j++) sum += exp((double)zi[j] - zmax);");
-        emit(e, "total += log(sum) + zmax - zi[label];");
-        emit(e, "for (int j = 0; j < OUTPUTS; j++)");
-        emit(e, "    dy[(size_t)i * OUTPUTS + j] = (p[(size_t)i * OUTPUTS + j] - (j == label)) "
-                "/ (real)n;");
-        emit(e, "}");
+        emit(e, "return cnnrt_cross_entropy_rows(p, z, m, OUTPUTS, n, labels + i0, dy, "
+                "home->label_smoothing);");
     } else {
-        emit_comment(e, "Squared error over the m*OUTPUTS outputs; the mean over all n*OUTPUTS, "
-                        "as PyTorch's MSELoss.");
         emit(e, "const real *t = targets ? (const real *)targets + (size_t)i0 * OUTPUTS : NULL;");
-        emit(e, "const size_t count = (size_t)n * OUTPUTS;");
-        emit(e, "for (size_t j = 0; j < (size_t)m * OUTPUTS; j++) {");
-        emit(e, "real target = t ? t[j] : (real)((int)(j %% OUTPUTS) == labels[i0 + j / OUTPUTS]);");
-        emit(e, "real diff = p[j] - target;");
-        emit(e, "total += (double)diff * diff;");
-        emit(e, "dy[j] = 2 * diff / (real)count;");
-        emit(e, "}");
+        emit(e, "return cnnrt_mse_rows(p, t, m, OUTPUTS, n, labels ? labels + i0 : NULL, dy);");
     }
-    emit(e, "return total;");
     emit(e, "}");
     emit_blank(e);
     emit_comment(e, "The mean loss of the last forward's n samples; dL/d(output) to FULL_DY.");
     emit(e, "static double loss_all(cnnrt_ctx *ctx, int n, const int32_t *labels, "
             "const void *targets)");
     emit(e, "{");
-    emit(e, "return loss_rows(ctx, 0, n, n, labels, targets, work(ctx, FULL_DY)) / %s;",
-         loss_mean_divisor(n));
+    emit(e, "return loss_rows(ctx, 0, n, n, labels, targets, "
+            "(real *)((char *)ctx->workspace + FULL_DY)) / %s;", loss_mean_divisor(n));
     emit(e, "}");
     emit_blank(e);
 }
 
-static void emit_backward(Emitter *e, const MemPlan *lay)
+static void emit_forward_all(Emitter *e, const MemPlan *lay)
 {
-    const Network *n = e->net;
-    const int dy = 0; /* plan.c: backward starts from DBUF0 */
-    emit_comment(e, "The layers backward over the last micro-batch forward (m samples at x),");
-    emit_comment(e, "from dL/d(output of %s) in DBUF%d; gradients add to grad(ctx).",
-                 lay->backward_from >= 0 ? n->layers[lay->backward_from].label : "the input", dy);
-    emit(e, "static void backward_micro(cnnrt_ctx *ctx, int m, const real *x)");
+    emit(e, "static void forward_job(const cnnrt_lane *ln, void *arg)");
     emit(e, "{");
-    for (int i = lay->backward_from; i >= 0; i--) {
-        const Layer *l = &n->layers[i];
-        const LayerPlace *at = &lay->at[i];
-        if (at->backward_fused) {
-            emit_comment(e, "%s: in %s_backward", l->label, n->layers[i + 1].label);
-            continue;
-        }
-        emit(e, "{");
-        emit_layer_input(e, n, i, "in");
-        emit(e, "%s_backward(ctx, m, in, work(ctx, %s_OUT), work(ctx, DBUF%d), %s);", l->label,
-             l->label, at->dy_buf, at->need_dx ? (at->dy_buf ? "work(ctx, DBUF0)"
-                                                            : "work(ctx, DBUF1)") : "NULL");
+    emit(e, "const lane_record *call = arg;");
+    emit(e, "forward_micro(ln, call->x + (size_t)ln->i0 * INPUT_SIZE);");
+    emit(e, "}");
+    emit_blank(e);
+    emit_comment(e, "A forward pass; while training, it draws the key of Dropout's masks.");
+    emit(e, "static void forward_all(cnnrt_ctx *ctx, int n, const void *x)");
+    emit(e, "{");
+    emit(e, "lane_record *call = home_record(ctx);");
+    emit(e, "*call = (lane_record){.x = x, .n = n, .key = ctx->training ? "
+            "cnnrt_rng_next(&ctx->rng) : 0};");
+    if (lay->phased) {
+        emit(e, "if (ctx->training) { /* the batch's statistics: in phases */");
+        emit(e, "const step_job job = {.x = x, .n = n};");
+        emit(e, "forward_phased(ctx, &job, call->key);");
+        emit(e, "} else {");
+        emit(e, "cnnrt_run_lanes(ctx, n, 0, call->key, forward_job, call);");
         emit(e, "}");
+    } else {
+        emit(e, "cnnrt_run_lanes(ctx, n, 0, call->key, forward_job, call);");
     }
-    emit(e, "(void)ctx, (void)m, (void)x;");
+    emit(e, "ctx->output = (char *)ctx->workspace + FULL_OUT;");
     emit(e, "}");
     emit_blank(e);
-    emit(e, "static void backward_job(cnnrt_ctx *lane, cnnrt_ctx *home, int l, int i0, int m, "
-            "void *arg)");
+}
+
+/* What a lane does with a micro-batch in backward_all: forward again unless
+ * the call was one micro-batch (a lane keeps the maps of its last one
+ * only), then backward from the loss's gradient. */
+static void emit_backward_job(Emitter *e, const MemPlan *lay)
+{
+    emit(e, "static void backward_job(const cnnrt_lane *ln, void *arg)");
     emit(e, "{");
-    emit(e, "(void)l, (void)arg;");
-    emit(e, "const net_state *st = work(home, 0);");
-    emit(e, "const real *x = st->x + (size_t)i0 * INPUT_SIZE;");
-    emit(e, "if (st->n > MICRO) forward_micro(lane, home, i0, m, x);");
-    emit(e, "memcpy(work(lane, DBUF%d), (real *)work(home, FULL_DY) + (size_t)i0 * OUTPUTS, "
-            "sizeof(real) * (size_t)m * OUTPUTS);", dy);
-    emit(e, "backward_micro(lane, m, x);");
+    emit(e, "const lane_record *call = arg;");
+    emit(e, "const real *x = call->x + (size_t)ln->i0 * INPUT_SIZE;");
+    emit(e, "if (call->n > MICRO) forward_micro(ln, x);");
+    emit(e, "memcpy(work(ln, DBUF%d), (real *)((char *)ln->home->workspace + FULL_DY) + "
+            "(size_t)ln->i0 * OUTPUTS, sizeof(real) * (size_t)ln->n * OUTPUTS);",
+         lay->t[lay->loss_tensor].grad_slot);
+    emit(e, "backward_micro(ln, x);");
     emit(e, "}");
     emit_blank(e);
+}
+
+static void emit_backward_all(Emitter *e, const MemPlan *lay)
+{
+    if (!lay->phased)
+        emit_backward_job(e, lay);
     emit_comment(e, "Gradients of the last forward and loss. One micro-batch's maps are still");
     emit_comment(e, "there; of more, each goes forward again before its backward, with the");
     emit_comment(e, "same Dropout masks (train_step needs no repeat).");
     emit(e, "static void backward_all(cnnrt_ctx *ctx, int n)");
     emit(e, "{");
-    emit(e, "SET_THREADS(ctx);");
-    emit(e, "run_lanes(ctx, n, 1, backward_job, NULL);");
-    emit(e, "add_lanes(ctx);");
+    emit(e, "const lane_record *call = home_record(ctx);");
+    emit(e, "(void)n;");
+    if (lay->phased) {
+        emit(e, "const step_job job = {.x = call->x, .n = call->n};");
+        emit(e, "backward_phased(ctx, &job, call->key);");
+    } else {
+        emit(e, "cnnrt_run_lanes(ctx, call->n, 1, call->key, backward_job, (void *)call);");
+    }
+    emit(e, "cnnrt_add_lanes(ctx);");
+    emit(e, "}");
+    emit_blank(e);
+}
+
+/* A micro-batch of a training step on its lane: forward, loss, backward. */
+static void emit_step_micro(Emitter *e, const MemPlan *lay)
+{
+    emit_comment(e, "A micro-batch of a step: its input (from bytes, converted in the lane),");
+    emit_comment(e, "forward, its loss, backward; a lane whose loss is not finite stops.");
+    emit(e, "static void step_micro(const cnnrt_lane *ln, void *arg)");
+    emit(e, "{");
+    emit(e, "step_job *job = arg;");
+    emit(e, "if (!isfinite(job->total[ln->index])) return;");
+    emit(e, "const real *x = work(ln, LANE_INPUT);");
+    emit(e, "if (job->x8)");
+    emit(e, "    cnnrt_bytes_to_reals(ln, work(ln, LANE_INPUT), job->x8 + (size_t)ln->i0 * "
+            "INPUT_SIZE, ln->n * INPUT_SIZE);");
+    emit(e, "else");
+    emit(e, "    x = job->x + (size_t)ln->i0 * INPUT_SIZE;");
+    emit(e, "forward_micro(ln, x);");
+    emit(e, "job->total[ln->index] += loss_rows(ln->home, ln->i0, ln->n, job->n, job->labels, "
+            "job->targets, work(ln, DBUF%d));", lay->t[lay->loss_tensor].grad_slot);
+    emit(e, "if (isfinite(job->total[ln->index])) backward_micro(ln, x);");
     emit(e, "}");
     emit_blank(e);
 }
 
 /* One optimizer step on n samples, forward, loss and backward micro-batch by
  * micro-batch: the maps of one micro-batch live only until its backward. */
-static void emit_train_step(Emitter *e)
+static void emit_train_step(Emitter *e, const MemPlan *lay)
 {
     const Network *n = e->net;
-    emit_comment(e, "What the lanes of a training step need, and their summed losses.");
-    emit(e, "typedef struct step_job { const int32_t *labels; const void *targets; "
-            "double total[LANES]; } step_job;");
-    emit_blank(e);
-    emit_comment(e, "m samples of bytes x as reals in the lane: x / 255, as the runtime");
-    emit_comment(e, "converts them (the same float or double), a micro-batch at a time.");
-    emit(e, "static const real *lane_input(cnnrt_ctx *lane, const uint8_t *restrict x, int m)");
-    emit(e, "{");
-    emit(e, "real *restrict in = work(lane, LANE_INPUT);");
-    emit(e, "PARALLEL_FOR");
-    emit(e, "for (long j = 0; j < (long)m * INPUT_SIZE; j++) in[j] = (real)x[j] / (real)255;");
-    emit(e, "return in;");
-    emit(e, "}");
-    emit_blank(e);
-    emit_comment(e, "A micro-batch of a step: forward, its loss, backward; a lane whose loss");
-    emit_comment(e, "is not finite stops.");
-    emit(e, "static void step_micro(cnnrt_ctx *lane, cnnrt_ctx *home, int l, int i0, int m, "
-            "void *arg)");
-    emit(e, "{");
-    emit(e, "step_job *job = arg;");
-    emit(e, "const net_state *st = work(home, 0);");
-    emit(e, "if (!isfinite(job->total[l])) return;");
-    emit(e, "const real *x = st->x8 ? lane_input(lane, st->x8 + (size_t)i0 * INPUT_SIZE, m) "
-            ": st->x + (size_t)i0 * INPUT_SIZE;");
-    emit(e, "forward_micro(lane, home, i0, m, x);");
-    emit(e, "job->total[l] += loss_rows(home, i0, m, st->n, job->labels, job->targets, "
-            "work(lane, DBUF0));");
-    emit(e, "if (isfinite(job->total[l])) backward_micro(lane, m, x);");
-    emit(e, "}");
-    emit_blank(e);
+    if (!lay->phased)
+        emit_step_micro(e, lay);
     emit_comment(e, "A training step on inputs x (reals) or x8 (bytes): the micro-batches on");
     emit_comment(e, "their lanes, forward, loss and backward each; the lanes' gradients added;");
     emit_comment(e, "then the update. Returns the mean loss, without updating if it is not");
@@ -696,17 +730,25 @@ static void emit_train_step(Emitter *e)
     emit(e, "static double step_all(cnnrt_ctx *ctx, int n, const real *x, const uint8_t *x8, "
             "const int32_t *labels, const void *targets)");
     emit(e, "{");
-    emit(e, "SET_THREADS(ctx);");
-    emit(e, "net_state *st = work(ctx, 0);");
-    emit(e, "*st = (net_state){.x = x, .x8 = x8, .n = n, .key = cnnrt_rng_next(&ctx->rng)};");
-    emit(e, "ctx->output = work(ctx, FULL_OUT);");
-    emit(e, "step_job job = {.labels = labels, .targets = targets};");
-    emit(e, "run_lanes(ctx, n, 1, step_micro, &job);");
-    emit(e, "double total = 0;");
-    emit(e, "for (int l = 0; l < LANES; l++) total += job.total[l];");
-    emit(e, "if (!isfinite(total)) return total;");
-    emit(e, "add_lanes(ctx);");
-    emit(e, "update_all(ctx);");
+    emit(e, "lane_record *call = home_record(ctx);");
+    emit(e, "*call = (lane_record){.x = x, .x8 = x8, .n = n, .key = cnnrt_rng_next(&ctx->rng)};");
+    emit(e, "ctx->output = (char *)ctx->workspace + FULL_OUT;");
+    emit(e, "step_job job = {.x = x, .x8 = x8, .n = n, .labels = labels, .targets = targets};");
+    if (lay->phased) {
+        emit_comment(e, "forward in phases, the loss over the batch, backward in phases");
+        emit(e, "forward_phased(ctx, &job, call->key);");
+        emit(e, "const double total = loss_rows(ctx, 0, n, n, labels, targets, "
+                "(real *)((char *)ctx->workspace + FULL_DY));");
+        emit(e, "if (!isfinite(total)) return total;");
+        emit(e, "backward_phased(ctx, &job, call->key);");
+    } else {
+        emit(e, "cnnrt_run_lanes(ctx, n, 1, call->key, step_micro, &job);");
+        emit(e, "double total = 0;");
+        emit(e, "for (int l = 0; l < LANES; l++) total += job.total[l];");
+        emit(e, "if (!isfinite(total)) return total;");
+    }
+    emit(e, "cnnrt_add_lanes(ctx);");
+    emit(e, "cnnrt_update(ctx, PARAM_COUNT);");
     emit(e, "return total / %s;", loss_mean_divisor(n));
     emit(e, "}");
     emit_blank(e);
@@ -722,55 +764,9 @@ static void emit_train_step(Emitter *e)
     emit(e, "return step_all(ctx, n, NULL, x, labels, targets);");
     emit(e, "}");
     emit_blank(e);
-}
-
-/* The optimizers, elementwise over the whole parameter block, in PyTorch's
- * semantics (torch.optim.SGD with momentum/nesterov, torch.optim.Adam). */
-static void emit_update(Emitter *e)
-{
     emit(e, "static void update_all(cnnrt_ctx *ctx)");
     emit(e, "{");
-    emit(e, "SET_THREADS(ctx);");
-    emit(e, "real *w = param(ctx), *g = grad(ctx), *s = ctx->opt_state;");
-    emit(e, "const real lr = (real)ctx->lr, mu = (real)ctx->momentum, decay = (real)ctx->decay;");
-    emit(e, "switch (ctx->optimizer) {");
-    emit(e, "case CNNRT_SGD:");
-    emit(e, "PARALLEL_FOR");
-    emit(e, "for (long j = 0; j < PARAM_COUNT; j++) w[j] -= lr * (g[j] + decay * w[j]);");
-    emit(e, "break;");
-    emit(e, "case CNNRT_MOMENTUM:");
-    emit(e, "PARALLEL_FOR");
-    emit(e, "for (long j = 0; j < PARAM_COUNT; j++) {");
-    emit(e, "real gj = g[j] + decay * w[j];");
-    emit(e, "s[j] = mu * s[j] + gj;");
-    emit(e, "w[j] -= lr * s[j];");
-    emit(e, "}");
-    emit(e, "break;");
-    emit(e, "case CNNRT_NESTEROV:");
-    emit(e, "PARALLEL_FOR");
-    emit(e, "for (long j = 0; j < PARAM_COUNT; j++) {");
-    emit(e, "real gj = g[j] + decay * w[j];");
-    emit(e, "s[j] = mu * s[j] + gj;");
-    emit(e, "w[j] -= lr * (gj + mu * s[j]);");
-    emit(e, "}");
-    emit(e, "break;");
-    emit(e, "case CNNRT_ADAM: {");
-    emit_comment(e, "PyTorch's Adam: w -= (lr / bc1) * m / (sqrt(v) / sqrt(bc2) + eps).");
-    emit(e, "const real b1 = (real)ctx->beta1, b2 = (real)ctx->beta2, eps = (real)ctx->eps;");
-    emit(e, "const real bc1 = (real)(1 - pow(ctx->beta1, (double)ctx->step));");
-    emit(e, "const real bc2_sqrt = (real)sqrt(1 - pow(ctx->beta2, (double)ctx->step));");
-    emit(e, "const real step_size = lr / bc1;");
-    emit(e, "real *m = s, *v = s + PARAM_COUNT;");
-    emit(e, "PARALLEL_FOR");
-    emit(e, "for (long j = 0; j < PARAM_COUNT; j++) {");
-    emit(e, "real gj = g[j] + decay * w[j];");
-    emit(e, "m[j] = b1 * m[j] + (1 - b1) * gj;");
-    emit(e, "v[j] = b2 * v[j] + (1 - b2) * gj * gj;");
-    emit(e, "w[j] -= step_size * m[j] / (SQRT(v[j]) / bc2_sqrt + eps);");
-    emit(e, "}");
-    emit(e, "break;");
-    emit(e, "}");
-    emit(e, "}");
+    emit(e, "cnnrt_update(ctx, PARAM_COUNT);");
     emit(e, "}");
     emit_blank(e);
 }
@@ -785,14 +781,14 @@ static void emit_first_nonfinite(Emitter *e, const MemPlan *lay)
     emit(e, "static const struct { const char *label; size_t off, per_sample; int one; } outs[] = {");
     for (int i = 0; i < n->nlayers; i++)
         emit(e, "{\"%s\", %s_OUT, %" PRId64 ", %d},", n->layers[i].label, n->layers[i].label,
-             shape_elems(n->layers[i].out), one_sample(lay, i));
+             shape_elems(n->layers[i].out), lay->t[layer_output(&n->layers[i])].one_sample);
     emit(e, "};");
     emit(e, "for (size_t k = 0; k < sizeof outs / sizeof outs[0]; k++) {");
     emit(e, "for (int l = 0; l < LANES; l++) {");
-    emit(e, "cnnrt_ctx lane = lane_ctx(ctx, l, ctx->threads);");
-    emit(e, "const net_state *st = work(&lane, 0);");
-    emit(e, "const real *y = work(&lane, outs[k].off);");
-    emit(e, "const size_t samples = outs[k].one && st->micro_n > 0 ? 1 : (size_t)st->micro_n;");
+    emit(e, "const char *ws = (const char *)ctx->workspace + (size_t)l * LANE_BYTES;");
+    emit(e, "const int micro_n = ((const lane_record *)ws)->micro_n;");
+    emit(e, "const real *y = (const real *)(ws + outs[k].off);");
+    emit(e, "const size_t samples = outs[k].one && micro_n > 0 ? 1 : (size_t)micro_n;");
     emit(e, "for (size_t j = 0; j < samples * outs[k].per_sample; j++)");
     emit(e, "    if (!isfinite(y[j])) return outs[k].label;");
     emit(e, "}");
@@ -801,6 +797,10 @@ static void emit_first_nonfinite(Emitter *e, const MemPlan *lay)
     emit(e, "}");
     emit_blank(e);
 }
+
+/* ------------------------------------------------------------------------
+ * Tables and the model
+ */
 
 /* A C string literal of text, one source line per literal line. */
 static void emit_string(Emitter *e, const char *name, const char *text, size_t len)
@@ -834,6 +834,14 @@ static uint64_t fnv1a(const char *text, size_t len)
     return h;
 }
 
+static int count_buffers(const Network *n)
+{
+    int k = 0;
+    for (int i = 0; i < n->nlayers; i++)
+        k += n->layers[i].nbuffers;
+    return k;
+}
+
 static void emit_param_table(Emitter *e)
 {
     const Network *n = e->net;
@@ -843,20 +851,36 @@ static void emit_param_table(Emitter *e)
         for (int p = 0; p < l->nparams; p++) {
             const Param *pr = &l->params[p];
             emit(e, "{\"%s.%s\", %d, {%" PRId64 ", %" PRId64 ", %" PRId64 ", %" PRId64 "}, "
-                    "%s_%s, %" PRId64 ", %" PRId64 ", %" PRId64 ", %d, %d},",
+                    "%s_%s, %" PRId64 ", %" PRId64 ", %" PRId64 ", %d, %d, %d},",
                  l->label, pr->suffix, pr->rank, pr->dims[0], pr->rank > 1 ? pr->dims[1] : 0,
                  pr->rank > 2 ? pr->dims[2] : 0, pr->rank > 3 ? pr->dims[3] : 0, l->label,
-                 pr->suffix, pr->count, pr->fan_in, pr->fan_out, (int)l->init, pr->is_bias);
+                 pr->suffix, pr->count, pr->fan_in, pr->fan_out, (int)l->init, pr->is_bias,
+                 pr->is_one);
         }
     }
     emit(e, "};");
     emit_blank(e);
+    if (count_buffers(n) > 0) {
+        emit(e, "static const cnnrt_buffer net_buffers[] = {");
+        for (int i = 0; i < n->nlayers; i++) {
+            const Layer *l = &n->layers[i];
+            for (int b = 0; b < l->nbuffers; b++) {
+                const Buffer *bf = &l->buffers[b];
+                emit(e, "{\"%s.%s\", %d, {%" PRId64 ", 0, 0, 0}, %" PRId64 ", %d, %s_%s, %g},",
+                     l->label, bf->suffix, bf->scalar ? 0 : 1, bf->scalar ? 0 : bf->count,
+                     bf->count, bf->is_int64, l->label, bf->suffix, bf->start);
+            }
+        }
+        emit(e, "};");
+        emit_blank(e);
+    }
     emit(e, "static const char *const net_labels[] = {");
     for (int i = 0; i < n->nlayers; i++)
         emit(e, "\"%s\",", n->layers[i].label);
     emit(e, "};");
     emit_blank(e);
 }
+
 
 static size_t count_params(const Network *n)
 {
@@ -900,16 +924,24 @@ static void emit_model(Emitter *e, const EmitOptions *o)
     emit(e, ".loss_kind = %s,", t->loss == LOSS_MSE ? "CNNRT_MSE" : "CNNRT_CROSS_ENTROPY");
     emit(e, ".max_batch = BATCH,");
     static const char *const opt[] = {"CNNRT_SGD", "CNNRT_MOMENTUM", "CNNRT_NESTEROV",
-                                      "CNNRT_ADAM"};
+                                      "CNNRT_ADAM", "CNNRT_ADAMW"};
+    static const char *const schedule[] = {"CNNRT_CONSTANT", "CNNRT_STEP", "CNNRT_COSINE"};
     emit(e, ".train = {.batch = BATCH, .epochs = %" PRId64 ", .lr = %.17g, .momentum = %.17g,",
          t->epochs, t->lr, t->momentum);
     emit(e, "          .beta1 = %.17g, .beta2 = %.17g, .eps = %.17g, .decay = %.17g,", t->beta1,
          t->beta2, t->eps, t->decay);
-    emit(e, "          .optimizer = %s, .seed = UINT64_C(%" PRIu64 ")},", opt[t->optimizer],
+    emit(e, "          .optimizer = %s, .seed = UINT64_C(%" PRIu64 "),", opt[t->optimizer],
          t->seed);
+    emit(e, "          .schedule = %s, .gamma = %.17g, .step_size = %" PRId64 ", "
+            ".warmup = %.17g,", schedule[t->schedule], t->gamma, t->step_size, t->warmup);
+    emit(e, "          .label_smoothing = %.17g, .clip = %.17g, .flip = %d, .crop = %d},",
+         t->label_smoothing, t->clip, t->flip, (int)t->crop);
     emit(e, ".params = net_params,");
     emit(e, ".nparams = %zu,", count_params(n));
     emit(e, ".param_count = PARAM_COUNT,");
+    if (count_buffers(n) > 0)
+        emit(e, ".buffers = net_buffers, .nbuffers = %d, .buffer_bytes = BUFFER_BYTES,",
+             count_buffers(n));
     emit(e, ".workspace_bytes = net_workspace_bytes,");
     emit(e, ".layer_labels = net_labels,");
     emit(e, ".nlayers = %d,", n->nlayers);
@@ -922,6 +954,10 @@ static void emit_model(Emitter *e, const EmitOptions *o)
     emit(e, ".first_nonfinite = first_nonfinite_all,");
     emit(e, ".train_step = train_step,");
     emit(e, ".train_step_bytes = train_step_bytes,");
+    emit(e, ".lanes = LANES,");
+    emit(e, ".micro_batch = MICRO,");
+    emit(e, ".lane_bytes = LANE_BYTES,");
+    emit(e, ".lane_grads_offset = LANE_GRADS,");
     emit(e, "};");
     emit_blank(e);
     emit(e, "int main(int argc, char **argv)");
@@ -931,11 +967,133 @@ static void emit_model(Emitter *e, const EmitOptions *o)
     free(sym);
 }
 
+/* ------------------------------------------------------------------------
+ * The budget of generated code
+ *
+ * The fast tier spends code for speed: a Conv's tiles for three targets are
+ * about 50 KB of C. A network of thousands of layers would give a file no
+ * C compiler finishes (2,000 convolutions: 110 MB). So the fast kernels go
+ * to the layers with the most FLOP first, up to EMIT_FAST_BUDGET bytes of
+ * their code; the others get the reference tier's compact loops (a few KB
+ * each), within the same trainer. Past EMIT_MAX_BYTES in all, the network is
+ * refused: gcc 12 takes 40 s of CPU a megabyte of such code at -O2, and a
+ * GiB of memory for 13 MB (measured on 2,000 compact convolutions).
+ */
+#define EMIT_FAST_BUDGET ((int64_t)8 << 20)
+#define EMIT_MAX_BYTES ((int64_t)32 << 20)
+/* What the driver writes per layer (calls, offsets, tables), about. */
+#define EMIT_DRIVER_BYTES_PER_LAYER 1024
+
+/* The bytes of layer i's code in tier k, written and thrown away. */
+static int64_t layer_code_bytes(const Network *n, const MemPlan *lay, int i, Kernels k,
+                                int64_t real_size)
+{
+    Buf b = {0};
+    b.f = open_memstream(&b.text, &b.len);
+    if (!b.f)
+        return INT64_MAX;
+    Emitter e = {.out = b.f, .net = n, .real_size = real_size};
+    emit_layer(&e, lay, i, k);
+    fclose(b.f);
+    free(b.text);
+    emitter_free(&e);
+    return (int64_t)b.len;
+}
+
+/* Layers in order of their forward FLOP, the most first (ties in source
+ * order). */
+static const Network *sort_net;
+static int by_flops(const void *a, const void *b)
+{
+    const Layer *la = &sort_net->layers[*(const int *)a], *lb = &sort_net->layers[*(const int *)b];
+    double fa = la->kind->flops(la), fb = lb->kind->flops(lb);
+    if (fa != fb)
+        return fa < fb ? 1 : -1;
+    return *(const int *)a - *(const int *)b;
+}
+
+bool emit_choose_kernels(const Network *n, int64_t real_size, int64_t micro, int64_t budget,
+                         bool *compact, int *ncompact, int64_t *bytes)
+{
+    if (budget <= 0)
+        budget = EMIT_FAST_BUDGET;
+    MemPlan lay;
+    *ncompact = 0;
+    *bytes = 0;
+    if (!plan_network(n, real_size, micro, KERNELS_FAST, &lay))
+        return true;   /* the caller reports the plan */
+    int *order = xcalloc((size_t)n->nlayers + 1, sizeof *order);
+    for (int i = 0; i < n->nlayers; i++)
+        order[i] = i;
+    sort_net = n;
+    qsort(order, (size_t)n->nlayers, sizeof *order, by_flops);
+    int64_t fast = 0, total = (int64_t)n->nlayers * EMIT_DRIVER_BYTES_PER_LAYER;
+    bool spent = false;
+    for (int k = 0; k < n->nlayers && total <= EMIT_MAX_BYTES; k++) {
+        int i = order[k];
+        const Layer *l = &n->layers[i];
+        compact[i] = false;
+        if (l->kind->flops(l) == 0) {   /* little code in either tier: keep fast */
+            total += layer_code_bytes(n, &lay, i, KERNELS_FAST, real_size);
+            continue;
+        }
+        if (!spent) {
+            int64_t b = layer_code_bytes(n, &lay, i, KERNELS_FAST, real_size);
+            if (fast + b <= budget) {
+                fast += b;
+                total += b;
+                continue;
+            }
+            spent = true;
+        }
+        compact[i] = true;
+        (*ncompact)++;
+        total += layer_code_bytes(n, &lay, i, KERNELS_REFERENCE, real_size);
+    }
+    free(order);
+    plan_free(&lay);
+    *bytes = total;
+    return total <= EMIT_MAX_BYTES;
+}
+
+bool emit_kernels_checked(const Network *n, const EmitOptions *o, bool *compact, int *ncompact)
+{
+    int64_t bytes = 0;
+    *ncompact = 0;
+    if (o->kernels != KERNELS_FAST)
+        return true;
+    if (!emit_choose_kernels(n, o->real_size, o->micro, o->fast_budget, compact, ncompact,
+                             &bytes)) {
+        fprintf(stderr, "cnnc: error: %s: the trainer of these %d layers would be over %d MiB "
+                "of C, more than a C compiler takes in reasonable time\n", n->source_name,
+                n->nlayers, (int)(EMIT_MAX_BYTES >> 20));
+        return false;
+    }
+    if (*ncompact > 0 && o->note_compact)
+        fprintf(stderr, "cnnc: note: %s: %d of %d layers get compact kernels (the reference "
+                "tier's loops): the fast ones of all would pass %" PRId64 " KiB of C; the "
+                "layers with the most FLOP keep theirs\n", n->source_name, *ncompact,
+                n->nlayers, (o->fast_budget > 0 ? o->fast_budget : EMIT_FAST_BUDGET) >> 10);
+    return true;
+}
+
 bool emit_network(FILE *out, const Network *n, const EmitOptions *o)
 {
     Emitter e = {.out = out, .net = n, .real_size = o->real_size};
     MemPlan lay;
-    if (!plan_network(n, o->real_size, o->micro, &lay)) {
+    bool *compact = xcalloc((size_t)n->nlayers + 1, sizeof *compact);
+    int ncompact = 0;
+    if (o->compact) {
+        for (int i = 0; i < n->nlayers; i++)
+            ncompact += compact[i] = o->compact[i];
+    } else if (!emit_kernels_checked(n, o, compact, &ncompact)) {
+        free(compact);
+        return false;
+    }
+    bool planned = plan_network_mixed(n, o->real_size, o->micro, o->kernels,
+                                      ncompact ? compact : NULL, &lay);
+    free(compact);
+    if (!planned) {
         fprintf(stderr, "cnnc: error: %s: the buffers at batch %" PRId64
                 " do not fit in 64-bit sizes\n", n->source_name, n->train.batch);
         return false;
@@ -943,25 +1101,30 @@ bool emit_network(FILE *out, const Network *n, const EmitOptions *o)
     emit_prelude(&e, o);
     emit_offsets(&e, &lay);
     for (int i = 0; i < n->nlayers; i++)
-        emit_layer(&e, &n->layers[i], &lay, i);
+        emit_layer(&e, &lay, i, o->kernels);
     emit(&e, "/* ---- the network ---------------------------------------------- */");
     emit_blank(&e);
-    emit_forward(&e, &lay);
+    emit_forward_micro(&e, &lay);
+    if (!lay.phased)
+        emit_backward_micro(&e, &lay, o->kernels);
     emit_loss(&e, &lay);
-    emit_backward(&e, &lay);
-    emit_update(&e);
-    emit_train_step(&e);
+    if (lay.phased)
+        emit_phases(&e, &lay);
+    emit_forward_all(&e, &lay);
+    emit_backward_all(&e, &lay);
+    emit_train_step(&e, &lay);
     emit_first_nonfinite(&e, &lay);
     emit_param_table(&e);
     emit_string(&e, "net_source", o->src->text, o->src->len);
     char *summary = NULL;
     size_t summary_len = 0;
     FILE *s = open_memstream(&summary, &summary_len);
-    summary_print(s, n, o->real_size, o->micro);
+    summary_print(s, n, o->real_size, o->micro, o->kernels, o->fast_budget);
     fclose(s);
     emit_string(&e, "net_summary", summary, summary_len);
     free(summary);
     emit_model(&e, o);
     plan_free(&lay);
+    emitter_free(&e);
     return !ferror(out);
 }

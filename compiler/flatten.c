@@ -27,7 +27,7 @@ static bool flatten_infer(Layer *l, Diag *d)
 
 /* y[i][c*HW + p] = x[i][p*C + c], p = y*W + x: read in memory order, write
  * with the stride HW. */
-static void flatten_emit(Emitter *e, const LayerCode *c)
+static void flatten_forward(Emitter *e, const LayerCode *c)
 {
     const Layer *l = c->l;
     int64_t h = l->in.h, w = l->in.w, ch = l->in.c, hw = h * w, count = hw * ch;
@@ -36,44 +36,48 @@ static void flatten_emit(Emitter *e, const LayerCode *c)
          w, ch, same_order ? " as it is (HWC and CHW orders agree)"
                            : " in PyTorch's order: channel-major (CHW)");
     emit_forward_begin(e, c);
-    emit(e, "(void)ctx;");
+    emit(e, "(void)ln;");
     if (same_order) {
         emit(e, "memcpy(y, x, sizeof(real) * (size_t)n * %" PRId64 ");", count);
     } else {
-        emit(e, "PARALLEL_FOR");
-        emit(e, "for (int i = 0; i < n; i++) {");
+        emit_loop(e, c, "i", "n", 1);
         emit(e, "const real *restrict xi = x + (size_t)i * %" PRId64 ";", count);
         emit(e, "real *restrict yi = y + (size_t)i * %" PRId64 ";", count);
         emit(e, "for (int p = 0; p < %" PRId64 "; p++)", hw);
         emit(e, "    for (int c = 0; c < %" PRId64 "; c++) yi[c * %" PRId64 " + p] = xi[p * %"
                 PRId64 " + c];", ch, hw, ch);
-        emit(e, "}");
+        emit_loop_end(e, c);
     }
-    emit(e, "}");
-    emit_blank(e);
-    if (!c->need_dx) {
-        emit_backward_nothing(e, c);
-        return;
-    }
-    emit(e, "/* dx[n][%" PRId64 "][%" PRId64 "][%" PRId64 "] = dy[n][%" PRId64 "]%s */", h, w,
-         ch, count, same_order ? " as it is" : " back from CHW to HWC");
+    emit_function_end(e);
+}
+
+static void flatten_backward(Emitter *e, const LayerCode *c)
+{
+    const Layer *l = c->l;
+    int64_t h = l->in.h, w = l->in.w, ch = l->in.c, hw = h * w, count = hw * ch;
+    bool same_order = hw == 1 || ch == 1;
+    emit(e, "/* dx[n][%" PRId64 "][%" PRId64 "][%" PRId64 "] %s dy[n][%" PRId64 "]%s */", h, w,
+         ch, dx_op(c, 0), count, same_order ? " as it is" : " back from CHW to HWC");
     emit_backward_begin(e, c);
-    emit(e, "(void)ctx;");
+    emit(e, "(void)ln;");
     emit(e, "(void)x;");
     emit(e, "(void)y;");
-    if (same_order) {
+    if (same_order && !c->dx_add[0]) {
         emit(e, "memcpy(dx, dy, sizeof(real) * (size_t)n * %" PRId64 ");", count);
     } else {
-        emit(e, "PARALLEL_FOR");
-        emit(e, "for (int i = 0; i < n; i++) {");
+        emit_loop(e, c, "i", "n", 1);
         emit(e, "const real *restrict dyi = dy + (size_t)i * %" PRId64 ";", count);
         emit(e, "real *restrict dxi = dx + (size_t)i * %" PRId64 ";", count);
-        emit(e, "for (int p = 0; p < %" PRId64 "; p++)", hw);
-        emit(e, "    for (int c = 0; c < %" PRId64 "; c++) dxi[p * %" PRId64 " + c] = dyi[c * %"
-                PRId64 " + p];", ch, ch, hw);
-        emit(e, "}");
+        if (same_order) {
+            emit(e, "for (int j = 0; j < %" PRId64 "; j++) dxi[j] += dyi[j];", count);
+        } else {
+            emit(e, "for (int p = 0; p < %" PRId64 "; p++)", hw);
+            emit(e, "    for (int c = 0; c < %" PRId64 "; c++) dxi[p * %" PRId64 " + c] %s "
+                    "dyi[c * %" PRId64 " + p];", ch, ch, dx_op(c, 0), hw);
+        }
+        emit_loop_end(e, c);
     }
-    emit(e, "}");
+    emit_function_end(e);
 }
 
 const LayerKind layer_flatten = {
@@ -81,5 +85,8 @@ const LayerKind layer_flatten = {
     .auto_prefix = "flatten",
     .infer = flatten_infer,
     .flops = layer_no_flops,
-    .emit = flatten_emit,
+    .emit_forward = flatten_forward,
+    .emit_backward = flatten_backward,
+    .ref_forward = flatten_forward,
+    .ref_backward = flatten_backward,
 };

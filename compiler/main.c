@@ -3,28 +3,35 @@
  *   cnnc model.net -o model.c      emit a trainer
  *   cnnc --check model.net         parse and shape-check only
  *   cnnc --summary model.net       layers, shapes, parameters, FLOP, memory plan
+ *   cnnc --emit=dot model.net -o model.dot    a Graphviz picture of the network
+ *   cnnc --kernels=reference model.net -o ref.c   the trainer in plain loops
  *
  * Exit status: 0 compiled, 1 the model has errors, 2 usage or I/O problems. */
 #include "config.h"
 #include "cnnc.h"
+#include "output.h"
 
 #include <errno.h>
 #include <getopt.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/stat.h>
-#include <unistd.h>
 
 enum { EXIT_MODEL = 1, EXIT_USAGE = 2 };
 
 typedef enum Mode { MODE_EMIT, MODE_CHECK, MODE_SUMMARY } Mode;
 
+/* What -o receives (--emit=...). */
+typedef enum Output { OUTPUT_TRAINER, OUTPUT_DOT } Output;
+
 typedef struct Options {
     Mode mode;
+    Output emit;
     const char *input;
     const char *output;     /* -o; NULL with --check/--summary */
     int64_t real_size;      /* 4 or 8 */
     int64_t micro;          /* --micro-batch; 0: the plan's choice */
+    Kernels kernels;        /* --kernels */
+    int64_t fast_budget;    /* --fast-budget, in bytes; 0: the default */
     int max_errors;
     bool werror;
 } Options;
@@ -37,6 +44,12 @@ static void usage(FILE *f)
           "  -o FILE             write the trainer's C to FILE ('-': standard output)\n"
           "      --check         parse and shape-check only\n"
           "      --summary       print layers, shapes, parameters, FLOP and memory plan\n"
+          "      --emit=WHAT     what -o writes: trainer (default), or dot (a Graphviz\n"
+          "                      picture of the network)\n"
+          "      --kernels=K     fast (default): tiled, threaded kernels; reference: the\n"
+          "                      plain loops of the math, to read and to check against\n"
+          "      --fast-budget=KIB  the fast kernels' share of the generated C (8192);\n"
+          "                      past it, the layers with the least FLOP get compact ones\n"
           "      --precision=P   f32 (default) or f64\n"
           "      --micro-batch=N samples per pass through the layers (default: the\n"
           "                      batch halved until its maps fit 24 MiB)\n"
@@ -61,11 +74,17 @@ static int usage_error(const char *fmt, const char *arg)
 /* Returns -1 when the options are good, else the exit status to end with. */
 static int parse_options(int argc, char **argv, Options *o)
 {
-    enum { OPT_CHECK = 256, OPT_SUMMARY, OPT_PRECISION, OPT_MICRO, OPT_MAX_ERRORS, OPT_WERROR };
+    enum {
+        OPT_CHECK = 256, OPT_SUMMARY, OPT_PRECISION, OPT_MICRO, OPT_MAX_ERRORS, OPT_WERROR,
+        OPT_EMIT, OPT_KERNELS, OPT_FAST_BUDGET
+    };
     static const struct option longopts[] = {
         {"check", no_argument, NULL, OPT_CHECK},
         {"summary", no_argument, NULL, OPT_SUMMARY},
         {"precision", required_argument, NULL, OPT_PRECISION},
+        {"emit", required_argument, NULL, OPT_EMIT},
+        {"kernels", required_argument, NULL, OPT_KERNELS},
+        {"fast-budget", required_argument, NULL, OPT_FAST_BUDGET},
         {"micro-batch", required_argument, NULL, OPT_MICRO},
         {"max-errors", required_argument, NULL, OPT_MAX_ERRORS},
         {"Werror", no_argument, NULL, OPT_WERROR},
@@ -83,6 +102,32 @@ static int parse_options(int argc, char **argv, Options *o)
         case OPT_CHECK: check = true; break;
         case OPT_SUMMARY: summary = true; break;
         case OPT_WERROR: o->werror = true; break;
+        case OPT_EMIT:
+            if (strcmp(optarg, "trainer") == 0)
+                o->emit = OUTPUT_TRAINER;
+            else if (strcmp(optarg, "dot") == 0)
+                o->emit = OUTPUT_DOT;
+            else
+                return usage_error("--emit takes trainer or dot, not '%s'", optarg);
+            break;
+        case OPT_KERNELS:
+            if (strcmp(optarg, "fast") == 0)
+                o->kernels = KERNELS_FAST;
+            else if (strcmp(optarg, "reference") == 0)
+                o->kernels = KERNELS_REFERENCE;
+            else
+                return usage_error("--kernels takes fast or reference, not '%s'", optarg);
+            break;
+        case OPT_FAST_BUDGET: {
+            char *end;
+            errno = 0;
+            long long kib = strtoll(optarg, &end, 10);
+            if (errno || *end || end == optarg || kib < 1 || kib > (1LL << 30))
+                return usage_error("--fast-budget needs a size in KiB from 1 to 1073741824, "
+                                   "not '%s'", optarg);
+            o->fast_budget = kib << 10;
+            break;
+        }
         case OPT_PRECISION:
             if (strcmp(optarg, "f32") == 0)
                 o->real_size = 4;
@@ -133,49 +178,66 @@ static int parse_options(int argc, char **argv, Options *o)
     return -1;
 }
 
-/* mkstemp makes the file 0600; a generated source is as readable as any
- * other file the user writes. */
-static bool fchmod_like(const char *tmp)
+/* What --emit asks for, to f; compact: the layers with compact kernels. */
+static bool emit_to(FILE *f, const Network *net, const Options *o, const Source *src,
+                    const bool *compact)
 {
-    mode_t mask = umask(0);
-    umask(mask);
-    return chmod(tmp, 0666 & ~mask) == 0;
+    if (o->emit == OUTPUT_DOT)
+        return emit_dot(f, net);
+    EmitOptions eo = {.real_size = o->real_size, .micro = o->micro, .kernels = o->kernels,
+                      .fast_budget = o->fast_budget, .compact = compact, .src = src};
+    return emit_network(f, net, &eo);
 }
 
-/* Writes the trainer to path so that a reader sees either the old file or
- * the whole new one: a temporary beside it, fsync, then rename. */
+/* Writes the output to path with the runtime's writer (runtime/output.h):
+ * a reader sees either the old file or the whole new one; a device or a FIFO
+ * is written through, a symbolic link's target replaced. The model file
+ * itself is refused as the output: it would be lost to its own trainer. */
+static int write_emitted(const char *path, const Network *net, const Options *o,
+                         const Source *src, const bool *compact)
+{
+    if (strcmp(path, "-") == 0)
+        return emit_to(stdout, net, o, src, compact) ? 0 : EXIT_USAGE;
+    if (strcmp(o->input, "-") != 0 && !rt_is_stream(path) && rt_same_file(path, o->input)) {
+        fprintf(stderr, "cnnc: error: -o %s is the model file %s itself; writing the "
+                "trainer there would destroy the model\n", path, o->input);
+        return EXIT_USAGE;
+    }
+    rt_output out;
+    FILE *f = rt_output_open(&out, path);
+    if (!f) {
+        fprintf(stderr, "cnnc: error: %s\n", rt_errmsg());
+        return EXIT_USAGE;
+    }
+    /* emit_to fails having said why, or on a write error, which the commit
+     * reports */
+    if (!emit_to(f, net, o, src, compact) && !ferror(f)) {
+        rt_output_abort(&out);
+        return EXIT_USAGE;
+    }
+    if (rt_output_commit(&out) != 0) {
+        fprintf(stderr, "cnnc: error: %s\n", rt_errmsg());
+        return EXIT_USAGE;
+    }
+    return 0;
+}
+
+/* The output --emit asks for, to path; a trainer too large to compile is
+ * refused before the output is touched (the model's fault: exit status 1). */
 static int write_output(const char *path, const Network *net, const Options *o,
                         const Source *src)
 {
-    EmitOptions eo = {.real_size = o->real_size, .micro = o->micro, .src = src};
-    if (strcmp(path, "-") == 0)
-        return emit_network(stdout, net, &eo) ? 0 : EXIT_USAGE;
-    char *tmp = xasprintf("%s.XXXXXX", path);
-    int fd = mkstemp(tmp);
-    if (fd < 0) {
-        fprintf(stderr, "cnnc: error: %s: cannot create a file beside it: %s\n", path,
-                strerror(errno));
-        free(tmp);
-        return EXIT_USAGE;
+    EmitOptions eo = {.real_size = o->real_size, .micro = o->micro, .kernels = o->kernels,
+                      .fast_budget = o->fast_budget, .note_compact = true};
+    bool *compact = xcalloc((size_t)net->nlayers + 1, sizeof *compact);
+    int ncompact;
+    if (o->emit == OUTPUT_TRAINER && !emit_kernels_checked(net, &eo, compact, &ncompact)) {
+        free(compact);
+        return EXIT_MODEL;
     }
-    FILE *f = fdopen(fd, "w");
-    bool ok = f && emit_network(f, net, &eo);
-    ok = ok && fflush(f) == 0 && fsync(fd) == 0;
-    int saved = errno;
-    if (f)
-        ok = (fclose(f) == 0) && ok;
-    else
-        close(fd);
-    if (ok && fchmod_like(tmp) && rename(tmp, path) == 0) {
-        free(tmp);
-        return 0;
-    }
-    if (!ok)
-        errno = saved;
-    fprintf(stderr, "cnnc: error: %s: %s\n", path, strerror(errno));
-    unlink(tmp);
-    free(tmp);
-    return EXIT_USAGE;
+    int status = write_emitted(path, net, o, src, compact);
+    free(compact);
+    return status;
 }
 
 /* Front end: source -> checked network. NULL when the model has errors. */
@@ -213,7 +275,7 @@ int main(int argc, char **argv)
     }
     status = 0;
     if (o.mode == MODE_SUMMARY) {
-        summary_print(stdout, net, o.real_size, o.micro);
+        summary_print(stdout, net, o.real_size, o.micro, o.kernels, o.fast_budget);
     } else if (o.mode == MODE_EMIT) {
         status = write_output(o.output, net, &o, src);
     }

@@ -7,9 +7,10 @@
  *   the mean (PyTorch's count_include_pad=False).
  *
  * Positional form: MaxPool(KHxKW, S) = size, stride; e.g. MaxPool(3x3, stride=2). */
-#include "cnnc.h"
+#include "tiles.h"
 
 #include <inttypes.h>
+#include <string.h>
 
 enum { POOL_SIZE, POOL_STRIDE, POOL_PADDING, POOL_NARGS };
 
@@ -82,24 +83,10 @@ static double pool_flops(const Layer *l)
 }
 
 /* ------------------------------------------------------------------------
- * The pools' code
- *
- * Maps are NHWC, so one window position is a run of taps, each a contiguous
- * row of C channels: the innermost loop runs over channels. An output pixel
- * whose window lies wholly inside the input (every pixel of a valid pool) is
- * "inside"; only with padding are there pixels whose window is clipped, and
- * only those pay for the clipping. Padding never takes part: MaxPool's
- * padding never wins (it is -inf), AvgPool's never counts into the mean.
+ * The two tiers (the fast one in tiles_pool.c)
  */
 
-typedef struct PoolGeom {
-    int64_t h, w, c;        /* input */
-    int64_t oh, ow;         /* output (C channels too) */
-    int64_t kh, kw, sh, sw; /* window and stride */
-    int64_t pt, pl;         /* padding at the top and left */
-    bool padded;            /* some window is clipped */
-} PoolGeom;
-
+/* The layer's numbers, as both tiers take them. */
 static PoolGeom pool_geom(const Layer *l)
 {
     const ArgVal *a = l->args;
@@ -114,29 +101,6 @@ static PoolGeom pool_geom(const Layer *l)
     return g;
 }
 
-static int64_t pool_in_elems(const PoolGeom *g)
-{
-    return g->h * g->w * g->c;
-}
-
-static int64_t pool_out_elems(const PoolGeom *g)
-{
-    return g->oh * g->ow * g->c;
-}
-
-static bool pool_unrolled(const PoolGeom *g)
-{
-    return g->kh * g->kw <= EMIT_UNROLL_TAPS;
-}
-
-/* "x[n][H][W][C]" into buf. */
-static const char *dims4(char *buf, size_t size, const char *name, int64_t h, int64_t w,
-                         int64_t c)
-{
-    snprintf(buf, size, "%s[n][%" PRId64 "][%" PRId64 "][%" PRId64 "]", name, h, w, c);
-    return buf;
-}
-
 /* MaxPool keeps, per output element, the index of the input element (within
  * its sample) that won: int32 at the batch. */
 static int64_t maxpool_scratch_bytes(const Layer *l, int64_t batch, int64_t lane_samples,
@@ -147,410 +111,176 @@ static int64_t maxpool_scratch_bytes(const Layer *l, int64_t batch, int64_t lane
     return batch * shape_elems(l->out) * (int64_t)sizeof(int32_t);
 }
 
-/* Opens the parallel loop over samples (one level to close) with the
- * sample's rows: xi and yi forward, dyi and dxi backward. */
-static void pool_emit_pixels(Emitter *e, const PoolGeom *g, bool dx_side)
+static void maxpool_forward(Emitter *e, const LayerCode *c)
 {
-    emit(e, "PARALLEL_FOR");
+    PoolGeom g = pool_geom(c->l);
+    tiles_maxpool_forward(e, c, &g);
+}
+
+static void maxpool_backward(Emitter *e, const LayerCode *c)
+{
+    PoolGeom g = pool_geom(c->l);
+    tiles_maxpool_backward(e, c, &g);
+}
+
+static void avgpool_forward(Emitter *e, const LayerCode *c)
+{
+    PoolGeom g = pool_geom(c->l);
+    tiles_avgpool_forward(e, c, &g);
+}
+
+static void avgpool_backward(Emitter *e, const LayerCode *c)
+{
+    PoolGeom g = pool_geom(c->l);
+    tiles_avgpool_backward(e, c, &g);
+}
+
+/* ------------------------------------------------------------------------
+ * The reference tier: each window as the math has it
+ *
+ * Output pixel (oy, ox) of channel c looks at the taps (ky, kx) of its
+ * window, input row iy = oy*SH - PT + ky and column ix = ox*SW - PL + kx;
+ * taps in the padding (outside the input) take no part.
+ */
+
+/* Opens the loops over samples, output pixels, channels and the window's
+ * taps inside the input (six levels to close), with xi the sample's input
+ * (when READS_X), o the output element and at the tap's input element (when
+ * WANT_AT);
+ * START declares the window's sums before its taps. */
+static void pool_ref_windows(Emitter *e, const PoolGeom *g, bool reads_x, const char *start,
+                             bool want_at)
+{
+    char iy[64], ix[64];
     emit(e, "for (int i = 0; i < n; i++) {");
-    if (dx_side) {
-        emit(e, "const real *restrict dyi = dy + (size_t)i * %" PRId64 ";", pool_out_elems(g));
-        emit(e, "real *restrict dxi = dx + (size_t)i * %" PRId64 ";", pool_in_elems(g));
-    } else {
-        emit(e, "const real *restrict xi = x + (size_t)i * %" PRId64 ";", pool_in_elems(g));
-        emit(e, "real *restrict yi = y + (size_t)i * %" PRId64 ";", pool_out_elems(g));
-    }
-}
-
-/* "o * s - p" into buf, without a stride or padding of 1 or 0. */
-static const char *window_start(char *buf, size_t size, const char *o, int64_t s, int64_t p)
-{
-    int len = snprintf(buf, size, "%s", o);
-    if (s != 1)
-        len += snprintf(buf + len, size - (size_t)len, " * %" PRId64, s);
-    if (p != 0)
-        snprintf(buf + len, size - (size_t)len, " - %" PRId64, p);
-    return buf;
-}
-
-/* Opens the loops over output pixels (two levels to close) with p, the
- * pixel's index, and iy0, ix0, its window's first row and column (negative
- * in the padding). */
-static void pool_emit_pixel_loops(Emitter *e, const PoolGeom *g)
-{
-    char iy0[64], ix0[64];
+    if (reads_x)
+        emit(e, "const real *xi = x + (size_t)i * %" PRId64 ";", pool_in_elems(g));
     emit_for(e, "oy", g->oh);
     emit_for(e, "ox", g->ow);
-    emit(e, "const int p = oy * %" PRId64 " + ox;", g->ow);
-    emit(e, "const int iy0 = %s, ix0 = %s;", window_start(iy0, sizeof iy0, "oy", g->sh, g->pt),
-         window_start(ix0, sizeof ix0, "ox", g->sw, g->pl));
-}
-
-/* The test that the window at (iy0, ix0) lies wholly inside the input. */
-static void pool_emit_inside_test(Emitter *e, const PoolGeom *g)
-{
-    emit(e, "if (iy0 >= 0 && iy0 + %" PRId64 " <= %" PRId64 " && ix0 >= 0 && ix0 + %" PRId64
-            " <= %" PRId64 ") {", g->kh, g->h, g->kw, g->w);
-}
-
-/* Opens the loops over the window's taps inside the input (two levels to
- * close), rows ky0..ky1-1 and columns kx0..kx1-1, with at, the tap's first
- * element within the sample; count, when wanted, is how many taps there are. */
-static void pool_emit_clipped_taps(Emitter *e, const PoolGeom *g, bool want_count)
-{
-    if (g->padded) {
-        emit(e, "const int ky0 = iy0 < 0 ? -iy0 : 0, ky1 = iy0 + %" PRId64 " > %" PRId64
-                " ? %" PRId64 " - iy0 : %" PRId64 ";", g->kh, g->h, g->h, g->kh);
-        emit(e, "const int kx0 = ix0 < 0 ? -ix0 : 0, kx1 = ix0 + %" PRId64 " > %" PRId64
-                " ? %" PRId64 " - ix0 : %" PRId64 ";", g->kw, g->w, g->w, g->kw);
-        if (want_count)
-            emit(e, "const real count = (real)((ky1 - ky0) * (kx1 - kx0));");
-        emit(e, "for (int ky = ky0; ky < ky1; ky++) {");
-        emit(e, "for (int kx = kx0; kx < kx1; kx++) {");
-    } else {
-        if (want_count)
-            emit(e, "const real count = %" PRId64 ";", g->kh * g->kw);
-        emit_for(e, "ky", g->kh);
-        emit_for(e, "kx", g->kw);
+    emit_for(e, "c", g->c);
+    emit(e, "const size_t o = (size_t)i * %" PRId64 " + (oy * %" PRId64 " + ox) * %" PRId64
+            " + c;", pool_out_elems(g), g->ow, g->c);
+    for (const char *p = start; *p;) {
+        size_t len = strcspn(p, "\n");
+        emit(e, "%.*s", (int)len, p);
+        p += len + (p[len] == '\n');
     }
-    emit(e, "const int at = ((iy0 + ky) * %" PRId64 " + ix0 + kx) * %" PRId64 ";", g->w, g->c);
-}
-
-/* The first tap inside the window: where MaxPool's running max starts. */
-static void pool_emit_first_tap(Emitter *e, const PoolGeom *g)
-{
+    emit_for(e, "ky", g->kh);
+    emit_for(e, "kx", g->kw);
+    if (want_at || g->padded)
+        emit(e, "const int iy = %s + ky, ix = %s + kx;",
+             pool_window_start(iy, sizeof iy, "oy", g->sh, g->pt),
+             pool_window_start(ix, sizeof ix, "ox", g->sw, g->pl));
     if (g->padded)
-        emit(e, "const int first = ((iy0 + (iy0 < 0 ? -iy0 : 0)) * %" PRId64
-                " + ix0 + (ix0 < 0 ? -ix0 : 0)) * %" PRId64 ";", g->w, g->c);
-    else
-        emit(e, "const int first = (iy0 * %" PRId64 " + ix0) * %" PRId64 ";", g->w, g->c);
+        emit(e, "if (iy < 0 || iy >= %" PRId64 " || ix < 0 || ix >= %" PRId64 ") continue;",
+             g->h, g->w);
+    if (want_at)
+        emit(e, "const int at = (iy * %" PRId64 " + ix) * %" PRId64 " + c;", g->w, g->c);
 }
 
-/* Opens the loop over channels of an inside window (one level to close)
- * with at, the channel's element in the window's first tap. */
-static void pool_emit_unrolled_channels(Emitter *e, const PoolGeom *g)
+/* Closes the loops of pool_ref_windows: the taps', then the rest. */
+static void pool_ref_close_taps(Emitter *e)
 {
-    emit(e, "const int base = (iy0 * %" PRId64 " + ix0) * %" PRId64 ";", g->w, g->c);
-    emit_for(e, "c", g->c);
-    emit(e, "const int at = base + c;");
+    emit(e, "}");
+    emit(e, "}");
 }
 
-/* How far tap t (row-major, 0 the first) of an inside window lies from the
- * first, in elements. */
-static int64_t pool_tap_offset(const PoolGeom *g, int64_t t)
+static void pool_ref_close_pixels(Emitter *e)
 {
-    return (t / g->kw * g->w + t % g->kw) * g->c;
+    emit(e, "}");
+    emit(e, "}");
+    emit(e, "}");
+    emit(e, "}");
 }
 
-/* A pool's forward: the comment, "y[n][OH][OW][C] = the WHAT of each KHxKW
- * window of x[n][H][W][C] at stride SHxSW" and more, and the signature. */
-static void pool_emit_forward_begin(Emitter *e, const LayerCode *c, const PoolGeom *g,
-                                    const char *what, const char *more)
+/* MaxPool: y = the largest tap of the window (the first of equal ones);
+ * backward sends dy to that tap, found again. */
+static void maxpool_ref_forward(Emitter *e, const LayerCode *c)
 {
+    PoolGeom g = pool_geom(c->l);
     char in[96], out[96];
-    emit(e, "/* %s = the %s of each %" PRId64 "x%" PRId64 " window of %s at stride %" PRId64
-            "x%" PRId64 "%s */",
-         dims4(out, sizeof out, "y", g->oh, g->ow, g->c), what, g->kh, g->kw,
-         dims4(in, sizeof in, "x", g->h, g->w, g->c), g->sh, g->sw, more);
+    emit(e, "/* %s = the max of each %" PRId64 "x%" PRId64 " window of %s at stride %" PRId64
+            "x%" PRId64 ", the first of equal values winning%s */",
+         pool_dims4(out, sizeof out, "y", g.oh, g.ow, g.c), g.kh, g.kw,
+         pool_dims4(in, sizeof in, "x", g.h, g.w, g.c), g.sh, g.sw,
+         g.padded ? "; the padding never wins" : "");
     emit_forward_begin(e, c);
+    emit(e, "(void)ln;");
+    pool_ref_windows(e, &g, true, "real best = 0;\nint found = 0;", true);
+    emit(e, "if (found == 0 || xi[at] > best) { best = xi[at]; found = 1; }");
+    pool_ref_close_taps(e);
+    emit(e, "y[o] = best;");
+    pool_ref_close_pixels(e);
+    emit_function_end(e);
 }
 
-/* A pool's backward that computes dx: the comment, "dx[n][H][W][C]: each of
- * dy[n][OH][OW][C]" and how it goes back, and the signature. */
-static void pool_emit_backward_begin(Emitter *e, const LayerCode *c, const PoolGeom *g,
-                                     const char *how)
+static void maxpool_ref_backward(Emitter *e, const LayerCode *c)
 {
+    PoolGeom g = pool_geom(c->l);
     char in[96], out[96];
-    emit(e, "/* %s: each of %s %s */", dims4(in, sizeof in, "dx", g->h, g->w, g->c),
-         dims4(out, sizeof out, "dy", g->oh, g->ow, g->c), how);
+    emit(e, "/* %s += each of %s at the input element that won its window (found again) */",
+         pool_dims4(in, sizeof in, "dx", g.h, g.w, g.c), pool_dims4(out, sizeof out, "dy", g.oh, g.ow, g.c));
     emit_backward_begin(e, c);
-}
-
-/* One kind's code for the channels of one output pixel: from an inside
- * window, unrolled, or from any window, in loops over its taps. */
-typedef void PoolWindowEmitter(Emitter *e, const PoolGeom *g);
-
-/* The body of a forward's pixel loops: unrolled when the window is small
- * (behind the inside test when some windows are clipped), else in loops; then
- * closes the pixel loops. */
-static void pool_emit_forward_windows(Emitter *e, const PoolGeom *g,
-                                      PoolWindowEmitter *unrolled, PoolWindowEmitter *loops)
-{
-    if (pool_unrolled(g) && g->padded) {
-        pool_emit_inside_test(e, g);
-        unrolled(e, g);
-        emit(e, "} else {");
-        loops(e, g);
-        emit(e, "}");
-    } else if (pool_unrolled(g)) {
-        unrolled(e, g);
-    } else {
-        loops(e, g);
-    }
-    emit(e, "}");
-    emit(e, "}");
-}
-
-/* An inside window, unrolled: per channel, the running max over the taps
- * in row-major order, the first of equal values winning. */
-static void maxpool_emit_unrolled(Emitter *e, const PoolGeom *g)
-{
-    pool_emit_unrolled_channels(e, g);
-    emit(e, "real best = xi[at];");
-    emit(e, "int arg = at;");
-    for (int64_t t = 1; t < g->kh * g->kw; t++) {
-        int64_t off = pool_tap_offset(g, t);
-        emit(e, "if (xi[at + %" PRId64 "] > best) { best = xi[at + %" PRId64 "]; arg = at + %"
-                PRId64 "; }", off, off, off);
-    }
-    emit(e, "yo[c] = best;");
-    emit(e, "ao[c] = arg;");
-    emit(e, "}");
-}
-
-/* Any window, in loops over its taps inside the input. */
-static void maxpool_emit_loops(Emitter *e, const PoolGeom *g)
-{
-    pool_emit_first_tap(e, g);
-    emit(e, "for (int c = 0; c < %" PRId64 "; c++) {", g->c);
-    emit(e, "yo[c] = xi[first + c];");
-    emit(e, "ao[c] = first + c;");
-    emit(e, "}");
-    pool_emit_clipped_taps(e, g, false);
-    emit_comment(e, "strict >: the first tap (compared again here) and earlier ties keep it");
-    emit_for(e, "c", g->c);
-    emit(e, "const real v = xi[at + c];");
-    emit(e, "if (v > yo[c]) { yo[c] = v; ao[c] = at + c; }");
-    emit(e, "}");
-    emit(e, "}");
-    emit(e, "}");
-}
-
-/* MaxPool forward a sample at a time, on the calling thread: sample i of
- * the call from xi to yi, and its argmax. The layer before can stream into
- * it (plan.c), its map then made and taken a sample at a time; otherwise
- * the samples go among the threads. */
-static void maxpool_emit_forward(Emitter *e, const LayerCode *c, const PoolGeom *g)
-{
-    emit(e, "/* yi[%" PRId64 "][%" PRId64 "][%" PRId64 "] = the max of each %" PRId64 "x%" PRId64
-            " window of xi[%" PRId64 "][%" PRId64 "][%" PRId64 "] at stride %" PRId64 "x%" PRId64
-            ", sample i of the call; its argmax (int32: the input element within the sample) "
-            "in scratch at sample i */",
-         g->oh, g->ow, g->c, g->kh, g->kw, g->h, g->w, g->c, g->sh, g->sw);
-    emit(e, "static void %s_forward_sample(cnnrt_ctx *ctx, int i, const real *restrict xi, "
-            "real *restrict yi)", c->name);
-    emit(e, "{");
-    emit(e, "int32_t *restrict ai = (int32_t *)work(ctx, %s_SCRATCH) + (size_t)i * %" PRId64 ";",
-         c->name, pool_out_elems(g));
-    pool_emit_pixel_loops(e, g);
-    emit(e, "real *restrict yo = yi + p * %" PRId64 ";", g->c);
-    emit(e, "int32_t *restrict ao = ai + p * %" PRId64 ";", g->c);
-    pool_emit_forward_windows(e, g, maxpool_emit_unrolled, maxpool_emit_loops);
-    emit(e, "}");
-    emit_blank(e);
-    char in[96], out[96];
-    emit(e, "/* %s = the max of each window of %s, the samples among the threads; unused "
-            "where the layer before streams */",
-         dims4(out, sizeof out, "y", g->oh, g->ow, g->c), dims4(in, sizeof in, "x", g->h, g->w, g->c));
-    emit(e, "static inline MAYBE_UNUSED void %s_forward(cnnrt_ctx *ctx, int n, "
-            "const real *restrict x, real *restrict y)", c->name);
-    emit(e, "{");
-    emit(e, "PARALLEL_FOR");
-    emit(e, "for (int i = 0; i < n; i++)");
-    emit(e, "    %s_forward_sample(ctx, i, x + (size_t)i * %" PRId64 ", y + (size_t)i * %" PRId64
-            ");", c->name, pool_in_elems(g), pool_out_elems(g));
-    emit(e, "}");
-}
-
-/* dx clearing a row ahead of the windows, so that each row is cleared while
- * it is in cache for their sums: before output row oy, the input rows up to
- * its windows' last. Opens the loop over output rows (one level to close). */
-static void pool_emit_rows_cleared(Emitter *e, const PoolGeom *g)
-{
-    const int64_t row = g->w * g->c;
-    emit(e, "int cleared = 0; /* rows of dxi zeroed */");
-    emit_for(e, "oy", g->oh);
-    emit(e, "const int rows = oy * %" PRId64 " + %" PRId64 ";", g->sh, g->kh);
-    emit(e, "memset(dxi + (size_t)cleared * %" PRId64 ", 0, sizeof(real) * %" PRId64
-            " * (size_t)(rows - cleared));", row, row);
-    emit(e, "cleared = rows;");
-}
-
-/* The vector form of an inside window's backward, for C of at least a
- * vector: per vector of channels and per tap, the lanes whose winner the tap
- * is add their dy; the last vector, which overlaps the one before it, leaves
- * the lanes that one covers. Sums go in the order of the scalar form (by
- * output pixel), so the two agree bitwise. */
-static void maxpool_emit_backward_vectors(Emitter *e, const LayerCode *c, const PoolGeom *g)
-{
-    emit(e, "typedef real vr __attribute__((vector_size(CNNC_VEC_BYTES)));");
-    emit_mask_type(e, "vr");
-    emit(e, "typedef int32_t vi __attribute__((vector_size(CNNC_VL * 4)));");
-    emit(e, "const int nv = (%" PRId64 " + CNNC_VL - 1) / CNNC_VL;", g->c);
-    emit(e, "vi lane;");
-    emit(e, "for (int l = 0; l < CNNC_VL; l++) lane[l] = l;");
-    emit(e, "/* lanes of the last vector that the one before it covers */");
-    emit(e, "const int covered = (nv - 1) * CNNC_VL - VEC_AT(nv - 1, CNNC_VL, %" PRId64 ");",
-         g->c);
-    pool_emit_pixels(e, g, true);
-    emit(e, "const int32_t *restrict ai = argmax + (size_t)i * %" PRId64 ";", pool_out_elems(g));
-    if (c->relu_in)
-        emit(e, "const real *restrict yi = y + (size_t)i * %" PRId64 ";", pool_out_elems(g));
-    pool_emit_rows_cleared(e, g);
-    emit_for(e, "ox", g->ow);
-    emit(e, "const int p = oy * %" PRId64 " + ox;", g->ow);
-    emit(e, "const int base = (oy * %" PRId64 " * %" PRId64 " + ox * %" PRId64 ") * %" PRId64
-            ";", g->sh, g->w, g->sw, g->c);
-    emit(e, "for (int j = 0; j < nv; j++) {");
-    emit(e, "const int c = VEC_AT(j, CNNC_VL, %" PRId64 ");", g->c);
-    emit(e, "vi a;");
-    emit(e, "vr d;");
-    emit(e, "VLOAD(a, ai + p * %" PRId64 " + c);", g->c);
-    emit(e, "VLOAD(d, dyi + p * %" PRId64 " + c);", g->c);
-    emit(e, "vr_mask keep = __builtin_convertvector(lane >= (j == nv - 1 ? covered : 0), "
-            "vr_mask);");
-    if (c->relu_in) {
-        emit(e, "vr v;");
-        emit(e, "VLOAD(v, yi + p * %" PRId64 " + c);", g->c);
-        emit(e, "keep &= v > 0;");
-    }
-    emit(e, "const vr_mask dm = (vr_mask)d & keep;");
-    emit(e, "a -= base + c + lane; /* the winning tap's offset */");
-    emit(e, "real *restrict dxo = dxi + base + c;");
-    for (int64_t t = 0; t < g->kh * g->kw; t++) {
-        int64_t off = pool_tap_offset(g, t);
-        emit(e, "{");
-        emit(e, "const vr_mask m = __builtin_convertvector(a == %" PRId64 ", vr_mask);", off);
-        emit(e, "vr s;");
-        emit(e, "VLOAD(s, dxo + %" PRId64 ");", off);
-        emit(e, "const vr_mask sm = (vr_mask)s;");
-        emit(e, "s = (vr)(((vr_mask)(s + (vr)dm) & m) | (sm & ~m));");
-        emit(e, "VSTORE(dxo + %" PRId64 ", s);", off);
-        emit(e, "}");
-    }
-    emit(e, "}");
-    emit(e, "}");
-    emit(e, "}");
-    emit(e, "memset(dxi + (size_t)cleared * %" PRId64 ", 0, sizeof(real) * %" PRId64
-            " * (size_t)(%" PRId64 " - cleared));", g->w * g->c, g->w * g->c, g->h);
-    emit(e, "}");
-}
-
-static void maxpool_emit_backward(Emitter *e, const LayerCode *c, const PoolGeom *g)
-{
-    if (!c->need_dx) {
-        emit_backward_nothing(e, c);
-        return;
-    }
-    pool_emit_backward_begin(e, c, g, c->relu_in ? "to the input element that won (windows may "
-                                                  "overlap), where it is > 0 (the ReLU before)"
-                                                : "to the input element that won (windows may "
-                                                  "overlap)");
-    emit(e, "(void)x;");
-    if (!c->relu_in)
-        emit(e, "(void)y;");
-    emit(e, "const int32_t *restrict argmax = work(ctx, %s_SCRATCH);", c->name);
-    bool vectors = !g->padded && pool_unrolled(g);
-    if (vectors) {
-        /* Per vector of channels, a pass over every tap: it pays when the
-         * window has fewer taps than a vector lanes (3x3 on AVX-512, not
-         * 4x4; measured by bench/profile.sh on seed's pools). */
-        emit(e, "#if CNNC_VL <= %" PRId64 " && %" PRId64 " < CNNC_VL", g->c, g->kh * g->kw);
-        maxpool_emit_backward_vectors(e, c, g);
-        emit(e, "#else");
-    }
-    pool_emit_pixels(e, g, true);
-    emit(e, "const int32_t *restrict ai = argmax + (size_t)i * %" PRId64 ";", pool_out_elems(g));
-    emit(e, "for (int j = 0; j < %" PRId64 "; j++) dxi[j] = 0;", pool_in_elems(g));
-    if (c->relu_in) {
-        /* x is the ReLU's output: x[ai[j]] = y[j], and > 0 where it passed */
-        emit(e, "const real *restrict yi = y + (size_t)i * %" PRId64 ";", pool_out_elems(g));
-        emit(e, "for (int j = 0; j < %" PRId64 "; j++) dxi[ai[j]] += yi[j] > 0 ? dyi[j] : 0;",
-             pool_out_elems(g));
-    } else {
-        emit(e, "for (int j = 0; j < %" PRId64 "; j++) dxi[ai[j]] += dyi[j];",
-             pool_out_elems(g));
-    }
-    emit(e, "}");
-    if (vectors)
-        emit(e, "#endif");
-    emit(e, "}");
-}
-
-static void maxpool_emit(Emitter *e, const LayerCode *c)
-{
-    PoolGeom g = pool_geom(c->l);
-    maxpool_emit_forward(e, c, &g);
-    emit_blank(e);
-    maxpool_emit_backward(e, c, &g);
-}
-
-/* An inside window, unrolled: per channel, the sum over the taps in
- * row-major order, over their number. */
-static void avgpool_emit_unrolled(Emitter *e, const PoolGeom *g)
-{
-    pool_emit_unrolled_channels(e, g);
-    emit(e, "real sum = xi[at];");
-    for (int64_t t = 1; t < g->kh * g->kw; t++)
-        emit(e, "sum += xi[at + %" PRId64 "];", pool_tap_offset(g, t));
-    emit(e, "yo[c] = sum / %" PRId64 ";", g->kh * g->kw);
-    emit(e, "}");
-}
-
-/* Any window, in loops over its taps inside the input. */
-static void avgpool_emit_loops(Emitter *e, const PoolGeom *g)
-{
-    emit(e, "for (int c = 0; c < %" PRId64 "; c++) yo[c] = 0;", g->c);
-    pool_emit_clipped_taps(e, g, true);
-    emit(e, "for (int c = 0; c < %" PRId64 "; c++) yo[c] += xi[at + c];", g->c);
-    emit(e, "}");
-    emit(e, "}");
-    emit(e, "for (int c = 0; c < %" PRId64 "; c++) yo[c] /= count;", g->c);
-}
-
-static void avgpool_emit_forward(Emitter *e, const LayerCode *c, const PoolGeom *g)
-{
-    pool_emit_forward_begin(e, c, g, "mean",
-                            g->padded ? ", over its elements inside the input" : "");
-    emit(e, "(void)ctx;");
-    pool_emit_pixels(e, g, false);
-    pool_emit_pixel_loops(e, g);
-    emit(e, "real *restrict yo = yi + p * %" PRId64 ";", g->c);
-    pool_emit_forward_windows(e, g, avgpool_emit_unrolled, avgpool_emit_loops);
-    emit(e, "}");
-    emit(e, "}");
-}
-
-static void avgpool_emit_backward(Emitter *e, const LayerCode *c, const PoolGeom *g)
-{
-    if (!c->need_dx) {
-        emit_backward_nothing(e, c);
-        return;
-    }
-    pool_emit_backward_begin(e, c, g, "spread evenly over its window's elements");
-    emit(e, "(void)ctx;");
-    emit(e, "(void)x;");
+    emit_dx_clear(e, c);
+    emit(e, "(void)ln;");
     emit(e, "(void)y;");
-    pool_emit_pixels(e, g, true);
-    emit(e, "for (int j = 0; j < %" PRId64 "; j++) dxi[j] = 0;", pool_in_elems(g));
-    pool_emit_pixel_loops(e, g);
-    emit(e, "const real *restrict dyo = dyi + p * %" PRId64 ";", g->c);
-    pool_emit_clipped_taps(e, g, true);
-    emit(e, "for (int c = 0; c < %" PRId64 "; c++) dxi[at + c] += dyo[c] / count;", g->c);
-    emit(e, "}");
-    emit(e, "}");
-    emit(e, "}");
-    emit(e, "}");
-    emit(e, "}");
-    emit(e, "}");
+    pool_ref_windows(e, &g, true, "real best = 0;\nint arg = -1;", true);
+    emit(e, "if (arg < 0 || xi[at] > best) { best = xi[at]; arg = at; }");
+    pool_ref_close_taps(e);
+    emit(e, "dx[(size_t)i * %" PRId64 " + arg] += dy[o];", pool_in_elems(&g));
+    pool_ref_close_pixels(e);
+    emit_function_end(e);
 }
 
-static void avgpool_emit(Emitter *e, const LayerCode *c)
+/* AvgPool: y = the mean of the window's taps inside the input; backward
+ * spreads dy evenly over them. */
+static void avgpool_ref_forward(Emitter *e, const LayerCode *c)
 {
     PoolGeom g = pool_geom(c->l);
-    avgpool_emit_forward(e, c, &g);
-    emit_blank(e);
-    avgpool_emit_backward(e, c, &g);
+    char in[96], out[96];
+    emit(e, "/* %s = the mean of each %" PRId64 "x%" PRId64 " window of %s at stride %" PRId64
+            "x%" PRId64 "%s */", pool_dims4(out, sizeof out, "y", g.oh, g.ow, g.c), g.kh, g.kw,
+         pool_dims4(in, sizeof in, "x", g.h, g.w, g.c), g.sh, g.sw,
+         g.padded ? ", over its elements inside the input" : "");
+    emit_forward_begin(e, c);
+    emit(e, "(void)ln;");
+    pool_ref_windows(e, &g, true, "real sum = 0;\nint count = 0;", true);
+    emit(e, "sum += xi[at];");
+    emit(e, "count++;");
+    pool_ref_close_taps(e);
+    emit(e, "y[o] = sum / count;");
+    pool_ref_close_pixels(e);
+    emit_function_end(e);
+}
+
+static void avgpool_ref_backward(Emitter *e, const LayerCode *c)
+{
+    PoolGeom g = pool_geom(c->l);
+    char in[96], out[96];
+    emit(e, "/* %s += each of %s spread evenly over its window's elements */",
+         pool_dims4(in, sizeof in, "dx", g.h, g.w, g.c), pool_dims4(out, sizeof out, "dy", g.oh, g.ow, g.c));
+    emit_backward_begin(e, c);
+    emit_dx_clear(e, c);
+    emit(e, "(void)ln;");
+    emit(e, "(void)y;");
+    emit(e, "(void)x;");
+    emit_comment(e, "first the window's size (its taps inside the input), then the spread");
+    pool_ref_windows(e, &g, false, "int count = 0;", false);
+    emit(e, "count++;");
+    pool_ref_close_taps(e);
+    emit_for(e, "ky", g.kh);
+    emit_for(e, "kx", g.kw);
+    char iy[64], ix[64];
+    emit(e, "const int iy = %s + ky, ix = %s + kx;", pool_window_start(iy, sizeof iy, "oy", g.sh, g.pt),
+         pool_window_start(ix, sizeof ix, "ox", g.sw, g.pl));
+    if (g.padded)
+        emit(e, "if (iy < 0 || iy >= %" PRId64 " || ix < 0 || ix >= %" PRId64 ") continue;",
+             g.h, g.w);
+    emit(e, "dx[(size_t)i * %" PRId64 " + (iy * %" PRId64 " + ix) * %" PRId64 " + c] += dy[o] / "
+            "count;", pool_in_elems(&g), g.w, g.c);
+    pool_ref_close_taps(e);
+    pool_ref_close_pixels(e);
+    emit_function_end(e);
 }
 
 const LayerKind layer_maxpool = {
@@ -563,7 +293,10 @@ const LayerKind layer_maxpool = {
     .relu_backward = true,
     .sample_forward = true,
     .scratch_bytes = maxpool_scratch_bytes,
-    .emit = maxpool_emit,
+    .emit_forward = maxpool_forward,
+    .emit_backward = maxpool_backward,
+    .ref_forward = maxpool_ref_forward,
+    .ref_backward = maxpool_ref_backward,
 };
 
 const LayerKind layer_avgpool = {
@@ -573,5 +306,8 @@ const LayerKind layer_avgpool = {
     .nargs = POOL_NARGS,
     .infer = pool_infer,
     .flops = pool_flops,
-    .emit = avgpool_emit,
+    .emit_forward = avgpool_forward,
+    .emit_backward = avgpool_backward,
+    .ref_forward = avgpool_ref_forward,
+    .ref_backward = avgpool_ref_backward,
 };

@@ -12,6 +12,7 @@
 #include "cnnc.h"
 
 #include <inttypes.h>
+#include <stdlib.h>
 #include <string.h>
 
 /* 1598990 -> "1,598,990" */
@@ -103,9 +104,27 @@ static void print_train(FILE *f, const Train *t)
         fprintf(f, ", momentum %g", t->momentum);
     if (t->optimizer == OPT_ADAM)
         fprintf(f, ", beta1 %g, beta2 %g, eps %g", t->beta1, t->beta2, t->eps);
+    if (t->optimizer == OPT_ADAMW)
+        fprintf(f, ", beta1 %g, beta2 %g, eps %g", t->beta1, t->beta2, t->eps);
     if (t->decay > 0)
         fprintf(f, ", decay %g", t->decay);
-    fprintf(f, "), init %s, seed %" PRIu64 "\n", init_names[t->init], t->seed);
+    fprintf(f, "), init %s, seed %" PRIu64, init_names[t->init], t->seed);
+    if (t->schedule == SCHEDULE_STEP)
+        fprintf(f, ", schedule step (gamma %g every %" PRId64 " epoch%s)", t->gamma,
+                t->step_size, t->step_size == 1 ? "" : "s");
+    else if (t->schedule == SCHEDULE_COSINE)
+        fprintf(f, ", schedule cosine");
+    if (t->warmup > 0)
+        fprintf(f, ", warm-up %g epoch%s", t->warmup, t->warmup == 1 ? "" : "s");
+    if (t->label_smoothing > 0)
+        fprintf(f, ", label smoothing %g", t->label_smoothing);
+    if (t->clip > 0)
+        fprintf(f, ", gradients clipped to norm %g", t->clip);
+    if (t->flip)
+        fprintf(f, ", random flips");
+    if (t->crop > 0)
+        fprintf(f, ", random crops (padding %" PRId64 ")", t->crop);
+    fputc('\n', f);
 }
 
 static void print_values_row(FILE *f, const char *what, int64_t values, int64_t real_size)
@@ -124,13 +143,31 @@ static void print_bytes_row(FILE *f, const char *what, int64_t bytes)
 }
 
 /* The plan the generated trainer allocates (plan.c). */
-static void print_plan(FILE *f, const Network *n, int64_t real_size, int64_t micro)
+static void print_plan(FILE *f, const Network *n, int64_t real_size, int64_t micro,
+                       Kernels kernels, int64_t fast_budget)
 {
     MemPlan p;
-    if (!plan_network(n, real_size, micro, &p)) {
+    bool *compact = xcalloc((size_t)n->nlayers + 1, sizeof *compact);
+    int ncompact = 0;
+    int64_t code_bytes = 0;
+    if (kernels == KERNELS_FAST)
+        emit_choose_kernels(n, real_size, micro, fast_budget, compact, &ncompact, &code_bytes);
+    bool planned = plan_network_mixed(n, real_size, micro, kernels, ncompact ? compact : NULL,
+                                      &p);
+    if (!planned) {
+        free(compact);
         fputs("memory plan: too large to count in 64 bits\n", f);
         return;
     }
+    if (ncompact > 0) {
+        fprintf(f, "kernels: %d of %d layers compact (the reference tier's loops), to keep the "
+                "generated C within budget:", ncompact, n->nlayers);
+        for (int i = 0, shown = 0; i < n->nlayers; i++)
+            if (compact[i] && shown++ < 8)
+                fprintf(f, " %s", n->layers[i].label);
+        fputs(ncompact > 8 ? " ...\n\n" : "\n\n", f);
+    }
+    free(compact);
     fprintf(f, "memory plan at batch %" PRId64 " in micro-batches of %" PRId64 " on %d lane%s"
             " (f%d, %" PRId64 " bytes per value):\n",
             p.batch, p.micro, p.lanes, p.lanes == 1 ? "" : "s", (int)(real_size * 8), real_size);
@@ -140,14 +177,17 @@ static void print_plan(FILE *f, const Network *n, int64_t real_size, int64_t mic
     print_values_row(f, "gradients", p.params * p.lanes, real_size);
     print_values_row(f, "optimizer state", p.opt_state, real_size);
     print_bytes_row(f, "activations for backward", p.activations * p.lanes);
-    print_bytes_row(f, "gradient buffers (2 a lane)", p.gradient_buffers * p.lanes);
+    char what[64];
+    snprintf(what, sizeof what, "gradient buffers (%d a lane)", p.ngrad_slots);
+    print_bytes_row(f, what, p.gradient_buffers * p.lanes);
     print_bytes_row(f, "layer scratch", p.layer_scratch * p.lanes);
     print_bytes_row(f, "input from bytes", p.input_bytes * p.lanes);
     print_bytes_row(f, "total", p.total_bytes);
     plan_free(&p);
 }
 
-void summary_print(FILE *f, const Network *n, int64_t real_size, int64_t micro)
+void summary_print(FILE *f, const Network *n, int64_t real_size, int64_t micro,
+                   Kernels kernels, int64_t fast_budget)
 {
     char shape[64];
     fprintf(f, "%s (%s): input %s, %d layer%s\n\n", n->name, n->source_name,
@@ -156,5 +196,5 @@ void summary_print(FILE *f, const Network *n, int64_t real_size, int64_t micro)
     fputc('\n', f);
     print_train(f, &n->train);
     fputc('\n', f);
-    print_plan(f, n, real_size, micro);
+    print_plan(f, n, real_size, micro, kernels, fast_budget);
 }

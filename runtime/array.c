@@ -1,6 +1,6 @@
 /* array.c: .npy, IDX and CIFAR-10 files seen as arrays of samples.
  *
- * Nothing is copied: an rt_array points into the mapped file. Every size is
+ * Nothing is copied: an rt_array points into the file's bytes. Every size is
  * checked against the file before anything is read, with overflow-checked
  * arithmetic, so a hostile header can only earn a message.
  */
@@ -321,11 +321,32 @@ static bool is_npy(const rt_file *f)
     return f->size >= 6 && memcmp(f->data, "\x93NUMPY", 6) == 0;
 }
 
-static bool is_idx(const rt_file *f)
+/* The four bytes of an IDX magic: 00 00 TYPE RANK. */
+static bool idx_magic(const rt_file *f)
 {
     const unsigned char *p = f->data;
     return f->size >= 4 && p[0] == 0 && p[1] == 0 && p[2] >= 0x08 && p[2] <= 0x0E &&
            p[3] >= 1 && p[3] <= 8;
+}
+
+/* The magic, and dimensions whose elements fill the rest of the file
+ * exactly. Four bytes alone prove little: a CIFAR-10 batch whose first
+ * record has label 0 and pixels 0, 8, 1 starts with 00 00 08 01. */
+static bool idx_fits(const rt_file *f)
+{
+    static const int size[] = {[0x08] = 1, [0x09] = 1, [0x0B] = 2, [0x0C] = 4,
+                               [0x0D] = 4, [0x0E] = 8};
+    if (!idx_magic(f) || !size[f->data[2]])
+        return false;
+    int rank = f->data[3];
+    size_t hlen = 4 + 4 * (size_t)rank;
+    uint64_t total = (uint64_t)size[f->data[2]];
+    if (f->size < hlen)
+        return false;
+    for (int i = 0; i < rank; i++)
+        if (!rt_mul_ok(total, rt_be32(f->data + 4 + 4 * i), &total))
+            return false;
+    return total == f->size - hlen;
 }
 
 int rt_array_parse(const rt_file *f, rt_array *a)
@@ -336,7 +357,7 @@ int rt_array_parse(const rt_file *f, rt_array *a)
         a->format = "npy";
         return npy_parse(f, a);
     }
-    if (is_idx(f)) {
+    if (idx_magic(f)) {
         a->format = "IDX";
         return idx_parse(f, a);
     }
@@ -353,30 +374,30 @@ int rt_array_parse(const rt_file *f, rt_array *a)
 
 /* ---- CIFAR-10 -------------------------------------------------------------- */
 
-enum { CIFAR_RECORD = 1 + 3 * 32 * 32 };
-
+/* A file of whole records that is not a .npy file, nor an IDX file whose
+ * header fits its size (rt_data_load says so when a file is both). */
 bool rt_is_cifar(const rt_file *f)
 {
-    return !is_npy(f) && !is_idx(f) && f->size % CIFAR_RECORD == 0;
+    return !is_npy(f) && !idx_fits(f) && f->size % RT_CIFAR_RECORD == 0;
 }
 
 int rt_cifar_parse(const rt_file *f, rt_array *images, rt_array *labels)
 {
     memset(images, 0, sizeof *images);
     memset(labels, 0, sizeof *labels);
-    if (f->size % CIFAR_RECORD != 0) {
+    if (f->size % RT_CIFAR_RECORD != 0) {
         rt_error("%s: a CIFAR-10 batch holds records of %d bytes (1 label + 3072 "
                  "pixels); the file's %zu bytes are not a multiple of that",
-                 f->path, CIFAR_RECORD, f->size);
+                 f->path, RT_CIFAR_RECORD, f->size);
         return -1;
     }
-    int64_t n = (int64_t)(f->size / CIFAR_RECORD);
+    int64_t n = (int64_t)(f->size / RT_CIFAR_RECORD);
     *images = (rt_array){.path = f->path, .format = "CIFAR-10", .dtype = RT_U8,
                          .rank = 4, .dims = {n, 32, 32, 3}, .n = n, .row = 3072,
-                         .base = f->data + 1, .stride = CIFAR_RECORD, .chw = true};
+                         .base = f->data + 1, .stride = RT_CIFAR_RECORD, .chw = true};
     *labels = (rt_array){.path = f->path, .format = "CIFAR-10", .dtype = RT_U8,
                          .rank = 1, .dims = {n}, .n = n, .row = 1,
-                         .base = f->data, .stride = CIFAR_RECORD};
+                         .base = f->data, .stride = RT_CIFAR_RECORD};
     return 0;
 }
 
@@ -403,8 +424,8 @@ int rt_npy_write(const char *path, rt_dtype t, int rank, const int64_t *dims,
         header[len++] = ' ';
     header[len++] = '\n';
 
-    rt_atomic af;
-    FILE *f = rt_atomic_open(&af, path);
+    rt_output out;
+    FILE *f = rt_output_open(&out, path);
     if (!f)
         return -1;
     unsigned char pre[10] = {0x93, 'N', 'U', 'M', 'P', 'Y', 1, 0,
@@ -425,5 +446,5 @@ int rt_npy_write(const char *path, rt_dtype t, int rank, const int64_t *dims,
         rt_put_le64(buf, v);
         fwrite(buf, 1, (size_t)size, f);
     }
-    return rt_atomic_commit(&af);
+    return rt_output_commit(&out);
 }

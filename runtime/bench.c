@@ -60,10 +60,10 @@ int rt_cmd_bench(const cnnrt_model *m, const rt_opts *o)
     for (int64_t s = 0; s < o->warmup + steps; s++) {
         double t0 = rt_now();
         if (bytes) {
-            rt_data_input_bytes(&d, m, idx, batch, x, ctx.threads);
+            rt_data_input_bytes(&d, m, idx, batch, x, ctx.pool);
             rt_train_step_bytes(&ctx, batch, x, labels, targets);
         } else {
-            rt_data_inputs(&d, m, idx, batch, x, ctx.threads);
+            rt_data_inputs(&d, m, idx, batch, x, ctx.pool);
             rt_train_step(&ctx, batch, x, labels, targets);
         }
         if (s >= o->warmup)

@@ -21,16 +21,17 @@
 
 #define MAX_HEADER (100u << 20)   /* as the reference implementation */
 
-static const char *const slot_names[4][2] = {
+static const char *const slot_names[5][2] = {
     [CNNRT_SGD] = {NULL, NULL},
     [CNNRT_MOMENTUM] = {"momentum_buffer", NULL},
     [CNNRT_NESTEROV] = {"momentum_buffer", NULL},
     [CNNRT_ADAM] = {"exp_avg", "exp_avg_sq"},
+    [CNNRT_ADAMW] = {"exp_avg", "exp_avg_sq"},
 };
 
 int cnnrt_opt_slots(cnnrt_optimizer opt)
 {
-    return opt == CNNRT_ADAM ? 2 : opt == CNNRT_SGD ? 0 : 1;
+    return opt == CNNRT_ADAM || opt == CNNRT_ADAMW ? 2 : opt == CNNRT_SGD ? 0 : 1;
 }
 
 /* ---- writing --------------------------------------------------------------- */
@@ -117,8 +118,8 @@ int rt_ckpt_save(const cnnrt_ctx *ctx, const char *path)
         rt_error("out of memory");
         return -1;
     }
-    rt_atomic af;
-    FILE *f = rt_atomic_open(&af, path);
+    rt_output out;
+    FILE *f = rt_output_open(&out, path);
     if (!f) {
         free(header);
         return -1;
@@ -137,7 +138,7 @@ int rt_ckpt_save(const cnnrt_ctx *ctx, const char *path)
                         (const char *)ctx->opt_state +
                             (k * m->param_count + m->params[i].offset) * rs,
                         m->params[i].count);
-    return rt_atomic_commit(&af);
+    return rt_output_commit(&out);
 }
 
 /* ---- reading --------------------------------------------------------------- */
@@ -292,7 +293,7 @@ static int identify(const cnnrt_model *m, Entry *e)
         size_t n = strlen(m->params[i].name);
         if (strncmp(rest, m->params[i].name, n) != 0 || rest[n] != '.')
             continue;
-        for (int o = CNNRT_MOMENTUM; o <= CNNRT_ADAM; o++)
+        for (int o = CNNRT_MOMENTUM; o <= CNNRT_ADAMW; o++)
             for (int k = 0; k < cnnrt_opt_slots((cnnrt_optimizer)o); k++)
                 if (strcmp(rest + n + 1, slot_names[o][k]) == 0) {
                     e->param = &m->params[i];

@@ -72,6 +72,8 @@ static const Flag flags[] = {
     {"--weights", F_STR, EVAL | PREDICT, O(weights), 0, 0, 0, 0, "CKPT  the checkpoint to use"},
     {"-o", F_STR, PREDICT, O(out), 0, 0, 0, 0, "FILE  write predictions here (default: stdout)"},
     {"--output", F_STR, PREDICT, O(out), 0, 0, 0, 0, "FILE  the same as -o"},
+    {"--probabilities", F_SWITCH, PREDICT, O(probabilities), 0, 0, 0, 0,
+     "each line: the class, then the network's outputs"},
     {"--threads", F_INT, TRAIN | EVAL | PREDICT | GRADCHECK | BENCH, O(threads), 1, 4096, 0, 0,
      "N  threads (default: all cores)"},
     {"--tolerance", F_REAL, GRADCHECK, O(tolerance), 0, 1e300, 1, 0,
@@ -96,8 +98,8 @@ static const char *const command_names[] = {
 
 const char *rt_optimizer_name(cnnrt_optimizer o)
 {
-    static const char *const names[] = {"sgd", "momentum", "nesterov", "adam"};
-    return (unsigned)o < 4 ? names[o] : "?";
+    static const char *const names[] = {"sgd", "momentum", "nesterov", "adam", "adamw"};
+    return (unsigned)o < sizeof names / sizeof names[0] ? names[o] : "?";
 }
 
 void rt_usage(const cnnrt_model *m, FILE *f)
@@ -109,7 +111,7 @@ void rt_usage(const cnnrt_model *m, FILE *f)
             "                  [--optimizer NAME] [--decay F] [--seed N] [--no-shuffle]\n"
             "                  [--init CKPT] [--save CKPT] [--log FILE.csv] [--threads N]\n"
             "       %s eval    --data X --labels Y --weights CKPT\n"
-            "       %s predict --data X --weights CKPT [-o FILE]\n"
+            "       %s predict --data X --weights CKPT [-o FILE] [--probabilities]\n"
             "       %s gradcheck [--seed N] [--tolerance F]\n"
             "       %s bench   [--batch N] [--steps N] [--threads N]\n"
             "       %s summary\n"
@@ -185,12 +187,12 @@ static int set_value(const cnnrt_model *m, const Flag *fl, const char *v, rt_opt
         *(bool *)at = true;
         return RT_OK;
     case F_OPTIMIZER:
-        for (int i = 0; i < 4; i++)
+        for (int i = 0; i <= CNNRT_ADAMW; i++)
             if (strcmp(v, rt_optimizer_name((cnnrt_optimizer)i)) == 0) {
                 *(cnnrt_optimizer *)(void *)at = (cnnrt_optimizer)i;
                 return RT_OK;
             }
-        return usage_error("%s: expected sgd, momentum, nesterov or adam, found '%s'",
+        return usage_error("%s: expected sgd, momentum, nesterov, adam or adamw, found '%s'",
                            fl->name, v);
     case F_U64: {
         char *end;
@@ -253,6 +255,40 @@ static void defaults(const cnnrt_model *m, rt_opts *o)
     o->samples = 200;
     o->max_fail = -1;   /* by precision */
     o->warmup = 3;
+}
+
+/* An output that is one of the inputs would destroy it (--log truncates
+ * --data before a byte is read), and two outputs in one file destroy each
+ * other. --save may name the --init checkpoint: that one is read whole
+ * before the first save, which replaces it atomically, so resuming into the
+ * same file is safe. Outputs that are devices or FIFOs are written through
+ * and destroy nothing. */
+static int check_outputs(const rt_opts *o)
+{
+    const struct { const char *flag, *path; } in[] = {
+        {"--data", o->data}, {"--labels", o->labels}, {"--val-data", o->val_data},
+        {"--val-labels", o->val_labels}, {"--init", o->init}, {"--weights", o->weights},
+    }, out[] = {
+        {"--save", o->save}, {"--log", o->log},
+        {"-o", o->out && strcmp(o->out, "-") != 0 ? o->out : NULL},
+    };
+    for (size_t i = 0; i < sizeof out / sizeof out[0]; i++) {
+        if (!out[i].path || rt_is_stream(out[i].path))
+            continue;
+        for (size_t k = 0; k < sizeof in / sizeof in[0]; k++) {
+            bool resume = out[i].path == o->save && in[k].path == o->init;
+            if (in[k].path && !resume && rt_same_file(out[i].path, in[k].path))
+                return usage_error("%s %s is the same file as %s %s; writing it would "
+                                   "destroy the input", out[i].flag, out[i].path,
+                                   in[k].flag, in[k].path);
+        }
+        for (size_t k = 0; k < i; k++)
+            if (out[k].path && rt_same_file(out[i].path, out[k].path))
+                return usage_error("%s %s is the same file as %s %s; each output needs "
+                                   "its own", out[i].flag, out[i].path, out[k].flag,
+                                   out[k].path);
+    }
+    return RT_OK;
 }
 
 int rt_parse_args(const cnnrt_model *m, int argc, char **argv, rt_opts *o)
@@ -337,7 +373,7 @@ int rt_parse_args(const cnnrt_model *m, int argc, char **argv, rt_opts *o)
     default:
         break;
     }
-    return RT_OK;
+    return check_outputs(o);
 }
 
 int rt_print_command_help(const cnnrt_model *m, rt_cmd cmd)

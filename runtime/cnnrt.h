@@ -37,11 +37,11 @@ extern "C" {
 /* Bumped whenever cnnrt_model or cnnrt_ctx changes; the generated code puts
  * the value it was written for in cnnrt_model.abi_version and cnnrt_main
  * refuses a mismatch. */
-#define CNNRT_ABI_VERSION 2
+#define CNNRT_ABI_VERSION 4
 
 /* The enums follow the language's spelling order (tag: enum-names):
- * cross_entropy|mse, sgd|momentum|nesterov|adam, he_normal|he_uniform|
- * glorot_normal|glorot_uniform. */
+ * cross_entropy|mse, sgd|momentum|nesterov|adam|adamw, he_normal|
+ * he_uniform|glorot_normal|glorot_uniform, constant|step|cosine. */
 typedef enum cnnrt_loss {
     CNNRT_CROSS_ENTROPY, /* softmax fused into the loss; outputs are probabilities */
     CNNRT_MSE            /* mean over all n*outputs elements of (y - t)^2 */
@@ -51,8 +51,19 @@ typedef enum cnnrt_optimizer {
     CNNRT_SGD,      /* w -= lr*g                      (no state)          */
     CNNRT_MOMENTUM, /* b = mu*b + g; w -= lr*b         (slot 0: b)        */
     CNNRT_NESTEROV, /* b = mu*b + g; w -= lr*(g + mu*b) (slot 0: b)       */
-    CNNRT_ADAM      /* PyTorch's Adam                  (slot 0: m, 1: v)  */
+    CNNRT_ADAM,     /* PyTorch's Adam                  (slot 0: m, 1: v)  */
+    CNNRT_ADAMW     /* PyTorch's AdamW: decay decoupled (slot 0: m, 1: v)  */
 } cnnrt_optimizer;
+
+/* The learning rate of each step (PyTorch's schedulers, stepped per batch
+ * for cosine): constant; step, times gamma every step_size epochs; cosine,
+ * annealed from lr to 0 over the whole run (CosineAnnealingLR). A warm-up
+ * of warmup epochs first rises linearly from 0 to lr. */
+typedef enum cnnrt_schedule {
+    CNNRT_CONSTANT,
+    CNNRT_STEP,
+    CNNRT_COSINE
+} cnnrt_schedule;
 
 typedef enum cnnrt_init {
     CNNRT_HE_NORMAL,      /* N(0, sd = sqrt(2/fan_in))            */
@@ -128,7 +139,22 @@ typedef struct cnnrt_param {
     int64_t fan_out;      /* n*KH*KW for Conv, out for Dense */
     cnnrt_init init;      /* the layer's init= or Train's */
     int is_bias;          /* 1: starts at zero, whatever init says */
+    int is_one;           /* 1: starts at one (BatchNorm's weight) */
 } cnnrt_param;
+
+/* A buffer: state of a layer that is no parameter (no gradient, no
+ * optimizer) but belongs to the model and its checkpoints, PyTorch's
+ * register_buffer: BatchNorm's running statistics. The generated code
+ * updates them in training forward passes. */
+typedef struct cnnrt_buffer {
+    const char *name;     /* "bn1.running_mean", "bn1.num_batches_tracked" */
+    int rank;             /* 1, or 0 for a scalar */
+    int64_t shape[4];     /* unused entries 0 */
+    int64_t count;        /* elements (1 for a scalar) */
+    int is_int64;         /* 1: int64 elements (num_batches_tracked); 0: reals */
+    size_t offset;        /* bytes into ctx->buffers, aligned to 8 */
+    double start;         /* every element's value before training: 0 or 1 */
+} cnnrt_buffer;
 
 /* The Train(...) settings, as defaults for the command line. */
 typedef struct cnnrt_train {
@@ -137,9 +163,21 @@ typedef struct cnnrt_train {
     double lr, momentum, beta1, beta2, eps, decay;
     cnnrt_optimizer optimizer;
     uint64_t seed;
+    cnnrt_schedule schedule;
+    double gamma;         /* step: the factor */
+    int64_t step_size;    /* step: every this many epochs */
+    double warmup;        /* epochs of linear warm-up (may be fractional) */
+    double label_smoothing; /* CrossEntropyLoss(label_smoothing=) */
+    double clip;          /* clip_grad_norm_ to this L2 norm; 0: off */
+    int flip;             /* 1: random horizontal flips of training images */
+    int crop;             /* random crops after zero padding of this many pixels */
 } cnnrt_train;
 
 typedef struct cnnrt_ctx cnnrt_ctx;
+typedef struct cnnrt_lane cnnrt_lane;
+
+/* What a lane does with one micro-batch (see cnnrt_run_lanes). */
+typedef void cnnrt_micro_job(const cnnrt_lane *lane, void *arg);
 
 typedef struct cnnrt_model {
     int abi_version;          /* CNNRT_ABI_VERSION */
@@ -163,6 +201,9 @@ typedef struct cnnrt_model {
     const cnnrt_param *params; /* in layer order */
     int nparams;
     int64_t param_count;      /* reals in the parameter block */
+    const cnnrt_buffer *buffers; /* in layer order; NULL when none */
+    int nbuffers;
+    size_t buffer_bytes;      /* bytes of the buffer block */
 
     /* Bytes of workspace (activations kept for backward, gradient scratch,
      * anything the generated code needs per step) at max_batch when running
@@ -226,6 +267,16 @@ typedef struct cnnrt_model {
      * cache, instead of a whole batch of reals in memory. */
     double (*train_step_bytes)(cnnrt_ctx *ctx, int n, const uint8_t *x,
                                const int32_t *labels, const void *targets);
+
+    /* ---- lanes, for models that use cnnrt_run_lanes (else all 0) ---- */
+    int lanes;                /* a step's micro-batches are dealt to this many
+                                 lanes: micro-batch k to lane k mod lanes */
+    int micro_batch;          /* samples a lane takes through the layers at once */
+    size_t lane_bytes;        /* lane l's workspace starts l * lane_bytes
+                                 into ctx->workspace */
+    size_t lane_grads_offset; /* bytes into ctx->workspace: the gradients of
+                                 lanes 1.., param_count reals each (lane 0
+                                 uses ctx->grads) */
 } cnnrt_model;
 
 /* ------------------------------------------------------------------------
@@ -254,11 +305,54 @@ struct cnnrt_ctx {
                               0 in eval, predict and validation */
     int64_t step;          /* optimizer steps taken (see update) */
     cnnrt_optimizer optimizer;
-    double lr, momentum, beta1, beta2, eps, decay;
+    double lr, momentum, beta1, beta2, eps, decay;  /* lr: this step's */
+    double label_smoothing; /* the loss's (cross-entropy) */
+    double clip;           /* update: the gradients' global L2 norm at most
+                              this (0: not clipped) */
+    void *buffers;         /* model->buffer_bytes: the model's buffers */
     cnnrt_rng rng;         /* dropout masks; draw in a fixed order */
     void *user;            /* free for the generated code; the runtime
                               never touches it */
+    struct rt_pool *pool;  /* the threads (runtime/pool.c); NULL: one */
 };
+
+/* ------------------------------------------------------------------------
+ * Threads and lanes, for the generated code
+ *
+ * A loop whose items are independent (each computes its own values in its
+ * own fixed order) runs on the context's threads with cnnrt_parallel: body
+ * is called on consecutive chunks [lo, hi) of [0, count), at least grain
+ * items each (but the last), in no particular order and on any thread. The
+ * results are therefore the same on any number of threads. Loops may nest:
+ * a body may call cnnrt_parallel again.
+ */
+typedef void cnnrt_body(void *arg, int lo, int hi);
+void cnnrt_parallel(const cnnrt_ctx *ctx, int count, int grain, cnnrt_body *body, void *arg);
+
+/* One lane's part of a call of the model: its micro-batch, its workspace
+ * and gradients. A lane takes its micro-batches in order; the lanes run side
+ * by side (or one after another on one thread), and their gradients are
+ * added in lane order at the end, so every sum is the same on any number of
+ * threads. */
+struct cnnrt_lane {
+    cnnrt_ctx *home;       /* the whole batch: parameters, settings */
+    void *workspace;       /* the lane's workspace */
+    void *grads;           /* the lane's gradients (lane 0's are home's) */
+    int index;             /* 0 .. model->lanes - 1 */
+    int threads;           /* the threads a lane can count on, for dividing
+                              its loops (any thread may still help) */
+    int i0, n;             /* the micro-batch: samples i0 .. i0 + n - 1 */
+    int first, last;       /* it is the lane's first / last of the call */
+    uint64_t key;          /* the call's random key (Dropout's masks) */
+};
+
+/* Deals the micro-batches of n samples (model->micro_batch each, the last
+ * maybe fewer) to the model's lanes and runs job on each, on ctx's threads.
+ * zero: each lane's gradients start at zero. */
+void cnnrt_run_lanes(cnnrt_ctx *ctx, int n, int zero, uint64_t key, cnnrt_micro_job *job,
+                     void *arg);
+/* ctx->grads += the gradients of lanes 1.., in lane order. */
+void cnnrt_add_lanes(cnnrt_ctx *ctx);
 
 /* The number of optimizer state slots: 0 sgd, 1 momentum/nesterov, 2 adam. */
 int cnnrt_opt_slots(cnnrt_optimizer opt);

@@ -1,6 +1,6 @@
 /* data.c: a data set checked against the model, converted batch by batch.
  *
- * The files stay mapped in their own element type; rt_data_inputs and
+ * The files stay in memory in their own element type; rt_data_inputs and
  * rt_data_targets convert the samples of one batch to the model's reals.
  */
 #include "rt.h"
@@ -160,6 +160,10 @@ int rt_data_load(rt_data *d, const cnnrt_model *m, const char *xpath,
     } else {
         if (rt_array_parse(&d->xf, &d->x) != 0)
             goto fail;
+        if (strcmp(d->x.format, "IDX") == 0 && d->xf.size % RT_CIFAR_RECORD == 0)
+            fprintf(stderr, "%s: note: %s could also be a CIFAR-10 batch of %zu records; "
+                    "read as IDX, whose header fits the file's size exactly\n", rt_prog,
+                    xpath, d->xf.size / RT_CIFAR_RECORD);
         if (ypath) {
             if (rt_file_open(&d->yf, ypath) != 0 || rt_array_parse(&d->yf, &d->y) != 0)
                 goto fail;
@@ -190,18 +194,25 @@ void rt_data_free(rt_data *d)
     memset(d, 0, sizeof *d);
 }
 
-void rt_data_inputs(const rt_data *d, const cnnrt_model *m, const int64_t *idx,
-                    int n, void *x, int threads)
+/* What a loop over a batch's samples needs (rt_pool_run). */
+typedef struct batch_job {
+    const rt_data *d;
+    const cnnrt_model *m;
+    const int64_t *idx;
+    void *x;
+} batch_job;
+
+/* Samples lo..hi-1 of the batch converted to reals. */
+static void inputs_body(void *arg, int lo, int hi)
 {
-    const rt_array *a = &d->x;
-    int rs = m->real_size;
-    int64_t row = m->input_size;
+    const batch_job *job = arg;
+    const rt_array *a = &job->d->x;
+    void *x = job->x;
+    int rs = job->m->real_size;
+    int64_t row = job->m->input_size;
     int size = rt_dtype_size(a->dtype);
-    (void)threads; /* without OpenMP */
-    /* A batch of the seed's images is 3.5 million bytes to convert: on one
-     * thread, 3% of a training step. */
-#pragma omp parallel for schedule(static) num_threads(threads > 0 ? threads : 1)
-    for (int i = 0; i < n; i++) {
+    for (int i = lo; i < hi; i++) {
+        const int64_t *idx = job->idx;
         const unsigned char *src = a->base + (size_t)idx[i] * a->stride;
         int64_t o = (int64_t)i * row;
         if (a->chw) {
@@ -230,21 +241,28 @@ void rt_data_inputs(const rt_data *d, const cnnrt_model *m, const int64_t *idx,
     }
 }
 
+void rt_data_inputs(const rt_data *d, const cnnrt_model *m, const int64_t *idx,
+                    int n, void *x, rt_pool *pool)
+{
+    /* A batch of the seed's images is 3.5 million bytes to convert: on one
+     * thread, 3% of a training step. */
+    batch_job job = {d, m, idx, x};
+    rt_pool_run(pool, n, 1, inputs_body, &job);
+}
+
 bool rt_data_bytes(const rt_data *d, const cnnrt_model *m)
 {
     return m->train_step_bytes && d->x.dtype == RT_U8;
 }
 
-void rt_data_input_bytes(const rt_data *d, const cnnrt_model *m, const int64_t *idx,
-                         int n, uint8_t *x, int threads)
+static void bytes_body(void *arg, int lo, int hi)
 {
-    const rt_array *a = &d->x;
-    size_t row = (size_t)m->input_size;
-    (void)threads; /* without OpenMP */
-#pragma omp parallel for schedule(static) num_threads(threads > 0 ? threads : 1)
-    for (int i = 0; i < n; i++) {
-        const unsigned char *src = a->base + (size_t)idx[i] * a->stride;
-        uint8_t *dst = x + (size_t)i * row;
+    const batch_job *job = arg;
+    const rt_array *a = &job->d->x;
+    size_t row = (size_t)job->m->input_size;
+    for (int i = lo; i < hi; i++) {
+        const unsigned char *src = a->base + (size_t)job->idx[i] * a->stride;
+        uint8_t *dst = (uint8_t *)job->x + (size_t)i * row;
         if (a->chw) {
             /* CIFAR-10 planes: element (y, x, c) of HWC is c*H*W + y*W + x. */
             int64_t h = a->dims[1], w = a->dims[2], c = a->dims[3];
@@ -256,6 +274,13 @@ void rt_data_input_bytes(const rt_data *d, const cnnrt_model *m, const int64_t *
             memcpy(dst, src, row);
         }
     }
+}
+
+void rt_data_input_bytes(const rt_data *d, const cnnrt_model *m, const int64_t *idx,
+                         int n, uint8_t *x, rt_pool *pool)
+{
+    batch_job job = {d, m, idx, x};
+    rt_pool_run(pool, n, 1, bytes_body, &job);
 }
 
 void rt_data_targets(const rt_data *d, const cnnrt_model *m, const int64_t *idx,

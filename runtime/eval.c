@@ -31,7 +31,15 @@ int rt_cmd_eval(const cnnrt_model *m, const rt_opts *o)
     if (rc != RT_OK)
         return rc;
     double loss, acc;
-    if (rt_evaluate(&ctx, &d, 0, d.n, (int)o->batch, &loss, &acc) != 0) {
+    int ev = rt_evaluate(&ctx, &d, 0, d.n, (int)o->batch, &loss, &acc);
+    if (ev == 1) {
+        /* A mean of NaN printed with exit 0 would pass for a result. */
+        char why[1024], where[300];
+        snprintf(why, sizeof why, "%s", rt_errmsg());
+        rt_nonfinite_where(&ctx, where, sizeof where);
+        rt_error("the weights in %s give NaN or infinity: %s; %s", o->weights, why, where);
+    }
+    if (ev != 0) {
         rt_print_error();
         rc = RT_FAIL;
     } else if (acc >= 0) {
@@ -54,13 +62,13 @@ int rt_cmd_predict(const cnnrt_model *m, const rt_opts *o)
     int rc = setup(m, &po, &d, false, &ctx);
     if (rc != RT_OK)
         return rc;
-    rt_atomic af = {0};
+    rt_output dest = {.slot = -1};
     FILE *out = stdout;
     bool to_file = o->out && strcmp(o->out, "-") != 0;
     int batch = (int)o->batch;
     int64_t *idx = rt_calloc((size_t)batch, sizeof *idx);
     void *x = rt_aligned_alloc((size_t)batch * (size_t)m->input_size * (size_t)m->real_size);
-    if (!idx || !x || (to_file && !(out = rt_atomic_open(&af, o->out)))) {
+    if (!idx || !x || (to_file && !(out = rt_output_open(&dest, o->out)))) {
         rt_print_error();
         rc = RT_FAIL;
         goto out;
@@ -70,21 +78,25 @@ int rt_cmd_predict(const cnnrt_model *m, const rt_opts *o)
         int n = (int)(d.n - s < batch ? d.n - s : batch);
         for (int i = 0; i < n; i++)
             idx[i] = s + i;
-        rt_data_inputs(&d, m, idx, n, x, ctx.threads);
+        rt_data_inputs(&d, m, idx, n, x, ctx.pool);
         m->forward(&ctx, n, x);
         for (int i = 0; i < n; i++) {
-            if (m->loss_kind == CNNRT_CROSS_ENTROPY) {
-                fprintf(out, "%d\n", rt_argmax(m, ctx.output, i));
+            bool classes = m->loss_kind == CNNRT_CROSS_ENTROPY;
+            if (classes || o->probabilities)
+                fprintf(out, "%d", rt_argmax(m, ctx.output, i));
+            if (classes && !o->probabilities) {
+                fputc('\n', out);
                 continue;
             }
             for (int64_t j = 0; j < m->outputs; j++)
-                fprintf(out, "%s%.*g", j ? " " : "", m->real_size == 4 ? 9 : 17,
+                fprintf(out, "%s%.*g", j || o->probabilities ? " " : "",
+                        m->real_size == 4 ? 9 : 17,
                         rt_get(m->real_size, ctx.output, (int64_t)i * m->outputs + j));
             fputc('\n', out);
         }
     }
     if (to_file) {
-        if (rt_atomic_commit(&af) != 0) {
+        if (rt_output_commit(&dest) != 0) {
             rt_print_error();
             rc = RT_FAIL;
         }
@@ -94,8 +106,8 @@ int rt_cmd_predict(const cnnrt_model *m, const rt_opts *o)
         rc = RT_FAIL;
     }
 out:
-    if (rc != RT_OK && af.f)
-        rt_atomic_abort(&af);
+    if (rc != RT_OK && dest.f)
+        rt_output_abort(&dest);
     free(idx);
     free(x);
     cnnrt_ctx_free(&ctx);

@@ -236,6 +236,13 @@ static void update(cnnrt_ctx *ctx)
             s1[j] = b2 * s1[j] + (1 - b2) * grad * grad;
             w[j] -= lr / bc1 * s0[j] / (sqrt(s1[j]) / sqrt(bc2) + eps);
             break;
+        case CNNRT_ADAMW: /* the decay decoupled from the gradient */
+            w[j] *= 1 - lr * decay;
+            grad = g[j];
+            s0[j] = b1 * s0[j] + (1 - b1) * grad;
+            s1[j] = b2 * s1[j] + (1 - b2) * grad * grad;
+            w[j] -= lr / bc1 * s0[j] / (sqrt(s1[j]) / sqrt(bc2) + eps);
+            break;
         }
     }
 }
@@ -265,10 +272,10 @@ static const char *first_nonfinite(cnnrt_ctx *ctx)
 }
 
 static const cnnrt_param params[] = {
-    {"D1.weight", 2, {H, F}, D1_W, H * F, F, H, CNNRT_HE_NORMAL, 0},
-    {"D1.bias", 1, {H}, D1_B, H, F, H, CNNRT_HE_NORMAL, 1},
-    {"D2.weight", 2, {K, H}, D2_W, K * H, H, K, CNNRT_GLOROT_UNIFORM, 0},
-    {"D2.bias", 1, {K}, D2_B, K, H, K, CNNRT_GLOROT_UNIFORM, 1},
+    {"D1.weight", 2, {H, F}, D1_W, H * F, F, H, CNNRT_HE_NORMAL, 0, 0},
+    {"D1.bias", 1, {H}, D1_B, H, F, H, CNNRT_HE_NORMAL, 1, 0},
+    {"D2.weight", 2, {K, H}, D2_W, K * H, H, K, CNNRT_GLOROT_UNIFORM, 0, 0},
+    {"D2.bias", 1, {K}, D2_B, K, H, K, CNNRT_GLOROT_UNIFORM, 1, 0},
 };
 
 static const char *const layer_labels[] = {"D1", "relu1", "D2", "softmax1"};

@@ -1,19 +1,82 @@
-/* file.c: input files mapped read-only; output files replaced atomically. */
+/* file.c: input files, read whole into memory.
+ *
+ * Not mapped: a mapped file that another program truncates while a trainer
+ * reads it ends the trainer with SIGBUS, where read() just sees fewer bytes
+ * and the parser says the file is truncated. The data sets are a few hundred
+ * MB at most, and compressed ones must be inflated into memory anyway, so an
+ * rt_file is "the file's bytes in memory", however they were obtained.
+ */
 #include "rt.h"
 
 #include <errno.h>
 #include <fcntl.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/mman.h>
 #include <sys/stat.h>
 #include <unistd.h>
+
+/* Reads fd to its end into a buffer of malloc, with room for size_hint
+ * bytes at first: st_size, which files under /proc leave at 0, and which
+ * the file may outgrow or fall short of while it is read.
+ *
+ * A FIFO comes opened with O_NONBLOCK, so that open() did not wait for a
+ * writer. Then read() returns 0 at once when no process holds the FIFO
+ * open for writing, and fails with EAGAIN when one does but has written
+ * nothing yet; only in the second case is there something to wait for, and
+ * from then on the pipe is read in blocking mode, like any pipe. */
+static int read_to_end(rt_file *f, int fd, size_t size_hint, bool fifo)
+{
+    size_t cap = size_hint ? size_hint + 1 : 64 * 1024, len = 0;
+    unsigned char *buf = malloc(cap);
+    bool nonblocking = fifo;
+    for (;;) {
+        if (!buf) {
+            rt_error("%s: out of memory holding %zu bytes of it", f->path, cap);
+            return -1;
+        }
+        if (len == cap) {
+            unsigned char *more = cap <= SIZE_MAX / 2 ? realloc(buf, cap * 2) : NULL;
+            if (!more)
+                free(buf);
+            buf = more;
+            cap *= 2;
+            continue;
+        }
+        ssize_t n = read(fd, buf + len, cap - len);
+        if (n < 0 && errno == EINTR)
+            continue;
+        if (n < 0 && errno == EAGAIN && nonblocking) {
+            nonblocking = false;
+            if (fcntl(fd, F_SETFL, fcntl(fd, F_GETFL) & ~O_NONBLOCK) == 0)
+                continue;
+        }
+        if (n < 0) {
+            rt_error("%s: cannot read: %s", f->path, strerror(errno));
+            free(buf);
+            return -1;
+        }
+        if (n == 0 && nonblocking && len == 0) {
+            rt_error("%s: is a FIFO that no process is writing into; expected a "
+                     "regular file, or a pipe with a writer (such as bash's "
+                     "<(command))", f->path);
+            free(buf);
+            return -1;
+        }
+        if (n == 0)
+            break;
+        len += (size_t)n;
+    }
+    f->data = buf;
+    f->size = len;
+    return 0;
+}
 
 int rt_file_open(rt_file *f, const char *path)
 {
     memset(f, 0, sizeof *f);
     f->path = path;
-    int fd = open(path, O_RDONLY);
+    /* O_NONBLOCK: opening a FIFO must not wait forever for a writer. */
+    int fd = open(path, O_RDONLY | O_NONBLOCK | O_CLOEXEC | O_NOCTTY);
     if (fd < 0) {
         rt_error("%s: cannot open: %s", path, strerror(errno));
         return -1;
@@ -24,157 +87,27 @@ int rt_file_open(rt_file *f, const char *path)
         close(fd);
         return -1;
     }
-    if (S_ISDIR(st.st_mode)) {
-        rt_error("%s: is a directory, expected a data file", path);
+    if (!S_ISREG(st.st_mode) && !S_ISFIFO(st.st_mode)) {
+        rt_error("%s: is %s; expected a regular file", path, rt_file_kind(st.st_mode));
         close(fd);
         return -1;
     }
-    if (!S_ISREG(st.st_mode)) {
-        rt_error("%s: is not a regular file", path);
-        close(fd);
-        return -1;
-    }
-    if (st.st_size == 0) {
-        rt_error("%s: the file is empty", path);
-        close(fd);
-        return -1;
-    }
-    f->size = (size_t)st.st_size;
-    void *p = mmap(NULL, f->size, PROT_READ, MAP_PRIVATE, fd, 0);
+    size_t hint = S_ISREG(st.st_mode) && (uint64_t)st.st_size < SIZE_MAX
+                      ? (size_t)st.st_size : 0;
+    int rc = read_to_end(f, fd, hint, S_ISFIFO(st.st_mode));
     close(fd);
-    if (p == MAP_FAILED) {
-        rt_error("%s: cannot map %zu bytes: %s", path, f->size, strerror(errno));
+    if (rc != 0)
+        return -1;
+    if (f->size == 0) {
+        rt_error("%s: the file is empty", path);
+        rt_file_close(f);
         return -1;
     }
-    f->data = p;
-    f->map_size = f->size;
     return 0;
 }
 
 void rt_file_close(rt_file *f)
 {
-    if (f->map_size)
-        munmap((void *)f->data, f->map_size);
+    free((void *)f->data);
     memset(f, 0, sizeof *f);
-}
-
-static char *dir_of(const char *path)
-{
-    const char *slash = strrchr(path, '/');
-    if (!slash)
-        return strdup(".");
-    if (slash == path)
-        return strdup("/");
-    return strndup(path, (size_t)(slash - path));
-}
-
-int rt_check_writable(const char *path, const char *what)
-{
-    struct stat st;
-    if (stat(path, &st) == 0 && S_ISDIR(st.st_mode)) {
-        rt_error("%s %s: is a directory, expected a file name", what, path);
-        return -1;
-    }
-    char *dir = dir_of(path);
-    if (!dir) {
-        rt_error("out of memory");
-        return -1;
-    }
-    int ok = stat(dir, &st) == 0 && S_ISDIR(st.st_mode);
-    if (!ok)
-        rt_error("%s %s: directory %s does not exist", what, path, dir);
-    else if (access(dir, W_OK) != 0) {
-        rt_error("%s %s: cannot write into directory %s: %s", what, path, dir,
-                 strerror(errno));
-        ok = 0;
-    }
-    free(dir);
-    return ok ? 0 : -1;
-}
-
-FILE *rt_atomic_open(rt_atomic *a, const char *path)
-{
-    memset(a, 0, sizeof *a);
-    if (rt_check_writable(path, "output") != 0)
-        return NULL;
-    char *dir = dir_of(path);
-    const char *base = strrchr(path, '/') ? strrchr(path, '/') + 1 : path;
-    size_t len = strlen(dir) + strlen(base) + 32;
-    a->path = strdup(path);
-    a->tmp = malloc(len);
-    if (!dir || !a->path || !a->tmp) {
-        free(dir);
-        rt_error("out of memory");
-        rt_atomic_abort(a);
-        return NULL;
-    }
-    snprintf(a->tmp, len, "%s/.%s.tmp-XXXXXX", dir, base);
-    free(dir);
-    int fd = mkstemp(a->tmp);
-    if (fd < 0) {
-        rt_error("%s: cannot create a temporary file next to it: %s", path,
-                 strerror(errno));
-        free(a->tmp);
-        a->tmp = NULL;
-        rt_atomic_abort(a);
-        return NULL;
-    }
-    /* mkstemp makes the file 0600; give it what a new file would get. */
-    mode_t mask = umask(0);
-    umask(mask);
-    fchmod(fd, 0666 & ~mask);
-    a->f = fdopen(fd, "wb");
-    if (!a->f) {
-        rt_error("%s: %s", a->tmp, strerror(errno));
-        close(fd);
-        rt_atomic_abort(a);
-        return NULL;
-    }
-    return a->f;
-}
-
-void rt_atomic_abort(rt_atomic *a)
-{
-    if (a->f)
-        fclose(a->f);
-    if (a->tmp)
-        unlink(a->tmp);
-    free(a->tmp);
-    free(a->path);
-    memset(a, 0, sizeof *a);
-}
-
-int rt_atomic_commit(rt_atomic *a)
-{
-    int err = 0;
-    if (fflush(a->f) != 0 || ferror(a->f))
-        err = errno ? errno : EIO;
-    if (!err && fsync(fileno(a->f)) != 0)
-        err = errno;
-    int rc = fclose(a->f);
-    a->f = NULL;
-    if (!err && rc != 0)
-        err = errno;
-    if (!err && rename(a->tmp, a->path) != 0)
-        err = errno;
-    if (err) {
-        rt_error("%s: cannot write: %s (the file is left as it was)", a->path,
-                 strerror(err));
-        rt_atomic_abort(a);
-        return -1;
-    }
-    /* Make the rename itself durable. */
-    char *dir = dir_of(a->path);
-    if (dir) {
-        int dfd = open(dir, O_RDONLY | O_DIRECTORY);
-        if (dfd >= 0) {
-            fsync(dfd);
-            close(dfd);
-        }
-        free(dir);
-    }
-    free(a->tmp);
-    a->tmp = NULL;
-    rt_atomic_abort(a);
-    return 0;
 }

@@ -61,7 +61,9 @@ int cnnrt_ctx_init(cnnrt_ctx *ctx, const cnnrt_model *m, cnnrt_optimizer opt, in
     if (!(ctx->params = rt_aligned_alloc(n * rs)) ||
         !(ctx->grads = rt_aligned_alloc(n * rs)) ||
         (slots && !(ctx->opt_state = rt_aligned_alloc((size_t)slots * n * rs))) ||
-        !(ctx->workspace = rt_aligned_alloc(ctx->workspace_size))) {
+        !(ctx->workspace = rt_aligned_alloc(ctx->workspace_size)) ||
+        (m->buffer_bytes && !(ctx->buffers = rt_aligned_alloc(m->buffer_bytes))) ||
+        (ctx->threads > 1 && !(ctx->pool = rt_pool_new(ctx->threads)))) {
         cnnrt_ctx_free(ctx);
         return -1;
     }
@@ -74,6 +76,8 @@ void cnnrt_ctx_free(cnnrt_ctx *ctx)
     free(ctx->grads);
     free(ctx->opt_state);
     free(ctx->workspace);
+    free(ctx->buffers);
+    rt_pool_free(ctx->pool);
     memset(ctx, 0, sizeof *ctx);
 }
 
@@ -88,7 +92,7 @@ void cnnrt_init_params(cnnrt_ctx *ctx, uint64_t seed)
         double fan_avg = (double)(p->fan_in + p->fan_out > 0 ? p->fan_in + p->fan_out : 1);
         for (int64_t j = 0; j < p->count; j++) {
             double v = 0;
-            if (!p->is_bias) {
+            if (!p->is_bias && !p->is_one) {
                 switch (p->init) {
                 case CNNRT_HE_NORMAL: v = sqrt(2.0 / fan_in) * cnnrt_rng_normal(&r); break;
                 case CNNRT_HE_UNIFORM:
@@ -102,7 +106,23 @@ void cnnrt_init_params(cnnrt_ctx *ctx, uint64_t seed)
                     break;
                 }
             }
-            rt_set(m->real_size, ctx->params, p->offset + j, v);
+            rt_set(m->real_size, ctx->params, p->offset + j, p->is_one ? 1.0 : v);
+        }
+    }
+    rt_init_buffers(ctx);
+}
+
+void rt_init_buffers(cnnrt_ctx *ctx)
+{
+    const cnnrt_model *m = ctx->model;
+    for (int i = 0; i < m->nbuffers; i++) {
+        const cnnrt_buffer *b = &m->buffers[i];
+        char *at = (char *)ctx->buffers + b->offset;
+        for (int64_t j = 0; j < b->count; j++) {
+            if (b->is_int64)
+                ((int64_t *)(void *)at)[j] = (int64_t)b->start;
+            else
+                rt_set(m->real_size, at, j, b->start);
         }
     }
 }

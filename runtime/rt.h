@@ -70,38 +70,46 @@ void rt_put_le64(unsigned char *p, uint64_t v);
 double rt_now(void);   /* seconds, monotonic */
 
 /* ------------------------------------------------------------------------
- * file.c: whole files, read-only and mapped; atomic replacement
+ * pool.c: threads that share out loops (see cnnrt_parallel)
+ */
+
+typedef struct rt_pool rt_pool;
+
+/* A pool of threads - 1 workers besides its caller; NULL with the reason
+ * recorded when a thread cannot start. */
+rt_pool *rt_pool_new(int threads);
+void rt_pool_free(rt_pool *p);
+int rt_pool_threads(const rt_pool *p);
+/* body over [0, count) in chunks of at least grain, on the pool's threads
+ * (p NULL: on the caller's alone). */
+void rt_pool_run(rt_pool *p, int count, int grain, cnnrt_body *body, void *arg);
+
+/* ------------------------------------------------------------------------
+ * file.c: input files, read whole into memory
  */
 
 typedef struct rt_file {
     const char *path;
-    const unsigned char *data;
+    const unsigned char *data;   /* size bytes of malloc, owned */
     size_t size;
-    size_t map_size;      /* 0 when not mapped */
 } rt_file;
 
-/* Maps path. Refuses a missing file, a directory, something that is not a
- * regular file, and an empty file. */
+/* Reads the whole of path into memory (not mapped: a file truncated by
+ * another program while it is read must give a message, not SIGBUS), to its
+ * end rather than to st_size (files under /proc report 0). Refuses a missing
+ * or empty file and what is not a regular file: a directory, a device, a
+ * socket, and a FIFO (named pipe) that no process is writing into. A pipe
+ * with a writer, such as bash's <(zcat x.gz) (/dev/fd/63), is read to its
+ * end; opening never waits for a writer. */
 int rt_file_open(rt_file *f, const char *path);
 void rt_file_close(rt_file *f);
 
-/* Writing a file so that path holds either its old content or the whole new
- * one, never a mix: a temporary file in the same directory, fsync, rename. */
-typedef struct rt_atomic {
-    char *path;
-    char *tmp;
-    FILE *f;
-} rt_atomic;
+/* ------------------------------------------------------------------------
+ * output.c: output files, replaced atomically or written through (output.h,
+ * shared with the compiler)
+ */
 
-FILE *rt_atomic_open(rt_atomic *a, const char *path);
-/* Flushes, syncs and renames over path; on any failure removes the
- * temporary and returns -1. */
-int rt_atomic_commit(rt_atomic *a);
-/* Removes the temporary; path stays as it was. */
-void rt_atomic_abort(rt_atomic *a);
-/* Whether a file at path could be created (its directory exists and is
- * writable, path is not a directory). */
-int rt_check_writable(const char *path, const char *what);
+#include "output.h"
 
 /* ------------------------------------------------------------------------
  * array.c: .npy, IDX and CIFAR-10 files as arrays of samples
@@ -128,16 +136,22 @@ typedef struct rt_array {
     bool chw;                   /* CIFAR: C planes to be read as HWC */
 } rt_array;
 
-/* A .npy or IDX file, by its magic number. */
+/* A .npy or IDX file, by its magic number (for the messages of a damaged
+ * file; rt_is_cifar asks more of IDX). */
 int rt_array_parse(const rt_file *f, rt_array *a);
 /* A CIFAR-10 binary batch: images (n x 32 x 32 x 3, uint8) and labels. */
 int rt_cifar_parse(const rt_file *f, rt_array *images, rt_array *labels);
-/* Whether a file looks like a CIFAR-10 batch rather than .npy or IDX. */
+/* Bytes of a CIFAR-10 record: a label, then 3 planes of 32 x 32. */
+enum { RT_CIFAR_RECORD = 1 + 3 * 32 * 32 };
+/* Whether a file is to be read as a CIFAR-10 batch: whole records, and not
+ * .npy, nor IDX with a header that fits the file's size exactly (a batch
+ * may start with IDX's magic by chance; a file that is both is read as
+ * IDX). */
 bool rt_is_cifar(const rt_file *f);
 /* "N x 28 x 28" into buf. */
 char *rt_dims_str(const rt_array *a, char *buf, size_t size);
 
-/* Writes a .npy (version 1.0) file atomically. */
+/* Writes a .npy (version 1.0) file through rt_output. */
 int rt_npy_write(const char *path, rt_dtype t, int rank, const int64_t *dims,
                  const void *data);
 
@@ -161,16 +175,16 @@ int rt_data_load(rt_data *d, const cnnrt_model *m, const char *xpath,
 void rt_data_free(rt_data *d);
 
 /* Samples idx[0..n) converted to the model's real type into x (n*input_size
- * reals, NHWC), on this many threads (each sample by one). */
+ * reals, NHWC), on the pool's threads (each sample by one). */
 void rt_data_inputs(const rt_data *d, const cnnrt_model *m, const int64_t *idx,
-                    int n, void *x, int threads);
+                    int n, void *x, rt_pool *pool);
 /* Whether a train step takes d's inputs as bytes: the model has
  * train_step_bytes and the data is uint8. */
 bool rt_data_bytes(const rt_data *d, const cnnrt_model *m);
 /* Samples idx[0..n) of uint8 data as bytes into x (n*input_size, NHWC:
- * CIFAR-10's planes transposed), on this many threads. */
+ * CIFAR-10's planes transposed), on the pool's threads. */
 void rt_data_input_bytes(const rt_data *d, const cnnrt_model *m, const int64_t *idx,
-                         int n, uint8_t *x, int threads);
+                         int n, uint8_t *x, rt_pool *pool);
 /* Their labels into labels (NULL when the data has none) and, for mse,
  * targets into targets (n*outputs reals, one-hot from labels). */
 void rt_data_targets(const rt_data *d, const cnnrt_model *m, const int64_t *idx,
@@ -243,6 +257,7 @@ typedef struct rt_opts {
     cnnrt_optimizer optimizer;
     uint64_t seed;
     bool no_shuffle;
+    bool probabilities;           /* predict: the outputs after the class */
     int64_t threads;
     /* gradcheck */
     double tolerance, atol, step_size;
@@ -283,10 +298,19 @@ double rt_train_step_bytes(cnnrt_ctx *ctx, int n, const uint8_t *x, const int32_
 int rt_argmax(const cnnrt_model *m, const void *out, int i);
 int rt_count_correct(const cnnrt_ctx *ctx, int n, const int32_t *labels);
 /* Evaluates samples [start, start+count) of d in batches: mean loss, and
- * accuracy when the data has labels (else *acc = -1). */
+ * accuracy when the data has labels (else *acc = -1). Returns 0; -1 on
+ * failure; 1 when a batch's loss is NaN or infinite, with the message
+ * "the loss is NaN on samples A to B (batch I of N) of FILE" recorded and
+ * the model's activations still those of that batch (rt_nonfinite_where). */
 int rt_evaluate(cnnrt_ctx *ctx, const rt_data *d, int64_t start, int64_t count,
                 int batch, double *loss, double *acc);
+/* "the first layer with non-finite outputs is D1", or that every layer's
+ * outputs are finite, after the last forward. */
+void rt_nonfinite_where(const cnnrt_ctx *ctx, char *buf, size_t size);
 const char *rt_optimizer_name(cnnrt_optimizer o);
 int rt_model_check(const cnnrt_model *m);
+/* The model's buffers at their starting values (running means 0,
+ * variances 1, counts 0); cnnrt_init_params calls it. */
+void rt_init_buffers(cnnrt_ctx *ctx);
 
 #endif /* CNNRT_RT_H */

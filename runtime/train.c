@@ -2,6 +2,7 @@
  * eval and bench share (one step, accuracy, evaluation in batches). */
 #include "rt.h"
 
+#include <errno.h>
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
@@ -96,12 +97,12 @@ static void batch_free(Batch *b)
 
 /* Fills the batch from samples order[0..n) of d. */
 static void batch_fill(Batch *b, const rt_data *d, const cnnrt_model *m,
-                       const int64_t *order, int n, int threads)
+                       const int64_t *order, int n, rt_pool *pool)
 {
     if (b->x8)
-        rt_data_input_bytes(d, m, order, n, b->x8, threads);
+        rt_data_input_bytes(d, m, order, n, b->x8, pool);
     else
-        rt_data_inputs(d, m, order, n, b->x, threads);
+        rt_data_inputs(d, m, order, n, b->x, pool);
     rt_data_targets(d, m, order, n, b->labels, b->targets);
 }
 
@@ -114,7 +115,7 @@ int rt_evaluate(cnnrt_ctx *ctx, const rt_data *d, int64_t start, int64_t count,
         batch_free(&b);
         return -1;
     }
-    int saved = ctx->training;
+    int saved = ctx->training, rc = 0;
     ctx->training = 0;
     double sum = 0;
     int64_t correct = 0;
@@ -122,17 +123,26 @@ int rt_evaluate(cnnrt_ctx *ctx, const rt_data *d, int64_t start, int64_t count,
         int n = (int)(count - s < batch ? count - s : batch);
         for (int i = 0; i < n; i++)
             b.idx[i] = start + s + i;
-        batch_fill(&b, d, m, b.idx, n, ctx->threads);
+        batch_fill(&b, d, m, b.idx, n, ctx->pool);
         const int32_t *labels = d->y_is_labels ? b.labels : NULL;
         m->forward(ctx, n, b.x);
-        sum += m->loss(ctx, n, labels, b.targets) * n;
+        double batch_loss = m->loss(ctx, n, labels, b.targets);
+        if (!isfinite(batch_loss)) {
+            rt_error("the loss is %s on samples %lld to %lld (batch %lld of %lld) of %s",
+                     isnan(batch_loss) ? "NaN" : "infinite", (long long)(start + s),
+                     (long long)(start + s + n - 1), (long long)(s / batch + 1),
+                     (long long)((count + batch - 1) / batch), d->x.path);
+            rc = 1;
+            break;
+        }
+        sum += batch_loss * n;
         correct += rt_count_correct(ctx, n, labels);
     }
     ctx->training = saved;
     *loss = sum / (double)count;
     *acc = d->y_is_labels ? (double)correct / (double)count : -1;
     batch_free(&b);
-    return 0;
+    return rc;
 }
 
 /* ---- progress ---------------------------------------------------------------- */
@@ -175,13 +185,75 @@ static void progress_draw(Progress *p, int64_t step, int64_t steps, double loss,
     fflush(stderr);
 }
 
+/* ---- the CSV log ---------------------------------------------------------------- */
+
+/* Every write of the log is checked: on a full disk fprintf and fflush fail
+ * without a word, and the run would end with status 0 and a short log. */
+static int log_flush(FILE *log, const char *path)
+{
+    errno = 0;
+    if (fflush(log) == 0 && !ferror(log))
+        return 0;
+    rt_error("--log %s: cannot write: %s", path, strerror(errno ? errno : EIO));
+    return -1;
+}
+
+static int log_close(FILE *log, const char *path)
+{
+    int rc = log_flush(log, path);
+    if (fclose(log) != 0 && rc == 0) {
+        rt_error("--log %s: cannot write: %s", path, strerror(errno));
+        rc = -1;
+    }
+    return rc;
+}
+
+static FILE *log_open(const char *path)
+{
+    FILE *log = fopen(path, "w");
+    if (!log) {
+        rt_error("--log %s: cannot create the file: %s", path, strerror(errno));
+        return NULL;
+    }
+    fputs("epoch,step,loss,acc,val_loss,val_acc,images_per_s\n", log);
+    if (log_flush(log, path) != 0) {
+        fclose(log);
+        return NULL;
+    }
+    return log;
+}
+
+/* One epoch's line; an empty field for what there is none of. */
+static int log_epoch(FILE *log, const char *path, int64_t epoch, int64_t step, double tl,
+                     double ta, bool has_val, double vl, double va, double ips)
+{
+    char acc[32] = "", vloss[32] = "", vacc[32] = "";
+    if (ta >= 0)
+        snprintf(acc, sizeof acc, "%.6f", ta);
+    if (has_val)
+        snprintf(vloss, sizeof vloss, "%.6g", vl);
+    if (has_val && va >= 0)
+        snprintf(vacc, sizeof vacc, "%.6f", va);
+    fprintf(log, "%lld,%lld,%.6g,%s,%s,%s,%.1f\n", (long long)epoch, (long long)step, tl,
+            acc, vloss, vacc, ips);
+    return log_flush(log, path);
+}
+
 /* ---- the loop ----------------------------------------------------------------- */
+
+void rt_nonfinite_where(const cnnrt_ctx *ctx, char *buf, size_t size)
+{
+    const char *layer = ctx->model->first_nonfinite((cnnrt_ctx *)ctx);
+    if (layer)
+        snprintf(buf, size, "the first layer with non-finite outputs is %s", layer);
+    else
+        snprintf(buf, size, "every layer's outputs are finite, the loss is not");
+}
 
 /* what: "the loss is nan", ... */
 static int report_divergence(const cnnrt_ctx *ctx, int64_t step, int64_t epoch,
                              const char *what, const char *save, int64_t saved_epoch)
 {
-    const char *layer = ctx->model->first_nonfinite((cnnrt_ctx *)ctx);
     char kept[512];
     if (save && saved_epoch > 0)
         snprintf(kept, sizeof kept, "%s keeps the checkpoint of epoch %lld", save,
@@ -189,10 +261,7 @@ static int report_divergence(const cnnrt_ctx *ctx, int64_t step, int64_t epoch,
     else
         snprintf(kept, sizeof kept, "no checkpoint was written");
     char where[300];
-    if (layer)
-        snprintf(where, sizeof where, "the first layer with non-finite outputs is %s", layer);
-    else
-        snprintf(where, sizeof where, "every layer's outputs are finite, the loss is not");
+    rt_nonfinite_where(ctx, where, sizeof where);
     rt_error("training diverged at step %lld (epoch %lld): %s; %s; %s "
              "(try a lower --lr)", (long long)step, (long long)epoch, what, where, kept);
     rt_print_error();
@@ -270,15 +339,8 @@ int rt_cmd_train(const cnnrt_model *m, const rt_opts *o)
     int batch = (int)o->batch;
     if (batch_alloc(&b, m, batch, rt_data_bytes(&data, m)) != 0 || !(order = rt_calloc((size_t)n_train, sizeof *order)))
         goto fail;
-    if (o->log) {
-        log = fopen(o->log, "w");
-        if (!log) {
-            rt_error("--log %s: cannot create the file", o->log);
-            goto fail;
-        }
-        fprintf(log, "epoch,step,loss,acc,val_loss,val_acc,images_per_s\n");
-        fflush(log);
-    }
+    if (o->log && !(log = log_open(o->log)))
+        goto fail;
 
     cnnrt_rng shuffle;
     cnnrt_rng_seed(&shuffle, o->seed, 2);
@@ -308,13 +370,13 @@ int rt_cmd_train(const cnnrt_model *m, const rt_opts *o)
         int64_t this_epoch = total - done < per_epoch ? total - done : per_epoch;
         for (int64_t s = 0; s < this_epoch; s++) {
             int n = (int)(n_train - s * batch < batch ? n_train - s * batch : batch);
-            batch_fill(&b, &data, m, order + s * batch, n, ctx.threads);
+            batch_fill(&b, &data, m, order + s * batch, n, ctx.pool);
             const int32_t *labels = data.y_is_labels ? b.labels : NULL;
             double loss = b.x8 ? rt_train_step_bytes(&ctx, n, b.x8, labels, b.targets)
                                : rt_train_step(&ctx, n, b.x, labels, b.targets);
             if (!isfinite(loss)) {
-                if (log)
-                    fclose(log);
+                if (log && log_close(log, o->log) != 0)
+                    rt_print_error();
                 log = NULL;
                 char what[64];
                 snprintf(what, sizeof what, "the loss is %g", loss);
@@ -340,8 +402,18 @@ int rt_cmd_train(const cnnrt_model *m, const rt_opts *o)
         double vl = 0, va = -1;
         bool has_val = o->val_data || n_val > 0;
         if (has_val) {
-            if (o->val_data ? rt_evaluate(&ctx, &val, 0, val.n, batch, &vl, &va)
-                            : rt_evaluate(&ctx, &data, n_train, n_val, batch, &vl, &va))
+            int ev = o->val_data ? rt_evaluate(&ctx, &val, 0, val.n, batch, &vl, &va)
+                                 : rt_evaluate(&ctx, &data, n_train, n_val, batch, &vl, &va);
+            if (ev == 1) {
+                /* Parameters that give NaN on validation are as lost as a
+                 * NaN training loss: stop before the save that would put
+                 * them over the last good checkpoint. */
+                char what[1200];
+                snprintf(what, sizeof what, "on validation, %s", rt_errmsg());
+                rc = report_divergence(&ctx, ctx.step, epoch, what, o->save, saved_epoch);
+                goto out;
+            }
+            if (ev != 0)
                 goto fail;
         }
         if (prog.tty)
@@ -356,19 +428,8 @@ int rt_cmd_train(const cnnrt_model *m, const rt_opts *o)
                 fprintf(stderr, "  val_acc %.2f%%", 100 * va);
         }
         fprintf(stderr, "  %.0f img/s  %.1f s\n", ips, elapsed);
-        if (log) {
-            fprintf(log, "%lld,%lld,%.6g,", (long long)epoch, (long long)ctx.step, tl);
-            if (ta >= 0)
-                fprintf(log, "%.6f", ta);
-            fputc(',', log);
-            if (has_val)
-                fprintf(log, "%.6g", vl);
-            fputc(',', log);
-            if (has_val && va >= 0)
-                fprintf(log, "%.6f", va);
-            fprintf(log, ",%.1f\n", ips);
-            fflush(log);
-        }
+        if (log && log_epoch(log, o->log, epoch, ctx.step, tl, ta, has_val, vl, va, ips) != 0)
+            goto fail;
         if (o->save) {
             if (!params_finite(&ctx)) {
                 rc = report_divergence(&ctx, ctx.step, epoch,
@@ -389,8 +450,7 @@ fail:
     rt_print_error();
     rc = RT_FAIL;
 out:
-    if (log && fclose(log) != 0 && rc == RT_OK) {
-        rt_error("--log %s: cannot write", o->log);
+    if (log && log_close(log, o->log) != 0 && rc == RT_OK) {
         rt_print_error();
         rc = RT_FAIL;
     }

@@ -233,5 +233,78 @@ expect "--max-errors=3: status 1" 1
 n=$(grep -c ': error: ' "$tmp/err")
 if [ "$n" -eq 3 ]; then ok "--max-errors=3: three errors shown"; else not_ok "--max-errors=3: three errors shown" "$n errors shown"; fi
 
+# ---- -o: where the trainer goes ------------------------------------------------
+# (the writer is the runtime's, runtime/output.c; test_runtime.c tests it
+# in depth, this that cnnc uses it)
+run "$models/mlp.net" -o "$tmp/mlp.c" </dev/null
+expect "-o a new file: status 0" 0
+if [ -s "$tmp/mlp.c" ] && [ -z "$(find "$tmp" -maxdepth 1 -name '.mlp.c.tmp-*')" ]; then
+    ok "-o a new file: written, no temporary left"
+else
+    not_ok "-o a new file: written, no temporary left"
+fi
+run "$models/mlp.net" -o - </dev/null
+expect "-o -: status 0" 0
+if cmp -s "$tmp/out" "$tmp/mlp.c"; then ok "-o -: the same C on stdout"; else not_ok "-o -: the same C on stdout"; fi
+# Private device nodes where they can be made (root), not the machine's.
+null= full=
+if mknod "$tmp/null" c 1 3 2>/dev/null && mknod "$tmp/full" c 1 7 2>/dev/null; then
+    null=$tmp/null full=$tmp/full
+elif [ "$(id -u)" -ne 0 ]; then
+    null=/dev/null full=/dev/full
+fi
+if [ -n "$null" ]; then
+    run "$models/mlp.net" -o "$null" </dev/null
+    expect "-o a character device: status 0" 0
+    if [ -c "$null" ]; then ok "-o a character device: still a device"; else not_ok "-o a character device: still a device"; fi
+    run "$models/mlp.net" -o "$full" </dev/null
+    expect "-o a full device: status 2" 2
+    expect_err "-o a full device: says so" "cnnc: error: $full: cannot write: No space left on device"
+    if [ -c "$full" ]; then ok "-o a full device: still a device"; else not_ok "-o a full device: still a device"; fi
+fi
+echo OLD >"$tmp/real.c"
+ln -s real.c "$tmp/link.c"
+run "$models/mlp.net" -o "$tmp/link.c" </dev/null
+expect "-o a symbolic link: status 0" 0
+if [ -h "$tmp/link.c" ] && cmp -s "$tmp/real.c" "$tmp/mlp.c"; then
+    ok "-o a symbolic link: its target is replaced, not the link"
+else
+    not_ok "-o a symbolic link: its target is replaced, not the link"
+fi
+cp "$models/mlp.net" "$tmp/m.net"
+run "$tmp/m.net" -o "$tmp/m.net" </dev/null
+expect "-o the model file: status 2" 2
+expect_err "-o the model file: says so" \
+    "cnnc: error: -o $tmp/m.net is the model file $tmp/m.net itself; writing the trainer there would destroy the model"
+if cmp -s "$tmp/m.net" "$models/mlp.net"; then ok "-o the model file: the model stays"; else not_ok "-o the model file: the model stays"; fi
+sh -c 'exit 0' &
+gone=$!
+wait "$gone"
+touch "$tmp/.mlp.c.tmp-$gone-Ab12Cd"
+run "$models/mlp.net" -o "$tmp/mlp.c" </dev/null
+if [ "$status" -eq 0 ] && [ ! -e "$tmp/.mlp.c.tmp-$gone-Ab12Cd" ]; then
+    ok "-o: the temporary of a killed cnnc is removed"
+else
+    not_ok "-o: the temporary of a killed cnnc is removed"
+fi
+
+# ---- the budget of generated code -------------------------------------------
+# 60,000 layers: no C compiler would take the trainer; refused before -o is
+# touched, with exit status 1 (the model's fault).
+awk 'BEGIN { print "Input(4x4x2)"; for (i = 0; i < 30000; i++) { print "Conv(1x1, 2)"; print "ReLU" }
+             print "Flatten"; print "Dense(3)"; print "Softmax" }' >"$tmp/huge.net"
+echo OLD >"$tmp/huge.c"
+run "$tmp/huge.net" -o "$tmp/huge.c" </dev/null
+expect "a network of 60,003 layers: status 1" 1
+expect_err "a network of 60,003 layers: says why" \
+    "cnnc: error: $tmp/huge.net: the trainer of these 60003 layers would be over 32 MiB of C, more than a C compiler takes in reasonable time"
+if [ "$(cat "$tmp/huge.c")" = OLD ]; then ok "a network too large: -o untouched"; else not_ok "a network too large: -o untouched"; fi
+run --check "$tmp/huge.net" </dev/null
+expect "a network of 60,003 layers: --check passes (it is the trainer that is too large)" 0
+run --fast-budget=0 "$models/mlp.net" -o "$tmp/mlp.c" </dev/null
+expect "--fast-budget=0: status 2" 2
+expect_err "--fast-budget=0: says what it takes" \
+    "cnnc: error: --fast-budget needs a size in KiB from 1 to 1073741824, not '0'"
+
 echo "cli: $pass passed, $fail failed"
 [ $fail -eq 0 ]

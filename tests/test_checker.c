@@ -215,7 +215,7 @@ START_TEST(seed_summary)
     char *text = NULL;
     size_t size = 0;
     FILE *f = open_memstream(&text, &size);
-    summary_print(f, r.net, 4, 0);
+    summary_print(f, r.net, 4, 0, KERNELS_FAST, 0);
     fclose(f);
     static const char *const rows[] = {
         "47x47x40", "23x23x40", "22x22x105", "10x10x105", "9x9x158",
@@ -240,7 +240,7 @@ START_TEST(summary_long_label)
     char *text = NULL;
     size_t size = 0;
     FILE *f = open_memstream(&text, &size);
-    summary_print(f, r.net, 4, 0);
+    summary_print(f, r.net, 4, 0, KERNELS_FAST, 0);
     fclose(f);
     const char *a = strstr(text, "a_rather_long_label_for_a_layer  Dense");
     const char *b = strstr(text, "\n  softmax1                         Softmax");
@@ -300,12 +300,27 @@ START_TEST(repeated_label)
 }
 END_TEST
 
+/* Input may carry a label (a branch can start at it); Train may not, and
+ * the Input's label is a label like any other. */
 START_TEST(label_on_declarations)
 {
-    fails_with("in: Input(8)\nDense(n=2)\nSoftmax\n",
-               "t.net:1:1: error: Input cannot have a label", "hint: labels name layers", NULL);
+    TuResult r = compiles("in: Input(8)\nh: Dense(n=2)\nd: Dense(n=2, from=in)\nAdd(h, d)\n"
+                          "Softmax\n");
+    ck_assert_str_eq(r.net->input_label, "in");
+    ck_assert_int_eq(layer(&r, "d")->inputs[0], INPUT_TENSOR);
+    ck_assert_int_eq(r.net->tensors[INPUT_TENSOR].nconsumers, 2);
+    tu_free(&r);
     fails_with("Input(8)\nDense(n=2)\nSoftmax\nt: Train(batch=4)\n",
                "t.net:4:1: error: Train cannot have a label", NULL);
+    fails_with("in: Input(8)\nin: Dense(n=2)\nSoftmax\n",
+               "t.net:2:1: error: label 'in' is already used", NULL);
+    /* automatic names name layers in messages, but are no labels to take */
+    fails_with("Input(8)\nDense(n=2)\nd: Dense(n=2, from=input)\nAdd(dense1, d)\nSoftmax\n",
+               "t.net:3:20: error: no layer is labelled 'input'",
+               "hint: the Input has no label: give it one to take it, e.g. 'img: Input(...)'",
+               "t.net:4:5: error: no layer is labelled 'dense1'",
+               "hint: 'dense1' is the automatic name of the Dense on line 2; give it a label "
+               "to take its output, e.g. 'h: Dense'", NULL);
 }
 END_TEST
 
@@ -439,8 +454,8 @@ START_TEST(unknown_words)
     fails_with("Input(4)\nLinear(n=2)\nSoftmax\n", "hint: did you mean 'Dense'?", NULL);
     fails_with("Input(4)\nFrobnicate\nDense(n=2)\nSoftmax\n",
                "hint: the layers are Conv, MaxPool, AvgPool, GlobalAvgPool, ReLU, LeakyReLU, "
-               "Sigmoid, Tanh, Flatten, Dense, Dropout, Softmax; Input and Train are "
-               "declarations\n", NULL);
+               "Sigmoid, Tanh, SiLU, GELU, Flatten, Dense, Dropout, BatchNorm, Add, Concat, "
+               "Softmax; Input and Train are declarations\n", NULL);
 }
 END_TEST
 
@@ -731,7 +746,7 @@ START_TEST(arg_choices)
 {
     fails_with("Input(4)\nDense(n=2)\nSoftmax\nTrain(optimizer=adm)\n",
                "t.net:4:17: error: optimizer expects one of sgd, momentum, nesterov, adam, "
-               "got 'adm'",
+               "adamw, got 'adm'",
                "hint: did you mean 'adam'?", NULL);
     fails_with("Input(4)\nDense(n=2, init=he_norml)\nSoftmax\n",
                "hint: did you mean 'he_normal'?", NULL);
@@ -1031,7 +1046,7 @@ START_TEST(memory_plan)
     TuResult r = compiles("Input(4x4x1)\nConv(3x3, 2)\nReLU\nFlatten\nDropout\n"
                           "Dense(3)\nSoftmax\nTrain(batch=10, optimizer=adam)\n");
     MemPlan p;
-    ck_assert(plan_network(r.net, 4, 0, &p));
+    ck_assert(plan_network(r.net, 4, 0, KERNELS_FAST, &p));
     ck_assert_int_eq(p.batch, 10);
     ck_assert_int_eq(p.micro, 10);
     ck_assert_int_eq(p.params, 47);
@@ -1039,10 +1054,10 @@ START_TEST(memory_plan)
     /* header 256; output, logits, their gradient: 10x3 floats each, 128 */
     ck_assert_int_eq(p.full_out_off, 256);
     ck_assert_int_eq(p.full_dy_off, 512);
-    ck_assert_int_eq(p.at[0].out_off, 640);
+    ck_assert_int_eq(p.t[1].off, 640);
     /* ReLU writes over the Conv's output: 320 + 320 + 320 + 128 + 128 */
     ck_assert(p.at[1].in_place);
-    ck_assert_int_eq(p.at[1].out_off, 640);
+    ck_assert_int_eq(p.t[2].off, 640);
     ck_assert(!p.at[2].in_place);
     ck_assert_int_eq(p.activations, 1216);
     ck_assert_int_eq(p.gradient_buffers, 1280);
@@ -1053,13 +1068,13 @@ START_TEST(memory_plan)
     ck_assert_int_eq(p.input_off, 640 + 1216 + 1280 + p.layer_scratch);
     ck_assert_int_eq(p.workspace, 640 + 1216 + 1280 + p.layer_scratch + 640);
     ck_assert_int_eq(p.total_bytes, p.workspace + 752);
-    ck_assert_int_eq(p.at[0].need_dx, false);
-    ck_assert_int_eq(p.at[4].need_dx, true);
+    ck_assert_int_eq(p.at[0].need_dx[0], false);
+    ck_assert_int_eq(p.at[4].need_dx[0], true);
     ck_assert_int_eq(p.at[4].param_off[0], 20);
-    ck_assert_int_eq(p.backward_from, 4);
+    ck_assert_int_eq(p.loss_tensor, 5); /* the Dense's output: Softmax fused */
     plan_free(&p);
     /* Micro-batches of 4: the maps, gradient buffers and masks shrink. */
-    ck_assert(plan_network(r.net, 4, 4, &p));
+    ck_assert(plan_network(r.net, 4, 4, KERNELS_FAST, &p));
     ck_assert_int_eq(p.micro, 4);
     ck_assert_int_eq(p.activations, 128 + 128 + 128 + 64 + 64);
     ck_assert_int_eq(p.gradient_buffers, 2 * 256);
@@ -1073,7 +1088,7 @@ START_TEST(memory_plan)
     ck_assert_int_eq(p.workspace, 2 * p.lane_bytes + 47 * 4);
     ck_assert_int_eq(p.total_bytes, p.workspace + 752);
     plan_free(&p);
-    ck_assert(plan_network(r.net, 8, 0, &p));
+    ck_assert(plan_network(r.net, 8, 0, KERNELS_FAST, &p));
     /* f64: output buffers 256 each; maps 640 + 640 + 640 + 256 + 256 */
     ck_assert_int_eq(p.layer_scratch, scratch_total(r.net, 10, 10, 8));
     ck_assert_int_eq(p.workspace, 256 + 768 + 2432 + 2560 + p.layer_scratch + 1280);
@@ -1091,16 +1106,76 @@ START_TEST(memory_plan_in_place_and_micro)
     TuResult r = compiles("Input(64x64x16)\nMaxPool(2x2)\nReLU\nConv(1x1, 64)\nTanh\n"
                           "Flatten\nDense(2)\nSigmoid\nTrain(batch=256, loss=mse)\n");
     MemPlan p;
-    ck_assert(plan_network(r.net, 4, 0, &p));
+    ck_assert(plan_network(r.net, 4, 0, KERNELS_FAST, &p));
     ck_assert(!p.at[1].in_place);   /* after MaxPool, whose backward reads y */
     ck_assert(p.at[3].in_place);    /* Tanh after Conv */
     ck_assert(p.at[6].in_place);    /* Sigmoid after Dense */
-    ck_assert_int_eq(p.at[6].out_off, p.at[5].out_off);
+    ck_assert_int_eq(p.t[7].off, p.t[6].off);
     /* per sample 640 KiB of maps + 2 x 256 KiB of gradient: 8 on each of
      * 2 lanes fit 24 MiB */
     ck_assert_int_eq(p.micro, 8);
     ck_assert_int_eq(p.lanes, 2);
     ck_assert_int_le(p.lanes * (p.activations + p.gradient_buffers), (int64_t)24 << 20);
+    plan_free(&p);
+    tu_free(&r);
+}
+END_TEST
+
+/* A residual block: the graph's tensors and consumers, and what the plan
+ * makes of them. */
+START_TEST(graph_residual)
+{
+    TuResult r = compiles("x: Input(8x8x4)\n"
+                          "c1: Conv(3x3, 4, padding=same)\n"   /* layer 0, tensor 1 */
+                          "r1: ReLU\n"                         /* 1, 2 */
+                          "c2: Conv(3x3, 4, padding=same)\n"   /* 2, 3 */
+                          "a: Add(c2, x)\n"                    /* 3, 4 */
+                          "r2: ReLU\n"                         /* 4, 5 */
+                          "Flatten\nDense(2)\nSoftmax\n");
+    const Network *n = r.net;
+    ck_assert_int_eq(n->tensors[INPUT_TENSOR].nconsumers, 2);   /* c1 and the Add */
+    ck_assert_int_eq(n->tensors[INPUT_TENSOR].consumers[1], 3);
+    const Layer *a = layer(&r, "a");
+    ck_assert_int_eq(a->ninputs, 2);
+    ck_assert_int_eq(a->inputs[0], 3);
+    ck_assert_int_eq(a->inputs[1], INPUT_TENSOR);
+    MemPlan p;
+    ck_assert(plan_network(n, 4, 0, KERNELS_FAST, &p));
+    ck_assert(p.at[1].in_place && p.at[1].forward_fused && p.at[0].relu_out);
+    ck_assert(p.at[4].in_place);              /* the ReLU over the Add's output */
+    ck_assert(p.at[4].forward_fused);         /* applied by the Add as it stores */
+    ck_assert(!p.t[INPUT_TENSOR].needs_grad); /* nothing learns before the input */
+    ck_assert(!p.at[3].need_dx[1]);
+    ck_assert(p.at[3].need_dx[0]);
+    ck_assert(!p.at[3].dx_add[0]);            /* c2's gradient: the Add's alone */
+    plan_free(&p);
+    ck_assert(plan_network(n, 4, 0, KERNELS_REFERENCE, &p));
+    ck_assert(!p.at[1].in_place && !p.at[1].forward_fused);
+    ck_assert(p.at[3].dx_add[0]);             /* the reference tier always adds */
+    ck_assert_int_eq(p.lanes, 1);
+    plan_free(&p);
+    tu_free(&r);
+}
+END_TEST
+
+/* A tensor with three consumers: the first in backward order writes its
+ * gradient, the other two add; it keeps one gradient buffer throughout. */
+START_TEST(graph_fan_out)
+{
+    TuResult r = compiles("Input(6)\n"
+                          "h: Dense(6)\n"                 /* layer 0, tensor 1 */
+                          "a: Dense(6, from=h)\n"         /* 1 */
+                          "b: Dense(6, from=h)\n"         /* 2 */
+                          "c: Dense(6, from=h)\n"         /* 3 */
+                          "Add(a, b, c)\n"                /* 4 */
+                          "Softmax\n");
+    MemPlan p;
+    ck_assert(plan_network(r.net, 4, 0, KERNELS_FAST, &p));
+    ck_assert_int_eq(r.net->tensors[1].nconsumers, 3);
+    ck_assert(p.t[1].needs_grad);
+    ck_assert(p.at[3].need_dx[0] && !p.at[3].dx_add[0]);   /* c: first in backward */
+    ck_assert(p.at[2].dx_add[0] && p.at[1].dx_add[0]);    /* b, a add */
+    ck_assert(!p.at[0].need_dx[0]);                       /* the input learns nothing */
     plan_free(&p);
     tu_free(&r);
 }
@@ -1117,7 +1192,7 @@ START_TEST(memory_plan_optimizers)
                  cases[i].opt);
         TuResult r = compiles(text);
         MemPlan p;
-        ck_assert(plan_network(r.net, 4, 0, &p));
+        ck_assert(plan_network(r.net, 4, 0, KERNELS_FAST, &p));
         ck_assert_int_eq(p.params, 27);
         ck_assert_int_eq(p.opt_state, cases[i].state);
         ck_assert_int_eq(p.activations, 2 * 32 * 3 * 4);   /* default batch 32 */
@@ -1338,6 +1413,8 @@ static Suite *checker_suite(void)
     tcase_add_test(plan, memory_plan);
     tcase_add_test(plan, memory_plan_in_place_and_micro);
     tcase_add_test(plan, memory_plan_optimizers);
+    tcase_add_test(plan, graph_residual);
+    tcase_add_test(plan, graph_fan_out);
     suite_add_tcase(s, plan);
     return s;
 }

@@ -12,7 +12,8 @@ tensor of the saved checkpoint: the parameters and the optimizer state
 predict's outputs on held-out data.
 
 The .net files are read by the small parser below, which knows the subset of
-the language the tests/nets/torch_*.net files use.
+the language the tests/nets/torch_*.net files use, graphs included: a layer
+takes the statement before it, from=LABEL, or (Add, Concat) its labels.
 
 Usage: torch_compare.py --bin DIR --nets DIR --cnnc-data PATH --work DIR
   DIR/NAME_f64 (and NAME_f32 where a case asks) are the built trainers.
@@ -56,6 +57,14 @@ CASES = [
     dict(net="torch_relu", prec="f64", opt="momentum", lr=0.1, momentum=0.9),
     dict(net="torch_relu", prec="f32", opt="nesterov", lr=0.1, momentum=0.9,
          decay=0.001),
+    dict(net="torch_residual", prec="f64", opt="momentum", lr=0.1, momentum=0.9,
+         decay=1e-3),
+    dict(net="torch_residual", prec="f64", opt="adam", lr=0.01),
+    dict(net="torch_residual", prec="f32", opt="sgd", lr=0.1),
+    dict(net="torch_concat", prec="f64", opt="nesterov", lr=0.05, momentum=0.9),
+    dict(net="torch_concat", prec="f32", opt="adam", lr=0.01),
+    dict(net="torch_fanout", prec="f64", opt="sgd", lr=0.2, decay=0.01),
+    dict(net="torch_fanout", prec="f64", opt="adam", lr=0.01, resume=True),
 ]
 N_TRAIN, N_TEST, BATCH, STEPS = 10, 12, 4, 4
 TOL = {"f64": 1e-9, "f32": 1e-4}   # max |difference| / max |PyTorch's tensor|
@@ -109,9 +118,11 @@ def pair(v):
 
 
 def parse_net(path):
+    """-> [(label, kind, args, inputs)], Train's settings; inputs are the
+    labels of the tensors a layer reads (Input's: "input" unless labelled)."""
     src = re.sub(r"#[^\n]*", "", open(path).read())
     stmt = re.compile(r"\s*(?:(\w+)\s*:\s*)?(\w+)\s*(?:\(([^)]*)\))?\s*(?:->\s*[0-9x]+)?")
-    pos, layers, train, counts = 0, [], {}, {}
+    pos, layers, train, counts, prev = 0, [], {}, {}, None
     src = src.rstrip()
     while pos < len(src):
         m = stmt.match(src, pos)
@@ -119,13 +130,16 @@ def parse_net(path):
             raise SystemExit("%s: cannot parse near %r" % (path, src[pos:pos + 30]))
         pos = m.end()
         label, word, argtext = m.group(1), m.group(2), m.group(3) or ""
-        args = {}
+        args, merged = {}, []
         for i, a in enumerate(t.strip() for t in argtext.split(",") if t.strip()):
+            if word in ("Add", "Concat"):
+                merged.append(a)
+                continue
             k, v = a.split("=", 1) if "=" in a else (POSITIONAL[word][i], a)
             k, v = k.strip(), v.strip()
             if re.fullmatch(r"\d+", v):
                 v = int(v)
-            elif re.fullmatch(r"[0-9.eE+-]+", v):
+            elif re.fullmatch(r"[0-9.eE+-]+", v) and re.search(r"\d", v):
                 v = float(v)
             elif v in ("true", "false"):
                 v = v == "true"
@@ -133,10 +147,15 @@ def parse_net(path):
         if word == "Train":
             train = args
             continue
-        if word != "Input":
+        if word == "Input":
+            label = label or "input"
+            inputs = []
+        else:
             counts[word] = counts.get(word, 0) + 1
             label = label or "%s%d" % (word.lower(), counts[word])
-        layers.append((label, word, args))
+            inputs = merged or [args.pop("from", prev)]
+        layers.append((label, word, args, inputs))
+        prev = label
     return layers, train
 
 
@@ -145,16 +164,20 @@ class Net:
 
     def __init__(self, path):
         self.layers, self.train = parse_net(path)
-        _, kind, a = self.layers[0]
+        self.input_label, kind, a, _ = self.layers[0]
         assert kind == "Input"
         dims = [int(t) for t in str(a["shape"]).split("x")]
         shape = tuple(dims) + (1,) if len(dims) == 2 else tuple(dims)
-        self.input_hwc = shape
-        self.plan = []     # (label, kind, settings) per layer
+        self.input_hwc = shape   # (F,) for a vector input
+        self.plan = []     # (label, kind, settings, inputs) per layer
         self.shapes = {}   # checkpoint name -> PyTorch shape
-        c, h, w = shape[2], shape[0], shape[1]
-        vec = None
-        for label, kind, a in self.layers[1:]:
+        # each tensor's (c, h, w) for a map, (features, None, None) for a vector
+        tensors = {self.input_label: (shape[2], shape[0], shape[1]) if len(shape) == 3
+                   else (shape[0], None, None)}
+        for label, kind, a, inputs in self.layers[1:]:
+            c, h, w = tensors[inputs[0]]
+            vec = c if h is None else None
+            plan_len = len(self.plan)
             if kind == "Conv":
                 kh, kw = pair(a["kernel"])
                 sh, sw = pair(a.get("stride", 1))
@@ -188,21 +211,30 @@ class Net:
             elif kind in ("GlobalAvgPool", "Flatten"):
                 vec = c if kind == "GlobalAvgPool" else c * h * w
                 self.plan.append((label, kind, {}))
+                c, h, w = vec, None, None
             elif kind == "Dense":
                 self.shapes[label + ".weight"] = (a["n"], vec)
                 if a.get("bias", True):
                     self.shapes[label + ".bias"] = (a["n"],)
                 self.plan.append((label, kind, dict(bias=a.get("bias", True))))
-                vec = a["n"]
+                c, h, w = a["n"], None, None
+            elif kind == "Add":
+                self.plan.append((label, kind, {}))
+            elif kind == "Concat":
+                c = sum(tensors[t][0] for t in inputs)
+                self.plan.append((label, kind, {}))
             elif kind in ("ReLU", "Sigmoid", "Tanh", "Softmax"):
                 self.plan.append((label, kind, {}))
             elif kind == "LeakyReLU":
                 self.plan.append((label, kind, dict(alpha=float(a.get("alpha", 0.01)))))
             else:
                 raise SystemExit("torch_compare.py does not know layer %s" % kind)
-        if vec is None:
+            label, kind, settings = self.plan[plan_len]
+            self.plan[plan_len] = (label, kind, settings, inputs)
+            tensors[label] = (c, h, w)
+        if h is not None:
             raise SystemExit("torch_compare.py: the output must be a vector")
-        self.outputs = vec
+        self.outputs = c
         self.loss = self.train.get("loss", "cross_entropy")
 
     def init(self, rng):
@@ -219,7 +251,9 @@ class Net:
     def forward(self, P, x):
         """x: N x C x H x W (float64). Returns the network's output, pre-softmax
         scores when the last layer is Softmax (flag returned as well)."""
-        for label, kind, s in self.plan:
+        values = {self.input_label: x}
+        for label, kind, s, inputs in self.plan:
+            x = values[inputs[0]]
             if kind == "Conv":
                 if s["fpad"]:
                     x = F.pad(x, s["fpad"])
@@ -243,8 +277,13 @@ class Net:
                 x = torch.sigmoid(x)
             elif kind == "Tanh":
                 x = torch.tanh(x)
+            elif kind == "Add":
+                x = sum(values[t] for t in inputs)
+            elif kind == "Concat":
+                x = torch.cat([values[t] for t in inputs], dim=1)
             elif kind == "Softmax":
                 return x, True
+            values[label] = x
         return x, False
 
     def loss_fn(self, P, x, y):
@@ -262,6 +301,8 @@ class Net:
 
 
 def to_nchw(images):
+    if images.dtype != np.uint8:   # vectors: float32 points, as they are
+        return torch.from_numpy(images.astype(np.float64))
     a = images.astype(np.float64) / 255.0
     if a.ndim == 3:
         a = a[..., None]
@@ -361,9 +402,8 @@ def one_case(args, case, data_cache, nets):
     net = nets[name]
     if name not in data_cache:
         d = os.path.join(args.work, "data_" + name)
-        hh, ww, cc = net.input_hwc
         subprocess.run([args.cnnc_data, "blobs", "--out", d, "--shape",
-                        "%dx%dx%d" % (hh, ww, cc), "--classes", str(net.outputs),
+                        "x".join(str(v) for v in net.input_hwc), "--classes", str(net.outputs),
                         "--train", str(N_TRAIN), "--test", str(N_TEST), "--seed", "7"],
                        check=True, stdout=subprocess.DEVNULL)
         data_cache[name] = d

@@ -16,7 +16,7 @@
 set -u
 : "${CNNC:?}" "${srcdir:?}" "${RT_BUILDDIR:?}"
 CC=${CC:-cc}
-CFLAGS_T="-std=c11 -O2 ${TRAINER_WARN_CFLAGS--Wall -Wextra} -fopenmp ${TRAINER_CFLAGS:-}"
+CFLAGS_T="-std=c11 -O2 ${TRAINER_WARN_CFLAGS--Wall -Wextra} -pthread ${TRAINER_CFLAGS:-}"
 
 py=
 for p in ${PYTHON:-} /usr/bin/python3 python3 python; do

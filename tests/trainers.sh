@@ -2,12 +2,14 @@
 # trainers.sh: generated trainers, checked numerically end to end.
 #
 # For every tests/nets/*.net and models/*.net: compile with cnnc in f64 and
-# f32, build each warning-free against the runtime, and run gradcheck
-# (backward against central finite differences on every parameter). Then,
-# on data that cnnc-data makes: the f32 trainer against the f64 one, a step
-# in micro-batches against one over the whole batch, bitwise determinism
-# (same seed; 1 thread against 2), and a small network trained to a
-# held-out accuracy.
+# f32, in both kernel tiers (fast and reference), build each warning-free
+# against the runtime, and run gradcheck (backward against central finite
+# differences on every parameter). Then, on data that cnnc-data makes: the
+# fast tier against the reference tier on every network (f64, 3 steps,
+# every output), the f32 trainer against the f64 one, a step in
+# micro-batches against one over the whole batch, bitwise determinism (same
+# seed; 1 thread against 2), and a small network trained to a held-out
+# accuracy.
 #
 # Environment (from make check): CNNC, srcdir, RT_BUILDDIR; CC,
 # TRAINER_CFLAGS and TRAINER_WARN_CFLAGS to build trainers. The generated C
@@ -17,7 +19,7 @@
 set -u
 : "${CNNC:?}" "${srcdir:?}" "${RT_BUILDDIR:?}"
 CC=${CC:-cc}
-CFLAGS_T="-std=c11 -O2 ${TRAINER_WARN_CFLAGS--Wall -Wextra} -fopenmp ${TRAINER_CFLAGS:-}"
+CFLAGS_T="-std=c11 -O2 ${TRAINER_WARN_CFLAGS--Wall -Wextra} -pthread ${TRAINER_CFLAGS:-}"
 work=$(mktemp -d "${TMPDIR:-/tmp}/cnnc-trainers.XXXXXX")
 trap 'rm -rf "$work"' EXIT
 failed=0 passed=0
@@ -25,12 +27,16 @@ failed=0 passed=0
 pass() { passed=$((passed + 1)); echo "PASS: $*"; }
 fail() { failed=$((failed + 1)); echo "FAIL: $*"; }
 
-# build NET PRECISION [MICRO] -> prints the trainer's path, or nothing on
-# failure; MICRO: cnnc --micro-batch
+# build NET PRECISION [MICRO [KERNELS]] -> prints the trainer's path, or
+# nothing on failure; MICRO: cnnc --micro-batch, KERNELS: cnnc --kernels
 build() {
-    name=$(basename "$1" .net)_$2${3:+_m$3}
-    if ! "$CNNC" --precision="$2" ${3:+--micro-batch=$3} "$1" -o "$work/$name.c" \
-            2>"$work/$name.cnnc.log"; then
+    name=$(basename "$1" .net)_$2${3:+_m$3}${4:+_$4}
+    if [ -x "$work/$name" ]; then
+        echo "$work/$name"
+        return 0
+    fi
+    if ! "$CNNC" --precision="$2" ${3:+--micro-batch=$3} ${4:+--kernels=$4} "$1" \
+            -o "$work/$name.c" 2>"$work/$name.cnnc.log"; then
         cat "$work/$name.cnnc.log" >&2
         return 1
     fi
@@ -41,15 +47,85 @@ build() {
     echo "$work/$name"
 }
 
-echo "== gradcheck, f64 (tight) and f32 (loose)"
-for net in "$srcdir"/tests/nets/*.net "$srcdir"/models/lenet5.net "$srcdir"/models/mlp.net; do
-    for p in f64 f32; do
-        t=$(build "$net" "$p") || { fail "build $(basename "$net") $p"; continue; }
-        if "$t" gradcheck --seed 3 >"$t.grad.log" 2>&1; then
-            pass "gradcheck $(basename "$net") $p: $(tail -n 1 "$t.grad.log")"
+nets="$srcdir/tests/nets/*.net $srcdir/models/lenet5.net $srcdir/models/mlp.net"
+nets="$nets $srcdir/models/resnet8.net"
+echo "== gradcheck, f64 (tight) and f32 (loose), fast and reference kernels"
+for net in $nets; do
+    for k in fast reference; do
+        for p in f64 f32; do
+            t=$(build "$net" "$p" "" "$k") || { fail "build $(basename "$net") $p $k"; continue; }
+            # the models are larger: fewer elements a tensor
+            case $net in */models/*) few="--samples 24" ;; *) few= ;; esac
+            # shellcheck disable=SC2086
+            if "$t" gradcheck --seed 3 $few >"$t.grad.log" 2>&1; then
+                pass "gradcheck $(basename "$net") $p $k: $(tail -n 1 "$t.grad.log")"
+            else
+                cat "$t.grad.log"
+                fail "gradcheck $(basename "$net") $p $k"
+            fi
+        done
+    done
+done
+
+# worst A B: the largest relative difference between the numbers of two
+# files of outputs, line by line and field by field.
+worst() {
+    paste -d ' ' "$1" "$2" | awk '{ h = NF / 2
+        for (i = 1; i <= h; i++) { d = $i - $(i + h); if (d < 0) d = -d
+            s = $i < 0 ? -$i : $i; r = d / (s + 1e-300); if (r > w) w = r } } END { printf "%.3g\n", w + 0 }'
+}
+
+# A fast trainer whose code budget is spent gives its layers with the least
+# FLOP the compact (reference) kernels, in the same trainer: gradcheck it,
+# and compare it with the all-fast one below (as "mixed").
+mixed_net="$srcdir/tests/nets/torch_residual.net"
+if "$CNNC" --precision=f64 --fast-budget=24 "$mixed_net" -o "$work/mixed_f64.c" \
+        2>"$work/mixed.cnnc.log" && grep -q "layers get compact kernels" "$work/mixed.cnnc.log" &&
+   $CC $CFLAGS_T -I"$srcdir/runtime" "$work/mixed_f64.c" "$RT_BUILDDIR/libcnnrt.a" -lm \
+        -o "$work/mixed_f64" 2>"$work/mixed.cc.log" &&
+   "$work/mixed_f64" gradcheck --seed 3 >"$work/mixed.grad.log" 2>&1; then
+    pass "gradcheck torch_residual.net f64 with compact kernels past a 24 KiB budget: $(tail -n 1 "$work/mixed.grad.log")"
+else
+    cat "$work/mixed.cnnc.log" "$work/mixed.cc.log" "$work/mixed.grad.log" 2>/dev/null
+    fail "torch_residual.net with compact kernels past a 24 KiB budget"
+fi
+
+echo "== the fast kernels against the reference kernels: f64, 3 steps, every output"
+for net in $nets; do
+    name=$(basename "$net" .net)
+    tf=$(build "$net" f64 "" fast) && tr=$(build "$net" f64 "" reference) ||
+        { fail "build $name f64 fast and reference"; continue; }
+    others="$tr"
+    [ "$net" = "$mixed_net" ] && [ -x "$work/mixed_f64" ] && others="$tr $work/mixed_f64"
+    # the input's shape and the outputs, from the summary
+    shape=$("$tf" summary | sed -n '1s/.*: input \([0-9x]*\),.*/\1/p')
+    outs=$("$tf" summary | awk '$1 == "total" { print o; exit } { o = $3 }' |
+           awk -F x '{ n = 1; for (i = 1; i <= NF; i++) n *= $i; print n }')
+    classes=$((outs < 4 ? outs : 4))
+    compiled=$("$tf" summary | sed -n 's/^memory plan at batch \([0-9]*\).*/\1/p')
+    batch=$((compiled < 8 ? compiled : 8))
+    d="$work/data_$name"
+    "$RT_BUILDDIR/cnnc-data" blobs --out "$d" --shape "$shape" --classes "$classes" \
+        --train 80 --test 20 --seed 9 >/dev/null 2>&1 || { fail "cnnc-data for $name"; continue; }
+    ok=1
+    for t in "$tf" $others; do
+        "$t" train --data "$d/train-images.npy" --labels "$d/train-labels.npy" --steps 3 \
+            --batch "$batch" --threads 2 --save "$t.cmp.st" >"$t.cmp.log" 2>&1 &&
+        "$t" predict --data "$d/test-images.npy" --weights "$t.cmp.st" --probabilities \
+            -o "$t.cmp.out" >>"$t.cmp.log" 2>&1 || { cat "$t.cmp.log"; ok=0; }
+    done
+    if [ $ok = 0 ]; then
+        fail "fast and reference $name: training or predict failed"
+        continue
+    fi
+    for t in $others; do
+        what=reference
+        [ "$t" = "$tr" ] || what="mixed (compact kernels past the budget)"
+        w=$(worst "$tf.cmp.out" "$t.cmp.out")
+        if [ -s "$tf.cmp.out" ] && awk -v w="$w" 'BEGIN { exit !(w <= 1e-9) }'; then
+            pass "fast and $what $name agree after 3 steps: worst relative difference $w"
         else
-            cat "$t.grad.log"
-            fail "gradcheck $(basename "$net") $p"
+            fail "fast and $what $name differ after 3 steps: worst relative difference $w"
         fi
     done
 done
@@ -116,9 +192,7 @@ tm=$(build "$work/smallmse.net" f64 5) || fail "build smallmse f64 --micro-batch
 if train "$tw" "$work/w.st" 2 --steps 5 --no-shuffle && train "$tm" "$work/m.st" 2 --steps 5 --no-shuffle &&
    "$tw" predict --data "$data/test-images.npy" --weights "$work/w.st" -o "$work/w.out" &&
    "$tw" predict --data "$data/test-images.npy" --weights "$work/m.st" -o "$work/m.out"; then
-    worst=$(paste -d ' ' "$work/w.out" "$work/m.out" | awk '{ h = NF / 2
-        for (i = 1; i <= h; i++) { d = $i - $(i + h); if (d < 0) d = -d
-            s = $i < 0 ? -$i : $i; r = d / (s + 1e-300); if (r > w) w = r } } END { printf "%.3g\n", w + 0 }')
+    worst=$(worst "$work/w.out" "$work/m.out")
     if [ -s "$work/w.out" ] && awk -v w="$worst" 'BEGIN { exit !(w <= 1e-10) }'; then
         pass "micro-batches of 5 and the whole batch of 32 agree after 5 steps: worst relative difference $worst"
     else
@@ -162,6 +236,37 @@ if tl=$(build "$work/small.net" f32 5) &&
     fi
 else
     fail "training in micro-batches of 5 for determinism"
+fi
+# BatchNorm's statistics are the whole batch's, gathered from the lanes in
+# a fixed order: bitwise the same checkpoint (running statistics included)
+# on 1, 2 and 4 threads.
+cat > "$work/smallbn.net" <<'NET'
+Input(12x12x2)
+Conv(kernel=3x3, n=6, padding=same, bias=false)
+BatchNorm
+ReLU
+MaxPool(2x2)
+Conv(kernel=3x3, n=8, stride=2)
+BatchNorm(momentum=0.3)
+ReLU
+Flatten
+Dense(n=16)
+BatchNorm
+ReLU
+Dense(n=3)
+Softmax
+Train(batch=32, optimizer=momentum, lr=0.05)
+NET
+if tb=$(build "$work/smallbn.net" f32) &&
+   train "$tb" "$work/b1.st" 1 --epochs 1 && train "$tb" "$work/b2.st" 2 --epochs 1 &&
+   train "$tb" "$work/b4.st" 4 --epochs 1; then
+    if cmp -s "$work/b1.st" "$work/b2.st" && cmp -s "$work/b1.st" "$work/b4.st"; then
+        pass "BatchNorm on 1, 2 and 4 threads: bitwise the same checkpoint"
+    else
+        fail "BatchNorm on 1, 2 and 4 threads: checkpoints differ"
+    fi
+else
+    fail "training with BatchNorm for determinism"
 fi
 # From uint8 images a step converts each micro-batch in its lane
 # (train_step_bytes); from float32 images of x / 255 it takes the reals the
