@@ -27,6 +27,7 @@
 #   NETS="models/*.net tests/nets/*.net"   networks, as paths or bare names
 #   VARIANTS="f32:fast f64:fast f32:reference"   --precision:--kernels
 #   CHECK="gcc-O2 clang-O2 gcc-O1-san"   or all, or none
+#   STEPS="build trainers check"   fewer to reuse the trees of an earlier run
 #   JOBS=2   make -j and compilers at once; MATRIX_DIR=_matrix   the trees
 set -u
 cd "$(dirname "$0")/.." || exit 2
@@ -37,6 +38,7 @@ SANS=${SANS:-no san}
 NETS=${NETS:-$(echo models/*.net tests/nets/*.net)}
 VARIANTS=${VARIANTS:-f32:fast f64:fast f32:reference}
 CHECK=${CHECK:-gcc-O2 clang-O2 gcc-O1-san}
+STEPS=${STEPS:-build trainers check}
 JOBS=${JOBS:-2}
 MATRIX_DIR=${MATRIX_DIR:-_matrix}
 SAN_FLAGS="-fsanitize=address,undefined"
@@ -177,9 +179,14 @@ for_each() {
     done
 }
 
+asked() {
+    case " $STEPS " in *" $1 "*) return 0 ;; esac
+    return 1
+}
+
 start=$(now)
-for_each build no "$@"
-for_each trainers no "$@"
-for_each check yes "$@"
+asked build && for_each build no "$@"
+asked trainers && for_each trainers no "$@"
+asked check && for_each check yes "$@"
 echo "$failed step(s) failed; $(( $(now) - start )) s in all"
 [ "$failed" -eq 0 ]
