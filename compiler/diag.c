@@ -11,6 +11,7 @@
  * window around the caret. */
 #include "cnnc.h"
 
+#include <stdlib.h>
 #include <string.h>
 
 /* How much of a long line to show before and after the caret (bytes). */
@@ -134,10 +135,10 @@ static void show_line(Diag *d, Loc loc)
 static void report(Diag *d, Loc loc, const char *what, const char *tail, const char *fmt,
                    va_list ap)
 {
-    fprintf(d->out, "%s:%d:%d: %s: ", d->src->name, loc.first_line, loc.first_column, what);
-    vfprintf(d->out, fmt, ap);
-    fputs(tail, d->out);
-    fputc('\n', d->out);
+    char *message = xvasprintf(fmt, ap); /* which knows fmt is not NULL */
+    fprintf(d->out, "%s:%d:%d: %s: %s%s\n", d->src->name, loc.first_line, loc.first_column,
+            what, message, tail);
+    free(message);
     show_line(d, loc);
 }
 

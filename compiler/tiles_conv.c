@@ -378,7 +378,7 @@ typedef void TileBody(Emitter *e, const ConvGeom *g, const Lanes *ln, int nv, in
 /* "tilesK[c]": the tiles of np pixels before class c (n samples). */
 static void emit_class_tile_counts(Emitter *e, int set, int classes, int np)
 {
-    char name[16];
+    char name[sizeof "tiles" + 11]; /* room for any int: gcc -O1 -fsanitize warns otherwise */
     snprintf(name, sizeof name, "tiles%d", set);
     emit_local(e, name, "int tiles%d[%d]; /* before each class: tiles of %d pixels */\n"
                "tiles%d[0] = 0;\n"
