@@ -2,7 +2,11 @@
  * sliding-window rule that Conv and the pools share.
  *
  *   in HxWxC -> out OHxOWxn
- *   weight [n, C, KH, KW], bias [n]   (PyTorch's layout)
+ *   weight [n, C/G, KH, KW], bias [n]   (PyTorch's layout; G = groups)
+ *
+ * With groups=G the channels split into G groups: output channel co, of
+ * group g = co / (n/G), sums over the C/G input channels g*(C/G) .. of its
+ * group only. groups=C is a depthwise convolution.
  *
  * Positional form: Conv(KHxKW, n) = kernel, n; the rest by key. */
 #include "tiles.h"
@@ -10,7 +14,10 @@
 #include <inttypes.h>
 #include <stdlib.h>
 
-enum { CONV_KERNEL, CONV_N, CONV_STRIDE, CONV_PADDING, CONV_BIAS, CONV_INIT, CONV_NARGS };
+enum {
+    CONV_KERNEL, CONV_N, CONV_STRIDE, CONV_PADDING, CONV_BIAS, CONV_INIT, CONV_GROUPS,
+    CONV_NARGS
+};
 
 static const ArgSpec conv_args[CONV_NARGS] = {
     [CONV_KERNEL] = {.key = "kernel", .type = ARG_SIZE2, .required = true, .position = 0,
@@ -24,6 +31,8 @@ static const ArgSpec conv_args[CONV_NARGS] = {
     [CONV_BIAS] = {.key = "bias", .type = ARG_BOOL, .position = -1, .doc = "add a bias"},
     [CONV_INIT] = {.key = "init", .type = ARG_CHOICE, .position = -1, .choices = init_names,
                    .doc = "weight initializer"},
+    [CONV_GROUPS] = {.key = "groups", .type = ARG_INT, .position = -1, .imin = 1,
+                     .imax = CNNC_MAX_ELEMS, .doc = "channel groups (C: depthwise)"},
 };
 
 /* ------------------------------------------------------------------------
@@ -141,9 +150,23 @@ static void conv_defaults(ArgVal *a)
         a[CONV_PADDING].u.pad = (Pad){.mode = PAD_VALID};
     if (!a[CONV_BIAS].given)
         a[CONV_BIAS].u.b = true;
+    if (!a[CONV_GROUPS].given)
+        a[CONV_GROUPS].u.i = 1;
 }
 
-/* HxWxC -> OHxOWxn; weight [n, C, KH, KW], bias [n]. */
+/* G must divide both channel counts: each group has C/G inputs, n/G outputs. */
+static bool groups_divide(const Layer *l, int64_t c, int64_t n, Diag *d)
+{
+    const ArgVal *a = l->args;
+    int64_t g = a[CONV_GROUPS].u.i;
+    if (c % g == 0 && n % g == 0)
+        return true;
+    diag_error(d, a[CONV_GROUPS].loc, "groups=%" PRId64 " must divide both the input's %" PRId64
+               " channels and n=%" PRId64, g, c, n);
+    return false;
+}
+
+/* HxWxC -> OHxOWxn; weight [n, C/G, KH, KW], bias [n]. */
 static bool conv_infer(Layer *l, Diag *d)
 {
     ArgVal *a = l->args;
@@ -159,10 +182,14 @@ static bool conv_infer(Layer *l, Diag *d)
         return false;
     a[CONV_PADDING].u.pad = w.pad;
     int64_t n = a[CONV_N].u.i, c = l->in.c;
+    if (!groups_divide(l, c, n, d))
+        return false;
     l->out = shape_map(oh, ow, n);
 
-    /* PyTorch's fans: fan_in = C*KH*KW, fan_out = n*KH*KW. */
+    /* PyTorch's fans (of the weight's shape): fan_in = C/G*KH*KW,
+     * fan_out = n*KH*KW. */
     int64_t area = mul_sat(w.kh, w.kw);
+    c /= a[CONV_GROUPS].u.i;
     int64_t weight[4] = {n, c, w.kh, w.kw};
     if (!layer_add_param(l, "weight", 4, weight, mul_sat(c, area), mul_sat(n, area), d))
         return false;
@@ -177,7 +204,7 @@ static bool conv_infer(Layer *l, Diag *d)
 static double conv_flops(const Layer *l)
 {
     const ArgVal *a = l->args;
-    double per_out = (double)l->in.c * (double)a[CONV_KERNEL].u.size.h *
+    double per_out = (double)(l->in.c / a[CONV_GROUPS].u.i) * (double)a[CONV_KERNEL].u.size.h *
                      (double)a[CONV_KERNEL].u.size.w;
     return 2.0 * (double)l->out.h * (double)l->out.w * (double)l->out.c * per_out;
 }
@@ -195,7 +222,7 @@ static ConvGeom conv_geom(const Layer *l)
                       .kh = a[CONV_KERNEL].u.size.h, .kw = a[CONV_KERNEL].u.size.w,
                       .sh = a[CONV_STRIDE].u.size.h, .sw = a[CONV_STRIDE].u.size.w,
                       .pt = a[CONV_PADDING].u.pad.top, .pl = a[CONV_PADDING].u.pad.left,
-                      .bias = a[CONV_BIAS].u.b};
+                      .bias = a[CONV_BIAS].u.b, .groups = a[CONV_GROUPS].u.i};
 }
 
 static ConvGeom conv_code_geom(const LayerCode *c)
@@ -210,13 +237,19 @@ static ConvGeom conv_code_geom(const LayerCode *c)
 static void conv_forward(Emitter *e, const LayerCode *c)
 {
     ConvGeom g = conv_code_geom(c);
-    tiles_conv_forward(e, c, &g);
+    if (g.groups > 1)
+        tiles_group_forward(e, c, &g);
+    else
+        tiles_conv_forward(e, c, &g);
 }
 
 static void conv_backward(Emitter *e, const LayerCode *c)
 {
     ConvGeom g = conv_code_geom(c);
-    tiles_conv_backward(e, c, &g);
+    if (g.groups > 1)
+        tiles_group_backward(e, c, &g);
+    else
+        tiles_conv_backward(e, c, &g);
 }
 
 /* The fast tier's repacked weights and gradient sums (tiles_conv.c). */
@@ -225,7 +258,8 @@ static int64_t conv_scratch_bytes(const Layer *l, int64_t batch, int64_t lane_sa
 {
     (void)batch, (void)lane_samples;
     ConvGeom g = conv_geom(l);
-    return tiles_conv_scratch_bytes(&g, real_size);
+    return g.groups > 1 ? tiles_group_scratch_bytes(&g, real_size)
+                        : tiles_conv_scratch_bytes(&g, real_size);
 }
 
 /* ------------------------------------------------------------------------
@@ -258,10 +292,14 @@ static void conv_ref_comment(Emitter *e, const LayerCode *c, const ConvGeom *g)
             "x%" PRId64 " -> %" PRId64 "x%" PRId64 "x%" PRId64, c->name, g->kh, g->kw, g->co,
          g->sh, g->sw, g->pt, g->pl, g->h, g->w, g->ci, g->oh, g->ow, g->co);
     emit(e, " *   y[i][oy][ox][co] = %ssum over kh < %" PRId64 ", kw < %" PRId64 ", ci < %" PRId64
-            " of", g->bias ? "b[co] + " : "", g->kh, g->kw, g->ci);
-    emit(e, " *       w[co][ci][kh][kw] * x[i][%s][%s][ci]",
+            " of", g->bias ? "b[co] + " : "", g->kh, g->kw, g->ci / g->groups);
+    emit(e, " *       w[co][ci][kh][kw] * x[i][%s][%s][%s]",
          tap_at(iy, sizeof iy, "oy", g->sh, "kh", g->pt),
-         tap_at(ix, sizeof ix, "ox", g->sw, "kw", g->pl));
+         tap_at(ix, sizeof ix, "ox", g->sw, "kw", g->pl), g->groups > 1 ? "c0 + ci" : "ci");
+    if (g->groups > 1)
+        emit(e, " *   in %" PRId64 " groups: c0 = (co / %" PRId64 ") * %" PRId64
+                ", the first input channel of co's group", g->groups, g->co / g->groups,
+             g->ci / g->groups);
     if (conv_rows_padded(g) || conv_cols_padded(g))
         emit(e, " *   (a tap that falls in the padding, outside the input, adds nothing) */");
     else
@@ -279,13 +317,27 @@ static void conv_ref_tap_row(Emitter *e, const char *var, const char *o, int64_t
         emit(e, "if (%s < 0 || %s >= %" PRId64 ") continue;", var, var, in);
 }
 
+/* Input channels per group: C/G (C without groups). */
+static int64_t conv_group_in(const ConvGeom *g)
+{
+    return g->ci / g->groups;
+}
+
+/* "const int c0 = ...;": the first input channel of output co's group. */
+static void conv_ref_group_start(Emitter *e, const ConvGeom *g)
+{
+    if (g->groups > 1)
+        emit(e, "const int c0 = co / %" PRId64 " * %" PRId64 "; /* co's group's first input */",
+             g->co / g->groups, conv_group_in(g));
+}
+
 static void conv_ref_forward(Emitter *e, const LayerCode *c)
 {
     ConvGeom g = conv_code_geom(c);
     conv_ref_comment(e, c, &g);
     emit_forward_begin(e, c);
     emit(e, "const real *w = param(ln) + %s_weight; /* [%" PRId64 "][%" PRId64 "][%" PRId64
-            "][%" PRId64 "] */", c->name, g.co, g.ci, g.kh, g.kw);
+            "][%" PRId64 "] */", c->name, g.co, conv_group_in(&g), g.kh, g.kw);
     if (g.bias)
         emit(e, "const real *b = param(ln) + %s_bias; /* [%" PRId64 "] */", c->name, g.co);
     emit(e, "for (int i = 0; i < n; i++) {");
@@ -293,15 +345,16 @@ static void conv_ref_forward(Emitter *e, const LayerCode *c)
     emit_for(e, "ox", g.ow);
     emit_for(e, "co", g.co);
     emit(e, "real sum = %s;", g.bias ? "b[co]" : "0");
+    conv_ref_group_start(e, &g);
     emit_for(e, "kh", g.kh);
     conv_ref_tap_row(e, "iy", "oy", g.sh, "kh", g.pt, g.h, conv_rows_padded(&g));
     emit_for(e, "kw", g.kw);
     conv_ref_tap_row(e, "ix", "ox", g.sw, "kw", g.pl, g.w, conv_cols_padded(&g));
-    emit_for(e, "ci", g.ci);
+    emit_for(e, "ci", conv_group_in(&g));
     emit(e, "sum += w[((co * %" PRId64 " + ci) * %" PRId64 " + kh) * %" PRId64 " + kw] *",
-         g.ci, g.kh, g.kw);
-    emit(e, "       x[(((size_t)i * %" PRId64 " + iy) * %" PRId64 " + ix) * %" PRId64 " + ci];",
-         g.h, g.w, g.ci);
+         conv_group_in(&g), g.kh, g.kw);
+    emit(e, "       x[(((size_t)i * %" PRId64 " + iy) * %" PRId64 " + ix) * %" PRId64 " + %sci];",
+         g.h, g.w, g.ci, g.groups > 1 ? "c0 + " : "");
     emit(e, "}");
     emit(e, "}");
     emit(e, "}");
@@ -360,7 +413,10 @@ static void conv_ref_backward_comment(Emitter *e, const LayerCode *c, const Conv
     emit(e, "/* %s backward, from dy[n][%" PRId64 "][%" PRId64 "][%" PRId64 "]:", c->name, g->oh,
          g->ow, g->co);
     emit(e, " *   dw[co][ci][kh][kw] += sum over i, oy, ox of dy[i][oy][ox][co] * "
-            "x[i][%s][%s][ci]", iy, ix);
+            "x[i][%s][%s][%s]", iy, ix, g->groups > 1 ? "c0 + ci" : "ci");
+    if (g->groups > 1)
+        emit(e, " *   (%" PRId64 " groups: ci < %" PRId64 ", c0 the first input channel of co's "
+                "group; dx sums over the co of ci's group only)", g->groups, g->ci / g->groups);
     if (g->bias)
         emit(e, " *   db[co] += sum over i, oy, ox of dy[i][oy][ox][co]");
     if (!c->need_dx[0] && g->sh == 1 && g->sw == 1) {
@@ -411,13 +467,15 @@ static void conv_ref_backward(Emitter *e, const LayerCode *c)
     emit(e, "const real d = dyi[(oy * %" PRId64 " + ox) * %" PRId64 " + co];", g.ow, g.co);
     if (g.bias)
         emit(e, "db[co] += d;");
+    conv_ref_group_start(e, &g);
     emit_for(e, "kh", g.kh);
     conv_ref_tap_row(e, "iy", "oy", g.sh, "kh", g.pt, g.h, conv_rows_padded(&g));
     emit_for(e, "kw", g.kw);
     conv_ref_tap_row(e, "ix", "ox", g.sw, "kw", g.pl, g.w, conv_cols_padded(&g));
-    emit_for(e, "ci", g.ci);
+    emit_for(e, "ci", conv_group_in(&g));
     emit(e, "dw[((co * %" PRId64 " + ci) * %" PRId64 " + kh) * %" PRId64 " + kw] += d * "
-            "xi[(iy * %" PRId64 " + ix) * %" PRId64 " + ci];", g.ci, g.kh, g.kw, g.w, g.ci);
+            "xi[(iy * %" PRId64 " + ix) * %" PRId64 " + %sci];", conv_group_in(&g), g.kh, g.kw,
+         g.w, g.ci, g.groups > 1 ? "c0 + " : "");
     for (int k = 0; k < 6; k++)
         emit(e, "}");
     if (c->need_dx[0]) {
@@ -441,10 +499,20 @@ static void conv_ref_backward(Emitter *e, const LayerCode *c)
             snprintf(phase, sizeof phase, " || tx %% %" PRId64 " != 0", g.sw);
         emit(e, "if (tx < 0%s || tx / %" PRId64 " >= %" PRId64 ") continue;", phase, g.sw, g.ow);
         emit(e, "const int ox = tx / %" PRId64 ";", g.sw);
-        emit_for(e, "co", g.co);
-        emit(e, "sum += dyi[(oy * %" PRId64 " + ox) * %" PRId64 " + co] *", g.ow, g.co);
-        emit(e, "       w[((co * %" PRId64 " + ci) * %" PRId64 " + kh) * %" PRId64 " + kw];",
-             g.ci, g.kh, g.kw);
+        if (g.groups > 1) {
+            int64_t opg = g.co / g.groups;
+            emit(e, "for (int co = ci / %" PRId64 " * %" PRId64 "; co < (ci / %" PRId64
+                    " + 1) * %" PRId64 "; co++) { /* the outputs of ci's group */",
+                 conv_group_in(&g), opg, conv_group_in(&g), opg);
+            emit(e, "sum += dyi[(oy * %" PRId64 " + ox) * %" PRId64 " + co] *", g.ow, g.co);
+            emit(e, "       w[((co * %" PRId64 " + ci %% %" PRId64 ") * %" PRId64 " + kh) * %" PRId64
+                    " + kw];", conv_group_in(&g), conv_group_in(&g), g.kh, g.kw);
+        } else {
+            emit_for(e, "co", g.co);
+            emit(e, "sum += dyi[(oy * %" PRId64 " + ox) * %" PRId64 " + co] *", g.ow, g.co);
+            emit(e, "       w[((co * %" PRId64 " + ci) * %" PRId64 " + kh) * %" PRId64 " + kw];",
+                 g.ci, g.kh, g.kw);
+        }
         emit(e, "}");
         emit(e, "}");
         emit(e, "}");

@@ -9,6 +9,7 @@
  *
  *   tiles.c         the pieces every kernel shares
  *   tiles_conv.c    Conv: forward, weight gradient, input gradient
+ *   tiles_group.c   grouped and depthwise Conv
  *   tiles_dense.c   Dense: the three matrix products
  *   tiles_pool.c    MaxPool and AvgPool
  */
@@ -66,6 +67,7 @@ typedef struct ConvGeom {
     bool bias;
     bool relu_out, relu_in;  /* the ReLUs fused in (LayerCode's) */
     bool dx_add;             /* dx adds to what another consumer wrote */
+    int64_t groups;          /* channel groups: 1, or tiles_group.c's */
 } ConvGeom;
 
 /* Whether some tap of some output lands on a padded row / column. */
@@ -76,6 +78,14 @@ bool conv_cols_padded(const ConvGeom *g);
 int64_t tiles_conv_scratch_bytes(const ConvGeom *g, int64_t real_size);
 void tiles_conv_forward(Emitter *e, const LayerCode *c, const ConvGeom *g);
 void tiles_conv_backward(Emitter *e, const LayerCode *c, const ConvGeom *g);
+
+/* ------------------------------------------------------------------------
+ * tiles_group.c: Conv with groups > 1, depthwise included
+ */
+
+int64_t tiles_group_scratch_bytes(const ConvGeom *g, int64_t real_size);
+void tiles_group_forward(Emitter *e, const LayerCode *c, const ConvGeom *g);
+void tiles_group_backward(Emitter *e, const LayerCode *c, const ConvGeom *g);
 
 /* ------------------------------------------------------------------------
  * tiles_dense.c: Dense

@@ -23,7 +23,7 @@ enum {
     BENCH = 1 << RT_CMD_BENCH,
 };
 
-typedef enum FlagType { F_STR, F_INT, F_U64, F_REAL, F_SWITCH, F_OPTIMIZER } FlagType;
+typedef enum FlagType { F_STR, F_INT, F_U64, F_REAL, F_SWITCH, F_OPTIMIZER, F_SCHEDULE } FlagType;
 
 /* Ranges of the numeric flags; MAXB stands for the model's compiled batch. */
 #define MAXB (-1)
@@ -59,8 +59,24 @@ static const Flag flags[] = {
     {"--beta2", F_REAL, TRAIN, O(beta2), 0, 1, 0, 1, "F  Adam's beta2 (0 <= F < 1)"},
     {"--eps", F_REAL, TRAIN, O(eps), 0, 1e300, 1, 0, "F  Adam's epsilon"},
     {"--optimizer", F_OPTIMIZER, TRAIN, O(optimizer), 0, 0, 0, 0,
-     "NAME  sgd, momentum, nesterov or adam"},
-    {"--decay", F_REAL, TRAIN, O(decay), 0, 1e300, 0, 0, "F  L2 weight decay"},
+     "NAME  sgd, momentum, nesterov, adam or adamw"},
+    {"--decay", F_REAL, TRAIN, O(decay), 0, 1e300, 0, 0,
+     "F  weight decay (L2; adamw: decoupled)"},
+    {"--schedule", F_SCHEDULE, TRAIN, O(schedule), 0, 0, 0, 0,
+     "NAME  learning rate per step: constant, step or cosine"},
+    {"--gamma", F_REAL, TRAIN, O(gamma), 0, 1e300, 1, 0, "F  schedule step: the factor"},
+    {"--step-size", F_INT, TRAIN, O(step_epochs), 1, 1e12, 0, 0,
+     "N  schedule step: epochs between the factors"},
+    {"--warmup", F_REAL, TRAIN, O(warmup_epochs), 0, 1e12, 0, 0,
+     "F  epochs of linear warm-up from 0 to --lr"},
+    {"--label-smoothing", F_REAL, TRAIN, O(label_smoothing), 0, 1, 0, 0,
+     "F  cross-entropy's label smoothing (0 <= F <= 1)"},
+    {"--clip", F_REAL, TRAIN, O(clip), 0, 1e300, 0, 0,
+     "F  clip the gradients' global L2 norm to F (0: off)"},
+    {"--flip", F_SWITCH, TRAIN, O(flip), 0, 0, 0, 0,
+     "random horizontal flips of the training images"},
+    {"--crop", F_INT, TRAIN, O(crop), 0, 1e6, 0, 0,
+     "P  random crops of the training images padded by P pixels"},
     {"--seed", F_U64, TRAIN | GRADCHECK | BENCH, O(seed), 0, 0, 0, 0,
      "N  seed of initialisation, shuffling, dropout and synthetic data"},
     {"--no-shuffle", F_SWITCH, TRAIN, O(no_shuffle), 0, 0, 0, 0, "take samples in file order"},
@@ -109,6 +125,8 @@ void rt_usage(const cnnrt_model *m, FILE *f)
             "usage: %s train   --data X --labels Y [--val-data X2 --val-labels Y2 | --val-split F]\n"
             "                  [--epochs N] [--steps N] [--batch N] [--lr F] [--momentum F]\n"
             "                  [--optimizer NAME] [--decay F] [--seed N] [--no-shuffle]\n"
+            "                  [--schedule NAME] [--warmup F] [--label-smoothing F] [--clip F]\n"
+            "                  [--flip] [--crop P]\n"
             "                  [--init CKPT] [--save CKPT] [--log FILE.csv] [--threads N]\n"
             "       %s eval    --data X --labels Y --weights CKPT\n"
             "       %s predict --data X --weights CKPT [-o FILE] [--probabilities]\n"
@@ -141,12 +159,20 @@ static void command_usage(const cnnrt_model *m, rt_cmd cmd, FILE *f)
             m->train.batch, m->train.lr, rt_optimizer_name(m->train.optimizer));
 }
 
-static const Flag *find_flag(const char *name, size_t len)
+/* The flag NAME of the command cmd; else, for the message, the first of
+ * that name (--warmup and --step-size mean one thing to train, another to
+ * bench or gradcheck). */
+static const Flag *find_flag(const char *name, size_t len, int cmd)
 {
+    const Flag *any = NULL;
     for (size_t i = 0; i < sizeof flags / sizeof flags[0]; i++)
-        if (strlen(flags[i].name) == len && strncmp(flags[i].name, name, len) == 0)
-            return &flags[i];
-    return NULL;
+        if (strlen(flags[i].name) == len && strncmp(flags[i].name, name, len) == 0) {
+            if (flags[i].cmds & (1u << cmd))
+                return &flags[i];
+            if (!any)
+                any = &flags[i];
+        }
+    return any;
 }
 
 static int usage_error(const char *fmt, ...) RT_PRINTF(1, 2);
@@ -194,6 +220,15 @@ static int set_value(const cnnrt_model *m, const Flag *fl, const char *v, rt_opt
             }
         return usage_error("%s: expected sgd, momentum, nesterov, adam or adamw, found '%s'",
                            fl->name, v);
+    case F_SCHEDULE: {
+        static const char *const names[] = {"constant", "step", "cosine"};
+        for (int i = 0; i < 3; i++)
+            if (strcmp(v, names[i]) == 0) {
+                *(cnnrt_schedule *)(void *)at = (cnnrt_schedule)i;
+                return RT_OK;
+            }
+        return usage_error("%s: expected constant, step or cosine, found '%s'", fl->name, v);
+    }
     case F_U64: {
         char *end;
         if (!*v || strspn(v, "0123456789") != strlen(v))
@@ -250,6 +285,14 @@ static void defaults(const cnnrt_model *m, rt_opts *o)
     o->decay = m->train.decay;
     o->optimizer = m->train.optimizer;
     o->seed = m->train.seed;
+    o->schedule = m->train.schedule;
+    o->gamma = m->train.gamma > 0 ? m->train.gamma : 0.1;
+    o->step_epochs = m->train.step_size > 0 ? m->train.step_size : 1;
+    o->warmup_epochs = m->train.warmup;
+    o->label_smoothing = m->train.label_smoothing;
+    o->clip = m->train.clip;
+    o->flip = m->train.flip != 0;
+    o->crop = m->train.crop;
     long n = sysconf(_SC_NPROCESSORS_ONLN);
     o->threads = n > 0 ? n : 1;
     o->samples = 200;
@@ -321,7 +364,7 @@ int rt_parse_args(const cnnrt_model *m, int argc, char **argv, rt_opts *o)
                                c, a);
         const char *eq = strchr(a, '=');
         size_t len = eq ? (size_t)(eq - a) : strlen(a);
-        const Flag *fl = find_flag(a, len);
+        const Flag *fl = find_flag(a, len, cmd);
         if (!fl)
             return usage_error("%s: unknown flag '%.*s' (see '%s %s --help')", c,
                                (int)len, a, rt_prog, c);

@@ -257,6 +257,14 @@ typedef struct rt_opts {
     cnnrt_optimizer optimizer;
     uint64_t seed;
     bool no_shuffle;
+    /* the recipe (Train's settings, overridden) */
+    cnnrt_schedule schedule;
+    double gamma;                 /* schedule step: the factor ... */
+    int64_t step_epochs;          /* ... every this many epochs */
+    double warmup_epochs;         /* linear warm-up, in epochs */
+    double label_smoothing, clip; /* clip 0: off */
+    bool flip;                    /* augmentation of training images */
+    int64_t crop;
     bool probabilities;           /* predict: the outputs after the class */
     int64_t threads;
     /* gradcheck */
@@ -281,6 +289,16 @@ int rt_print_command_help(const cnnrt_model *m, rt_cmd cmd);
  */
 
 int rt_cmd_train(const cnnrt_model *m, const rt_opts *o);
+
+/* recipe.c: the learning rate of step `step` (0 the run's first) of
+ * `total`, `per_epoch` an epoch; whether the model can take o's
+ * augmentation and label smoothing (-1 with the message recorded); and
+ * the augmentation of n training samples of elem-byte values, in place,
+ * drawing from rng. */
+double rt_schedule_lr(const rt_opts *o, int64_t step, int64_t per_epoch, int64_t total);
+int rt_augment_check(const cnnrt_model *m, const rt_opts *o);
+int rt_augment(const cnnrt_model *m, const rt_opts *o, void *x, size_t elem, int n,
+               cnnrt_rng *rng);
 int rt_cmd_eval(const cnnrt_model *m, const rt_opts *o);
 int rt_cmd_predict(const cnnrt_model *m, const rt_opts *o);
 int rt_cmd_gradcheck(const cnnrt_model *m, const rt_opts *o);

@@ -317,6 +317,11 @@ int rt_cmd_train(const cnnrt_model *m, const rt_opts *o)
         }
     }
     int64_t n_train = data.n - n_val;
+    if (rt_augment_check(m, o) != 0) {
+        rt_print_error();
+        rc = RT_USAGE;
+        goto out;
+    }
     if (o->save && rt_check_writable(o->save, "--save") != 0)
         goto fail;
     if (o->log && rt_check_writable(o->log, "--log") != 0)
@@ -329,6 +334,8 @@ int rt_cmd_train(const cnnrt_model *m, const rt_opts *o)
     ctx.beta2 = o->beta2;
     ctx.eps = o->eps;
     ctx.decay = o->decay;
+    ctx.label_smoothing = o->label_smoothing;
+    ctx.clip = o->clip;
     if (o->init) {
         bool state;
         if (rt_ckpt_load(&ctx, o->init, true, &state) != 0)
@@ -345,6 +352,8 @@ int rt_cmd_train(const cnnrt_model *m, const rt_opts *o)
     cnnrt_rng shuffle;
     cnnrt_rng_seed(&shuffle, o->seed, 2);
     cnnrt_rng_seed(&ctx.rng, o->seed, 3);
+    cnnrt_rng augment;
+    cnnrt_rng_seed(&augment, o->seed, 4);
     int64_t per_epoch = (n_train + batch - 1) / batch;
     int64_t total = o->steps ? o->steps : o->epochs * per_epoch;
     int64_t epochs = (total + per_epoch - 1) / per_epoch;
@@ -371,6 +380,10 @@ int rt_cmd_train(const cnnrt_model *m, const rt_opts *o)
         for (int64_t s = 0; s < this_epoch; s++) {
             int n = (int)(n_train - s * batch < batch ? n_train - s * batch : batch);
             batch_fill(&b, &data, m, order + s * batch, n, ctx.pool);
+            if ((b.x8 ? rt_augment(m, o, b.x8, 1, n, &augment)
+                      : rt_augment(m, o, b.x, (size_t)m->real_size, n, &augment)) != 0)
+                goto fail;
+            ctx.lr = rt_schedule_lr(o, done, per_epoch, total);
             const int32_t *labels = data.y_is_labels ? b.labels : NULL;
             double loss = b.x8 ? rt_train_step_bytes(&ctx, n, b.x8, labels, b.targets)
                                : rt_train_step(&ctx, n, b.x, labels, b.targets);

@@ -600,6 +600,87 @@ static cnnrt_model image_model(int64_t h, int64_t w, int64_t c, int64_t outputs)
     return m;
 }
 
+/* Crop then flip, as torchvision's RandomCrop(padding=P) and then
+ * RandomHorizontalFlip: each sample against the window at the drawn offset
+ * of the zero-padded image, mirrored when drawn so, the draws replayed from
+ * the same seed. */
+START_TEST(augment_crop_flip)
+{
+    enum { H = 4, W = 5, C = 2, P = 2, N = 6, HP = H + 2 * P, WP = W + 2 * P };
+    cnnrt_model m = image_model(H, W, C, 3);
+    rt_opts o;
+    memset(&o, 0, sizeof o);
+    o.flip = true;
+    o.crop = P;
+    unsigned char x[N][H][W][C], padded[HP][WP][C];
+    memset(padded, 0, sizeof padded);
+    for (int y = 0; y < H; y++)
+        for (int xx = 0; xx < W; xx++)
+            for (int c = 0; c < C; c++)
+                padded[y + P][xx + P][c] = (unsigned char)(1 + y * 16 + xx * 2 + c);
+    for (int i = 0; i < N; i++)
+        for (int y = 0; y < H; y++)
+            memcpy(x[i][y], padded[y + P][P], sizeof x[i][y]);
+    cnnrt_rng rng, replay;
+    cnnrt_rng_seed(&rng, 11, 4);
+    cnnrt_rng_seed(&replay, 11, 4);
+    ck_assert_int_eq(rt_augment(&m, &o, x, 1, N, &rng), 0);
+    int flips = 0, moved = 0;
+    for (int i = 0; i < N; i++) {
+        int dy = (int)cnnrt_rng_below(&replay, 2 * P + 1);
+        int dx = (int)cnnrt_rng_below(&replay, 2 * P + 1);
+        bool flip = cnnrt_rng_below(&replay, 2) == 1;
+        flips += flip;
+        moved += dy != P || dx != P;
+        for (int y = 0; y < H; y++)
+            for (int xx = 0; xx < W; xx++)
+                for (int c = 0; c < C; c++) {
+                    int from = flip ? W - 1 - xx : xx;
+                    ck_assert_int_eq(x[i][y][xx][c], padded[y + dy][from + dx][c]);
+                }
+    }
+    ck_assert(flips > 0 && flips < N);   /* seed 11 draws both */
+    ck_assert(moved > 0);
+}
+END_TEST
+
+/* The learning rate of each step: warm-up, then the schedule. */
+START_TEST(schedule_rates)
+{
+    rt_opts o;
+    memset(&o, 0, sizeof o);
+    o.lr = 0.8;
+    ck_assert_double_eq(rt_schedule_lr(&o, 7, 3, 10), 0.8);
+    o.schedule = CNNRT_STEP;
+    o.gamma = 0.5;
+    o.step_epochs = 2;
+    /* 3 steps an epoch: epochs 0-1 at lr, 2-3 at lr/2, 4 at lr/4 */
+    ck_assert_double_eq(rt_schedule_lr(&o, 5, 3, 20), 0.8);
+    ck_assert_double_eq(rt_schedule_lr(&o, 6, 3, 20), 0.4);
+    ck_assert_double_eq(rt_schedule_lr(&o, 12, 3, 20), 0.2);
+    o.schedule = CNNRT_COSINE;
+    ck_assert_double_eq(rt_schedule_lr(&o, 0, 3, 10), 0.8);
+    ck_assert_double_eq_tol(rt_schedule_lr(&o, 5, 3, 10), 0.4, 1e-15);
+    ck_assert_double_eq_tol(rt_schedule_lr(&o, 10, 3, 10), 0, 1e-15);
+    o.warmup_epochs = 1;   /* 3 steps: lr/3, 2lr/3, lr, then cosine over 7 */
+    ck_assert_double_eq_tol(rt_schedule_lr(&o, 0, 3, 10), 0.8 / 3, 1e-15);
+    ck_assert_double_eq_tol(rt_schedule_lr(&o, 2, 3, 10), 0.8, 1e-15);
+    ck_assert_double_eq(rt_schedule_lr(&o, 3, 3, 10), 0.8);
+    ck_assert_double_eq_tol(rt_schedule_lr(&o, 9, 3, 10), 0.8 * (1 + cos(3.14159265358979323846 * 6 / 7)) / 2, 1e-15);
+}
+END_TEST
+
+START_TEST(augment_needs_images)
+{
+    rt_opts o;
+    memset(&o, 0, sizeof o);
+    o.crop = 1;
+    ck_assert_int_eq(rt_augment_check(&cnnrt_model_example, &o), -1);
+    ck_assert_str_eq(rt_errmsg(), "--flip and --crop move the pixels of images; the input of "
+                                  "example is a vector of 4");
+}
+END_TEST
+
 START_TEST(cifar_records)
 {
     enum { REC = 3073 };
@@ -1955,6 +2036,12 @@ static Suite *runtime_suite(void)
     tcase_add_test(tc, output_removes_stale_temporaries);
     tcase_add_test(tc, output_signal_removes_temporary);
     tcase_add_test(tc, output_same_file);
+    suite_add_tcase(s, tc);
+
+    tc = tcase_create("recipe");
+    tcase_add_test(tc, augment_crop_flip);
+    tcase_add_test(tc, schedule_rates);
+    tcase_add_test(tc, augment_needs_images);
     suite_add_tcase(s, tc);
 
     tc = tcase_create("json");

@@ -65,6 +65,22 @@ CASES = [
     dict(net="torch_concat", prec="f32", opt="adam", lr=0.01),
     dict(net="torch_fanout", prec="f64", opt="sgd", lr=0.2, decay=0.01),
     dict(net="torch_fanout", prec="f64", opt="adam", lr=0.01, resume=True),
+    dict(net="torch_fanout", prec="f64", opt="adamw", lr=0.01, decay=0.05),
+    dict(net="torch_grouped", prec="f64", opt="momentum", lr=0.1, momentum=0.9,
+         decay=1e-3),
+    dict(net="torch_grouped", prec="f64", opt="adamw", lr=0.01, decay=0.1, resume=True),
+    dict(net="torch_grouped", prec="f32", opt="adam", lr=0.01),
+    # the recipe: schedules stepped as PyTorch's schedulers, warm-up, label
+    # smoothing, gradient clipping (3 steps an epoch: 4, 4 and 2 samples)
+    dict(net="torch_convs", prec="f64", opt="momentum", lr=0.1, schedule="cosine"),
+    dict(net="torch_residual", prec="f64", opt="nesterov", lr=0.1, schedule="step",
+         gamma=0.3, step_size=1, decay=1e-3),
+    dict(net="torch_pools", prec="f64", opt="adamw", lr=0.02, schedule="cosine",
+         warmup=0.7, decay=0.01),
+    dict(net="torch_relu", prec="f64", opt="sgd", lr=0.2, smoothing=0.1),
+    dict(net="torch_fanout", prec="f64", opt="momentum", lr=0.2, clip=0.05, decay=0.01),
+    dict(net="torch_grouped", prec="f32", opt="adam", lr=0.01, clip=0.5, smoothing=0.2,
+         schedule="cosine", warmup=1),
 ]
 N_TRAIN, N_TEST, BATCH, STEPS = 10, 12, 4, 4
 TOL = {"f64": 1e-9, "f32": 1e-4}   # max |difference| / max |PyTorch's tensor|
@@ -194,11 +210,12 @@ class Net:
                     oh = (h + 2 * cpad[0] - kh) // sh + 1
                     ow = (w + 2 * cpad[1] - kw) // sw + 1
                 n = a["n"]
-                self.shapes[label + ".weight"] = (n, c, kh, kw)
+                groups = int(a.get("groups", 1))
+                self.shapes[label + ".weight"] = (n, c // groups, kh, kw)
                 if a.get("bias", True):
                     self.shapes[label + ".bias"] = (n,)
-                self.plan.append((label, kind, dict(stride=(sh, sw), fpad=fpad,
-                                                    cpad=cpad, bias=a.get("bias", True))))
+                self.plan.append((label, kind, dict(stride=(sh, sw), fpad=fpad, cpad=cpad,
+                                                    bias=a.get("bias", True), groups=groups)))
                 c, h, w = n, oh, ow
             elif kind in ("MaxPool", "AvgPool"):
                 kh, kw = pair(a["size"])
@@ -223,7 +240,7 @@ class Net:
             elif kind == "Concat":
                 c = sum(tensors[t][0] for t in inputs)
                 self.plan.append((label, kind, {}))
-            elif kind in ("ReLU", "Sigmoid", "Tanh", "Softmax"):
+            elif kind in ("ReLU", "Sigmoid", "Tanh", "SiLU", "GELU", "Softmax"):
                 self.plan.append((label, kind, {}))
             elif kind == "LeakyReLU":
                 self.plan.append((label, kind, dict(alpha=float(a.get("alpha", 0.01)))))
@@ -258,7 +275,7 @@ class Net:
                 if s["fpad"]:
                     x = F.pad(x, s["fpad"])
                 x = F.conv2d(x, P[label + ".weight"], P.get(label + ".bias"),
-                             stride=s["stride"], padding=s["cpad"])
+                             stride=s["stride"], padding=s["cpad"], groups=s["groups"])
             elif kind == "MaxPool":
                 x = F.max_pool2d(x, s["k"], s["s"], s["p"])
             elif kind == "AvgPool":
@@ -275,6 +292,10 @@ class Net:
                 x = F.leaky_relu(x, s["alpha"])
             elif kind == "Sigmoid":
                 x = torch.sigmoid(x)
+            elif kind == "SiLU":
+                x = F.silu(x)
+            elif kind == "GELU":
+                x = F.gelu(x)
             elif kind == "Tanh":
                 x = torch.tanh(x)
             elif kind == "Add":
@@ -286,10 +307,10 @@ class Net:
             values[label] = x
         return x, False
 
-    def loss_fn(self, P, x, y):
+    def loss_fn(self, P, x, y, smoothing=0.0):
         z, soft = self.forward(P, x)
         if self.loss == "cross_entropy":
-            return F.nll_loss(F.log_softmax(z, dim=1), y)
+            return F.cross_entropy(z, y, label_smoothing=smoothing)
         out = F.softmax(z, dim=1) if soft else z
         return F.mse_loss(out, F.one_hot(y, self.outputs).to(out.dtype))
 
@@ -321,7 +342,10 @@ def torch_train(net, init, x, y, batches, case):
     P = {k: torch.tensor(v, dtype=torch.float64, requires_grad=True)
          for k, v in init.items()}
     params = list(P.values())
-    if case["opt"] == "adam":
+    if case["opt"] == "adamw":
+        opt = torch.optim.AdamW(params, lr=h["lr"], betas=(h["beta1"], h["beta2"]),
+                                eps=h["eps"], weight_decay=h["decay"])
+    elif case["opt"] == "adam":
         opt = torch.optim.Adam(params, lr=h["lr"], betas=(h["beta1"], h["beta2"]),
                                eps=h["eps"], weight_decay=h["decay"])
     else:
@@ -329,16 +353,40 @@ def torch_train(net, init, x, y, batches, case):
                               momentum=0 if case["opt"] == "sgd" else h["momentum"],
                               nesterov=case["opt"] == "nesterov",
                               weight_decay=h["decay"])
+    per_epoch = -(-N_TRAIN // BATCH)
+    sched, per_batch = None, True
+    if case.get("warmup"):
+        # no PyTorch scheduler is this one: the documented formula
+        w = case["warmup"] * per_epoch
+        def factor(t):
+            if t < w:
+                return (t + 1) / w
+            if case.get("schedule") == "cosine":
+                return (1 + math.cos(math.pi * (t - math.ceil(w)) /
+                                     (len(batches) - math.ceil(w)))) / 2
+            return 1.0
+        sched = torch.optim.lr_scheduler.LambdaLR(opt, factor)
+    elif case.get("schedule") == "cosine":
+        sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=len(batches))
+    elif case.get("schedule") == "step":
+        sched = torch.optim.lr_scheduler.StepLR(opt, step_size=case["step_size"],
+                                                gamma=case["gamma"])
+        per_batch = False
     losses = []
-    for idx in batches:
+    for i, idx in enumerate(batches):
         opt.zero_grad()
-        loss = net.loss_fn(P, x[idx], y[idx])
+        loss = net.loss_fn(P, x[idx], y[idx], case.get("smoothing", 0.0))
         loss.backward()
+        if case.get("clip"):
+            torch.nn.utils.clip_grad_norm_(params, case["clip"])
         opt.step()
+        if sched and (per_batch or (i + 1) % per_epoch == 0):
+            sched.step()
         losses.append(loss.item())
     out = {k: v.detach().numpy() for k, v in P.items()}
     slots = {"momentum": ["momentum_buffer"], "nesterov": ["momentum_buffer"],
-             "adam": ["exp_avg", "exp_avg_sq"], "sgd": []}[case["opt"]]
+             "adam": ["exp_avg", "exp_avg_sq"], "adamw": ["exp_avg", "exp_avg_sq"],
+             "sgd": []}[case["opt"]]
     for k, p in P.items():
         for s in slots:
             out["__opt__.%s.%s" % (k, s)] = opt.state[p][s].numpy()
@@ -362,7 +410,12 @@ def train_flags(case, steps):
          "--optimizer", case["opt"], "--lr", repr(h["lr"]), "--decay", repr(h["decay"])]
     if case["opt"] in ("momentum", "nesterov"):
         f += ["--momentum", repr(h["momentum"])]
-    if case["opt"] == "adam":
+    for key, flag in (("schedule", "--schedule"), ("gamma", "--gamma"),
+                      ("step_size", "--step-size"), ("warmup", "--warmup"),
+                      ("smoothing", "--label-smoothing"), ("clip", "--clip")):
+        if key in case:
+            f += [flag, str(case[key])]
+    if case["opt"] in ("adam", "adamw"):
         f += ["--beta1", repr(h["beta1"]), "--beta2", repr(h["beta2"]),
               "--eps", repr(h["eps"])]
     return f
@@ -408,8 +461,10 @@ def one_case(args, case, data_cache, nets):
                        check=True, stdout=subprocess.DEVNULL)
         data_cache[name] = d
     d = data_cache[name]
-    tag = "%s %s %s%s%s" % (name, case["prec"], case["opt"],
-                            " decay=%g" % case["decay"] if case.get("decay") else "",
+    recipe = "".join(" %s=%s" % (k, case[k]) for k in
+                     ("schedule", "warmup", "smoothing", "clip") if k in case)
+    tag = "%s %s %s%s%s%s" % (name, case["prec"], case["opt"],
+                              " decay=%g" % case["decay"] if case.get("decay") else "", recipe,
                             " (resumed after 2 steps)" if case.get("resume") else "")
     base = os.path.join(args.work, tag.split(" (")[0].replace(" ", "_").replace("=", ""))
     if case.get("resume"):

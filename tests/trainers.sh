@@ -264,6 +264,33 @@ if tb=$(build "$work/smallbn.net" f32) &&
 else
     fail "training with BatchNorm for determinism"
 fi
+# Grouped and depthwise Conv sum each weight gradient in one loop item, in
+# a fixed order: bitwise the same checkpoint on 1, 2 and 4 threads.
+cat > "$work/smallgroups.net" <<'NET'
+Input(12x12x2)
+Conv(kernel=3x3, n=8, padding=same)
+ReLU
+Conv(kernel=3x3, n=8, groups=8, padding=same)
+ReLU
+Conv(kernel=1x1, n=16, groups=2)
+ReLU
+Conv(kernel=3x3, n=32, groups=16, stride=2, padding=same)
+GlobalAvgPool
+Dense(n=3)
+Softmax
+Train(batch=32, optimizer=adamw, lr=0.01)
+NET
+if tg=$(build "$work/smallgroups.net" f32) &&
+   train "$tg" "$work/g1.st" 1 --epochs 1 && train "$tg" "$work/g2.st" 2 --epochs 1 &&
+   train "$tg" "$work/g4.st" 4 --epochs 1; then
+    if cmp -s "$work/g1.st" "$work/g2.st" && cmp -s "$work/g1.st" "$work/g4.st"; then
+        pass "grouped and depthwise Conv on 1, 2 and 4 threads: bitwise the same checkpoint"
+    else
+        fail "grouped and depthwise Conv on 1, 2 and 4 threads: checkpoints differ"
+    fi
+else
+    fail "training with grouped Conv for determinism"
+fi
 # From uint8 images a step converts each micro-batch in its lane
 # (train_step_bytes); from float32 images of x / 255 it takes the reals the
 # runtime read. The same step: bitwise the checkpoints above (uint8, 1 and
