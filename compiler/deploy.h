@@ -38,11 +38,21 @@ typedef struct InferOptions {
     const char *prefix;   /* NAME of NAME_predict */
     const char *source;   /* the .net file's name, for the header comment */
     const char *weights_path;
+    const char *calibrate;  /* --calibrate's file (int8) */
 } InferOptions;
 
 /* The network as one self-contained C99 file of float inference. False on
  * a write error. */
 bool emit_inference(FILE *out, const Network *n, const Weights *w, const InferOptions *o);
+
+/* --quantize=int8: the network's steps, checked to be ones int8 covers,
+ * and its activation scales calibrated on the samples of the file
+ * calibrate (printed to stderr per layer as the file is written). NULL
+ * with a message on an error. */
+typedef struct Quantized Quantized;
+Quantized *quant_prepare(const Network *n, const Weights *w, const char *calibrate);
+void quant_free(Quantized *q);
+bool emit_quantized(FILE *out, const Quantized *q, const InferOptions *o);
 
 /* The network as an ONNX model (opset 13). False on a write error. */
 bool emit_onnx(FILE *out, const Network *n, const Weights *w);

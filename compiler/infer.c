@@ -35,7 +35,7 @@
  * the file by #if defined(__GNUC__)); any other C99 compiler gets the same
  * loops over a float array (the portable path, also forced by defining
  * NAME_PORTABLE). */
-#include "deploy.h"
+#include "infer.h"
 
 #include <inttypes.h>
 #include <math.h>
@@ -44,50 +44,11 @@
 
 #include "emitter.h"
 
-/* Floats per vector in the fast path, and the most vectors of output
- * channels one pixel keeps in registers. */
-enum { VEC = 8, MAX_ACCS = 8 };
-
-/* Buffers start at multiples of this many floats (64 bytes). */
-enum { ALIGN_FLOATS = 16 };
-
-typedef enum Op {
-    OP_ALIAS,     /* output = an input, no code */
-    OP_CONV,      /* Conv or Dense */
-    OP_MAXPOOL, OP_AVGPOOL, OP_GLOBALAVG,
-    OP_ACT,       /* an elementwise activation */
-    OP_SCALE,     /* BatchNorm not folded: y = x * s[c] + t[c] */
-    OP_ADD, OP_CONCAT, OP_SOFTMAX,
-    OP_FLATTEN,   /* HWC -> CHW */
-} Op;
-
-typedef struct ConvStep {
-    int64_t h, w, ci, oh, ow, co, kh, kw, sh, sw, pt, pl;
-    int64_t cop;          /* co padded to a multiple of VEC */
-    double *wt;           /* [kh][kw][ci][cop] */
-    double *bias;         /* [cop] */
-    bool relu;            /* a ReLU after it, applied as it stores */
-} ConvStep;
-
-typedef struct Step {
-    Op op;
-    int alias;            /* OP_ALIAS: the tensor it stands for */
-    ConvStep conv;
-    double *scale, *shift; /* OP_SCALE: [c] */
-    int64_t off;          /* floats into the arena: its output */
-} Step;
-
-typedef struct Plan {
-    Step *at;             /* [nlayers] */
-    int *root;            /* [nlayers + 1] the tensor whose floats each is */
-    int64_t arena;        /* floats */
-} Plan;
-
 /* ------------------------------------------------------------------------
  * The steps
  */
 
-static bool is_kind(const Layer *l, const LayerKind *k)
+bool is_kind(const Layer *l, const LayerKind *k)
 {
     return l->kind == k;
 }
@@ -115,22 +76,24 @@ static ConvStep conv_step(const Layer *l, const LayerWeights *lw, const Shape *f
         s = (ConvStep){.h = l->in.h, .w = l->in.w, .ci = l->in.c, .oh = l->out.h,
                        .ow = l->out.w, .co = l->out.c, .kh = k->u.size.h, .kw = k->u.size.w,
                        .sh = st->u.size.h, .sw = st->u.size.w, .pt = p->u.pad.top,
-                       .pl = p->u.pad.left};
+                       .pl = p->u.pad.left, .groups = layer_arg(l, "groups")->u.i};
     } else {
         s = (ConvStep){.h = 1, .w = 1, .ci = l->in.c, .oh = 1, .ow = 1, .co = l->out.c,
-                       .kh = 1, .kw = 1, .sh = 1, .sw = 1};
+                       .kh = 1, .kw = 1, .sh = 1, .sw = 1, .groups = 1};
     }
+    s.cig = s.ci / s.groups;
+    s.cog = s.co / s.groups;
     s.cop = round_up(s.co, VEC);
-    s.wt = xcalloc((size_t)(s.kh * s.kw * s.ci * s.cop), sizeof(double));
+    s.wt = xcalloc((size_t)(s.kh * s.kw * s.cig * s.cop), sizeof(double));
     s.bias = xcalloc((size_t)s.cop, sizeof(double));
     const double *w = lw->param[0];
     for (int64_t o = 0; o < s.co; o++)
-        for (int64_t c = 0; c < s.ci; c++)
+        for (int64_t c = 0; c < s.cig; c++)
             for (int64_t y = 0; y < s.kh; y++)
                 for (int64_t x = 0; x < s.kw; x++) {
                     int64_t at = flat ? hwc_index(c, flat->h * flat->w, flat->c)
-                                      : (y * s.kw + x) * s.ci + c;
-                    s.wt[at * s.cop + o] = w[((o * s.ci + c) * s.kh + y) * s.kw + x];
+                                      : (y * s.kw + x) * s.cig + c;
+                    s.wt[at * s.cop + o] = w[((o * s.cig + c) * s.kh + y) * s.kw + x];
                 }
     if (l->nparams > 1)
         memcpy(s.bias, lw->param[1], (size_t)s.co * sizeof(double));
@@ -182,7 +145,7 @@ static ConvStep *conv_behind(const Network *n, Plan *p, int t)
 
 static void fold_batchnorm(ConvStep *c, const double *scale, const double *shift)
 {
-    for (int64_t i = 0; i < c->kh * c->kw * c->ci; i++)
+    for (int64_t i = 0; i < c->kh * c->kw * c->cig; i++)
         for (int64_t o = 0; o < c->co; o++)
             c->wt[i * c->cop + o] *= scale[o];
     for (int64_t o = 0; o < c->co; o++)
@@ -316,7 +279,7 @@ static void place_buffers(const Network *n, Plan *p)
     free(last);
 }
 
-static Plan plan_steps(const Network *n, const Weights *w)
+Plan plan_steps(const Network *n, const Weights *w)
 {
     Plan p = {.at = xcalloc((size_t)n->nlayers + 1, sizeof *p.at),
               .root = xcalloc((size_t)n->nlayers + 1, sizeof *p.root)};
@@ -327,7 +290,7 @@ static Plan plan_steps(const Network *n, const Weights *w)
     return p;
 }
 
-static void plan_release(const Network *n, Plan *p)
+void plan_release(const Network *n, Plan *p)
 {
     for (int i = 0; i < n->nlayers; i++) {
         free(p->at[i].conv.wt);
@@ -354,7 +317,7 @@ static void put_float(FILE *f, double v)
         fprintf(f, "%af", (double)x);
 }
 
-static void emit_array(Emitter *e, const char *name, const char *dims, const double *v,
+void emit_array(Emitter *e, const char *name, const char *dims, const double *v,
                        int64_t count)
 {
     emit(e, "static const float %s[%" PRId64 "] = { /* %s */", name, count, dims);
@@ -386,12 +349,15 @@ static void conv_comment(Emitter *e, const Layer *l, const ConvStep *c)
     emit(e, " *   y[oy][ox][co] = b[co] + sum over kh, kw, ci of");
     emit(e, " *       w[kh][kw][ci][co] * x[oy*%" PRId64 " + kh - %" PRId64 "][ox*%" PRId64
             " + kw - %" PRId64 "][ci]", c->sh, c->pt, c->sw, c->pl);
+    if (c->groups > 1)
+        emit(e, " *   in %" PRId64 " groups: ci runs over the %" PRId64 " channels from (co / %"
+                PRId64 ") * %" PRId64, c->groups, c->cig, c->cog, c->cig);
     emit(e, " *   (taps in the padding add nothing; w's co padded to %" PRId64 ") */", c->cop);
 }
 
 /* The range of kernel rows [k0, k1) that land inside the input for output
  * row o: declared only when padding makes it vary. */
-static void tap_range(Emitter *e, const char *k, const char *o, int64_t s, int64_t p,
+void tap_range(Emitter *e, const char *k, const char *o, int64_t s, int64_t p,
                       int64_t in, int64_t kn, int64_t on)
 {
     bool low = p > 0, high = (on - 1) * s + kn - p > in;
@@ -465,6 +431,37 @@ static void conv_portable(Emitter *e, const ConvStep *c, const char *L)
         emit(e, "for (int co = 0; co < %" PRId64 "; co++) yp[co] = acc[co];", c->co);
 }
 
+/* Conv(groups=G): the sum runs over the cig input channels of co's group,
+ * (co / cog) * cig + j. Plain loops in both paths: for a depthwise layer
+ * (cig = cog = 1) the index is co itself and compilers vectorize the loop
+ * over co as it stands. */
+static void conv_grouped(Emitter *e, const ConvStep *c, const char *L)
+{
+    emit(e, "float acc[%" PRId64 "];", c->cop);
+    emit(e, "memcpy(acc, %s_b, sizeof acc);", L);
+    emit(e, "for (int kh = kh0; kh < kh1; kh++) {");
+    emit(e, "for (int kw = kw0; kw < kw1; kw++) {");
+    emit(e, "const float *xp = x + ((oy * %" PRId64 " + kh - %" PRId64 ") * %" PRId64
+            " + ox * %" PRId64 " + kw - %" PRId64 ") * %" PRId64 ";", c->sh, c->pt, c->w,
+         c->sw, c->pl, c->ci);
+    emit(e, "const float *wp = %s_w + (kh * %" PRId64 " + kw) * %" PRId64 ";", L, c->kw,
+         c->cig * c->cop);
+    emit(e, "for (int j = 0; j < %" PRId64 "; j++, wp += %" PRId64 ")", c->cig, c->cop);
+    if (c->cig == 1 && c->cog == 1)
+        emit(e, "    for (int co = 0; co < %" PRId64 "; co++) acc[co] += xp[co] * wp[co];",
+             c->co);
+    else
+        emit(e, "    for (int co = 0; co < %" PRId64 "; co++) acc[co] += xp[co / %" PRId64
+                " * %" PRId64 " + j] * wp[co];", c->co, c->cog, c->cig);
+    emit(e, "}");
+    emit(e, "}");
+    if (c->relu)
+        emit(e, "for (int co = 0; co < %" PRId64 "; co++) yp[co] = acc[co] < 0 ? 0 : acc[co];",
+             c->co);
+    else
+        emit(e, "for (int co = 0; co < %" PRId64 "; co++) yp[co] = acc[co];", c->co);
+}
+
 /* The largest count of vectors at most MAX_ACCS that divides nv. */
 static int accs_per_block(int64_t nv)
 {
@@ -480,8 +477,8 @@ static void emit_conv(Emitter *e, const Layer *l, const ConvStep *c)
     char name[300], dims[160];
     snprintf(name, sizeof name, "%s_w", L);
     snprintf(dims, sizeof dims, "[%" PRId64 "][%" PRId64 "][%" PRId64 "][%" PRId64 "]", c->kh,
-             c->kw, c->ci, c->cop);
-    emit_array(e, name, dims, c->wt, c->kh * c->kw * c->ci * c->cop);
+             c->kw, c->cig, c->cop);
+    emit_array(e, name, dims, c->wt, c->kh * c->kw * c->cig * c->cop);
     snprintf(name, sizeof name, "%s_b", L);
     snprintf(dims, sizeof dims, "[%" PRId64 "]", c->cop);
     emit_array(e, name, dims, c->bias, c->cop);
@@ -494,6 +491,13 @@ static void emit_conv(Emitter *e, const Layer *l, const ConvStep *c)
     emit_for(e, "ox", c->ow);
     tap_range(e, "kw", "ox", c->sw, c->pl, c->w, c->kw, c->ow);
     emit(e, "float *yp = y + (oy * %" PRId64 " + ox) * %" PRId64 ";", c->ow, c->co);
+    if (c->groups > 1) {
+        conv_grouped(e, c, L);
+        emit(e, "}");
+        emit(e, "}");
+        emit(e, "}");
+        return;
+    }
     emit(e, "#if INFER_VECTORS");
     int64_t nv = c->cop / VEC;
     int per = accs_per_block(nv);

@@ -40,6 +40,9 @@ typedef struct Options {
     const char *weights;    /* --weights: the checkpoint inference and ONNX take */
     const char *prefix;     /* --prefix: NAME of NAME_predict (default: the model's) */
     const Weights *trained; /* the checkpoint's values, once read */
+    bool int8;              /* --quantize=int8 */
+    const char *calibrate;  /* --calibrate: samples for the activation ranges */
+    const Quantized *quantized; /* the int8 plan, once calibrated */
 } Options;
 
 static void usage(FILE *f)
@@ -57,6 +60,9 @@ static void usage(FILE *f)
           "                      --emit=inference and --emit=onnx take\n"
           "      --prefix=NAME   NAME_predict in the inference C (default: the model's\n"
           "                      name)\n"
+          "      --quantize=int8 the inference C in 8-bit integers (with --calibrate)\n"
+          "      --calibrate=X   samples (a data file the trainer takes) whose\n"
+          "                      activation ranges set the int8 scales\n"
           "      --kernels=K     fast (default): tiled, threaded kernels; reference: the\n"
           "                      plain loops of the math, to read and to check against\n"
           "      --fast-budget=KIB  the fast kernels' share of the generated C (8192);\n"
@@ -87,7 +93,8 @@ static int parse_options(int argc, char **argv, Options *o)
 {
     enum {
         OPT_CHECK = 256, OPT_SUMMARY, OPT_PRECISION, OPT_MICRO, OPT_MAX_ERRORS, OPT_WERROR,
-        OPT_EMIT, OPT_KERNELS, OPT_FAST_BUDGET, OPT_WEIGHTS, OPT_PREFIX
+        OPT_EMIT, OPT_KERNELS, OPT_FAST_BUDGET, OPT_WEIGHTS, OPT_PREFIX, OPT_QUANTIZE,
+        OPT_CALIBRATE
     };
     static const struct option longopts[] = {
         {"check", no_argument, NULL, OPT_CHECK},
@@ -98,6 +105,8 @@ static int parse_options(int argc, char **argv, Options *o)
         {"fast-budget", required_argument, NULL, OPT_FAST_BUDGET},
         {"weights", required_argument, NULL, OPT_WEIGHTS},
         {"prefix", required_argument, NULL, OPT_PREFIX},
+        {"quantize", required_argument, NULL, OPT_QUANTIZE},
+        {"calibrate", required_argument, NULL, OPT_CALIBRATE},
         {"micro-batch", required_argument, NULL, OPT_MICRO},
         {"max-errors", required_argument, NULL, OPT_MAX_ERRORS},
         {"Werror", no_argument, NULL, OPT_WERROR},
@@ -129,6 +138,12 @@ static int parse_options(int argc, char **argv, Options *o)
                                    optarg);
             break;
         case OPT_WEIGHTS: o->weights = optarg; break;
+        case OPT_CALIBRATE: o->calibrate = optarg; break;
+        case OPT_QUANTIZE:
+            if (strcmp(optarg, "int8") != 0)
+                return usage_error("--quantize takes int8, not '%s'", optarg);
+            o->int8 = true;
+            break;
         case OPT_PREFIX:
             if (!is_name(optarg) || strlen(optarg) > 64)
                 return usage_error("--prefix needs a C name ([A-Za-z_][A-Za-z0-9_]*, at most "
@@ -208,6 +223,12 @@ static int parse_options(int argc, char **argv, Options *o)
         return usage_error("%s", "--weights goes with --emit=inference or --emit=onnx");
     if (o->prefix && !(o->mode == MODE_EMIT && o->emit == OUTPUT_INFERENCE))
         return usage_error("%s", "--prefix goes with --emit=inference");
+    if (o->int8 && !(o->mode == MODE_EMIT && o->emit == OUTPUT_INFERENCE))
+        return usage_error("%s", "--quantize goes with --emit=inference");
+    if (o->int8 && !o->calibrate)
+        return usage_error("%s", "--quantize=int8 needs samples to calibrate on: --calibrate X");
+    if (o->calibrate && !o->int8)
+        return usage_error("%s", "--calibrate goes with --quantize=int8");
     return -1;
 }
 
@@ -219,7 +240,10 @@ static bool emit_to(FILE *f, const Network *net, const Options *o, const Source 
         return emit_dot(f, net);
     if (o->emit == OUTPUT_INFERENCE) {
         InferOptions io = {.prefix = o->prefix ? o->prefix : net->name,
-                           .source = src->name, .weights_path = o->weights};
+                           .source = src->name, .weights_path = o->weights,
+                           .calibrate = o->calibrate};
+        if (o->quantized)
+            return emit_quantized(f, o->quantized, &io);
         return emit_inference(f, net, o->trained, &io);
     }
     if (o->emit == OUTPUT_ONNX)
@@ -325,6 +349,18 @@ int main(int argc, char **argv)
         }
         o.trained = trained;
     }
+    /* So is the calibration run, for the same reason. */
+    Quantized *quantized = NULL;
+    if (trained && o.int8) {
+        quantized = quant_prepare(net, trained, o.calibrate);
+        if (!quantized) {
+            weights_free(trained);
+            network_free(net);
+            source_free(src);
+            return EXIT_MODEL;
+        }
+        o.quantized = quantized;
+    }
     status = 0;
     if (o.mode == MODE_SUMMARY) {
         summary_print(stdout, net, o.real_size, o.micro, o.kernels, o.fast_budget);
@@ -335,6 +371,7 @@ int main(int argc, char **argv)
         fprintf(stderr, "cnnc: error: writing standard output: %s\n", strerror(errno));
         status = EXIT_USAGE;
     }
+    quant_free(quantized);
     weights_free(trained);
     network_free(net);
     source_free(src);

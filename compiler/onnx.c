@@ -11,7 +11,7 @@
  * The graph, in PyTorch's layout: input "input" [N, C, H, W] float32 (a
  * vector network: [N, F]), N symbolic; output "output". Tensors are named
  * after the layers' labels. Weights keep the checkpoint's layouts, which
- * are PyTorch's: Conv [n, C, KH, KW]; Dense [n, F] as Gemm's B with
+ * are PyTorch's: Conv [n, C/groups, KH, KW]; Dense [n, F] as Gemm's B with
  * transB=1, whose F is numbered channel-major after a Flatten exactly as
  * ONNX's Flatten of an NCHW map numbers it. */
 #include "config.h"
@@ -272,7 +272,7 @@ static void onnx_conv(Graph *g, const Layer *l, const LayerWeights *lw, const ch
     const char *ins[3] = {x, w, b};
     Pb nd = node_begin("Conv", l->label, ins, l->nparams + 1, y);
     window_attrs(&nd, l, "kernel");
-    attr_int(&nd, "group", 1);
+    attr_int(&nd, "group", layer_arg(l, "groups")->u.i);
     node_end(g, &nd);
     free(w);
     free(b);

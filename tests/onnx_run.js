@@ -74,10 +74,21 @@ async function main() {
     }
     const result = await session.run({ input: new ort.Tensor('float32', x.data, x.dims) });
     const y = result.output;
-    const k = y.dims[1];
+    // a map out: NCHW back to the trainer's HWC
+    const k = y.dims.slice(1).reduce((a, b) => a * b, 1);
+    const data = new Float32Array(y.data.length);
+    if (y.dims.length === 4) {
+        const [n, c, h, w] = y.dims;
+        for (let i = 0; i < n; i++)
+            for (let ch = 0; ch < c; ch++)
+                for (let p = 0; p < h * w; p++)
+                    data[i * k + p * c + ch] = y.data[i * k + ch * h * w + p];
+    } else {
+        data.set(y.data);
+    }
     const lines = [];
     for (let i = 0; i < y.dims[0]; i++) {
-        const row = Array.from(y.data.slice(i * k, (i + 1) * k));
+        const row = Array.from(data.slice(i * k, (i + 1) * k));
         let best = 0;
         for (let j = 1; j < k; j++)
             if (row[j] > row[best]) best = j;
