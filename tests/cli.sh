@@ -376,5 +376,53 @@ ckpt_case "a truncated checkpoint" "$tmp/cut.st" \
 run --emit=onnx --weights "$tmp/good.st" "$tmp/tiny.net" -o "$tmp/no/such/dir/tiny.onnx"
 expect "--emit=onnx to an unwritable place: status 2" 2
 
+# ---- --quantize=int8 --calibrate X --------------------------------------------
+# npy FILE SHAPE BYTES: a float32 .npy of that shape (a Python tuple) holding
+# BYTES zero bytes
+npy() {
+    h="{'descr': '<f4', 'fortran_order': False, 'shape': $2, }"
+    while [ $(((10 + ${#h} + 1) % 64)) -ne 0 ]; do h="$h "; done
+    n=$((${#h} + 1))
+    printf "\223NUMPY\001\000$(printf '\\%03o\\%03o' $((n & 255)) $((n >> 8)))" >"$1"
+    printf '%s\n' "$h" >>"$1"
+    head -c "$3" /dev/zero >>"$1"
+}
+npy "$tmp/calib.npy" "(4, 2)" 32
+run --emit=inference --weights "$tmp/good.st" --quantize=int8 --calibrate "$tmp/calib.npy" \
+    "$tmp/tiny.net" -o "$tmp/tiny8.c"
+expect "--quantize=int8: status 0" 0
+expect_err "--quantize=int8: reports the calibration" \
+    "cnnc: int8 calibration on 4 samples of $tmp/calib.npy: scale = max |x| / 127 per tensor"
+expect_err "--quantize=int8: reports each layer's scales" "cnnc: int8 D: Dense, input scale"
+run --emit=inference --weights "$tmp/good.st" --quantize=int8 "$tmp/tiny.net" -o "$tmp/tiny8.c"
+expect "--quantize without --calibrate: status 2" 2
+expect_err "--quantize without --calibrate: says so" \
+    "cnnc: error: --quantize=int8 needs samples to calibrate on: --calibrate X"
+run --emit=inference --weights "$tmp/good.st" --quantize=int4 --calibrate "$tmp/calib.npy" \
+    "$tmp/tiny.net" -o "$tmp/tiny8.c"
+expect "--quantize=int4: status 2" 2
+expect_err "--quantize=int4: says what it takes" "cnnc: error: --quantize takes int8, not 'int4'"
+run --emit=onnx --weights "$tmp/good.st" --quantize=int8 --calibrate "$tmp/calib.npy" \
+    "$tmp/tiny.net" -o "$tmp/tiny.onnx"
+expect "--quantize with onnx: status 2" 2
+expect_err "--quantize with onnx: says so" "cnnc: error: --quantize goes with --emit=inference"
+# calib_case NAME FILE MESSAGE: status 1, the message, no output
+calib_case() {
+    rm -f "$tmp/bad8.c"
+    run --emit=inference --weights "$tmp/good.st" --quantize=int8 --calibrate "$2" \
+        "$tmp/tiny.net" -o "$tmp/bad8.c"
+    expect "$1: status 1" 1
+    expect_err "$1: says why" "$3"
+    if [ -e "$tmp/bad8.c" ]; then not_ok "$1: no output file"; else ok "$1: no output file"; fi
+}
+npy "$tmp/wide.npy" "(4, 3)" 48
+calib_case "calibration data of the wrong shape" "$tmp/wide.npy" \
+    "cnnc: error: --calibrate: $tmp/wide.npy: inputs of shape 4 x 3 do not fit the model tiny: expected N x 2"
+npy "$tmp/empty.npy" "(0, 2)" 0
+calib_case "empty calibration data" "$tmp/empty.npy" \
+    "cnnc: error: --calibrate: $tmp/empty.npy: holds no samples (shape 0 x 2)"
+calib_case "missing calibration data" "$tmp/none.npy" \
+    "cnnc: error: --calibrate: $tmp/none.npy: cannot open: No such file or directory"
+
 echo "cli: $pass passed, $fail failed"
 [ $fail -eq 0 ]

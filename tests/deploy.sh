@@ -139,6 +139,24 @@ for net in "$srcdir"/tests/nets/*.net "$srcdir"/models/*.net; do
             fail "$name: aarch64 build or run"
         fi
     fi
+    # int8: builds warning-free where it is supported, refused with a message elsewhere
+    if "$CNNC" --emit=inference --weights "$d/w.st" --quantize=int8 \
+            --calibrate "$d/data/train-images.npy" --prefix net "$net" -o "$d/net8.c" \
+            2>"$d/q8.log"; then
+        for cc in $compilers; do
+            if $cc $STRICT -c "$d/net8.c" -o "$d/net8.o" 2>"$d/cc.log"; then
+                pass "$name: int8: $cc builds it warning-free"
+            else
+                cat "$d/cc.log"
+                fail "$name: int8: $cc"
+            fi
+        done
+    elif grep 'does not support' "$d/q8.log" >/dev/null && [ ! -e "$d/net8.c" ]; then
+        pass "$name: int8: refused: $(sed 's/.*: error: //' "$d/q8.log")"
+    else
+        cat "$d/q8.log"
+        fail "$name: int8"
+    fi
     if ! "$CNNC" --emit=onnx --weights "$d/w.st" "$net" -o "$d/net.onnx" 2>"$d/cnnc.log"; then
         cat "$d/cnnc.log"
         fail "$name: cnnc --emit=onnx"
@@ -165,6 +183,53 @@ onnx.checker.check_model(onnx.load(sys.argv[1]), full_check=True)' "$d/net.onnx"
             cat "$d/ort.log"
             fail "$name: ONNX Runtime failed to run the model"
         fi
+    fi
+done
+
+# int8 accuracy: models trained a little longer on cnnc-data's blobs; the
+# int8 file's held-out accuracy within 1 point of the float file's, and
+# its weights (.rodata) at most 30% of the float file's.
+accuracy() { # accuracy RUN-OUTPUT LABELS.npy -> percent correct
+    start=$(od -An -tu1 -j 8 -N 2 "$2" | awk '{ print 10 + $1 + 256 * $2 }')
+    od -An -v -tu1 -j "$start" "$2" | tr -s ' ' '\n' | sed '/^$/d' >"$2.txt"
+    cut -d ' ' -f 1 "$1" | paste -d ' ' - "$2.txt" |
+        awk '{ n++; if ($1 == $2) ok++ } END { printf "%.2f\n", 100 * ok / n }'
+}
+rodata() { size -A "$1" | awk '$1 == ".rodata" { print $2 }'; }
+for model in lenet5 mlp; do
+    d="$work/acc_$model"
+    mkdir -p "$d"
+    "$CNNC" --kernels=reference "$srcdir/models/$model.net" -o "$d/t.c" 2>/dev/null &&
+    $CC -O1 -I"$srcdir/runtime" "$d/t.c" "$RT_BUILDDIR/libcnnrt.a" -lm -pthread -o "$d/t" ||
+        { fail "int8 accuracy $model: trainer"; continue; }
+    shape=$("$d/t" summary | sed -n '1s/.*: input \([0-9x]*\),.*/\1/p')
+    "$RT_BUILDDIR/cnnc-data" blobs --out "$d/data" --shape "$shape" --classes 10 --noise 0.4 \
+        --train 1000 --test 400 --seed 4 --dtype float32 >/dev/null 2>&1 &&
+    "$d/t" train --data "$d/data/train-images.npy" --labels "$d/data/train-labels.npy" \
+        --epochs 3 --threads 2 --save "$d/w.st" >"$d/train.log" 2>&1 &&
+    "$CNNC" --emit=inference --weights "$d/w.st" --prefix net "$srcdir/models/$model.net" \
+        -o "$d/f.c" 2>/dev/null &&
+    "$CNNC" --emit=inference --weights "$d/w.st" --prefix net --quantize=int8 \
+        --calibrate "$d/data/train-images.npy" "$srcdir/models/$model.net" -o "$d/q.c" \
+        2>/dev/null &&
+    $CC -O1 -DINFER_C="\"$d/f.c\"" "$srcdir/tests/infer_run.c" -lm -o "$d/runf" &&
+    $CC -O1 -DINFER_C="\"$d/q.c\"" "$srcdir/tests/infer_run.c" -lm -o "$d/runq" &&
+    "$d/runf" "$d/data/test-images.npy" >"$d/f.out" && "$d/runq" "$d/data/test-images.npy" >"$d/q.out" &&
+    $CC -O2 -c "$d/f.c" -o "$d/f.o" && $CC -O2 -c "$d/q.c" -o "$d/q.o" ||
+        { cat "$d/train.log"; fail "int8 accuracy $model: building or running"; continue; }
+    af=$(accuracy "$d/f.out" "$d/data/test-labels.npy")
+    aq=$(accuracy "$d/q.out" "$d/data/test-labels.npy")
+    rf=$(rodata "$d/f.o")
+    rq=$(rodata "$d/q.o")
+    if awk -v f="$af" -v q="$aq" 'BEGIN { d = f - q; exit !(d <= 1 && d >= -1) }'; then
+        pass "int8 accuracy $model: float $af%, int8 $aq%"
+    else
+        fail "int8 accuracy $model: float $af%, int8 $aq% (more than 1 point apart)"
+    fi
+    if [ -n "$rf" ] && [ -n "$rq" ] && [ $((rq * 10)) -le $((rf * 3)) ]; then
+        pass "int8 weights $model: .rodata $rq bytes against $rf in float"
+    else
+        fail "int8 weights $model: .rodata $rq bytes against $rf in float"
     fi
 done
 
