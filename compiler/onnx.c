@@ -221,14 +221,19 @@ static void value_info(Pb *graph, int field, const char *name, const int64_t *di
  * The layers as nodes
  */
 
-/* The ONNX name of tensor t. */
+/* The ONNX name of tensor t: its layer's label, but for the graph's own
+ * "input" and "output" (a layer labelled output, as mlp.net's last Dense,
+ * gets "output/y"). */
 static char *onnx_tensor(const Network *n, int t)
 {
     if (t == n->nlayers)
         return xstrdup("output");
     if (t == INPUT_TENSOR)
         return xstrdup("input");
-    return xstrdup(n->layers[t - 1].label);
+    const char *label = n->layers[t - 1].label;
+    if (strcmp(label, "input") == 0 || strcmp(label, "output") == 0)
+        return xasprintf("%s/y", label);
+    return xstrdup(label);
 }
 
 /* A name for a tensor inside a layer's nodes: "LABEL/tmpK". */
