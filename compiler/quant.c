@@ -38,9 +38,9 @@ static int64_t round_up8(int64_t v)
  * What int8 covers
  */
 
-static bool supported(const Network *n, const Plan *p, Diag *unused)
+/* Whether int8 covers every step; else says which layer it does not. */
+static bool supported(const Network *n, const Plan *p)
 {
-    (void)unused;
     for (int i = 0; i < n->nlayers; i++) {
         const Layer *l = &n->layers[i];
         Op op = p->at[i].op;
@@ -610,7 +610,7 @@ Quantized *quant_prepare(const Network *n, const Weights *w, const char *calibra
     Quantized *q = xcalloc(1, sizeof *q);
     q->n = n;
     q->plan = plan_steps(n, w);
-    if (!supported(n, &q->plan, NULL)) {
+    if (!supported(n, &q->plan)) {
         quant_free(q);
         return NULL;
     }

@@ -421,6 +421,14 @@ calib_case "calibration data of the wrong shape" "$tmp/wide.npy" \
 npy "$tmp/empty.npy" "(0, 2)" 0
 calib_case "empty calibration data" "$tmp/empty.npy" \
     "cnnc: error: --calibrate: $tmp/empty.npy: holds no samples (shape 0 x 2)"
+printf 'Input(2)\nD: Dense(n=2)\nSigmoid\nTrain(loss=mse)\n' >"$tmp/sig.net"
+rm -f "$tmp/sig8.c"
+run --emit=inference --weights "$tmp/good.st" --quantize=int8 --calibrate "$tmp/calib.npy" \
+    "$tmp/sig.net" -o "$tmp/sig8.c"
+expect "int8 of a Sigmoid: status 1" 1
+expect_err "int8 of a Sigmoid: says it is not supported" \
+    "cnnc: error: $tmp/sig.net:3: --quantize=int8 does not support Sigmoid yet"
+if [ -e "$tmp/sig8.c" ]; then not_ok "int8 of a Sigmoid: no output file"; else ok "int8 of a Sigmoid: no output file"; fi
 calib_case "missing calibration data" "$tmp/none.npy" \
     "cnnc: error: --calibrate: $tmp/none.npy: cannot open: No such file or directory"
 
