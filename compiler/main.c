@@ -5,10 +5,13 @@
  *   cnnc --summary model.net       layers, shapes, parameters, FLOP, memory plan
  *   cnnc --emit=dot model.net -o model.dot    a Graphviz picture of the network
  *   cnnc --kernels=reference model.net -o ref.c   the trainer in plain loops
+ *   cnnc --emit=inference --weights W.safetensors model.net -o model_infer.c
+ *   cnnc --emit=onnx --weights W.safetensors model.net -o model.onnx
  *
  * Exit status: 0 compiled, 1 the model has errors, 2 usage or I/O problems. */
 #include "config.h"
 #include "cnnc.h"
+#include "deploy.h"
 #include "output.h"
 
 #include <errno.h>
@@ -21,7 +24,7 @@ enum { EXIT_MODEL = 1, EXIT_USAGE = 2 };
 typedef enum Mode { MODE_EMIT, MODE_CHECK, MODE_SUMMARY } Mode;
 
 /* What -o receives (--emit=...). */
-typedef enum Output { OUTPUT_TRAINER, OUTPUT_DOT } Output;
+typedef enum Output { OUTPUT_TRAINER, OUTPUT_DOT, OUTPUT_INFERENCE, OUTPUT_ONNX } Output;
 
 typedef struct Options {
     Mode mode;
@@ -34,6 +37,12 @@ typedef struct Options {
     int64_t fast_budget;    /* --fast-budget, in bytes; 0: the default */
     int max_errors;
     bool werror;
+    const char *weights;    /* --weights: the checkpoint inference and ONNX take */
+    const char *prefix;     /* --prefix: NAME of NAME_predict (default: the model's) */
+    const Weights *trained; /* the checkpoint's values, once read */
+    bool int8;              /* --quantize=int8 */
+    const char *calibrate;  /* --calibrate: samples for the activation ranges */
+    const Quantized *quantized; /* the int8 plan, once calibrated */
 } Options;
 
 static void usage(FILE *f)
@@ -44,8 +53,16 @@ static void usage(FILE *f)
           "  -o FILE             write the trainer's C to FILE ('-': standard output)\n"
           "      --check         parse and shape-check only\n"
           "      --summary       print layers, shapes, parameters, FLOP and memory plan\n"
-          "      --emit=WHAT     what -o writes: trainer (default), or dot (a Graphviz\n"
-          "                      picture of the network)\n"
+          "      --emit=WHAT     what -o writes: trainer (default); dot (a Graphviz\n"
+          "                      picture of the network); inference (one C99 file that\n"
+          "                      computes the trained network's outputs); onnx\n"
+          "      --weights=CKPT  the trained weights (a checkpoint of the trainer) that\n"
+          "                      --emit=inference and --emit=onnx take\n"
+          "      --prefix=NAME   NAME_predict in the inference C (default: the model's\n"
+          "                      name)\n"
+          "      --quantize=int8 the inference C in 8-bit integers (with --calibrate)\n"
+          "      --calibrate=X   samples (a data file the trainer takes) whose\n"
+          "                      activation ranges set the int8 scales\n"
           "      --kernels=K     fast (default): tiled, threaded kernels; reference: the\n"
           "                      plain loops of the math, to read and to check against\n"
           "      --fast-budget=KIB  the fast kernels' share of the generated C (8192);\n"
@@ -76,7 +93,8 @@ static int parse_options(int argc, char **argv, Options *o)
 {
     enum {
         OPT_CHECK = 256, OPT_SUMMARY, OPT_PRECISION, OPT_MICRO, OPT_MAX_ERRORS, OPT_WERROR,
-        OPT_EMIT, OPT_KERNELS, OPT_FAST_BUDGET
+        OPT_EMIT, OPT_KERNELS, OPT_FAST_BUDGET, OPT_WEIGHTS, OPT_PREFIX, OPT_QUANTIZE,
+        OPT_CALIBRATE
     };
     static const struct option longopts[] = {
         {"check", no_argument, NULL, OPT_CHECK},
@@ -85,6 +103,10 @@ static int parse_options(int argc, char **argv, Options *o)
         {"emit", required_argument, NULL, OPT_EMIT},
         {"kernels", required_argument, NULL, OPT_KERNELS},
         {"fast-budget", required_argument, NULL, OPT_FAST_BUDGET},
+        {"weights", required_argument, NULL, OPT_WEIGHTS},
+        {"prefix", required_argument, NULL, OPT_PREFIX},
+        {"quantize", required_argument, NULL, OPT_QUANTIZE},
+        {"calibrate", required_argument, NULL, OPT_CALIBRATE},
         {"micro-batch", required_argument, NULL, OPT_MICRO},
         {"max-errors", required_argument, NULL, OPT_MAX_ERRORS},
         {"Werror", no_argument, NULL, OPT_WERROR},
@@ -107,8 +129,26 @@ static int parse_options(int argc, char **argv, Options *o)
                 o->emit = OUTPUT_TRAINER;
             else if (strcmp(optarg, "dot") == 0)
                 o->emit = OUTPUT_DOT;
+            else if (strcmp(optarg, "inference") == 0)
+                o->emit = OUTPUT_INFERENCE;
+            else if (strcmp(optarg, "onnx") == 0)
+                o->emit = OUTPUT_ONNX;
             else
-                return usage_error("--emit takes trainer or dot, not '%s'", optarg);
+                return usage_error("--emit takes trainer, dot, inference or onnx, not '%s'",
+                                   optarg);
+            break;
+        case OPT_WEIGHTS: o->weights = optarg; break;
+        case OPT_CALIBRATE: o->calibrate = optarg; break;
+        case OPT_QUANTIZE:
+            if (strcmp(optarg, "int8") != 0)
+                return usage_error("--quantize takes int8, not '%s'", optarg);
+            o->int8 = true;
+            break;
+        case OPT_PREFIX:
+            if (!is_name(optarg) || strlen(optarg) > 64)
+                return usage_error("--prefix needs a C name ([A-Za-z_][A-Za-z0-9_]*, at most "
+                                   "64 characters), not '%s'", optarg);
+            o->prefix = optarg;
             break;
         case OPT_KERNELS:
             if (strcmp(optarg, "fast") == 0)
@@ -175,6 +215,20 @@ static int parse_options(int argc, char **argv, Options *o)
                            check ? "check" : "summary");
     if (o->mode == MODE_EMIT && !o->output)
         return usage_error("%s", "say where the trainer goes with -o FILE (or use --check)");
+    bool deploy = o->emit == OUTPUT_INFERENCE || o->emit == OUTPUT_ONNX;
+    if (o->mode == MODE_EMIT && deploy && !o->weights)
+        return usage_error("--emit=%s needs the trained weights: --weights CKPT",
+                           o->emit == OUTPUT_ONNX ? "onnx" : "inference");
+    if (o->weights && !(o->mode == MODE_EMIT && deploy))
+        return usage_error("%s", "--weights goes with --emit=inference or --emit=onnx");
+    if (o->prefix && !(o->mode == MODE_EMIT && o->emit == OUTPUT_INFERENCE))
+        return usage_error("%s", "--prefix goes with --emit=inference");
+    if (o->int8 && !(o->mode == MODE_EMIT && o->emit == OUTPUT_INFERENCE))
+        return usage_error("%s", "--quantize goes with --emit=inference");
+    if (o->int8 && !o->calibrate)
+        return usage_error("%s", "--quantize=int8 needs samples to calibrate on: --calibrate X");
+    if (o->calibrate && !o->int8)
+        return usage_error("%s", "--calibrate goes with --quantize=int8");
     return -1;
 }
 
@@ -184,6 +238,16 @@ static bool emit_to(FILE *f, const Network *net, const Options *o, const Source 
 {
     if (o->emit == OUTPUT_DOT)
         return emit_dot(f, net);
+    if (o->emit == OUTPUT_INFERENCE) {
+        InferOptions io = {.prefix = o->prefix ? o->prefix : net->name,
+                           .source = src->name, .weights_path = o->weights,
+                           .calibrate = o->calibrate};
+        if (o->quantized)
+            return emit_quantized(f, o->quantized, &io);
+        return emit_inference(f, net, o->trained, &io);
+    }
+    if (o->emit == OUTPUT_ONNX)
+        return emit_onnx(f, net, o->trained);
     EmitOptions eo = {.real_size = o->real_size, .micro = o->micro, .kernels = o->kernels,
                       .fast_budget = o->fast_budget, .compact = compact, .src = src};
     return emit_network(f, net, &eo);
@@ -273,6 +337,30 @@ int main(int argc, char **argv)
         source_free(src);
         return EXIT_MODEL;
     }
+    /* The checkpoint is read whole before the output is opened: a bad one
+     * leaves no file behind. */
+    Weights *trained = NULL;
+    if (o.weights) {
+        trained = weights_load(net, src, o.weights);
+        if (!trained) {
+            network_free(net);
+            source_free(src);
+            return EXIT_MODEL;
+        }
+        o.trained = trained;
+    }
+    /* So is the calibration run, for the same reason. */
+    Quantized *quantized = NULL;
+    if (trained && o.int8) {
+        quantized = quant_prepare(net, trained, o.calibrate);
+        if (!quantized) {
+            weights_free(trained);
+            network_free(net);
+            source_free(src);
+            return EXIT_MODEL;
+        }
+        o.quantized = quantized;
+    }
     status = 0;
     if (o.mode == MODE_SUMMARY) {
         summary_print(stdout, net, o.real_size, o.micro, o.kernels, o.fast_budget);
@@ -283,6 +371,8 @@ int main(int argc, char **argv)
         fprintf(stderr, "cnnc: error: writing standard output: %s\n", strerror(errno));
         status = EXIT_USAGE;
     }
+    quant_free(quantized);
+    weights_free(trained);
     network_free(net);
     source_free(src);
     return status;

@@ -306,5 +306,131 @@ expect "--fast-budget=0: status 2" 2
 expect_err "--fast-budget=0: says what it takes" \
     "cnnc: error: --fast-budget needs a size in KiB from 1 to 1073741824, not '0'"
 
+# ---- --emit=inference and --emit=onnx: the checkpoint they read ---------------
+# safetensors FILE HEADER DATA_BYTES: a checkpoint with that JSON header
+# (padded with spaces to 8 bytes) and that many zero bytes of data.
+safetensors() {
+    h=$2
+    while [ $((${#h} % 8)) -ne 0 ]; do h="$h "; done
+    n=${#h}
+    printf "$(printf '\\%03o\\%03o\\%03o\\%03o' $((n & 255)) $((n >> 8 & 255)) $((n >> 16 & 255)) $((n >> 24 & 255)))\0\0\0\0" >"$1"
+    printf '%s' "$h" >>"$1"
+    head -c "$3" /dev/zero >>"$1"
+}
+printf 'Input(2)\nD: Dense(n=2)\nSoftmax\n' >"$tmp/tiny.net"
+w='"D.weight":{"dtype":"F32","shape":[2,2],"data_offsets":[0,16]}'
+b='"D.bias":{"dtype":"F32","shape":[2],"data_offsets":[16,24]}'
+safetensors "$tmp/good.st" "{$w,$b}" 24
+run --emit=inference --weights "$tmp/good.st" "$tmp/tiny.net" -o "$tmp/tiny.c"
+expect "--emit=inference: status 0" 0
+if grep -F 'int tiny_predict(const float *input, float *output, void *work)' "$tmp/tiny.c" >/dev/null; then
+    ok "--emit=inference: NAME_predict named after the model"
+else
+    not_ok "--emit=inference: NAME_predict named after the model"
+fi
+run --emit=inference --weights "$tmp/good.st" --prefix digits "$tmp/tiny.net" -o "$tmp/tiny.c"
+if grep -F '#define digits_WORK_BYTES' "$tmp/tiny.c" >/dev/null; then
+    ok "--prefix: names the interface"
+else
+    not_ok "--prefix: names the interface"
+fi
+run --emit=onnx --weights "$tmp/good.st" "$tmp/tiny.net" -o "$tmp/tiny.onnx"
+expect "--emit=onnx: status 0" 0
+run --emit=inference "$tmp/tiny.net" -o "$tmp/tiny.c"
+expect "--emit=inference without --weights: status 2" 2
+expect_err "--emit=inference without --weights: says so" \
+    "cnnc: error: --emit=inference needs the trained weights: --weights CKPT"
+run --weights "$tmp/good.st" "$tmp/tiny.net" -o "$tmp/tiny.c"
+expect "--weights with a trainer: status 2" 2
+expect_err "--weights with a trainer: says so" \
+    "cnnc: error: --weights goes with --emit=inference or --emit=onnx"
+run --emit=inference --weights "$tmp/good.st" --prefix 9lives "$tmp/tiny.net" -o "$tmp/tiny.c"
+expect "--prefix 9lives: status 2" 2
+expect_err "--prefix 9lives: says what it takes" \
+    "cnnc: error: --prefix needs a C name ([A-Za-z_][A-Za-z0-9_]*, at most 64 characters), not '9lives'"
+run --emit=onnx --weights "$tmp/good.st" --prefix p "$tmp/tiny.net" -o "$tmp/tiny.onnx"
+expect "--prefix with onnx: status 2" 2
+expect_err "--prefix with onnx: says so" "cnnc: error: --prefix goes with --emit=inference"
+# bad checkpoint: ckpt_case NAME FILE MESSAGE: status 1, the message, no output
+ckpt_case() {
+    rm -f "$tmp/bad.c"
+    run --emit=inference --weights "$2" "$tmp/tiny.net" -o "$tmp/bad.c"
+    expect "$1: status 1" 1
+    expect_err "$1: says why" "$3"
+    if [ -e "$tmp/bad.c" ]; then not_ok "$1: no output file"; else ok "$1: no output file"; fi
+}
+ckpt_case "missing checkpoint" "$tmp/none.st" \
+    "cnnc: error: $tmp/none.st: cannot open: No such file or directory"
+safetensors "$tmp/other.st" "{$w,$b,\"E.weight\":{\"dtype\":\"F32\",\"shape\":[1],\"data_offsets\":[24,28]}}" 28
+ckpt_case "a checkpoint of another network" "$tmp/other.st" \
+    "cnnc: error: $tmp/other.st: unexpected tensor E.weight: the model tiny has no such parameter"
+safetensors "$tmp/shape.st" "{\"D.weight\":{\"dtype\":\"F32\",\"shape\":[3,2],\"data_offsets\":[0,24]},\"D.bias\":{\"dtype\":\"F32\",\"shape\":[2],\"data_offsets\":[24,32]}}" 32
+ckpt_case "a mis-shaped tensor" "$tmp/shape.st" \
+    "cnnc: error: $tmp/shape.st: tensor D.weight has shape [3, 2]; the model tiny expects [2, 2]"
+safetensors "$tmp/missing.st" "{$w}" 16
+ckpt_case "a missing tensor" "$tmp/missing.st" \
+    "cnnc: error: $tmp/missing.st: missing tensor D.bias (shape [2]) of the model tiny"
+head -c 30 "$tmp/good.st" >"$tmp/cut.st"
+ckpt_case "a truncated checkpoint" "$tmp/cut.st" \
+    "cnnc: error: $tmp/cut.st: the header length 128 (bytes 0-7) runs past the end of the file (30 bytes); not a safetensors file, or truncated"
+run --emit=onnx --weights "$tmp/good.st" "$tmp/tiny.net" -o "$tmp/no/such/dir/tiny.onnx"
+expect "--emit=onnx to an unwritable place: status 2" 2
+
+# ---- --quantize=int8 --calibrate X --------------------------------------------
+# npy FILE SHAPE BYTES: a float32 .npy of that shape (a Python tuple) holding
+# BYTES zero bytes
+npy() {
+    h="{'descr': '<f4', 'fortran_order': False, 'shape': $2, }"
+    while [ $(((10 + ${#h} + 1) % 64)) -ne 0 ]; do h="$h "; done
+    n=$((${#h} + 1))
+    printf "\223NUMPY\001\000$(printf '\\%03o\\%03o' $((n & 255)) $((n >> 8)))" >"$1"
+    printf '%s\n' "$h" >>"$1"
+    head -c "$3" /dev/zero >>"$1"
+}
+npy "$tmp/calib.npy" "(4, 2)" 32
+run --emit=inference --weights "$tmp/good.st" --quantize=int8 --calibrate "$tmp/calib.npy" \
+    "$tmp/tiny.net" -o "$tmp/tiny8.c"
+expect "--quantize=int8: status 0" 0
+expect_err "--quantize=int8: reports the calibration" \
+    "cnnc: int8 calibration on 4 samples of $tmp/calib.npy: scale = max |x| / 127 per tensor"
+expect_err "--quantize=int8: reports each layer's scales" "cnnc: int8 D: Dense, input scale"
+run --emit=inference --weights "$tmp/good.st" --quantize=int8 "$tmp/tiny.net" -o "$tmp/tiny8.c"
+expect "--quantize without --calibrate: status 2" 2
+expect_err "--quantize without --calibrate: says so" \
+    "cnnc: error: --quantize=int8 needs samples to calibrate on: --calibrate X"
+run --emit=inference --weights "$tmp/good.st" --quantize=int4 --calibrate "$tmp/calib.npy" \
+    "$tmp/tiny.net" -o "$tmp/tiny8.c"
+expect "--quantize=int4: status 2" 2
+expect_err "--quantize=int4: says what it takes" "cnnc: error: --quantize takes int8, not 'int4'"
+run --emit=onnx --weights "$tmp/good.st" --quantize=int8 --calibrate "$tmp/calib.npy" \
+    "$tmp/tiny.net" -o "$tmp/tiny.onnx"
+expect "--quantize with onnx: status 2" 2
+expect_err "--quantize with onnx: says so" "cnnc: error: --quantize goes with --emit=inference"
+# calib_case NAME FILE MESSAGE: status 1, the message, no output
+calib_case() {
+    rm -f "$tmp/bad8.c"
+    run --emit=inference --weights "$tmp/good.st" --quantize=int8 --calibrate "$2" \
+        "$tmp/tiny.net" -o "$tmp/bad8.c"
+    expect "$1: status 1" 1
+    expect_err "$1: says why" "$3"
+    if [ -e "$tmp/bad8.c" ]; then not_ok "$1: no output file"; else ok "$1: no output file"; fi
+}
+npy "$tmp/wide.npy" "(4, 3)" 48
+calib_case "calibration data of the wrong shape" "$tmp/wide.npy" \
+    "cnnc: error: --calibrate: $tmp/wide.npy: inputs of shape 4 x 3 do not fit the model tiny: expected N x 2"
+npy "$tmp/empty.npy" "(0, 2)" 0
+calib_case "empty calibration data" "$tmp/empty.npy" \
+    "cnnc: error: --calibrate: $tmp/empty.npy: holds no samples (shape 0 x 2)"
+printf 'Input(2)\nD: Dense(n=2)\nSigmoid\nTrain(loss=mse)\n' >"$tmp/sig.net"
+rm -f "$tmp/sig8.c"
+run --emit=inference --weights "$tmp/good.st" --quantize=int8 --calibrate "$tmp/calib.npy" \
+    "$tmp/sig.net" -o "$tmp/sig8.c"
+expect "int8 of a Sigmoid: status 1" 1
+expect_err "int8 of a Sigmoid: says it is not supported" \
+    "cnnc: error: $tmp/sig.net:3: --quantize=int8 does not support Sigmoid yet"
+if [ -e "$tmp/sig8.c" ]; then not_ok "int8 of a Sigmoid: no output file"; else ok "int8 of a Sigmoid: no output file"; fi
+calib_case "missing calibration data" "$tmp/none.npy" \
+    "cnnc: error: --calibrate: $tmp/none.npy: cannot open: No such file or directory"
+
 echo "cli: $pass passed, $fail failed"
 [ $fail -eq 0 ]

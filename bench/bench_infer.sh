@@ -1,0 +1,47 @@
+#!/bin/sh
+# bench_infer.sh: batch-1 latency of the inference C (float and int8)
+# against ONNX Runtime on the ONNX export, one thread, for every model
+# (make bench-infer). Each model's trainer (reference kernels) takes one
+# step on cnnc-data blobs to have a checkpoint; the latencies do not depend
+# on the values. Each figure is the median of BENCH_RUNS calls after a
+# warm-up. Timings are not tests: make check never runs this.
+#
+# Environment: CNNC, CNNC_DATA, RT_BUILDDIR, srcdir, CC, BENCH_CFLAGS,
+# BENCH_RUNS, ORT_NODE_DIR; BENCH_NETS (the .net files).
+set -u
+work=${BENCH_WORK:-bench/infer}
+mkdir -p "$work"
+work=$(cd "$work" && pwd)   # #include "..." of a relative path is from infer_run.c
+runs=${BENCH_RUNS:-2000}
+echo "load: $(uptime | sed 's/.*load average: //')"
+printf '%-16s %12s %12s %12s\n' model "float (us)" "int8 (us)" "ORT (us)"
+for net in $BENCH_NETS; do
+    name=$(basename "$net" .net)
+    d="$work/$name"
+    mkdir -p "$d"
+    if ! { "$CNNC" --kernels=reference "$net" -o "$d/t.c" 2>/dev/null &&
+           $CC -O1 -I"$srcdir/runtime" "$d/t.c" "$RT_BUILDDIR/libcnnrt.a" -lm -pthread -o "$d/t"; }; then
+        printf '%-16s %12s\n' "$name" "(no trainer)"
+        continue
+    fi
+    shape=$("$d/t" summary | sed -n '1s/.*: input \([0-9x]*\),.*/\1/p')
+    "$CNNC_DATA" blobs --out "$d/data" --shape "$shape" --classes 2 --train 64 --test 8 \
+        --seed 1 --dtype float32 >/dev/null 2>&1
+    "$d/t" train --data "$d/data/train-images.npy" --labels "$d/data/train-labels.npy" \
+        --steps 1 --batch 1 --threads 1 --save "$d/w.st" >/dev/null 2>&1
+    x="$d/data/test-images.npy"
+    f=- q=- o=-
+    if "$CNNC" --emit=inference --weights "$d/w.st" --prefix net "$net" -o "$d/f.c" 2>/dev/null &&
+       $CC $BENCH_CFLAGS -DINFER_C="\"$d/f.c\"" "$srcdir/tests/infer_run.c" -lm -o "$d/f"; then
+        f=$("$d/f" "$x" --bench "$runs")
+    fi
+    if "$CNNC" --emit=inference --weights "$d/w.st" --prefix net --quantize=int8 \
+            --calibrate "$d/data/train-images.npy" "$net" -o "$d/q.c" 2>/dev/null &&
+       $CC $BENCH_CFLAGS -DINFER_C="\"$d/q.c\"" "$srcdir/tests/infer_run.c" -lm -o "$d/q"; then
+        q=$("$d/q" "$x" --bench "$runs")
+    fi
+    if "$CNNC" --emit=onnx --weights "$d/w.st" "$net" -o "$d/m.onnx" 2>/dev/null; then
+        o=$(node "$srcdir/tests/onnx_run.js" "$d/m.onnx" "$x" --bench "$runs" 2>/dev/null) || o=-
+    fi
+    printf '%-16s %12s %12s %12s\n' "$name" "$f" "$q" "$o"
+done
