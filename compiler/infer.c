@@ -784,9 +784,35 @@ static const char *tensor_ref(const Plan *p, const Network *n, int t, char *buf,
 {
     int r = p->root[t];
     if (r == INPUT_TENSOR)
-        return "input";
+        return "in";
     snprintf(buf, size, "a + %" PRId64, p->at[n->tensors[r].producer].off);
     return buf;
+}
+
+/* "const float *in": the input, or, for Input(mean=, std=), its copy
+ * normalised as the trainer does it: (x - mean[c]) / std[c] in float. */
+static void emit_normalise(Emitter *e, const Network *n, const char *P)
+{
+    if (!n->norm_channels) {
+        emit(e, "const float *in = input;");
+        return;
+    }
+    char mean[CNNC_MAX_LIST * 28] = "", std[CNNC_MAX_LIST * 28] = "";
+    size_t um = 0, us = 0;
+    for (int c = 0; c < n->norm_channels; c++) {
+        um += (size_t)snprintf(mean + um, sizeof mean - um, "%s%.9gf", c ? ", " : "",
+                               (double)(float)n->input_mean[c]);
+        us += (size_t)snprintf(std + us, sizeof std - us, "%s%.9gf", c ? ", " : "",
+                               (double)(float)n->input_std[c]);
+    }
+    emit(e, "/* Input(mean=, std=): (x - mean[c]) / std[c], as the trainer */");
+    emit(e, "static const float mean[%d] = {%s};", n->norm_channels, mean);
+    emit(e, "static const float std[%d] = {%s};", n->norm_channels, std);
+    emit(e, "static float %s_normal[%s_INPUT_SIZE];", P, P);
+    emit(e, "for (int j = 0; j < %s_INPUT_SIZE; j++)", P);
+    emit(e, "    %s_normal[j] = (input[j] - mean[j %% %d]) / std[j %% %d];", P, n->norm_channels,
+         n->norm_channels);
+    emit(e, "const float *in = %s_normal;", P);
 }
 
 static void emit_predict(Emitter *e, const Network *n, const Plan *p, const InferOptions *o)
@@ -798,6 +824,7 @@ static void emit_predict(Emitter *e, const Network *n, const Plan *p, const Infe
     emit(e, "{");
     emit(e, "float *a = work ? (float *)work : %s_arena;", P);
     emit(e, "(void)a;");
+    emit_normalise(e, n, P);
     for (int i = 0; i < n->nlayers; i++) {
         const Layer *l = &n->layers[i];
         if (p->at[i].op == OP_ALIAS) {

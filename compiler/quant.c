@@ -176,7 +176,7 @@ static double *read_samples(const Network *n, const char *path, int64_t *count)
     }
     rt_data d;
     rt_prog = "cnnc";
-    if (rt_data_load(&d, &m, path, NULL, false) != 0) {
+    if (rt_data_load(&d, &m, path, NULL, false, NULL) != 0) {
         fprintf(stderr, "cnnc: error: --calibrate: %s\n", rt_errmsg());
         return NULL;
     }
