@@ -341,7 +341,7 @@ int main(int argc, char **argv)
      * int8 writers do not apply it yet, so they refuse rather than write a
      * model that reads its input differently from the trainer. */
     if (net->norm_channels && (o.int8 || (o.mode == MODE_EMIT && o.emit == OUTPUT_ONNX))) {
-        fprintf(stderr, "cnnc: error: %s: Input(mean=, std=) is not supported by %s yet; "
+        fprintf(stderr, "cnnc: error: %s: %s does not support Input(mean=, std=) yet; "
                 "--emit=inference (float) applies it\n", src->name,
                 o.int8 ? "--quantize=int8" : "--emit=onnx");
         network_free(net);
