@@ -6,7 +6,8 @@
 # BENCH_REPS times and keeps the repetition with the median time; the seed
 # network also on 1 thread. Where a Python with torch and numpy is found,
 # bench/torch_bench.py times the same training step in PyTorch (NCHW and
-# channels_last, the faster kept). Prints one table, and writes it as
+# channels_last, the faster kept), once its network's parameter count is
+# the trainer's (its summary). Prints one table, and writes it as
 # Markdown to BENCH_RESULTS (atomically; left alone when a run failed).
 #
 # Environment (make bench sets it):
