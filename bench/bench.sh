@@ -6,7 +6,8 @@
 # BENCH_REPS times and keeps the repetition with the median time; the seed
 # network also on 1 thread. Where a Python with torch and numpy is found,
 # bench/torch_bench.py times the same training step in PyTorch (NCHW and
-# channels_last, the faster kept). Prints one table, and writes it as
+# channels_last, the faster kept), once its network's parameter count is
+# the trainer's (its summary). Prints one table, and writes it as
 # Markdown to BENCH_RESULTS (atomically; left alone when a run failed).
 #
 # Environment (make bench sets it):
@@ -153,7 +154,9 @@ run_ours() {
 }
 
 # run_torch NET THREADS STEPS WARMUP LAYOUT...: each layout in its own process;
-# sets tms, tlayout, trss of the fastest, or "-".
+# sets tms, tlayout, trss of the fastest, or "-". A run whose network has
+# another parameter count than the trainer's (params, when known) is not the
+# same network: its time is left out and the benchmark counts as failed.
 run_torch() {
     tms=- tlayout=- trss=-
     [ -n "$py" ] || return 0
@@ -163,6 +166,13 @@ run_torch() {
         if ! out=$(LD_LIBRARY_PATH=$torch_ld "$py" "$BENCH_TORCH" "$net" --threads "$th" --steps "$st" --warmup "$wu" \
             --reps "$REPS" --layout "$layout" 2>&1); then
             note "bench.sh: torch_bench.py $net --layout $layout failed: $(printf '%s\n' "$out" | tail -n 3)"
+            continue
+        fi
+        tparams=$(printf '%s\n' "$out" | sed -n 's/^params //p')
+        if [ -n "$params" ] && [ "$tparams" != "$params" ]; then
+            note "bench.sh: torch_bench.py built $net with ${tparams:-no} parameters, the trainer has $params;"
+            note "bench.sh: not the same network, so its PyTorch time is left out"
+            failed=1
             continue
         fi
         line=$(printf '%s\n' "$out" | grep '^median ')
@@ -184,6 +194,9 @@ for net in $BENCH_NETS; do
         failed=1
         continue
     fi
+    # The trainer's parameter count (its summary's total), for run_torch.
+    params=$("$BENCH_BIN/$name" summary 2>/dev/null |
+        awk '$1 == "total" { gsub(",", "", $2); print $2; exit }')
     # Steps per repetition: BENCH_STEPS, or from one probe step.
     st=$STEPS
     if [ -z "$st" ]; then
@@ -220,7 +233,7 @@ for net in $BENCH_NETS; do
                 run_torch "$net" "$th" "$st" "$wu" "$best_layout"
             else
                 # shellcheck disable=SC2086
-            run_torch "$net" "$th" "$st" "$wu" $layouts
+                run_torch "$net" "$th" "$st" "$wu" $layouts
             fi
             pk=$peak1
         fi
@@ -270,6 +283,8 @@ table text
 echo
 echo "ms/step: median step time (the median repetition of $REPS); % FMA peak: GFLOP/s over the"
 echo "probe's peak at the same thread count; PyTorch/ours above 1: cnnc is faster."
+echo "Both sides time a step at Train's lr, without its schedule, augmentation, label"
+echo "smoothing or clipping (bench/README.md)."
 [ -n "$torch_blas" ] && echo "PyTorch's BLAS (its Dense layers): $torch_blas"
 # Debian's reference BLAS lives in .../blas/ (OpenBLAS in .../openblas-*/).
 reference_blas=
@@ -321,7 +336,9 @@ if [ -n "$RESULTS" ]; then
             echo "ms/step is the median step time of the median repetition (of $REPS); % FMA"
             echo "peak is GFLOP/s over the probe's peak at the same thread count;"
             echo "PyTorch/ours above 1 means cnnc is faster; 1T/${THREADS}T time is the"
-            echo "1-thread step time over the ${THREADS}-thread one."
+            echo "1-thread step time over the ${THREADS}-thread one. Both sides time a step"
+            echo "at Train's lr, without its schedule, augmentation, label smoothing or"
+            echo "clipping."
         } >"$tmp"
         if [ -s "$tmp" ] && mv -f "$tmp" "$RESULTS"; then
             echo "== wrote $RESULTS"
