@@ -40,7 +40,10 @@ double rt_train_step(cnnrt_ctx *ctx, int n, const void *x, const int32_t *labels
     ctx->training = 1;
     if (m->train_step) {
         ctx->step++;
-        return m->train_step(ctx, n, x, labels, targets);
+        rt_group_split(true);
+        double loss = m->train_step(ctx, n, x, labels, targets);
+        rt_group_split(false);
+        return loss;
     }
     m->forward(ctx, n, x);
     double loss = m->loss(ctx, n, labels, targets);
@@ -57,7 +60,10 @@ double rt_train_step_bytes(cnnrt_ctx *ctx, int n, const uint8_t *x, const int32_
 {
     ctx->training = 1;
     ctx->step++;
-    return ctx->model->train_step_bytes(ctx, n, x, labels, targets);
+    rt_group_split(true);
+    double loss = ctx->model->train_step_bytes(ctx, n, x, labels, targets);
+    rt_group_split(false);
+    return loss;
 }
 
 /* A batch's buffers: its inputs in the model's reals (x), or as bytes (x8)
@@ -166,7 +172,7 @@ static void progress_draw(Progress *p, int64_t step, int64_t steps, double loss,
                           double acc, double ips, double eta, bool force)
 {
     double now = rt_now();
-    if (!p->tty || (!force && now - p->last_draw < 0.1))
+    if (!p->tty || !rt_group_leader() || (!force && now - p->last_draw < 0.1))
         return;
     p->last_draw = now;
     enum { WIDTH = 24 };
@@ -239,6 +245,24 @@ static int log_epoch(FILE *log, const char *path, int64_t epoch, int64_t step, d
     return log_flush(log, path);
 }
 
+/* The line that closes an epoch. */
+static void print_epoch(const Progress *p, int64_t epoch, int64_t step, double tl, double ta,
+                        bool has_val, double vl, double va, double ips, double elapsed)
+{
+    if (p->tty)
+        fprintf(stderr, "\r\033[K");
+    fprintf(stderr, "epoch %lld/%lld  step %lld  loss %.4f", (long long)epoch,
+            (long long)p->epochs, (long long)step, tl);
+    if (ta >= 0)
+        fprintf(stderr, "  acc %.2f%%", 100 * ta);
+    if (has_val) {
+        fprintf(stderr, "  val_loss %.4f", vl);
+        if (va >= 0)
+            fprintf(stderr, "  val_acc %.2f%%", 100 * va);
+    }
+    fprintf(stderr, "  %.0f img/s  %.1f s\n", ips, elapsed);
+}
+
 /* ---- the loop ----------------------------------------------------------------- */
 
 void rt_nonfinite_where(const cnnrt_ctx *ctx, char *buf, size_t size)
@@ -254,6 +278,8 @@ void rt_nonfinite_where(const cnnrt_ctx *ctx, char *buf, size_t size)
 static int report_divergence(const cnnrt_ctx *ctx, int64_t step, int64_t epoch,
                              const char *what, const char *save, int64_t saved_epoch)
 {
+    if (!rt_group_leader())     /* every rank diverges alike; one says so */
+        return RT_FAIL;
     char kept[512];
     if (save && saved_epoch > 0)
         snprintf(kept, sizeof kept, "%s keeps the checkpoint of epoch %lld", save,
@@ -286,6 +312,60 @@ static int load_data(rt_data *d, const cnnrt_model *m, const char *x, const char
     return rc == -2 ? RT_USAGE : RT_FAIL;
 }
 
+/* What every process of a run must agree on (rt_group_agree): the flags
+ * that shape the training (not paths, nor --threads) and the state it
+ * starts from; and the data, byte for byte. */
+static uint64_t flags_hash(const rt_opts *o, const cnnrt_ctx *ctx)
+{
+    const cnnrt_model *m = ctx->model;
+    struct {
+        int64_t epochs, steps, batch, optimizer, no_shuffle, has_val;
+        double lr, momentum, beta1, beta2, eps, decay, val_split;
+        uint64_t seed, source;
+    } f;
+    memset(&f, 0, sizeof f);
+    f.epochs = o->epochs;
+    f.steps = o->steps;
+    f.batch = o->batch;
+    f.optimizer = o->optimizer;
+    f.no_shuffle = o->no_shuffle;
+    f.has_val = o->val_data != NULL;
+    f.lr = o->lr;
+    f.momentum = o->momentum;
+    f.beta1 = o->beta1;
+    f.beta2 = o->beta2;
+    f.eps = o->eps;
+    f.decay = o->decay;
+    f.val_split = o->val_split;
+    f.seed = o->seed;
+    f.source = m->source_hash;
+    size_t reals = (size_t)m->param_count * (size_t)m->real_size;
+    uint64_t h = rt_hash(0xcbf29ce484222325ull, &f, sizeof f);
+    h = rt_hash(h, ctx->params, reals);
+    if (ctx->opt_state)
+        h = rt_hash(h, ctx->opt_state, (size_t)cnnrt_opt_slots(ctx->optimizer) * reals);
+    if (ctx->buffers)
+        h = rt_hash(h, ctx->buffers, m->buffer_bytes);
+    return h;
+}
+
+static uint64_t data_hash(const rt_data *d, const rt_data *val)
+{
+    uint64_t h = 0xcbf29ce484222325ull;
+    const rt_file *files[] = {&d->xf, &d->yf, &val->xf, &val->yf};
+    for (size_t i = 0; i < sizeof files / sizeof files[0]; i++) {
+        h = rt_hash(h, &files[i]->size, sizeof files[i]->size);
+        if (files[i]->data)
+            h = rt_hash(h, files[i]->data, files[i]->size);
+    }
+    return h;
+}
+
+/* On several processes (MPI), every rank trains alike (each its share of
+ * every step) and knows the same losses and parameters, so every decision
+ * below is the same on all; rank 0 alone prints, logs and saves. A failure
+ * before the ranks agree to run is agreed on (rt_group_agree); one after,
+ * on one rank only, ends them all (rt_group_abort). */
 int rt_cmd_train(const cnnrt_model *m, const rt_opts *o)
 {
     rt_data data, val;
@@ -294,15 +374,16 @@ int rt_cmd_train(const cnnrt_model *m, const rt_opts *o)
     FILE *log = NULL;
     int64_t *order = NULL;
     int rc = RT_FAIL;
+    bool agreed = false, leader = rt_group_leader();
     memset(&val, 0, sizeof val);
     memset(&ctx, 0, sizeof ctx);
     memset(&b, 0, sizeof b);
 
     if ((rc = load_data(&data, m, o->data, o->labels)) != RT_OK)
-        return rc;
+        return rt_group_agree(m, rc, 0, 0);
     if (o->val_data && (rc = load_data(&val, m, o->val_data, o->val_labels)) != RT_OK) {
         rt_data_free(&data);
-        return rc;
+        return rt_group_agree(m, rc, 0, 0);
     }
     rc = RT_FAIL;
     int64_t n_val = 0;
@@ -317,9 +398,9 @@ int rt_cmd_train(const cnnrt_model *m, const rt_opts *o)
         }
     }
     int64_t n_train = data.n - n_val;
-    if (o->save && rt_check_writable(o->save, "--save") != 0)
+    if (leader && o->save && rt_check_writable(o->save, "--save") != 0)
         goto fail;
-    if (o->log && rt_check_writable(o->log, "--log") != 0)
+    if (leader && o->log && rt_check_writable(o->log, "--log") != 0)
         goto fail;
     if (cnnrt_ctx_init(&ctx, m, o->optimizer, (int)o->threads) != 0)
         goto fail;
@@ -339,7 +420,11 @@ int rt_cmd_train(const cnnrt_model *m, const rt_opts *o)
     int batch = (int)o->batch;
     if (batch_alloc(&b, m, batch, rt_data_bytes(&data, m)) != 0 || !(order = rt_calloc((size_t)n_train, sizeof *order)))
         goto fail;
-    if (o->log && !(log = log_open(o->log)))
+    agreed = true;
+    if ((rc = rt_group_agree(m, RT_OK, flags_hash(o, &ctx), data_hash(&data, &val))) != RT_OK)
+        goto out;
+    rc = RT_FAIL;
+    if (leader && o->log && !(log = log_open(o->log)))
         goto fail;
 
     cnnrt_rng shuffle;
@@ -350,7 +435,7 @@ int rt_cmd_train(const cnnrt_model *m, const rt_opts *o)
     int64_t epochs = (total + per_epoch - 1) / per_epoch;
     int64_t done = 0, saved_epoch = 0;
     Progress prog = {isatty(2) != 0, 0, 0, epochs};
-    if (!o->save)
+    if (!o->save && leader)
         fprintf(stderr, "%s: note: no --save given; the trained parameters will not be "
                 "kept\n", rt_prog);
 
@@ -416,18 +501,8 @@ int rt_cmd_train(const cnnrt_model *m, const rt_opts *o)
             if (ev != 0)
                 goto fail;
         }
-        if (prog.tty)
-            fprintf(stderr, "\r\033[K");
-        fprintf(stderr, "epoch %lld/%lld  step %lld  loss %.4f", (long long)epoch,
-                (long long)epochs, (long long)ctx.step, tl);
-        if (ta >= 0)
-            fprintf(stderr, "  acc %.2f%%", 100 * ta);
-        if (has_val) {
-            fprintf(stderr, "  val_loss %.4f", vl);
-            if (va >= 0)
-                fprintf(stderr, "  val_acc %.2f%%", 100 * va);
-        }
-        fprintf(stderr, "  %.0f img/s  %.1f s\n", ips, elapsed);
+        if (leader)
+            print_epoch(&prog, epoch, ctx.step, tl, ta, has_val, vl, va, ips, elapsed);
         if (log && log_epoch(log, o->log, epoch, ctx.step, tl, ta, has_val, vl, va, ips) != 0)
             goto fail;
         if (o->save) {
@@ -437,18 +512,22 @@ int rt_cmd_train(const cnnrt_model *m, const rt_opts *o)
                                        saved_epoch);
                 goto out;
             }
-            if (rt_ckpt_save(&ctx, o->save) != 0)
+            if (leader && rt_ckpt_save(&ctx, o->save) != 0)
                 goto fail;
             saved_epoch = epoch;
         }
     }
-    if (o->save)
+    if (o->save && leader)
         fprintf(stderr, "saved %s (step %lld)\n", o->save, (long long)ctx.step);
     rc = RT_OK;
     goto out;
 fail:
     rt_print_error();
     rc = RT_FAIL;
+    if (!agreed)
+        rc = rt_group_agree(m, rc, 0, 0);
+    else if (rt_group_size() > 1)
+        rt_group_abort(rc);
 out:
     if (log && log_close(log, o->log) != 0 && rc == RT_OK) {
         rt_print_error();
