@@ -28,7 +28,8 @@ int rt_cmd_bench(const cnnrt_model *m, const rt_opts *o)
         rc = RT_FAIL;
     }
     /* on several processes (MPI), they share each step as in train */
-    if ((rc = rt_group_agree(m, rc, (uint64_t)batch, (uint64_t)steps)) != RT_OK) {
+    int64_t shape[2] = {batch, steps};
+    if ((rc = rt_group_agree(m, rc, rt_hash(0, shape, sizeof shape), 0)) != RT_OK) {
         cnnrt_ctx_free(&ctx);
         return rc;
     }

@@ -2,8 +2,9 @@
 # mpi.sh: data-parallel training on two processes (mpirun, libcnnrt_mpi).
 #
 # For every tests/nets/*.net, compiled so that a step has two lanes
-# (cnnc --micro-batch, half the batch): the checkpoint of 3 steps on two
-# processes is bitwise the one of a single process of the same trainer.
+# (cnnc --micro-batch, half the batch): the checkpoint of an epoch on two
+# processes (with validation, a short last batch) is bitwise the one of a
+# single process of the same trainer, and only one prints.
 # Then the faults: a rank killed with SIGKILL mid-run ends the whole run
 # well within 30 s and leaves the last checkpoint; ranks given other flags
 # or other data, or more processes than lanes, are refused with a message
@@ -69,8 +70,9 @@ for net in "$srcdir"/tests/nets/*.net; do
     classes=$((outs < 4 ? outs : 4))
     d="$work/data_$name"
     "$RT_BUILDDIR/cnnc-data" blobs --out "$d" --shape "$shape" --classes "$classes" \
-        --train 40 --test 8 --seed 9 >/dev/null 2>&1 || { fail "cnnc-data for $name"; continue; }
-    set -- train --data "$d/train-images.npy" --labels "$d/train-labels.npy" --steps 3 \
+        --train 42 --test 8 --seed 9 >/dev/null 2>&1 || { fail "cnnc-data for $name"; continue; }
+    # an epoch of 34 samples: the last batch may leave the second lane empty
+    set -- train --data "$d/train-images.npy" --labels "$d/train-labels.npy" --epochs 1 \
         --threads 1 --val-split 0.2
     if "$t" "$@" --save "$t.one.st" >"$t.one.log" 2>&1 &&
        mpirun_ -np 2 "$t" "$@" --save "$t.two.st" >"$t.two.log" 2>&1; then
