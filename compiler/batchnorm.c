@@ -351,6 +351,9 @@ static void bn_combine(Emitter *e, const LayerCode *c)
             "the running statistics */", g.L);
     emit(e, "static void %s_combine(cnnrt_ctx *ctx, int n)", g.L);
     emit(e, "{");
+    emit(e, "cnnrt_share_lanes(ctx, n, %s_SCRATCH + %d * %" PRId64 " * sizeof(double), "
+            "2 * %" PRId64 " * sizeof(double)); /* from the lanes of other processes */",
+         g.L, BN_LANE_MEAN, g.c, g.c);
     emit(e, "/* merged into lane 0's slots of the batch's mean and (for now) sum of squares */");
     emit(e, "double *st0 = (double *)((char *)ctx->workspace + %s_SCRATCH);", g.L);
     emit(e, "double *mean = st0 + %d * %" PRId64 ", *m2 = st0 + %d * %" PRId64 ", counted = 0;",
@@ -435,6 +438,9 @@ static void bn_bcombine(Emitter *e, const LayerCode *c)
          g.L);
     emit(e, "static void %s_bcombine(cnnrt_ctx *ctx, int n)", g.L);
     emit(e, "{");
+    emit(e, "cnnrt_share_lanes(ctx, n, %s_SCRATCH + %d * %" PRId64 " * sizeof(double), "
+            "2 * %" PRId64 " * sizeof(double)); /* from the lanes of other processes */",
+         g.L, BN_LANE_DY, g.c, g.c);
     emit(e, "/* added into lane 0's slots of the batch's means, then divided */");
     emit(e, "double *st0 = (double *)((char *)ctx->workspace + %s_SCRATCH);", g.L);
     emit(e, "double *sd = st0 + %d * %" PRId64 ", *sx = st0 + %d * %" PRId64 ";", BN_MEAN_DY, g.c,

@@ -748,6 +748,15 @@ static void emit_step_micro(Emitter *e, const MemPlan *lay)
     emit_blank(e);
 }
 
+/* On several processes (MPI): every lane's rows of the output (and of the
+ * logits a fused Softmax keeps), for the loss and the accuracy over the batch. */
+static void emit_share_outputs(Emitter *e, const Network *n)
+{
+    emit(e, "cnnrt_share_rows(ctx, n, FULL_OUT, sizeof(real) * OUTPUTS);");
+    if (network_fuses_softmax(n))
+        emit(e, "cnnrt_share_rows(ctx, n, FULL_LOGITS, sizeof(real) * OUTPUTS);");
+}
+
 /* One optimizer step on n samples, forward, loss and backward micro-batch by
  * micro-batch: the maps of one micro-batch live only until its backward. */
 static void emit_train_step(Emitter *e, const MemPlan *lay)
@@ -769,12 +778,15 @@ static void emit_train_step(Emitter *e, const MemPlan *lay)
     if (lay->phased) {
         emit_comment(e, "forward in phases, the loss over the batch, backward in phases");
         emit(e, "forward_phased(ctx, &job, call->key);");
+        emit_share_outputs(e, n);
         emit(e, "const double total = loss_rows(ctx, 0, n, n, labels, targets, "
                 "(real *)((char *)ctx->workspace + FULL_DY));");
         emit(e, "if (!isfinite(total)) return total;");
         emit(e, "backward_phased(ctx, &job, call->key);");
     } else {
         emit(e, "cnnrt_run_lanes(ctx, n, 1, call->key, step_micro, &job);");
+        emit(e, "cnnrt_share_lane_values(ctx, job.total);");
+        emit_share_outputs(e, n);
         emit(e, "double total = 0;");
         emit(e, "for (int l = 0; l < LANES; l++) total += job.total[l];");
         emit(e, "if (!isfinite(total)) return total;");

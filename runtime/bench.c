@@ -22,9 +22,16 @@ int rt_cmd_bench(const cnnrt_model *m, const rt_opts *o)
     int batch = o->batch_given ? (int)o->batch : m->max_batch;
     int64_t steps = o->steps ? o->steps : 10;
     cnnrt_ctx ctx;
+    int rc = RT_OK;
     if (cnnrt_ctx_init(&ctx, m, m->train.optimizer, (int)o->threads) != 0) {
         rt_print_error();
-        return RT_FAIL;
+        rc = RT_FAIL;
+    }
+    /* on several processes (MPI), they share each step as in train */
+    int64_t shape[2] = {batch, steps};
+    if ((rc = rt_group_agree(m, rc, rt_hash(0, shape, sizeof shape), 0)) != RT_OK) {
+        cnnrt_ctx_free(&ctx);
+        return rc;
     }
     rt_data d = {.x = {.dtype = RT_U8, .rank = 1, .dims = {batch}, .n = batch,
                        .row = m->input_size, .stride = (size_t)m->input_size},
@@ -38,7 +45,7 @@ int rt_cmd_bench(const cnnrt_model *m, const rt_opts *o)
     unsigned char *pixels = rt_calloc((size_t)batch * (size_t)m->input_size, 1);
     int64_t *idx = rt_calloc((size_t)batch, sizeof *idx);
     double *times = rt_calloc((size_t)steps, sizeof *times);
-    int rc = RT_FAIL;
+    rc = RT_FAIL;
     if (!x || !labels || !pixels || !idx || !times ||
         (m->loss_kind == CNNRT_MSE && !targets)) {
         rt_print_error();
@@ -69,14 +76,20 @@ int rt_cmd_bench(const cnnrt_model *m, const rt_opts *o)
         if (s >= o->warmup)
             times[s - o->warmup] = rt_now() - t0;
     }
+    rc = RT_OK;
+    if (!rt_group_leader())
+        goto out;
     qsort(times, (size_t)steps, sizeof *times, cmp_double);
     double med = steps % 2 ? times[steps / 2] : (times[steps / 2 - 1] + times[steps / 2]) / 2;
     struct rusage ru;
     getrusage(RUSAGE_SELF, &ru);
     printf("bench %s (%s): batch %d of uint8 inputs, %d thread%s, %lld steps after %lld "
-           "warm-up\n", m->name,
+           "warm-up", m->name,
            rs == 4 ? "f32" : "f64", batch, ctx.threads, ctx.threads == 1 ? "" : "s",
            (long long)steps, (long long)o->warmup);
+    if (rt_group_size() > 1)
+        printf(", %d processes", rt_group_size());
+    printf("\n");
     printf("median %.3f ms/step  %.1f images/s  %.2f GFLOP/s  peak RSS %.1f MiB\n",
            med * 1e3, batch / med, m->train_flops * batch / med / 1e9,
            ru.ru_maxrss / 1024.0);

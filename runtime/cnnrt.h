@@ -359,6 +359,21 @@ void cnnrt_run_lanes(cnnrt_ctx *ctx, int n, int zero, uint64_t key, cnnrt_micro_
 /* ctx->grads += the gradients of lanes 1.., in lane order. */
 void cnnrt_add_lanes(cnnrt_ctx *ctx);
 
+/* Several processes (a trainer linked with libcnnrt_mpi under mpirun): the
+ * lanes of a training step run on the processes that own them, and where
+ * the generated code reads what another lane computed, it first asks for
+ * it with these (in one process, or outside a training step, they return at
+ * once). n: the samples of the call.
+ * cnnrt_share_lanes: bytes [off, off + bytes) of every lane's workspace
+ * that holds a micro-batch, from the lane's owner to all;
+ * cnnrt_share_rows: each micro-batch's rows of a [n][row_bytes] buffer at
+ * byte off of the home workspace, from its lane's owner to all;
+ * cnnrt_share_lane_values: v[model->lanes], each lane's value from its owner.
+ * The lanes' gradients are shared inside cnnrt_add_lanes. */
+void cnnrt_share_lanes(cnnrt_ctx *ctx, int n, size_t off, size_t bytes);
+void cnnrt_share_rows(cnnrt_ctx *ctx, int n, size_t off, size_t row_bytes);
+void cnnrt_share_lane_values(cnnrt_ctx *ctx, double *v);
+
 /* The number of optimizer state slots: 0 sgd, 1 momentum/nesterov, 2 adam. */
 int cnnrt_opt_slots(cnnrt_optimizer opt);
 

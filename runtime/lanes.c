@@ -16,6 +16,8 @@
 typedef struct lanes_call {
     cnnrt_ctx *ctx;
     int n;                  /* samples in the call */
+    int first_lane;         /* the lanes this process runs start here */
+    int threads;            /* the threads a lane can count on */
     int zero;               /* the lanes' gradients start at zero */
     uint64_t key;
     cnnrt_micro_job *job;
@@ -41,14 +43,13 @@ static void run_lanes_body(void *arg, int lo, int hi)
     const lanes_call *c = arg;
     const cnnrt_model *m = c->ctx->model;
     int micros = (c->n + m->micro_batch - 1) / m->micro_batch;
-    int threads = c->ctx->threads / m->lanes;
-    for (int l = lo; l < hi; l++) {
+    for (int l = c->first_lane + lo; l < c->first_lane + hi; l++) {
         cnnrt_lane lane = {
             .home = c->ctx,
             .workspace = (char *)c->ctx->workspace + (size_t)l * m->lane_bytes,
             .grads = lane_grads(c->ctx, l),
             .index = l,
-            .threads = threads > 1 ? threads : 1,
+            .threads = c->threads,
             .key = c->key,
         };
         if (c->zero)
@@ -66,8 +67,11 @@ static void run_lanes_body(void *arg, int lo, int hi)
 void cnnrt_run_lanes(cnnrt_ctx *ctx, int n, int zero, uint64_t key, cnnrt_micro_job *job,
                      void *arg)
 {
-    lanes_call c = {ctx, n, zero, key, job, arg};
-    cnnrt_parallel(ctx, ctx->model->lanes, 1, run_lanes_body, &c);
+    int lo, hi;
+    rt_group_own_lanes(ctx->model, &lo, &hi);
+    int threads = ctx->threads / (hi - lo > 0 ? hi - lo : 1);
+    lanes_call c = {ctx, n, lo, threads > 1 ? threads : 1, zero, key, job, arg};
+    cnnrt_parallel(ctx, hi - lo, 1, run_lanes_body, &c);
 }
 
 /* g += the lane's gradients over [lo, hi), in the model's real type. */
@@ -93,9 +97,14 @@ static void add_body(void *arg, int lo, int hi)
     }
 }
 
+/* In a step the processes share, each lane's gradients come from its owner
+ * first; every process then adds them as one would. */
 void cnnrt_add_lanes(cnnrt_ctx *ctx)
 {
     const cnnrt_model *m = ctx->model;
+    if (rt_group_splits())
+        for (int l = 0; l < m->lanes; l++)
+            rt_comm_bcast(lane_grads(ctx, l), grad_bytes(m), rt_group_lane_owner(m, l));
     for (int l = 1; l < m->lanes; l++) {
         add_call c = {ctx->grads, lane_grads(ctx, l), m->real_size};
         cnnrt_parallel(ctx, (int)m->param_count, 4096, add_body, &c);

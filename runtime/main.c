@@ -127,6 +127,8 @@ void rt_init_buffers(cnnrt_ctx *ctx)
     }
 }
 
+static int run(const cnnrt_model *m, int argc, char **argv);
+
 static int summary(const cnnrt_model *m)
 {
     if (m->summary) {
@@ -155,7 +157,20 @@ static int summary(const cnnrt_model *m)
     return RT_OK;
 }
 
+/* Several processes (MPI) share train and bench; the other commands are
+ * rank 0's alone, the others wait for it at the end. */
 int cnnrt_main(const cnnrt_model *m, int argc, char **argv)
+{
+    if (rt_group_start(&argc, &argv) != 0) {
+        fprintf(stderr, "%s: error: cannot start MPI\n", argc > 0 ? argv[0] : "trainer");
+        return RT_FAIL;
+    }
+    int rc = run(m, argc, argv);
+    rt_group_end();
+    return rc;
+}
+
+static int run(const cnnrt_model *m, int argc, char **argv)
 {
     if (argc > 0 && argv[0]) {
         const char *slash = strrchr(argv[0], '/');
@@ -178,6 +193,8 @@ int cnnrt_main(const cnnrt_model *m, int argc, char **argv)
     }
     if (o.help)
         return rt_print_command_help(m, o.cmd);
+    if (!rt_group_leader() && o.cmd != RT_CMD_TRAIN && o.cmd != RT_CMD_BENCH)
+        return RT_OK;
     switch (o.cmd) {
     case RT_CMD_TRAIN: return rt_cmd_train(m, &o);
     case RT_CMD_EVAL: return rt_cmd_eval(m, &o);

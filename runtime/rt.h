@@ -429,4 +429,42 @@ int rt_model_check(const cnnrt_model *m);
  * variances 1, counts 0); cnnrt_init_params calls it. */
 void rt_init_buffers(cnnrt_ctx *ctx);
 
+/* ------------------------------------------------------------------------
+ * group.c: the processes that train together (MPI); comm_mpi.c or
+ * comm_none.c: their transport
+ */
+
+/* Starts the transport (MPI_Init); rank and size of this process. */
+int rt_group_start(int *argc, char ***argv);
+void rt_group_end(void);
+int rt_group_rank(void);
+int rt_group_size(void);
+/* Rank 0: the one that prints, logs and writes checkpoints. */
+bool rt_group_leader(void);
+/* Training steps shared by the ranks from now (on) or not (off); a no-op
+ * in one process. */
+void rt_group_split(bool on);
+bool rt_group_splits(void);
+/* The rank that runs lane l (this one when steps are not split). */
+int rt_group_lane_owner(const cnnrt_model *m, int l);
+/* The lanes [*lo, *hi) this rank runs. */
+void rt_group_own_lanes(const cnnrt_model *m, int *lo, int *hi);
+/* Every rank passes its status after setting up a run (RT_OK or its
+ * failure, already printed) and hashes of its flags and data; returns the
+ * run's status, the same on every rank: the worst, or RT_USAGE when flags
+ * or data differ or there are more ranks than lanes (rank 0 prints why). */
+int rt_group_agree(const cnnrt_model *m, int status, uint64_t flags, uint64_t data);
+/* Ends every process of the run with status (a failure on one rank only,
+ * after the ranks agreed to run: the others would wait for it forever). */
+void rt_group_abort(int status) __attribute__((noreturn));
+/* A 64-bit hash of size bytes, continuing from h (start with any constant). */
+uint64_t rt_hash(uint64_t h, const void *data, size_t size);
+
+int rt_comm_start(int *argc, char ***argv, int *rank, int *size);
+void rt_comm_bcast(void *buf, size_t bytes, int root);
+/* all[r*bytes ..] = rank r's mine, for every r. */
+void rt_comm_allgather(const void *mine, size_t bytes, void *all);
+void rt_comm_abort(int status) __attribute__((noreturn));
+void rt_comm_end(void);
+
 #endif /* CNNRT_RT_H */

@@ -41,7 +41,10 @@ double rt_train_step(cnnrt_ctx *ctx, int n, const void *x, const int32_t *labels
     ctx->training = 1;
     if (m->train_step) {
         ctx->step++;
-        return m->train_step(ctx, n, x, labels, targets);
+        rt_group_split(true);
+        double loss = m->train_step(ctx, n, x, labels, targets);
+        rt_group_split(false);
+        return loss;
     }
     m->forward(ctx, n, x);
     double loss = m->loss(ctx, n, labels, targets);
@@ -58,7 +61,10 @@ double rt_train_step_bytes(cnnrt_ctx *ctx, int n, const uint8_t *x, const int32_
 {
     ctx->training = 1;
     ctx->step++;
-    return ctx->model->train_step_bytes(ctx, n, x, labels, targets);
+    rt_group_split(true);
+    double loss = ctx->model->train_step_bytes(ctx, n, x, labels, targets);
+    rt_group_split(false);
+    return loss;
 }
 
 /* A batch's buffers: its inputs in the model's reals (x), or as bytes (x8)
@@ -167,7 +173,7 @@ static void progress_draw(Progress *p, int64_t step, int64_t steps, double loss,
                           double acc, double ips, double eta, bool force)
 {
     double now = rt_now();
-    if (!p->tty || (!force && now - p->last_draw < 0.1))
+    if (!p->tty || !rt_group_leader() || (!force && now - p->last_draw < 0.1))
         return;
     p->last_draw = now;
     enum { WIDTH = 24 };
@@ -251,10 +257,30 @@ void rt_nonfinite_where(const cnnrt_ctx *ctx, char *buf, size_t size)
         snprintf(buf, size, "every layer's outputs are finite, the loss is not");
 }
 
+/* The line that closes an epoch. */
+static void print_epoch(const Progress *p, int64_t epoch, int64_t step, double tl, double ta,
+                        bool has_val, double vl, double va, double ips, double elapsed)
+{
+    if (p->tty)
+        fprintf(stderr, "\r\033[K");
+    fprintf(stderr, "epoch %lld/%lld  step %lld  loss %.4f", (long long)epoch,
+            (long long)p->epochs, (long long)step, tl);
+    if (ta >= 0)
+        fprintf(stderr, "  acc %.2f%%", 100 * ta);
+    if (has_val) {
+        fprintf(stderr, "  val_loss %.4f", vl);
+        if (va >= 0)
+            fprintf(stderr, "  val_acc %.2f%%", 100 * va);
+    }
+    fprintf(stderr, "  %.0f img/s  %.1f s\n", ips, elapsed);
+}
+
 /* what: "the loss is nan", ... */
 static int report_divergence(const cnnrt_ctx *ctx, int64_t step, int64_t epoch,
                              const char *what, const char *save, int64_t saved_epoch)
 {
+    if (!rt_group_leader())     /* every rank diverges alike; one says so */
+        return RT_FAIL;
     char kept[512];
     if (save && saved_epoch > 0)
         snprintf(kept, sizeof kept, "%s keeps the checkpoint of epoch %lld", save,
@@ -303,6 +329,8 @@ static void on_sigint(int sig)
  * what a shell reports for a command ended by SIGINT. */
 static int stop_interrupted(cnnrt_ctx *ctx, const rt_opts *o, int64_t epoch)
 {
+    if (!rt_group_leader())
+        return 130;
     if (o->save && params_finite(ctx)) {
         if (rt_ckpt_save(ctx, o->save) != 0) {
             rt_print_error();
@@ -338,6 +366,79 @@ static int steps_of_run(const rt_opts *o, int64_t per_epoch, int64_t step, int64
     return 0;
 }
 
+/* What every process of a run must agree on (rt_group_agree): the flags
+ * that shape the training (not paths, nor --threads) and the state it
+ * starts from; and the data, byte for byte. */
+static uint64_t flags_hash(const rt_opts *o, const cnnrt_ctx *ctx)
+{
+    const cnnrt_model *m = ctx->model;
+    struct {
+        int64_t epochs, steps, batch, optimizer, no_shuffle, has_val;
+        double lr, momentum, beta1, beta2, eps, decay, val_split;
+        uint64_t seed, source;
+        int64_t schedule, step_epochs, flip, crop;
+        double gamma, warmup, label_smoothing, clip;
+    } f;
+    memset(&f, 0, sizeof f);
+    f.epochs = o->epochs;
+    f.steps = o->steps;
+    f.batch = o->batch;
+    f.optimizer = o->optimizer;
+    f.no_shuffle = o->no_shuffle;
+    f.has_val = o->val_data != NULL;
+    f.lr = o->lr;
+    f.momentum = o->momentum;
+    f.beta1 = o->beta1;
+    f.beta2 = o->beta2;
+    f.eps = o->eps;
+    f.decay = o->decay;
+    f.val_split = o->val_split;
+    f.seed = o->seed;
+    f.source = m->source_hash;
+    f.schedule = o->schedule;
+    f.step_epochs = o->step_epochs;
+    f.flip = o->flip;
+    f.crop = o->crop;
+    f.gamma = o->gamma;
+    f.warmup = o->warmup_epochs;
+    f.label_smoothing = o->label_smoothing;
+    f.clip = o->clip;
+    size_t reals = (size_t)m->param_count * (size_t)m->real_size;
+    uint64_t h = rt_hash(0xcbf29ce484222325ull, &f, sizeof f);
+    h = rt_hash(h, ctx->params, reals);
+    if (ctx->opt_state)
+        h = rt_hash(h, ctx->opt_state, (size_t)cnnrt_opt_slots(ctx->optimizer) * reals);
+    if (ctx->buffers)
+        h = rt_hash(h, ctx->buffers, m->buffer_bytes);
+    return h;
+}
+
+static uint64_t data_hash(const rt_data *d, const rt_data *val)
+{
+    uint64_t h = 0xcbf29ce484222325ull;
+    const rt_file *files[] = {&d->xf, &d->yf, &val->xf, &val->yf};
+    for (size_t i = 0; i < sizeof files / sizeof files[0]; i++) {
+        h = rt_hash(h, &files[i]->size, sizeof files[i]->size);
+        if (files[i]->data)
+            h = rt_hash(h, files[i]->data, files[i]->size);
+    }
+    /* folders of images: the pixels decoded, and their labels */
+    const rt_data *sets[] = {d, val};
+    for (size_t i = 0; i < 2; i++)
+        if (sets[i]->pixels) {
+            size_t per = (size_t)sets[i]->x.stride;
+            h = rt_hash(h, sets[i]->pixels, (size_t)sets[i]->n * per);
+            if (sets[i]->label_bytes)
+                h = rt_hash(h, sets[i]->label_bytes, (size_t)sets[i]->n * 4);
+        }
+    return h;
+}
+
+/* On several processes (MPI), every rank trains alike (each its share of
+ * every step) and knows the same losses and parameters, so every decision
+ * below is the same on all; rank 0 alone prints, logs and saves. A failure
+ * before the ranks agree to run is agreed on (rt_group_agree); one after,
+ * on one rank only, ends them all (rt_group_abort). */
 int rt_cmd_train(const cnnrt_model *m, const rt_opts *o)
 {
     rt_data data, val;
@@ -347,21 +448,22 @@ int rt_cmd_train(const cnnrt_model *m, const rt_opts *o)
     int64_t *order = NULL;
     int rc = RT_FAIL;
     void (*old_sigint)(int) = SIG_ERR;
+    bool agreed = false, leader = rt_group_leader();
     memset(&val, 0, sizeof val);
     memset(&ctx, 0, sizeof ctx);
     memset(&b, 0, sizeof b);
 
     if ((rc = load_data(&data, m, o->data, o->labels, o)) != RT_OK)
-        return rc;
+        return rt_group_agree(m, rc, 0, 0);
     if (o->val_data && (rc = load_data(&val, m, o->val_data, o->val_labels, o)) != RT_OK) {
         rt_data_free(&data);
-        return rc;
+        return rt_group_agree(m, rc, 0, 0);
     }
     if ((rc = rt_data_check(&data, &val, o->val_split > 0, o->resize)) != RT_OK) {
         rt_print_error();
         rt_data_free(&val);
         rt_data_free(&data);
-        return rc;
+        return rt_group_agree(m, rc, 0, 0);
     }
     rc = RT_FAIL;
     int64_t n_val = 0;
@@ -378,20 +480,20 @@ int rt_cmd_train(const cnnrt_model *m, const rt_opts *o)
     int64_t n_train = data.n - n_val;
     if (rt_augment_check(m, o) != 0) {
         rt_print_error();
-        rc = RT_USAGE;
+        rc = rt_group_agree(m, RT_USAGE, 0, 0);
         goto out;
     }
-    if (o->save && rt_check_writable(o->save, "--save") != 0)
+    if (leader && o->save && rt_check_writable(o->save, "--save") != 0)
         goto fail;
-    if (o->log && rt_check_writable(o->log, "--log") != 0)
+    if (leader && o->log && rt_check_writable(o->log, "--log") != 0)
         goto fail;
-    if (o->save_best && rt_check_writable(o->save_best, "--save-best") != 0)
+    if (leader && o->save_best && rt_check_writable(o->save_best, "--save-best") != 0)
         goto fail;
     if (o->save_best && !o->val_data && o->val_split <= 0) {
         rt_error("--save-best keeps the epoch of the best validation accuracy; give "
                  "--val-data and --val-labels, or --val-split");
         rt_print_error();
-        rc = RT_USAGE;
+        rc = rt_group_agree(m, RT_USAGE, 0, 0);
         goto out;
     }
     if (cnnrt_ctx_init(&ctx, m, o->optimizer, (int)o->threads) != 0)
@@ -418,7 +520,11 @@ int rt_cmd_train(const cnnrt_model *m, const rt_opts *o)
         goto fail;
     if (batch_alloc(&b, m, batch, rt_data_bytes(&data, m)) != 0 || !(order = rt_calloc((size_t)n_train, sizeof *order)))
         goto fail;
-    if (o->log && !(log = log_open(o->log)))
+    agreed = true;
+    if ((rc = rt_group_agree(m, RT_OK, flags_hash(o, &ctx), data_hash(&data, &val))) != RT_OK)
+        goto out;
+    rc = RT_FAIL;
+    if (leader && o->log && !(log = log_open(o->log)))
         goto fail;
 
     cnnrt_rng shuffle;
@@ -429,7 +535,7 @@ int rt_cmd_train(const cnnrt_model *m, const rt_opts *o)
     int64_t epochs = (total + per_epoch - 1) / per_epoch;
     int64_t done = 0, saved_epoch = 0;
     Progress prog = {isatty(2) != 0, 0, 0, epochs};
-    if (!o->save)
+    if (!o->save && leader)
         fprintf(stderr, "%s: note: no --save given; the trained parameters will not be "
                 "kept\n", rt_prog);
 
@@ -508,18 +614,8 @@ int rt_cmd_train(const cnnrt_model *m, const rt_opts *o)
             if (ev != 0)
                 goto fail;
         }
-        if (prog.tty)
-            fprintf(stderr, "\r\033[K");
-        fprintf(stderr, "epoch %lld/%lld  step %lld  loss %.4f", (long long)epoch,
-                (long long)epochs, (long long)ctx.step, tl);
-        if (ta >= 0)
-            fprintf(stderr, "  acc %.2f%%", 100 * ta);
-        if (has_val) {
-            fprintf(stderr, "  val_loss %.4f", vl);
-            if (va >= 0)
-                fprintf(stderr, "  val_acc %.2f%%", 100 * va);
-        }
-        fprintf(stderr, "  %.0f img/s  %.1f s\n", ips, elapsed);
+        if (leader)
+            print_epoch(&prog, epoch, ctx.step, tl, ta, has_val, vl, va, ips, elapsed);
         if (log && log_epoch(log, o->log, epoch, ctx.step, tl, ta, has_val, vl, va, ips) != 0)
             goto fail;
         if (o->save) {
@@ -529,7 +625,7 @@ int rt_cmd_train(const cnnrt_model *m, const rt_opts *o)
                                        saved_epoch);
                 goto out;
             }
-            if (rt_ckpt_save(&ctx, o->save) != 0)
+            if (leader && rt_ckpt_save(&ctx, o->save) != 0)
                 goto fail;
             saved_epoch = epoch;
         }
@@ -537,19 +633,24 @@ int rt_cmd_train(const cnnrt_model *m, const rt_opts *o)
         double score = va >= 0 ? va : -vl;
         if (o->save_best && score > best) {
             best = score;
-            if (rt_ckpt_save(&ctx, o->save_best) != 0)
+            if (leader && rt_ckpt_save(&ctx, o->save_best) != 0)
                 goto fail;
-            fprintf(stderr, "best so far: saved %s (epoch %lld)\n", o->save_best,
-                    (long long)epoch);
+            if (leader)
+                fprintf(stderr, "best so far: saved %s (epoch %lld)\n", o->save_best,
+                        (long long)epoch);
         }
     }
-    if (o->save)
+    if (o->save && leader)
         fprintf(stderr, "saved %s (step %lld)\n", o->save, (long long)ctx.step);
     rc = RT_OK;
     goto out;
 fail:
     rt_print_error();
     rc = RT_FAIL;
+    if (!agreed)
+        rc = rt_group_agree(m, rc, 0, 0);
+    else if (rt_group_size() > 1)
+        rt_group_abort(rc);
 out:
     if (old_sigint != SIG_ERR)
         signal(SIGINT, old_sigint);
