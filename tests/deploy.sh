@@ -26,6 +26,7 @@ fi
 : "${CNNC:?}" "${srcdir:?}" "${RT_BUILDDIR:?}"
 CC=${CC:-cc}
 STRICT="-std=c99 -pedantic -Wall -Wextra -Werror -O2"
+: "${CNNRT_LIBS:=-lpng16 -ljpeg -lz -lpthread -lm}"   # from make check: configure's
 work=$(mktemp -d "${TMPDIR:-/tmp}/cnnc-infer.XXXXXX")
 trap 'rm -rf "$work"' EXIT
 failed=0 passed=0
@@ -53,7 +54,7 @@ train() {
     mkdir -p "$d"
     # the reference tier (the oracle; its C compiles fastest)
     "$CNNC" --kernels=reference "$1" -o "$d/t.c" 2>/dev/null &&
-    $CC -O1 -I"$srcdir/runtime" "$d/t.c" "$RT_BUILDDIR/libcnnrt.a" -lm -pthread \
+    $CC -O1 -I"$srcdir/runtime" "$d/t.c" "$RT_BUILDDIR/libcnnrt.a" $CNNRT_LIBS -pthread \
         -o "$d/t" || return 1
     shape=$("$d/t" summary | sed -n '1s/.*: input \([0-9x]*\),.*/\1/p')
     outs=$("$d/t" summary | awk '$1 == "total" { print o; exit } { o = $3 }' |
@@ -211,7 +212,7 @@ for model in lenet5 mlp; do
     d="$work/acc_$model"
     mkdir -p "$d"
     "$CNNC" --kernels=reference "$srcdir/models/$model.net" -o "$d/t.c" 2>/dev/null &&
-    $CC -O1 -I"$srcdir/runtime" "$d/t.c" "$RT_BUILDDIR/libcnnrt.a" -lm -pthread -o "$d/t" ||
+    $CC -O1 -I"$srcdir/runtime" "$d/t.c" "$RT_BUILDDIR/libcnnrt.a" $CNNRT_LIBS -pthread -o "$d/t" ||
         { fail "int8 accuracy $model: trainer"; continue; }
     shape=$("$d/t" summary | sed -n '1s/.*: input \([0-9x]*\),.*/\1/p')
     "$RT_BUILDDIR/cnnc-data" blobs --out "$d/data" --shape "$shape" --classes 10 --noise 0.4 \
