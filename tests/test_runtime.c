@@ -3023,7 +3023,7 @@ START_TEST(folder_refused)
     char deep[600] = "f/c";
     for (int i = 0; i < 65; i++)
         strcat(deep, "/d");
-    char want[600];
+    char want[1200]; /* tmpdir, then deep */
     snprintf(want, sizeof want, "%s/%s", tmpdir, deep);
     strcat(deep, "/1.png");
     gray_png(deep, 1);
