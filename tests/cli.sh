@@ -306,6 +306,25 @@ expect "--fast-budget=0: status 2" 2
 expect_err "--fast-budget=0: says what it takes" \
     "cnnc: error: --fast-budget needs a size in KiB from 1 to 1073741824, not '0'"
 
+# ---- --emit=dot: the graph, and Graphviz renders it -----------------------------
+run --emit=dot "$models/resnet8.net" -o "$tmp/resnet8.dot" </dev/null
+expect "--emit=dot: status 0" 0
+# the shortcut of the second stage: s2 feeds both its branch and p2's projection
+if grep -q '^digraph "resnet8"' "$tmp/resnet8.dot" &&
+   [ "$(grep -c -- '->' "$tmp/resnet8.dot")" -ge 20 ] && grep -q 'Add' "$tmp/resnet8.dot"; then
+    ok "--emit=dot: a digraph with the Adds and every edge"
+else
+    not_ok "--emit=dot: a digraph with the Adds and every edge"
+fi
+if command -v dot >/dev/null 2>&1; then
+    if dot -Tsvg "$tmp/resnet8.dot" -o "$tmp/resnet8.svg" 2>"$tmp/dot.err" &&
+       grep -q '<svg' "$tmp/resnet8.svg"; then
+        ok "--emit=dot: Graphviz renders it"
+    else
+        not_ok "--emit=dot: Graphviz renders it"
+    fi
+fi
+
 # ---- --emit=inference and --emit=onnx: the checkpoint they read ---------------
 # safetensors FILE HEADER DATA_BYTES: a checkpoint with that JSON header
 # (padded with spaces to 8 bytes) and that many zero bytes of data.
