@@ -13,12 +13,15 @@
  * they fail quietly here. Defaults are not applied here: the schema's owner
  * knows them. */
 #include "cnnc.h"
+#include "deploy.h"
 
 #include <ctype.h>
 #include <inttypes.h>
 #include <limits.h>
 #include <math.h>
 #include <string.h>
+#include <stdio.h>
+#include <stdlib.h>
 #include <strings.h>
 
 /* A value as written, for messages: "4x4", "0.01", "same". */
@@ -665,4 +668,16 @@ bool args_match(const Stmt *st, const ArgSpec *specs, int n, ArgVal *vals, Diag 
             ok = false;
         }
     return ok;
+}
+
+/* The settled argument KEY of layer l (deploy.h): the emitters outside the
+ * kind's file (inference C, ONNX) name arguments by their key. A key the
+ * kind does not have is a bug in cnnc, not in the model. */
+const ArgVal *layer_arg(const Layer *l, const char *key)
+{
+    for (int i = 0; i < l->kind->nargs; i++)
+        if (strcmp(l->kind->args[i].key, key) == 0)
+            return &l->args[i];
+    fprintf(stderr, "cnnc: internal error: %s has no argument %s\n", l->kind->name, key);
+    exit(2);
 }

@@ -22,15 +22,6 @@ const char *rt_optimizer_name(cnnrt_optimizer o)
     return optimizer_names[o];
 }
 
-const ArgVal *layer_arg(const Layer *l, const char *key)
-{
-    for (int i = 0; i < l->kind->nargs; i++)
-        if (strcmp(l->kind->args[i].key, key) == 0)
-            return &l->args[i];
-    fprintf(stderr, "cnnc: internal error: %s has no argument %s\n", l->kind->name, key);
-    exit(2);
-}
-
 /* FNV-1a of the source text, as the trainer's model records it (emit.c),
  * so that a checkpoint of another network is warned about the same way. */
 static uint64_t source_hash(const Source *src)
