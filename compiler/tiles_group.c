@@ -129,34 +129,33 @@ static const char *depthwise_input(char *buf, size_t size, const ConvGeom *g, co
 /* ---- the repacks (once a step on each lane: the weights change only
  * between steps) */
 
-static void emit_repack_wt(Emitter *e, const ConvGeom *g)
+/* dst[tap][a][b] = w[co][ci][tap], with (a, b) = (ci, co) for wt (the
+ * forward's rows of output channels) or (co, ci) for wx (dx's rows of input
+ * channels). */
+static void emit_repack(Emitter *e, const ConvGeom *g, const char *dst, bool co_inner)
 {
     int64_t cpg = per_group_in(g), taps = group_taps(g);
-    emit(e, "if (ln->first) { /* wt[tap][ci][co] = w[co][ci][tap] */");
+    int64_t rows = co_inner ? cpg : g->co, cols = co_inner ? g->co : cpg;
+    emit(e, "if (ln->first) { /* %s[tap][%s][%s] = w[co][ci][tap] */", dst,
+         co_inner ? "ci" : "co", co_inner ? "co" : "ci");
     emit_for(e, "co", g->co);
     emit_for(e, "ci", cpg);
     emit_for(e, "t", taps);
-    emit(e, "wt[(t * %" PRId64 " + ci) * %" PRId64 " + co] = w[(co * %" PRId64 " + ci) * %" PRId64
-            " + t];", cpg, g->co, cpg, taps);
+    emit(e, "%s[(t * %" PRId64 " + %s) * %" PRId64 " + %s] = w[(co * %" PRId64 " + ci) * %" PRId64
+            " + t];", dst, rows, co_inner ? "ci" : "co", cols, co_inner ? "co" : "ci", cpg, taps);
     emit(e, "}");
     emit(e, "}");
     emit(e, "}");
     emit(e, "}");
 }
 
-static void emit_repack_wx(Emitter *e, const ConvGeom *g)
+/* "const real *xp = ...": the input pixel that tap (ky, kx) of output pixel
+ * (oy, ox) of sample i reads, inside the loops over ky0..ky1, kx0..kx1. */
+static void emit_tap_pixel(Emitter *e, const ConvGeom *g)
 {
-    int64_t cpg = per_group_in(g), taps = group_taps(g);
-    emit(e, "if (ln->first) { /* wx[tap][co][ci] = w[co][ci][tap] */");
-    emit_for(e, "co", g->co);
-    emit_for(e, "ci", cpg);
-    emit_for(e, "t", taps);
-    emit(e, "wx[(t * %" PRId64 " + co) * %" PRId64 " + ci] = w[(co * %" PRId64 " + ci) * %" PRId64
-            " + t];", g->co, cpg, cpg, taps);
-    emit(e, "}");
-    emit(e, "}");
-    emit(e, "}");
-    emit(e, "}");
+    emit(e, "const real *xp = xi + ((oy * %" PRId64 " + ky - %" PRId64 ") * %" PRId64
+            " + ox * %" PRId64 " + kx - %" PRId64 ") * %" PRId64 ";", g->sh, g->pt, g->w, g->sw,
+         g->pl, g->ci);
 }
 
 /* ---- forward */
@@ -176,9 +175,7 @@ static void forward_block(Emitter *e, const ConvGeom *g, int64_t len, const char
     emit(e, "}");
     emit(e, "for (int ky = ky0; ky < ky1; ky++) {");
     emit(e, "for (int kx = kx0; kx < kx1; kx++) {");
-    emit(e, "const real *xp = xi + ((oy * %" PRId64 " + ky - %" PRId64 ") * %" PRId64
-            " + ox * %" PRId64 " + kx - %" PRId64 ") * %" PRId64 ";", g->sh, g->pt, g->w, g->sw,
-         g->pl, g->ci);
+    emit_tap_pixel(e, g);
     emit(e, "const real *wk = wt + (ky * %" PRId64 " + kx) * %" PRId64 " + c0;", g->kw,
          cpg * g->co);
     if (cpg == 1) {
@@ -218,7 +215,7 @@ void tiles_group_forward(Emitter *e, const LayerCode *c, const ConvGeom *g)
         emit_local(e, "b", "const real *b = param(ln) + %s_bias;", L);
     emit_local(e, "wt", "real *restrict wt = work(ln, %s_SCRATCH); /* [tap][%" PRId64
                "][%" PRId64 "] */", L, per_group_in(g), g->co);
-    emit_repack_wt(e, g);
+    emit_repack(e, g, "wt", true);
     emit_comment(e, "a row of output pixels of one sample at a time");
     char rows[64];
     snprintf(rows, sizeof rows, "n * %" PRId64, g->oh);
@@ -276,9 +273,7 @@ static void weights_block(Emitter *e, const ConvGeom *g, int64_t len, const char
     }
     emit(e, "for (int ky = ky0; ky < ky1; ky++) {");
     emit(e, "for (int kx = kx0; kx < kx1; kx++) {");
-    emit(e, "const real *xp = xi + ((oy * %" PRId64 " + ky - %" PRId64 ") * %" PRId64
-            " + ox * %" PRId64 " + kx - %" PRId64 ") * %" PRId64 ";", g->sh, g->pt, g->w, g->sw,
-         g->pl, g->ci);
+    emit_tap_pixel(e, g);
     emit(e, "real *dk = dwt + (ky * %" PRId64 " + kx) * %" PRId64 " + c0;", g->kw, cpg * g->co);
     if (cpg == 1) {
         emit_for(e, "k", len);
@@ -425,7 +420,7 @@ static void group_data_phase(Emitter *e, const LayerCode *c, const void *geom)
         emit_local(e, "wx", "real *restrict wx = (real *)work(ln, %s_SCRATCH) + %" PRId64
                    "; /* [tap][%" PRId64 "][%" PRId64 "] */", L,
                    group_part_len(g, emit_real_size(e)), g->co, cpg);
-        emit_repack_wx(e, g);
+        emit_repack(e, g, "wx", false);
     }
     if (g->sh > 1)
         emit_local(e, "SH", "enum { SH = %" PRId64 " };", g->sh);
