@@ -231,20 +231,27 @@ if train "$t32" "$work/d1.st" 1 --epochs 1 && train "$t32" "$work/d2.st" 2 --epo
 else
     fail "training for determinism"
 fi
+# same_on_threads WHAT NET TAG FAILURE [MICRO]: NET's f32 trainer (with
+# --micro-batch MICRO if given) trained an epoch on 1, 2 and 4 threads must
+# save bitwise the same checkpoint.
+same_on_threads() {
+    if t=$(build "$2" f32 ${5:-}) &&
+       train "$t" "$work/${3}1.st" 1 --epochs 1 && train "$t" "$work/${3}2.st" 2 --epochs 1 &&
+       train "$t" "$work/${3}4.st" 4 --epochs 1; then
+        if cmp -s "$work/${3}1.st" "$work/${3}2.st" && cmp -s "$work/${3}1.st" "$work/${3}4.st"; then
+            pass "$1 on 1, 2 and 4 threads: bitwise the same checkpoint"
+        else
+            fail "$1 on 1, 2 and 4 threads: checkpoints differ"
+        fi
+    else
+        fail "$4"
+    fi
+}
 # In micro-batches of 5, a step's 7 micro-batches run on two lanes (one
 # thread each, or a team each with 4 threads, or one after the other on 1
 # thread), Dropout included: still bitwise the same checkpoint.
-if tl=$(build "$work/small.net" f32 5) &&
-   train "$tl" "$work/l1.st" 1 --epochs 1 && train "$tl" "$work/l2.st" 2 --epochs 1 &&
-   train "$tl" "$work/l4.st" 4 --epochs 1; then
-    if cmp -s "$work/l1.st" "$work/l2.st" && cmp -s "$work/l1.st" "$work/l4.st"; then
-        pass "two lanes on 1, 2 and 4 threads: bitwise the same checkpoint"
-    else
-        fail "two lanes on 1, 2 and 4 threads: checkpoints differ"
-    fi
-else
-    fail "training in micro-batches of 5 for determinism"
-fi
+same_on_threads "two lanes" "$work/small.net" l "training in micro-batches of 5 for determinism" 5
+tl=$(build "$work/small.net" f32 5) || tl=   # built above: its path, for the float32 check below
 # BatchNorm's statistics are the whole batch's, gathered from the lanes in
 # a fixed order: bitwise the same checkpoint (running statistics included)
 # on 1, 2 and 4 threads.
@@ -265,17 +272,7 @@ Dense(n=3)
 Softmax
 Train(batch=32, optimizer=momentum, lr=0.05)
 NET
-if tb=$(build "$work/smallbn.net" f32) &&
-   train "$tb" "$work/b1.st" 1 --epochs 1 && train "$tb" "$work/b2.st" 2 --epochs 1 &&
-   train "$tb" "$work/b4.st" 4 --epochs 1; then
-    if cmp -s "$work/b1.st" "$work/b2.st" && cmp -s "$work/b1.st" "$work/b4.st"; then
-        pass "BatchNorm on 1, 2 and 4 threads: bitwise the same checkpoint"
-    else
-        fail "BatchNorm on 1, 2 and 4 threads: checkpoints differ"
-    fi
-else
-    fail "training with BatchNorm for determinism"
-fi
+same_on_threads "BatchNorm" "$work/smallbn.net" b "training with BatchNorm for determinism"
 # Grouped and depthwise Conv sum each weight gradient in one loop item, in
 # a fixed order: bitwise the same checkpoint on 1, 2 and 4 threads.
 cat > "$work/smallgroups.net" <<'NET'
@@ -292,17 +289,7 @@ Dense(n=3)
 Softmax
 Train(batch=32, optimizer=adamw, lr=0.01)
 NET
-if tg=$(build "$work/smallgroups.net" f32) &&
-   train "$tg" "$work/g1.st" 1 --epochs 1 && train "$tg" "$work/g2.st" 2 --epochs 1 &&
-   train "$tg" "$work/g4.st" 4 --epochs 1; then
-    if cmp -s "$work/g1.st" "$work/g2.st" && cmp -s "$work/g1.st" "$work/g4.st"; then
-        pass "grouped and depthwise Conv on 1, 2 and 4 threads: bitwise the same checkpoint"
-    else
-        fail "grouped and depthwise Conv on 1, 2 and 4 threads: checkpoints differ"
-    fi
-else
-    fail "training with grouped Conv for determinism"
-fi
+same_on_threads "grouped and depthwise Conv" "$work/smallgroups.net" g "training with grouped Conv for determinism"
 # From uint8 images a step converts each micro-batch in its lane
 # (train_step_bytes); from float32 images of x / 255 it takes the reals the
 # runtime read. The same step: bitwise the checkpoints above (uint8, 1 and
