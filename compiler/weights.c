@@ -165,10 +165,9 @@ Weights *weights_load(const Network *n, const Source *src, const char *path)
     ctx.model = &d.m;
     ctx.params = params;
     ctx.buffers = buffers;
-    bool state;
     Weights *w = NULL;
     rt_prog = "cnnc";
-    if (rt_ckpt_load(&ctx, path, false, &state) != 0)
+    if (rt_ckpt_load(&ctx, path) != 0)
         fprintf(stderr, "cnnc: error: %s\n", rt_errmsg());
     else
         w = split_by_layer(n, &d, params, buffers);

@@ -1,15 +1,17 @@
 /* fuzz_safetensors.c: libFuzzer target for the checkpoint reader.
  *
- * Each input is a whole checkpoint file: its 8-byte header length, the JSON
- * header, the tensors' bytes. rt_ckpt_load_buffer reads it from memory into
- * the runtime's example model (runtime/example_model.c, f64, so that both F32
- * and F64 tensors can load) twice, with the optimizer state of Adam and of
- * momentum wanted, so that both ways of matching __opt__ tensors run.
+ * Each input is a whole file: its 8-byte header length, the JSON header, the
+ * tensors' bytes. It is read from memory into the runtime's example model
+ * (runtime/example_model.c, f64, so that both F32 and F64 tensors can load)
+ * as a checkpoint (rt_ckpt_load_buffer) and as a training state
+ * (rt_state_load_buffer), the latter for Adam and for momentum, so that both
+ * optimizers' __opt__ tensors are matched.
  *
  * Whatever the bytes, a load must end in success or in one message that
  * names the file; never in a crash, a leak or undefined behaviour (the
  * sanitizers), and a load that succeeds leaves only finite parameters and
- * optimizer state and a step count within RT_MAX_STEP (checked here).
+ * optimizer state, a step count within RT_MAX_STEP and a run position that
+ * adds up (checked here).
  *
  *   make fuzz-safetensors FUZZ_SECONDS=600      (see Makefile.am; needs clang)
  *
@@ -43,28 +45,41 @@ static bool all_finite(const double *v, int64_t n)
     return true;
 }
 
-static void load_into(cnnrt_ctx *ctx, const uint8_t *data, size_t size)
+static void require_named(void)
 {
-    const cnnrt_model *m = ctx->model;
-    bool state = false;
+    const char *msg = rt_errmsg();
+    require(strncmp(msg, NAME, strlen(NAME)) == 0 || strncmp(msg, "out of memory", 13) == 0,
+            "a refusal whose message does not name the file");
+}
+
+static void load_checkpoint(cnnrt_ctx *ctx, const uint8_t *data, size_t size)
+{
     rt_error("%s", "");
-    ctx->step = 0;
-    if (rt_ckpt_load_buffer(ctx, NAME, data, size, true, &state) != 0) {
-        const char *msg = rt_errmsg();
-        require(strncmp(msg, NAME ": ", strlen(NAME ": ")) == 0 ||
-                    strncmp(msg, "out of memory", 13) == 0,
-                "a refusal whose message does not name the file");
-        require(!state, "a refusal that says the state was loaded");
+    if (rt_ckpt_load_buffer(ctx, NAME, data, size) != 0) {
+        require_named();
         return;
     }
-    require(all_finite(ctx->params, m->param_count), "a load that left non-finite parameters");
-    if (state) {
-        int slots = cnnrt_opt_slots(ctx->optimizer);
-        require(all_finite(ctx->opt_state, slots * m->param_count),
-                "a load that left non-finite optimizer state");
-        require(ctx->step >= 0 && ctx->step <= RT_MAX_STEP,
-                "a load that left a step count out of range");
+    require(all_finite(ctx->params, ctx->model->param_count),
+            "a load that left non-finite parameters");
+}
+
+static void load_state(cnnrt_ctx *ctx, const uint8_t *data, size_t size)
+{
+    const cnnrt_model *m = ctx->model;
+    rt_run run;
+    rt_error("%s", "");
+    ctx->step = 0;
+    if (rt_state_load_buffer(ctx, NAME, data, size, &run) != 0) {
+        require_named();
+        return;
     }
+    require(all_finite(ctx->opt_state, cnnrt_opt_slots(ctx->optimizer) * m->param_count),
+            "a load that left non-finite optimizer state");
+    require(ctx->step >= 0 && ctx->step <= RT_MAX_STEP,
+            "a load that left a step count out of range");
+    require(run.epoch >= 1 && run.epoch_step >= 0 && run.epoch_step < run.per_epoch &&
+                run.correct <= run.seen,
+            "a load that left a run position that does not add up");
 }
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
@@ -77,7 +92,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
             abort();
         ready = true;
     }
-    load_into(&adam, data, size);
-    load_into(&momentum, data, size);
+    load_checkpoint(&adam, data, size);
+    load_state(&adam, data, size);
+    load_state(&momentum, data, size);
     return 0;
 }

@@ -6,14 +6,20 @@
  *             "__metadata__": string -> string; padded with spaces to 8 bytes
  *   the data  each tensor's elements, little-endian, C order
  *
- * What cnnc writes: the parameters under their table names ("C1.weight") in
- * table order, the buffers (BatchNorm's "bn.running_mean", "bn.running_var"
- * in the model's precision, "bn.num_batches_tracked" I64 of shape []), then
- * the optimizer state as "__opt__.<param>.<slot>" with
- * PyTorch's slot names (momentum_buffer; exp_avg, exp_avg_sq), all in the
- * model's precision. __metadata__ holds "format": "pt", and "cnnc.model",
- * "cnnc.hash" (16 hex digits), "cnnc.source", "cnnc.precision" (f32|f64),
- * "cnnc.optimizer" and "cnnc.step".
+ * Two kinds of file, both safetensors so that any tool reads them:
+ *
+ * - the checkpoint (--save): the parameters under their table names
+ *   ("C1.weight") in table order, then the buffers (BatchNorm's
+ *   "bn.running_mean", "bn.running_var" in the model's precision,
+ *   "bn.num_batches_tracked" I64 of shape []): a PyTorch model's state_dict,
+ *   which load_state_dict(strict=True) takes as it is. __metadata__ holds
+ *   "format": "pt", "cnnc.model", "cnnc.hash" (16 hex digits),
+ *   "cnnc.source", "cnnc.precision" (f32|f64), "cnnc.optimizer", "cnnc.step";
+ * - the training state beside it (CKPT.state, for --resume): the optimizer's
+ *   slots as "__opt__.<param>.<slot>" with PyTorch's slot names
+ *   (momentum_buffer; exp_avg, exp_avg_sq) in the model's precision, and in
+ *   __metadata__ "format": "cnnc-state", the same model, hash, optimizer
+ *   and step, and the run's position (cnnc.run.*, cnnc.rng.*: rt_run).
  *
  * What is read is checked as the safetensors library checks it, and then
  * some: the header at most 10^8 bytes, the tensors covering the data exactly
@@ -22,6 +28,8 @@
  */
 #include "rt.h"
 
+#include <ctype.h>
+#include <errno.h>
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
@@ -96,59 +104,99 @@ static char *state_name(const cnnrt_param *p, const char *slot)
     return s;
 }
 
-int rt_ckpt_save(const cnnrt_ctx *ctx, const char *path)
+/* A run's position as __metadata__ strings: counts in decimal, reals as C99
+ * hex floats (exact both ways), hashes and RNG states in hex digits. */
+static void write_run_metadata(FILE *h, const rt_run *run)
+{
+    const struct { const char *key; int64_t v; } counts[] = {
+        {"cnnc.run.step", run->step}, {"cnnc.run.per_epoch", run->per_epoch},
+        {"cnnc.run.epoch", run->epoch}, {"cnnc.run.epoch_step", run->epoch_step},
+        {"cnnc.run.seen", run->seen}, {"cnnc.run.correct", run->correct},
+        {"cnnc.run.saved_epoch", run->saved_epoch},
+    };
+    for (size_t i = 0; i < sizeof counts / sizeof counts[0]; i++)
+        fprintf(h, ",\"%s\":\"%lld\"", counts[i].key, (long long)counts[i].v);
+    fprintf(h, ",\"cnnc.run.loss_sum\":\"%a\",\"cnnc.run.best\":\"%a\"", run->loss_sum,
+            run->best);
+    fprintf(h, ",\"cnnc.run.flags\":\"%016llx\",\"cnnc.run.weights\":\"%016llx\"",
+            (unsigned long long)run->flags, (unsigned long long)run->weights);
+    const struct { const char *key; const cnnrt_rng *r; } rngs[] = {
+        {"cnnc.rng.shuffle", &run->shuffle}, {"cnnc.rng.dropout", &run->dropout},
+        {"cnnc.rng.augment", &run->augment},
+    };
+    for (size_t i = 0; i < sizeof rngs / sizeof rngs[0]; i++)
+        fprintf(h, ",\"%s\":\"%016llx%016llx%016llx%016llx\"", rngs[i].key,
+                (unsigned long long)rngs[i].r->s[0], (unsigned long long)rngs[i].r->s[1],
+                (unsigned long long)rngs[i].r->s[2], (unsigned long long)rngs[i].r->s[3]);
+}
+
+/* The header's JSON: __metadata__, then the entries, padded to 8 bytes. A
+ * checkpoint (run NULL) lists the parameters and buffers; a training state
+ * the optimizer's slots. */
+static int build_header(const cnnrt_ctx *ctx, const rt_run *run, char **header, size_t *hlen)
 {
     const cnnrt_model *m = ctx->model;
     int rs = m->real_size;
     const char *dtype = rs == 4 ? "F32" : "F64";
-    int slots = cnnrt_opt_slots(ctx->optimizer);
-    char *header = NULL;
-    size_t hlen = 0;
-    FILE *h = open_memstream(&header, &hlen);
+    FILE *h = open_memstream(header, hlen);
     if (!h) {
         rt_error("out of memory");
         return -1;
     }
-    char hash[32], step[32];
-    snprintf(hash, sizeof hash, "%016llx", (unsigned long long)m->source_hash);
-    snprintf(step, sizeof step, "%lld", (long long)ctx->step);
-    fputs("{\"__metadata__\":{\"format\":\"pt\",\"cnnc.model\":", h);
+    fprintf(h, "{\"__metadata__\":{\"format\":\"%s\",\"cnnc.model\":",
+            run ? "cnnc-state" : "pt");
     rt_json_write_str(h, m->name);
-    fprintf(h, ",\"cnnc.hash\":\"%s\",\"cnnc.precision\":\"%s\",\"cnnc.optimizer\":\"%s\","
-               "\"cnnc.step\":\"%s\",\"cnnc.source\":",
-            hash, rs == 4 ? "f32" : "f64", rt_optimizer_name(ctx->optimizer), step);
-    rt_json_write_str(h, m->source ? m->source : "");
+    fprintf(h, ",\"cnnc.hash\":\"%016llx\",\"cnnc.precision\":\"%s\",\"cnnc.optimizer\":\"%s\","
+               "\"cnnc.step\":\"%lld\"",
+            (unsigned long long)m->source_hash, rs == 4 ? "f32" : "f64",
+            rt_optimizer_name(ctx->optimizer), (long long)ctx->step);
+    if (run) {
+        write_run_metadata(h, run);
+    } else {
+        fputs(",\"cnnc.source\":", h);
+        rt_json_write_str(h, m->source ? m->source : "");
+    }
     fputc('}', h);
     uint64_t offset = 0;
-    for (int i = 0; i < m->nparams; i++)
-        write_tensor_entry(h, m->params[i].name, dtype, m->params[i].rank, m->params[i].shape,
-                           m->params[i].count, &offset, rs);
-    for (int i = 0; i < m->nbuffers; i++) {
-        const cnnrt_buffer *b = &m->buffers[i];
-        write_tensor_entry(h, b->name, b->is_int64 ? "I64" : dtype, b->rank, b->shape,
-                           b->count, &offset, b->is_int64 ? 8 : rs);
+    bool ok = true;
+    if (!run) {
+        for (int i = 0; i < m->nparams; i++)
+            write_tensor_entry(h, m->params[i].name, dtype, m->params[i].rank,
+                               m->params[i].shape, m->params[i].count, &offset, rs);
+        for (int i = 0; i < m->nbuffers; i++) {
+            const cnnrt_buffer *b = &m->buffers[i];
+            write_tensor_entry(h, b->name, b->is_int64 ? "I64" : dtype, b->rank, b->shape,
+                               b->count, &offset, b->is_int64 ? 8 : rs);
+        }
     }
-    for (int k = 0; k < slots; k++)
-        for (int i = 0; i < m->nparams; i++) {
+    for (int k = 0; run && ok && k < cnnrt_opt_slots(ctx->optimizer); k++)
+        for (int i = 0; ok && i < m->nparams; i++) {
             char *name = state_name(&m->params[i], slot_names[ctx->optimizer][k]);
-            if (!name) {
-                fclose(h);
-                free(header);
-                rt_error("out of memory");
-                return -1;
-            }
-            write_tensor_entry(h, name, dtype, m->params[i].rank, m->params[i].shape,
-                               m->params[i].count, &offset, rs);
+            if ((ok = name != NULL))
+                write_tensor_entry(h, name, dtype, m->params[i].rank, m->params[i].shape,
+                                   m->params[i].count, &offset, rs);
             free(name);
         }
     fputc('}', h);
     while (ftell(h) % 8 != 0)
         fputc(' ', h);
-    if (fclose(h) != 0) {
-        free(header);
+    if (fclose(h) != 0 || !ok) {
+        free(*header);
         rt_error("out of memory");
         return -1;
     }
+    return 0;
+}
+
+/* The file: the header's length, the header, the tensors in its order. */
+static int save(const cnnrt_ctx *ctx, const char *path, const rt_run *run)
+{
+    const cnnrt_model *m = ctx->model;
+    int rs = m->real_size;
+    char *header;
+    size_t hlen;
+    if (build_header(ctx, run, &header, &hlen) != 0)
+        return -1;
     rt_output out;
     FILE *f = rt_output_open(&out, path);
     if (!f) {
@@ -160,18 +208,41 @@ int rt_ckpt_save(const cnnrt_ctx *ctx, const char *path)
     fwrite(len, 1, 8, f);
     fwrite(header, 1, hlen, f);
     free(header);
-    for (int i = 0; i < m->nparams; i++)
-        write_reals(f, rs, (const char *)ctx->params + m->params[i].offset * rs,
-                    m->params[i].count);
-    for (int i = 0; i < m->nbuffers; i++)
-        write_buffer(f, ctx, &m->buffers[i]);
-    for (int k = 0; k < slots; k++)
+    if (!run) {
+        for (int i = 0; i < m->nparams; i++)
+            write_reals(f, rs, (const char *)ctx->params + m->params[i].offset * rs,
+                        m->params[i].count);
+        for (int i = 0; i < m->nbuffers; i++)
+            write_buffer(f, ctx, &m->buffers[i]);
+    }
+    for (int k = 0; run && k < cnnrt_opt_slots(ctx->optimizer); k++)
         for (int i = 0; i < m->nparams; i++)
             write_reals(f, rs,
                         (const char *)ctx->opt_state +
                             (k * m->param_count + m->params[i].offset) * rs,
                         m->params[i].count);
     return rt_output_commit(&out);
+}
+
+int rt_ckpt_save(const cnnrt_ctx *ctx, const char *path)
+{
+    return save(ctx, path, NULL);
+}
+
+int rt_state_save(const cnnrt_ctx *ctx, const char *path, const rt_run *run)
+{
+    return save(ctx, path, run);
+}
+
+char *rt_state_path(const char *ckpt)
+{
+    size_t n = strlen(ckpt) + sizeof ".state";
+    char *s = malloc(n);
+    if (s)
+        snprintf(s, n, "%s.state", ckpt);
+    else
+        rt_error("out of memory");
+    return s;
 }
 
 /* ---- reading --------------------------------------------------------------- */
@@ -675,44 +746,39 @@ static int load_params(const Reader *r, cnnrt_ctx *ctx)
     return 0;
 }
 
-/* Optimizer state: only for the optimizer in use, and only when complete. */
-static int load_state(const Reader *r, cnnrt_ctx *ctx, bool *state_loaded)
+/* The optimizer state of a training state: the slots of ctx's optimizer,
+ * every one, and nothing else. */
+static int load_state(const Reader *r, cnnrt_ctx *ctx)
 {
     const cnnrt_model *m = ctx->model;
+    const char *opt = rt_optimizer_name(ctx->optimizer);
+    const rt_json *saved = metadata_string(r->meta, "cnnc.optimizer");
+    if (!saved || strcmp(saved->str, opt) != 0) {
+        char q[64];
+        rt_error("%s: the state of %s, not of %s; --resume goes on with the optimizer "
+                 "of the run that saved it", r->name,
+                 saved ? quoted(saved->str, q, sizeof q) : "an unnamed optimizer", opt);
+        return -1;
+    }
     int slots = cnnrt_opt_slots(ctx->optimizer);
-    size_t nstate = 0, other = 0;
-    for (size_t i = 0; i < r->n; i++) {
-        const Entry *e = &r->entries[i];
-        if (e->slot < 0)
-            continue;
-        bool mine = slot_names[e->opt][e->slot] && slots > e->slot &&
-                    strcmp(slot_names[e->opt][e->slot],
-                           slot_names[ctx->optimizer][e->slot]) == 0;
-        if (mine)
-            nstate++;
-        else
-            other++;
-    }
-    if (slots == 0 || (nstate == 0 && other == 0))
-        return 0;
-    if (nstate == 0) {
-        fprintf(stderr, "%s: warning: %s holds optimizer state for another optimizer; "
-                "%s starts from zero state\n", rt_prog, r->name,
-                rt_optimizer_name(ctx->optimizer));
-        return 0;
-    }
+    for (size_t i = 0; i < r->n; i++)
+        if (r->entries[i].slot < 0 || r->entries[i].slot >= slots ||
+            strcmp(slot_names[r->entries[i].opt][r->entries[i].slot],
+                   slot_names[ctx->optimizer][r->entries[i].slot]) != 0) {
+            rt_error("%s: unexpected tensor %s: the state of %s holds only its %s", r->name,
+                     r->entries[i].name, opt, slots ? "slots (__opt__.<param>.<slot>)"
+                                                    : "step count, no tensor");
+            return -1;
+        }
     for (int k = 0; k < slots; k++)
         for (int p = 0; p < m->nparams; p++) {
             const Entry *e = NULL;
             for (size_t i = 0; i < r->n && !e; i++)
-                if (r->entries[i].param == &m->params[p] && r->entries[i].slot == k &&
-                    strcmp(slot_names[r->entries[i].opt][k],
-                           slot_names[ctx->optimizer][k]) == 0)
+                if (r->entries[i].param == &m->params[p] && r->entries[i].slot == k)
                     e = &r->entries[i];
             if (!e) {
                 rt_error("%s: missing tensor __opt__.%s.%s: the %s state is incomplete",
-                         r->name, m->params[p].name, slot_names[ctx->optimizer][k],
-                         rt_optimizer_name(ctx->optimizer));
+                         r->name, m->params[p].name, slot_names[ctx->optimizer][k], opt);
                 return -1;
             }
             if (load_values(r->name, e, r->data, m->real_size,
@@ -721,32 +787,184 @@ static int load_state(const Reader *r, cnnrt_ctx *ctx, bool *state_loaded)
                 return -1;
         }
     ctx->step = r->step;
-    *state_loaded = true;
     return 0;
 }
 
+/* ---- a run's position, from a training state's __metadata__ ---------------- */
+
+static const char *required(const Reader *r, const char *key)
+{
+    const rt_json *v = metadata_string(r->meta, key);
+    if (!v)
+        rt_error("%s: __metadata__ lacks %s; a training state holds the run's position",
+                 r->name, key);
+    return v ? v->str : NULL;
+}
+
+static int meta_count(const Reader *r, const char *key, int64_t *out)
+{
+    const char *s = required(r, key);
+    uint64_t v;
+    char q[64];
+    if (!s)
+        return -1;
+    if (!parse_decimal(s, RT_MAX_STEP, &v)) {
+        rt_error("%s: __metadata__ %s is %s; expected a count: digits only, at most 2^53",
+                 r->name, key, quoted(s, q, sizeof q));
+        return -1;
+    }
+    *out = (int64_t)v;
+    return 0;
+}
+
+/* A real as write_run_metadata puts it (%a), or any strtod number; the whole
+ * string, no NaN. */
+static int meta_real(const Reader *r, const char *key, double *out)
+{
+    const char *s = required(r, key);
+    char *end, q[64];
+    if (!s)
+        return -1;
+    errno = 0;
+    double v = strtod(s, &end);
+    if (end == s || *end || isnan(v) || isspace((unsigned char)*s)) {
+        rt_error("%s: __metadata__ %s is %s; expected a number", r->name, key,
+                 quoted(s, q, sizeof q));
+        return -1;
+    }
+    *out = v;
+    return 0;
+}
+
+static int meta_hex(const Reader *r, const char *key, uint64_t *out, int words)
+{
+    const char *s = required(r, key);
+    char q[64], word[17] = {0};
+    if (!s)
+        return -1;
+    bool ok = strlen(s) == (size_t)(16 * words);
+    for (int i = 0; ok && i < words; i++) {
+        memcpy(word, s + 16 * i, 16);
+        ok = parse_hash(word, &out[i]);
+    }
+    if (!ok)
+        rt_error("%s: __metadata__ %s is %s; expected %d hex digits", r->name, key,
+                 quoted(s, q, sizeof q), 16 * words);
+    return ok ? 0 : -1;
+}
+
+/* A generator's state: 64 hex digits, not all zero (where xoshiro256**
+ * stays, giving zeros for ever). */
+static int meta_rng(const Reader *r, const char *key, cnnrt_rng *rng)
+{
+    if (meta_hex(r, key, rng->s, 4) != 0)
+        return -1;
+    if (rng->s[0] | rng->s[1] | rng->s[2] | rng->s[3])
+        return 0;
+    rt_error("%s: __metadata__ %s is all zeros, which no generator's state is", r->name,
+             key);
+    return -1;
+}
+
+static int read_run(const Reader *r, rt_run *run)
+{
+    memset(run, 0, sizeof *run);
+    if (meta_count(r, "cnnc.run.step", &run->step) || meta_count(r, "cnnc.run.per_epoch",
+        &run->per_epoch) || meta_count(r, "cnnc.run.epoch", &run->epoch) ||
+        meta_count(r, "cnnc.run.epoch_step", &run->epoch_step) ||
+        meta_count(r, "cnnc.run.seen", &run->seen) ||
+        meta_count(r, "cnnc.run.correct", &run->correct) ||
+        meta_count(r, "cnnc.run.saved_epoch", &run->saved_epoch) ||
+        meta_real(r, "cnnc.run.loss_sum", &run->loss_sum) ||
+        meta_real(r, "cnnc.run.best", &run->best) ||
+        meta_hex(r, "cnnc.run.flags", &run->flags, 1) ||
+        meta_hex(r, "cnnc.run.weights", &run->weights, 1) ||
+        meta_rng(r, "cnnc.rng.shuffle", &run->shuffle) ||
+        meta_rng(r, "cnnc.rng.dropout", &run->dropout) ||
+        meta_rng(r, "cnnc.rng.augment", &run->augment))
+        return -1;
+    /* what the loop relies on: a step inside an epoch, counts that agree */
+    if (run->per_epoch < 1 || run->epoch < 1 || run->epoch_step >= run->per_epoch ||
+        run->correct > run->seen || run->saved_epoch >= run->epoch ||
+        (run->epoch_step == 0) != (run->seen == 0)) {
+        rt_error("%s: the run's position does not add up (epoch %lld, step %lld of %lld "
+                 "in it, %lld samples seen, %lld correct, last saved epoch %lld)", r->name,
+                 (long long)run->epoch, (long long)run->epoch_step, (long long)run->per_epoch,
+                 (long long)run->seen, (long long)run->correct, (long long)run->saved_epoch);
+        return -1;
+    }
+    return 0;
+}
+
+static bool is_state(const Reader *r)
+{
+    const rt_json *f = metadata_string(r->meta, "format");
+    return f && strcmp(f->str, "cnnc-state") == 0;
+}
+
+static int read_file(Reader *r, const cnnrt_model *m, const unsigned char *buf, size_t size)
+{
+    return read_framing(r, buf, size) == 0 && read_entries(r) == 0 && check_layout(r) == 0 &&
+                   read_metadata(r) == 0 && check_tensors(r, m) == 0
+               ? 0 : -1;
+}
+
 int rt_ckpt_load_buffer(cnnrt_ctx *ctx, const char *name, const unsigned char *buf,
-                        size_t size, bool want_state, bool *state_loaded)
+                        size_t size)
 {
     Reader r = {.name = name};
-    *state_loaded = false;
-    int rc = read_framing(&r, buf, size) == 0 && read_entries(&r) == 0 &&
-                     check_layout(&r) == 0 && read_metadata(&r) == 0 &&
-                     check_tensors(&r, ctx->model) == 0 && load_params(&r, ctx) == 0 &&
-                     (!want_state || load_state(&r, ctx, state_loaded) == 0)
-                 ? 0 : -1;
+    int rc = read_file(&r, ctx->model, buf, size);
+    if (rc == 0 && is_state(&r)) {
+        rt_error("%s is the training state beside a checkpoint, not a checkpoint; give "
+                 "the checkpoint (the same name without .state)", name);
+        rc = -1;
+    }
+    if (rc == 0)
+        rc = load_params(&r, ctx);
     free(r.entries);
     rt_json_free(&r.top);
     return rc;
 }
 
-int rt_ckpt_load(cnnrt_ctx *ctx, const char *path, bool want_state, bool *state_loaded)
+int rt_ckpt_load(cnnrt_ctx *ctx, const char *path)
 {
     rt_file f;
-    *state_loaded = false;
     if (rt_file_open(&f, path) != 0)
         return -1;
-    int rc = rt_ckpt_load_buffer(ctx, path, f.data, f.size, want_state, state_loaded);
+    int rc = rt_ckpt_load_buffer(ctx, path, f.data, f.size);
+    rt_file_close(&f);
+    return rc;
+}
+
+int rt_state_load_buffer(cnnrt_ctx *ctx, const char *name, const unsigned char *buf,
+                         size_t size, rt_run *run)
+{
+    Reader r = {.name = name};
+    int rc = read_file(&r, ctx->model, buf, size);
+    if (rc == 0 && !is_state(&r)) {
+        rt_error("%s: not a training state (its __metadata__ lacks \"format\": "
+                 "\"cnnc-state\"); --save writes one beside its checkpoint", name);
+        rc = -1;
+    }
+    if (rc == 0 && (!r.has_hash || r.hash != ctx->model->source_hash)) {
+        rt_error("%s: the training state of another network (hash %016llx; %s is "
+                 "%016llx)", name, (unsigned long long)r.hash, ctx->model->name,
+                 (unsigned long long)ctx->model->source_hash);
+        rc = -1;
+    }
+    if (rc == 0)
+        rc = load_state(&r, ctx) == 0 && read_run(&r, run) == 0 ? 0 : -1;
+    free(r.entries);
+    rt_json_free(&r.top);
+    return rc;
+}
+
+int rt_state_load(cnnrt_ctx *ctx, const char *path, rt_run *run)
+{
+    rt_file f;
+    if (rt_file_open(&f, path) != 0)
+        return -1;
+    int rc = rt_state_load_buffer(ctx, path, f.data, f.size, run);
     rt_file_close(&f);
     return rc;
 }

@@ -86,7 +86,11 @@ static const Flag flags[] = {
      "N  seed of initialisation, shuffling, dropout and synthetic data"},
     {"--no-shuffle", F_SWITCH, TRAIN, O(no_shuffle), 0, 0, 0, 0, "take samples in file order"},
     {"--init", F_STR, TRAIN, O(init), 0, 0, 0, 0,
-     "CKPT  start from this checkpoint (and its optimizer state)"},
+     "CKPT  start a new run from this checkpoint's weights"},
+    {"--resume", F_STR, TRAIN, O(resume), 0, 0, 0, 0,
+     "CKPT  go on with the run that saved CKPT (and CKPT.state beside it)"},
+    {"--pause-after", F_INT, TRAIN, O(pause_after), 1, 1e12, 0, 0,
+     "N  stop after N steps of this session, saved for --resume"},
     {"--save", F_STR, TRAIN, O(save), 0, 0, 0, 0,
      "CKPT  write the checkpoint here at each epoch's end and at the end"},
     {"--save-best", F_STR, TRAIN, O(save_best), 0, 0, 0, 0,
@@ -134,8 +138,8 @@ void rt_usage(const cnnrt_model *m, FILE *f)
             "                  [--optimizer NAME] [--decay F] [--seed N] [--no-shuffle]\n"
             "                  [--schedule NAME] [--warmup F] [--label-smoothing F] [--clip F]\n"
             "                  [--flip] [--crop P]\n"
-            "                  [--init CKPT] [--save CKPT] [--log FILE.csv] [--threads N]\n"
-            "                  [--resize]\n"
+            "                  [--init CKPT | --resume CKPT] [--save CKPT] [--save-best CKPT]\n"
+            "                  [--pause-after N] [--log FILE.csv] [--threads N] [--resize]\n"
             "       %s eval    --data X --labels Y --weights CKPT [--resize]\n"
             "       %s predict --data X --weights CKPT [-o FILE] [--probabilities] [--resize]\n"
             "       %s gradcheck [--seed N] [--tolerance F]\n"
@@ -342,15 +346,16 @@ static void defaults(const cnnrt_model *m, rt_opts *o)
 
 /* An output that is one of the inputs would destroy it (--log truncates
  * --data before a byte is read), and two outputs in one file destroy each
- * other. --save may name the --init checkpoint: that one is read whole
- * before the first save, which replaces it atomically, so resuming into the
- * same file is safe. Outputs that are devices or FIFOs are written through
+ * other. --save may name the --init or --resume checkpoint: that one is read
+ * whole before the first save, which replaces it atomically, so going on
+ * into the same file is safe. Outputs that are devices or FIFOs are written through
  * and destroy nothing. */
 static int check_outputs(const rt_opts *o)
 {
     const struct { const char *flag, *path; } in[] = {
         {"--data", o->data}, {"--labels", o->labels}, {"--val-data", o->val_data},
         {"--val-labels", o->val_labels}, {"--init", o->init}, {"--weights", o->weights},
+        {"--resume", o->resume},
     }, out[] = {
         {"--save", o->save}, {"--save-best", o->save_best}, {"--log", o->log},
         {"-o", o->out && strcmp(o->out, "-") != 0 ? o->out : NULL},
@@ -359,7 +364,8 @@ static int check_outputs(const rt_opts *o)
         if (!out[i].path || rt_is_stream(out[i].path))
             continue;
         for (size_t k = 0; k < sizeof in / sizeof in[0]; k++) {
-            bool resume = out[i].path == o->save && in[k].path == o->init;
+            bool resume = out[i].path == o->save && (in[k].path == o->init ||
+                                                      in[k].path == o->resume);
             if (in[k].path && !resume && rt_same_file(out[i].path, in[k].path))
                 return usage_error("%s %s is the same file as %s %s; writing it would "
                                    "destroy the input", out[i].flag, out[i].path,
@@ -449,6 +455,12 @@ int rt_parse_args(const cnnrt_model *m, int argc, char **argv, rt_opts *o)
             return usage_error("train: --val-labels needs --val-data");
         if (o->val_data && o->val_split > 0)
             return usage_error("train: --val-data and --val-split exclude each other");
+        if (o->init && o->resume)
+            return usage_error("train: --init starts a new run and --resume goes on with "
+                               "one; give one of them");
+        if (o->pause_after && !o->save)
+            return usage_error("train: --pause-after needs --save, where the run waits "
+                               "for --resume");
         break;
     case RT_CMD_EVAL:
     case RT_CMD_PREDICT:

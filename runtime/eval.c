@@ -18,14 +18,13 @@ static int setup(const cnnrt_model *m, const rt_opts *o, rt_data *d, bool need_y
         rt_data_free(d);
         return rc;
     }
-    bool state;
     bool ok = cnnrt_ctx_init(ctx, m, CNNRT_SGD, (int)o->threads) == 0;
-    /* The running statistics a checkpoint does not hold (BatchNorm's, which
-     * rt_ckpt_save does not write yet) start where training starts them,
-     * not at the zeroes of the allocation (a variance of 0). */
+    /* Running statistics start where training starts them, not at the
+     * zeroes of the allocation (a variance of 0), before the checkpoint's
+     * replace them. */
     if (ok)
         rt_init_buffers(ctx);
-    if (!ok || rt_ckpt_load(ctx, o->weights, false, &state) != 0) {
+    if (!ok || rt_ckpt_load(ctx, o->weights) != 0) {
         rt_print_error();
         cnnrt_ctx_free(ctx);
         rt_data_free(d);

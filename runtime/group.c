@@ -132,6 +132,14 @@ uint64_t rt_hash(uint64_t h, const void *data, size_t size)
     return h;
 }
 
+uint64_t rt_weights_hash(const cnnrt_ctx *ctx)
+{
+    const cnnrt_model *m = ctx->model;
+    uint64_t h = rt_hash(0xcbf29ce484222325ull, ctx->params,
+                         (size_t)m->param_count * (size_t)m->real_size);
+    return ctx->buffers ? rt_hash(h, ctx->buffers, m->buffer_bytes) : h;
+}
+
 int rt_group_agree(const cnnrt_model *m, int status, uint64_t flags, uint64_t data)
 {
     if (group.size == 1)

@@ -324,13 +324,46 @@ size_t rt_utf8_len(const unsigned char *s, size_t n);
  * exactly; no run comes near it, and ctx->step + 1 can never overflow. */
 #define RT_MAX_STEP (INT64_C(1) << 53)
 
+/* The checkpoint --save writes: the parameters and buffers alone, the
+ * state_dict a PyTorch model loads with strict=True. */
 int rt_ckpt_save(const cnnrt_ctx *ctx, const char *path);
-/* Loads parameters; with want_state also the optimizer state and step when
- * the file holds state for ctx->optimizer (*state_loaded tells). */
-int rt_ckpt_load(cnnrt_ctx *ctx, const char *path, bool want_state, bool *state_loaded);
+/* Loads parameters and buffers. Tensors "__opt__.*" (optimizer state, as
+ * checkpoints of cnnc before the training state moved beside them held it)
+ * are checked and ignored. */
+int rt_ckpt_load(cnnrt_ctx *ctx, const char *path);
 /* The same from size bytes in memory; name stands for the file in messages. */
 int rt_ckpt_load_buffer(cnnrt_ctx *ctx, const char *name, const unsigned char *buf,
-                        size_t size, bool want_state, bool *state_loaded);
+                        size_t size);
+
+/* Where a run stands between two steps: what --resume needs beyond the
+ * parameters, the buffers and the optimizer state to go on as if it had
+ * never stopped. */
+typedef struct rt_run {
+    int64_t step;          /* steps this run has taken: the schedule's clock */
+    int64_t per_epoch;     /* steps an epoch */
+    int64_t epoch;         /* the epoch of the next step, from 1 */
+    int64_t epoch_step;    /* steps of that epoch already taken */
+    cnnrt_rng shuffle;     /* as at that epoch's start, before its order is drawn */
+    cnnrt_rng dropout, augment;
+    double loss_sum;       /* that epoch's figures so far */
+    int64_t seen, correct;
+    double best;           /* --save-best's best score; -inf before the first */
+    int64_t saved_epoch;   /* the last epoch whose end --save wrote; 0 none */
+    uint64_t flags;        /* hash of the flags that shape the run */
+    uint64_t weights;      /* rt_weights_hash of the checkpoint it goes with */
+} rt_run;
+
+/* The training state beside checkpoint PATH: PATH with ".state" appended
+ * (malloc'd; NULL when out of memory). */
+char *rt_state_path(const char *ckpt);
+/* The training state: the optimizer's slots as "__opt__.<param>.<slot>"
+ * with PyTorch's slot names, the step count and run in __metadata__. */
+int rt_state_save(const cnnrt_ctx *ctx, const char *path, const rt_run *run);
+/* Loads the optimizer state and step count into ctx and the rest into run;
+ * refuses a state of another network or optimizer, or an incomplete one. */
+int rt_state_load(cnnrt_ctx *ctx, const char *path, rt_run *run);
+int rt_state_load_buffer(cnnrt_ctx *ctx, const char *name, const unsigned char *buf,
+                         size_t size, rt_run *run);
 
 /* ------------------------------------------------------------------------
  * cli.c: the command line
@@ -345,6 +378,8 @@ typedef struct rt_opts {
     rt_cmd cmd;
     const char *data, *labels, *val_data, *val_labels;
     const char *init, *save, *log, *weights, *out;
+    const char *resume;           /* a checkpoint whose run goes on */
+    int64_t pause_after;          /* steps of this session; 0: no pause */
     const char *save_best;        /* the best validation epoch's checkpoint */
     double val_split;             /* 0: none */
     int64_t epochs, steps;        /* steps 0: by epochs */
@@ -459,6 +494,9 @@ int rt_group_agree(const cnnrt_model *m, int status, uint64_t flags, uint64_t da
 void rt_group_abort(int status) __attribute__((noreturn));
 /* A 64-bit hash of size bytes, continuing from h (start with any constant). */
 uint64_t rt_hash(uint64_t h, const void *data, size_t size);
+/* Which checkpoint a training state goes with (rt_run.weights): a hash of
+ * ctx's parameters and buffers. */
+uint64_t rt_weights_hash(const cnnrt_ctx *ctx);
 
 int rt_comm_start(int *argc, char ***argv, int *rank, int *size);
 void rt_comm_bcast(void *buf, size_t bytes, int root);

@@ -144,11 +144,25 @@ done
 kill -INT $pid
 wait $pid
 got=$?
-if [ $got -eq 130 ] && grep -q "interrupted in epoch [0-9]* at step [0-9]*; saved $tmp/int.st" \
-       "$tmp/err" && [ -s "$tmp/int.st" ]; then
-    ok "Ctrl-C: saves, says where, exits 130"
+if [ $got -eq 130 ] && grep -q "interrupted in epoch [0-9]* after step [0-9]*; saved $tmp/int.st (--resume $tmp/int.st goes on from here)" \
+       "$tmp/err" && [ -s "$tmp/int.st" ] && [ -s "$tmp/int.st.state" ]; then
+    ok "Ctrl-C: saves the checkpoint and the training state, says where, exits 130"
 else
-    not_ok "Ctrl-C: saves, says where, exits 130 (exit $got)"
+    not_ok "Ctrl-C: saves the checkpoint and the training state, says where, exits 130 (exit $got)"
+fi
+# --resume goes on from the step Ctrl-C stopped at, and appends to the log.
+at=$(sed -n 's/.* after step \([0-9]*\);.*/\1/p' "$tmp/err")
+lines=$(wc -l <"$tmp/int.csv")
+"$model" train --data "$d/train-images.npy" --labels "$d/train-labels.npy" --epochs 1000000 \
+    --resume "$tmp/int.st" --save "$tmp/int.st" --log "$tmp/int.csv" --pause-after 3 \
+    >"$tmp/out" 2>"$tmp/err"
+got=$?
+if [ $got -eq 0 ] && [ -n "$at" ] &&
+   grep -q "paused in epoch [0-9]* after step $((at + 3)); saved $tmp/int.st" "$tmp/err" &&
+   [ "$(wc -l <"$tmp/int.csv")" -ge "$lines" ] && [ "$(grep -c '^epoch,' "$tmp/int.csv")" -eq 1 ]; then
+    ok "--resume after Ctrl-C: goes on from step $at, pauses 3 steps later, one log"
+else
+    not_ok "--resume after Ctrl-C: goes on from step $at, pauses 3 steps later (exit $got: $(cat "$tmp/err"))"
 fi
 
 # ---- usage errors: exit 2 --------------------------------------------------------
@@ -238,6 +252,23 @@ cp "$tmp/ck.st" "$tmp/resume.st"
 expect 0 "saved $tmp/resume.st" "--save may name the --init checkpoint" -- "$model" train \
     --data "$x" --labels "$y" --epochs 1 --init "$tmp/resume.st" --save "$tmp/resume.st"
 rm -f "$tmp/resume.st"
+# --resume's refusals: no training state beside it, another run's batch, --init too.
+cp "$tmp/ck.st" "$tmp/lone.st"
+expect 1 "--resume $tmp/lone.st: there is no $tmp/lone.st.state, the training state that --save writes beside its checkpoint; to start a new run from these weights, give --init $tmp/lone.st" \
+    "--resume without the training state" -- "$model" train --data "$x" --labels "$y" \
+    --resume "$tmp/lone.st"
+"$model" train --data "$x" --labels "$y" --epochs 2 --save "$tmp/run.st" --pause-after 1 \
+    2>/dev/null
+expect 1 "its run took" "--resume with another batch" -- "$model" train --data "$x" \
+    --labels "$y" --epochs 2 --resume "$tmp/run.st" --batch 3
+expect 1 "is the training state beside a checkpoint, not a checkpoint" \
+    "--resume naming the training state" -- "$model" train --data "$x" --labels "$y" \
+    --resume "$tmp/run.st.state"
+expect 2 "--init starts a new run and --resume goes on with one" "--init and --resume" -- \
+    "$model" train --data "$x" --labels "$y" --init "$tmp/run.st" --resume "$tmp/run.st"
+expect 2 "--pause-after needs --save" "--pause-after without --save" -- \
+    "$model" train --data "$x" --labels "$y" --pause-after 3
+rm -f "$tmp/run.st" "$tmp/run.st.state" "$tmp/lone.st"
 # A log that cannot be written (a full disk) fails the run.
 expect 1 "--log /dev/full: cannot write: No space left on device" "--log on a full disk" -- \
     "$model" train --data "$x" --labels "$y" --epochs 1 --log /dev/full

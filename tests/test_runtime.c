@@ -1007,6 +1007,18 @@ static void ctx_new(cnnrt_ctx *ctx, const cnnrt_model *m, cnnrt_optimizer opt, u
     cnnrt_init_params(ctx, seed);
 }
 
+/* A run's position with every field unlike its neighbours'. */
+static rt_run example_run(void)
+{
+    rt_run r = {.step = 17, .per_epoch = 5, .epoch = 4, .epoch_step = 2,
+                .loss_sum = 1.0 / 3, .seen = 9, .correct = 4, .best = -INFINITY,
+                .saved_epoch = 3, .flags = 0x0123456789abcdefull, .weights = 42};
+    cnnrt_rng_seed(&r.shuffle, 5, 2);
+    cnnrt_rng_seed(&r.dropout, 5, 3);
+    cnnrt_rng_seed(&r.augment, 5, 4);
+    return r;
+}
+
 START_TEST(ckpt_round_trip)
 {
     for (int opt = CNNRT_SGD; opt <= CNNRT_ADAM; opt++) {
@@ -1019,17 +1031,23 @@ START_TEST(ckpt_round_trip)
         for (int64_t j = 0; j < slots * m->param_count; j++)
             rt_set(m->real_size, a.opt_state, j, 0.25 * (double)j - 3);
         a.step = 1234;
+        rt_run run = example_run(), got;
         ck_assert_int_eq(rt_ckpt_save(&a, tmp("rt.safetensors")), 0);
-        bool state;
-        ck_assert_int_eq(rt_ckpt_load(&b, tmp("rt.safetensors"), true, &state), 0);
-        ck_assert(state == (slots > 0));
+        ck_assert_int_eq(rt_state_save(&a, tmp("rt.safetensors.state"), &run), 0);
+        ck_assert_int_eq(rt_ckpt_load(&b, tmp("rt.safetensors")), 0);
+        ck_assert_int_eq(b.step, 0);   /* a checkpoint holds weights alone */
+        ck_assert_int_eq(rt_state_load(&b, tmp("rt.safetensors.state"), &got), 0);
         size_t rs = (size_t)m->real_size;
         ck_assert_int_eq(memcmp(a.params, b.params, (size_t)m->param_count * rs), 0);
-        if (slots) {
-            ck_assert_int_eq(memcmp(a.opt_state, b.opt_state,
-                                    (size_t)(slots * m->param_count) * rs), 0);
-            ck_assert_int_eq(b.step, 1234);
-        }
+        ck_assert_int_eq(memcmp(a.opt_state, b.opt_state, (size_t)(slots * m->param_count) * rs),
+                         0);
+        ck_assert_int_eq(b.step, 1234);
+        ck_assert_int_eq(memcmp(&run, &got, sizeof run), 0);
+        /* and the checkpoint lists no optimizer state: a PyTorch state_dict */
+        size_t n;
+        char *bytes = read_all(tmp("rt.safetensors"), &n);
+        ck_assert(memmem(bytes, n, "__opt__", 7) == NULL);
+        free(bytes);
         cnnrt_ctx_free(&a);
         cnnrt_ctx_free(&b);
     }
@@ -1042,14 +1060,13 @@ START_TEST(ckpt_precisions)
     ctx_new(&f, &cnnrt_model_example_f32, CNNRT_SGD, 3);
     ctx_new(&d, &cnnrt_model_example, CNNRT_SGD, 4);
     ck_assert_int_eq(rt_ckpt_save(&f, tmp("f32.st")), 0);
-    bool state;
     /* an f64 trainer reads F32 */
-    ck_assert_int_eq(rt_ckpt_load(&d, tmp("f32.st"), true, &state), 0);
+    ck_assert_int_eq(rt_ckpt_load(&d, tmp("f32.st")), 0);
     for (int j = 0; j < 67; j++)
         ck_assert(((double *)d.params)[j] == ((float *)f.params)[j]);
     /* an f32 trainer refuses F64 */
     ck_assert_int_eq(rt_ckpt_save(&d, tmp("f64.st")), 0);
-    ck_assert_int_eq(rt_ckpt_load(&f, tmp("f64.st"), true, &state), -1);
+    ck_assert_int_eq(rt_ckpt_load(&f, tmp("f64.st")), -1);
     assert_err("f64.st", "D1.weight", "dtype F64", "expected F32");
     cnnrt_ctx_free(&f);
     cnnrt_ctx_free(&d);
@@ -1118,8 +1135,6 @@ static const BadCkpt bad_ckpts[] = {
     {"{" T_D1W "," T_D1B "," T_D2W ",\"D2.bias\":{\"shape\":[3],"
      "\"data_offsets\":[512,536]}}", 536, "D2.bias", "lacks \"dtype\""},
     {"{" T_D1W "," T_D1B "," T_D2W ",\"D2.bias\":[]}", 536, "D2.bias", "expected an object"},
-    {"{" T_ALL ",\"__opt__.D1.weight.exp_avg\":{\"dtype\":\"F64\",\"shape\":[8,4],"
-     "\"data_offsets\":[536,792]}}", 792, "__opt__.D1.bias.exp_avg", "incomplete"},
     {"{" T_ALL ",\"__opt__.D9.weight.exp_avg\":{\"dtype\":\"F64\",\"shape\":[8,4],"
      "\"data_offsets\":[536,792]}}", 792, "unexpected tensor __opt__.D9.weight.exp_avg", ""},
 };
@@ -1132,8 +1147,7 @@ START_TEST(ckpt_bad)
     free(data);
     cnnrt_ctx ctx;
     ctx_new(&ctx, &cnnrt_model_example, CNNRT_ADAM, 1);
-    bool state;
-    ck_assert_int_eq(rt_ckpt_load(&ctx, tmp("bad.st"), true, &state), -1);
+    ck_assert_int_eq(rt_ckpt_load(&ctx, tmp("bad.st")), -1);
     assert_err("bad.st", b->phrase1, b->phrase2);
     cnnrt_ctx_free(&ctx);
 }
@@ -1143,39 +1157,36 @@ START_TEST(ckpt_bad_framing)
 {
     cnnrt_ctx ctx;
     ctx_new(&ctx, &cnnrt_model_example, CNNRT_SGD, 1);
-    bool state;
     write_bytes(tmp("tiny.st"), "\x05\0\0", 3);
-    ck_assert_int_eq(rt_ckpt_load(&ctx, tmp("tiny.st"), false, &state), -1);
+    ck_assert_int_eq(rt_ckpt_load(&ctx, tmp("tiny.st")), -1);
     assert_err("tiny.st", "truncated");
     write_bytes(tmp("len.st"), "\xff\xff\xff\xff\xff\xff\xff\xff{}", 10);
-    ck_assert_int_eq(rt_ckpt_load(&ctx, tmp("len.st"), false, &state), -1);
+    ck_assert_int_eq(rt_ckpt_load(&ctx, tmp("len.st")), -1);
     assert_err("len.st", "header length 18446744073709551615", "runs past the end");
     write_bytes(tmp("json.st"), "\x04\0\0\0\0\0\0\0{\"a\"", 12);
-    ck_assert_int_eq(rt_ckpt_load(&ctx, tmp("json.st"), false, &state), -1);
+    ck_assert_int_eq(rt_ckpt_load(&ctx, tmp("json.st")), -1);
     assert_err("json.st", "bad JSON in the header at byte 12");
     /* a non-finite value */
     unsigned char data[536] = {0};
     double inf = INFINITY;
     memcpy(data + 512 + 8, &inf, 8);
     write_st(tmp("inf.st"), "{" T_ALL "}", data, sizeof data);
-    ck_assert_int_eq(rt_ckpt_load(&ctx, tmp("inf.st"), false, &state), -1);
+    ck_assert_int_eq(rt_ckpt_load(&ctx, tmp("inf.st")), -1);
     assert_err("inf.st", "D2.bias", "non-finite", "element 1");
     /* and the same file, finite, loads; no metadata is needed */
     memset(data, 0, sizeof data);
     write_st(tmp("ok.st"), "{" T_ALL "}", data, sizeof data);
-    ck_assert_int_eq(rt_ckpt_load(&ctx, tmp("ok.st"), true, &state), 0);
-    ck_assert(!state);
+    ck_assert_int_eq(rt_ckpt_load(&ctx, tmp("ok.st")), 0);
     cnnrt_ctx_free(&ctx);
 }
 END_TEST
 
 /* Loads path into a fresh Adam context; returns what rt_ckpt_load does. */
-static int load_fresh(const char *path, bool want_state)
+static int load_fresh(const char *path)
 {
     cnnrt_ctx ctx;
     ctx_new(&ctx, &cnnrt_model_example, CNNRT_ADAM, 1);
-    bool state;
-    int rc = rt_ckpt_load(&ctx, path, want_state, &state);
+    int rc = rt_ckpt_load(&ctx, path);
     cnnrt_ctx_free(&ctx);
     return rc;
 }
@@ -1211,7 +1222,7 @@ START_TEST(ckpt_uncovered_bytes)
     const Uncovered *u = &uncovereds[_i];
     unsigned char data[1024] = {0};
     write_st(tmp("gap.st"), u->header, data, u->data);
-    ck_assert_int_eq(load_fresh(tmp("gap.st"), false), -1);
+    ck_assert_int_eq(load_fresh(tmp("gap.st")), -1);
     size_t start = 8 + strlen(u->header);
     char want[1024];
     snprintf(want, sizeof want, "data bytes [%u, %u) (file bytes [%zu, %zu)) lie %s and "
@@ -1230,7 +1241,7 @@ START_TEST(ckpt_header_limit)
         rt_put_le64(len, hlen);
         write_bytes(tmp("huge.st"), len, 8);
         ck_assert_int_eq(truncate(tmp("huge.st"), (off_t)(8 + hlen)), 0);
-        ck_assert_int_eq(load_fresh(tmp("huge.st"), false), -1);
+        ck_assert_int_eq(load_fresh(tmp("huge.st")), -1);
         if (hlen == 100000000)   /* at the limit: read, and the JSON is bad */
             assert_err("bad JSON in the header at byte 8");
         else
@@ -1276,10 +1287,8 @@ START_TEST(ckpt_bad_metadata)
              b->value);
     unsigned char data[536] = {0};
     write_st(tmp("meta.st"), header, data, sizeof data);
-    for (int want_state = 0; want_state < 2; want_state++) {
-        ck_assert_int_eq(load_fresh(tmp("meta.st"), want_state), -1);
-        assert_errmsg(tmp("meta.st"), b->message);
-    }
+    ck_assert_int_eq(load_fresh(tmp("meta.st")), -1);
+    assert_errmsg(tmp("meta.st"), b->message);
 }
 END_TEST
 
@@ -1290,10 +1299,11 @@ START_TEST(ckpt_metadata_limits)
     ctx_new(&a, &cnnrt_model_example, CNNRT_ADAM, 1);
     ctx_new(&b, &cnnrt_model_example, CNNRT_ADAM, 2);
     a.step = RT_MAX_STEP;
+    rt_run run = example_run();
     ck_assert_int_eq(rt_ckpt_save(&a, tmp("max.st")), 0);
-    bool state;
-    ck_assert_int_eq(rt_ckpt_load(&b, tmp("max.st"), true, &state), 0);
-    ck_assert(state);
+    ck_assert_int_eq(rt_state_save(&a, tmp("max.st.state"), &run), 0);
+    ck_assert_int_eq(rt_ckpt_load(&b, tmp("max.st")), 0);
+    ck_assert_int_eq(rt_state_load(&b, tmp("max.st.state"), &run), 0);
     ck_assert_int_eq(b.step, RT_MAX_STEP);
     char header[512];
     snprintf(header, sizeof header, "{\"__metadata__\":{\"cnnc.hash\":\"%016llX\"}," T_ALL "}",
@@ -1302,61 +1312,105 @@ START_TEST(ckpt_metadata_limits)
     write_st(tmp("caps.st"), header, data, sizeof data);
     fflush(stderr);
     quiet();   /* no warning expected, but a wrong one must not clutter the log */
-    ck_assert_int_eq(rt_ckpt_load(&b, tmp("caps.st"), false, &state), 0);
+    ck_assert_int_eq(rt_ckpt_load(&b, tmp("caps.st")), 0);
     unquiet();
     cnnrt_ctx_free(&a);
     cnnrt_ctx_free(&b);
 }
 END_TEST
 
-/* rt_ckpt_load_buffer, what the fuzzer calls: the same checks from memory. */
+/* rt_ckpt_load_buffer and rt_state_load_buffer, what the fuzzer calls: the
+ * same checks from memory. */
 START_TEST(ckpt_from_memory)
 {
     cnnrt_ctx a, b;
     ctx_new(&a, &cnnrt_model_example, CNNRT_MOMENTUM, 1);
     ctx_new(&b, &cnnrt_model_example, CNNRT_MOMENTUM, 2);
     a.step = 77;
+    rt_run run = example_run(), got;
     ck_assert_int_eq(rt_ckpt_save(&a, tmp("mem.st")), 0);
-    size_t n;
+    ck_assert_int_eq(rt_state_save(&a, tmp("mem.st.state"), &run), 0);
+    size_t n, ns;
     char *bytes = read_all(tmp("mem.st"), &n);
-    bool state;
-    ck_assert_int_eq(rt_ckpt_load_buffer(&b, "memory", (unsigned char *)bytes, n, true,
-                                         &state), 0);
-    ck_assert(state);
-    ck_assert_int_eq(b.step, 77);
+    char *state = read_all(tmp("mem.st.state"), &ns);
+    ck_assert_int_eq(rt_ckpt_load_buffer(&b, "memory", (unsigned char *)bytes, n), 0);
     ck_assert_int_eq(memcmp(a.params, b.params, 67 * sizeof(double)), 0);
-    ck_assert_int_eq(rt_ckpt_load_buffer(&b, "memory", (unsigned char *)bytes, 5, true,
-                                         &state), -1);
-    ck_assert(!state);
+    ck_assert_int_eq(rt_state_load_buffer(&b, "memory", (unsigned char *)state, ns, &got), 0);
+    ck_assert_int_eq(b.step, 77);
+    ck_assert_int_eq(rt_ckpt_load_buffer(&b, "memory", (unsigned char *)bytes, 5), -1);
     ck_assert_str_eq(rt_errmsg(), "memory: truncated: 5 bytes, shorter than the 8-byte "
                                   "header length");
+    /* each refuses the other kind of file, saying which it is */
+    ck_assert_int_eq(rt_ckpt_load_buffer(&b, "m.state", (unsigned char *)state, ns), -1);
+    ck_assert_str_eq(rt_errmsg(), "m.state is the training state beside a checkpoint, not "
+                                  "a checkpoint; give the checkpoint (the same name without "
+                                  ".state)");
+    ck_assert_int_eq(rt_state_load_buffer(&b, "m.st", (unsigned char *)bytes, n, &got), -1);
+    ck_assert_str_eq(rt_errmsg(), "m.st: not a training state (its __metadata__ lacks "
+                                  "\"format\": \"cnnc-state\"); --save writes one beside "
+                                  "its checkpoint");
     free(bytes);
+    free(state);
     cnnrt_ctx_free(&a);
     cnnrt_ctx_free(&b);
 }
 END_TEST
 
+/* --resume goes on with the run's optimizer: another one's state, even
+ * nesterov's take on momentum's buffer, is refused by name. */
 START_TEST(ckpt_other_optimizer_state)
 {
     cnnrt_ctx a, b;
     ctx_new(&a, &cnnrt_model_example, CNNRT_MOMENTUM, 1);
-    ctx_new(&b, &cnnrt_model_example, CNNRT_ADAM, 2);
-    a.step = 9;
-    ck_assert_int_eq(rt_ckpt_save(&a, tmp("m.st")), 0);
-    bool state = true;
-    quiet();   /* a warning: the state is for another optimizer */
-    ck_assert_int_eq(rt_ckpt_load(&b, tmp("m.st"), true, &state), 0);
-    unquiet();
-    ck_assert(!state);
-    ck_assert_int_eq(b.step, 0);
-    ck_assert_int_eq(memcmp(a.params, b.params, 67 * sizeof(double)), 0);
+    rt_run run = example_run();
+    ck_assert_int_eq(rt_state_save(&a, tmp("m.st.state"), &run), 0);
+    const cnnrt_optimizer others[] = {CNNRT_ADAM, CNNRT_NESTEROV, CNNRT_SGD};
+    const char *names[] = {"adam", "nesterov", "sgd"};
+    for (int i = 0; i < 3; i++) {
+        ctx_new(&b, &cnnrt_model_example, others[i], 2);
+        ck_assert_int_eq(rt_state_load(&b, tmp("m.st.state"), &run), -1);
+        char want[300];
+        snprintf(want, sizeof want, "the state of \"momentum\", not of %s; --resume goes on "
+                 "with the optimizer of the run that saved it", names[i]);
+        assert_errmsg(tmp("m.st.state"), want);
+        cnnrt_ctx_free(&b);
+    }
     cnnrt_ctx_free(&a);
-    cnnrt_ctx_free(&b);
-    /* nesterov shares momentum's buffer */
-    ctx_new(&b, &cnnrt_model_example, CNNRT_NESTEROV, 2);
-    ck_assert_int_eq(rt_ckpt_load(&b, tmp("m.st"), true, &state), 0);
-    ck_assert(state);
-    ck_assert_int_eq(b.step, 9);
+}
+END_TEST
+
+/* A training state whose tensors or position do not add up is refused. */
+START_TEST(ckpt_bad_state)
+{
+    cnnrt_ctx a, b;
+    ctx_new(&a, &cnnrt_model_example, CNNRT_ADAM, 1);
+    ctx_new(&b, &cnnrt_model_example, CNNRT_ADAM, 2);
+    rt_run run = example_run(), got;
+    run.epoch_step = run.per_epoch;   /* a step past its epoch's end */
+    ck_assert_int_eq(rt_state_save(&a, tmp("pos.state"), &run), 0);
+    ck_assert_int_eq(rt_state_load(&b, tmp("pos.state"), &got), -1);
+    assert_errmsg(tmp("pos.state"), "the run's position does not add up (epoch 4, step 5 "
+                  "of 5 in it, 9 samples seen, 4 correct, last saved epoch 3)");
+    /* a generator stuck at zero would hang the shuffle */
+    run = example_run();
+    memset(&run.augment, 0, sizeof run.augment);
+    ck_assert_int_eq(rt_state_save(&a, tmp("rng.state"), &run), 0);
+    ck_assert_int_eq(rt_state_load(&b, tmp("rng.state"), &got), -1);
+    assert_errmsg(tmp("rng.state"), "__metadata__ cnnc.rng.augment is all zeros, which no "
+                  "generator's state is");
+    /* a state with one slot short */
+    char header[1024];
+    snprintf(header, sizeof header, "{\"__metadata__\":{\"format\":\"cnnc-state\","
+             "\"cnnc.hash\":\"%016llx\",\"cnnc.optimizer\":\"adam\"},"
+             "\"__opt__.D1.weight.exp_avg\":{\"dtype\":\"F64\",\"shape\":[8,4],"
+             "\"data_offsets\":[0,256]}}",
+             (unsigned long long)cnnrt_model_example.source_hash);
+    unsigned char data[256] = {0};
+    write_st(tmp("short.state"), header, data, sizeof data);
+    ck_assert_int_eq(rt_state_load(&b, tmp("short.state"), &got), -1);
+    assert_errmsg(tmp("short.state"), "missing tensor __opt__.D1.bias.exp_avg: the adam "
+                  "state is incomplete");
+    cnnrt_ctx_free(&a);
     cnnrt_ctx_free(&b);
 }
 END_TEST
@@ -1789,15 +1843,14 @@ START_TEST(e2e_no_shuffle_first_batch)
     rt_data_targets(&d, m, idx, 8, labels, NULL);
     rt_train_step(&ctx, 8, x, labels, NULL);
     ctx_new(&got, m, CNNRT_SGD, 99);
-    bool state;
-    ck_assert_int_eq(rt_ckpt_load(&got, tmp("one.st"), true, &state), 0);
+    ck_assert_int_eq(rt_ckpt_load(&got, tmp("one.st")), 0);
     ck_assert_int_eq(memcmp(ctx.params, got.params, 67 * sizeof(double)), 0);
     /* a shuffled first batch is another one */
     ck_assert_int_eq(run(&cnnrt_model_example, NULL, NULL,
                          "train --data %s --labels %s --steps 1 --batch 8 --seed 5 "
                          "--optimizer sgd --lr 0.5 --save %s",
                          tmp("x.npy"), tmp("y.npy"), tmp("shuf.st")), 0);
-    ck_assert_int_eq(rt_ckpt_load(&got, tmp("shuf.st"), true, &state), 0);
+    ck_assert_int_eq(rt_ckpt_load(&got, tmp("shuf.st")), 0);
     ck_assert_int_ne(memcmp(ctx.params, got.params, 67 * sizeof(double)), 0);
     rt_data_free(&d);
     cnnrt_ctx_free(&ctx);
@@ -1828,11 +1881,32 @@ START_TEST(e2e_steps_partial_batches_resume)
                          "train --data %s --labels %s --epochs 9 --steps 3 --save %s",
                          tmp("x.npy"), tmp("y.npy"), tmp("b.st")), 0);
     ck_assert_int_eq(ckpt_step(tmp("b.st")), 3);
-    /* --init continues with the optimizer state and the step count */
+    /* --init starts a new run from the weights: a fresh optimizer, step 0 */
     ck_assert_int_eq(run(&cnnrt_model_example, NULL, NULL,
                          "train --data %s --labels %s --epochs 1 --init %s --save %s",
                          tmp("x.npy"), tmp("y.npy"), tmp("a.st"), tmp("c.st")), 0);
-    ck_assert_int_eq(ckpt_step(tmp("c.st")), 4);
+    ck_assert_int_eq(ckpt_step(tmp("c.st")), 2);
+    /* --resume goes on with the run: paused inside the first epoch, then at
+     * its end, it writes the bytes of the run that never stopped */
+    const char *flags = "--epochs 3 --optimizer adam --val-split 0.25";
+    ck_assert_int_eq(run(&cnnrt_model_example_drop, NULL, NULL,
+                         "train --data %s --labels %s %s --save %s", tmp("x.npy"),
+                         tmp("y.npy"), flags, tmp("whole.st")), 0);
+    for (int pause = 1; pause <= 2; pause++) {
+        ck_assert_int_eq(run(&cnnrt_model_example_drop, NULL, NULL,
+                             "train --data %s --labels %s %s --save %s --pause-after %d",
+                             tmp("x.npy"), tmp("y.npy"), flags, tmp("p.st"), pause), 0);
+        ck_assert_int_eq(ckpt_step(tmp("p.st")), pause);
+        ck_assert_int_eq(run(&cnnrt_model_example_drop, NULL, NULL,
+                             "train --data %s --labels %s %s --resume %s --save %s",
+                             tmp("x.npy"), tmp("y.npy"), flags, tmp("p.st"), tmp("p.st")), 0);
+        size_t nw, np;
+        char *w = read_all(tmp("whole.st"), &nw), *p = read_all(tmp("p.st"), &np);
+        ck_assert_uint_eq(nw, np);
+        ck_assert_int_eq(memcmp(w, p, nw), 0);
+        free(w);
+        free(p);
+    }
     /* --val-split: the last 25% validate */
     ck_assert_int_eq(run(&cnnrt_model_example, NULL, NULL,
                          "train --data %s --labels %s --epochs 1 --val-split 0.25 --log %s "
@@ -1855,31 +1929,40 @@ START_TEST(e2e_steps_partial_batches_resume)
 END_TEST
 
 /* The step count stops at 2^53: a run that would pass it is refused before
- * it starts, whether by --init's count or by --epochs. */
+ * it starts, whether by --resume's count or by --epochs. */
 START_TEST(e2e_step_limit)
 {
     write_blobs(20, "x.npy", "y.npy");
     cnnrt_ctx a;
     ctx_new(&a, &cnnrt_model_example, CNNRT_MOMENTUM, 1);
     a.step = RT_MAX_STEP - 1;
+    /* a run at its start (2 steps an epoch) whose optimizer has counted
+     * 2^53 - 1 steps before it */
+    rt_run r = {.per_epoch = 2, .epoch = 1, .best = -INFINITY,
+                .weights = rt_weights_hash(&a)};
+    cnnrt_rng_seed(&r.shuffle, 1, 2);
+    cnnrt_rng_seed(&r.dropout, 1, 3);
+    cnnrt_rng_seed(&r.augment, 1, 4);
     ck_assert_int_eq(rt_ckpt_save(&a, tmp("late.st")), 0);
+    ck_assert_int_eq(rt_state_save(&a, tmp("late.st.state"), &r), 0);
     cnnrt_ctx_free(&a);
     char *err;
     int rc = run(&cnnrt_model_example, NULL, &err,
-                 "train --data %s --labels %s --steps 1 --init %s --save %s",
+                 "train --data %s --labels %s --steps 1 --resume %s --save %s",
                  tmp("x.npy"), tmp("y.npy"), tmp("late.st"), tmp("last.st"));
     ck_assert_msg(rc == 0, "%s", err);
     free(err);
     ck_assert_int_eq(ckpt_step(tmp("last.st")), RT_MAX_STEP);
     rc = run(&cnnrt_model_example, NULL, &err,
-             "train --data %s --labels %s --steps 1 --init %s --log %s",
-             tmp("x.npy"), tmp("y.npy"), tmp("last.st"), tmp("refused.csv"));
+             "train --data %s --labels %s --steps 2 --resume %s --log %s",
+             tmp("x.npy"), tmp("y.npy"), tmp("late.st"), tmp("refused.csv"));
     ck_assert_int_eq(rc, 1);
     ck_assert_int_ne(access(tmp("refused.csv"), F_OK), 0);   /* refused before the log */
     char want[1024];
-    snprintf(want, sizeof want, "model: error: train: --init %s has taken 9007199254740992 "
-             "steps; 1 more would pass 2^53, the most a run counts\n", tmp("last.st"));
-    ck_assert_str_eq(err, want);
+    snprintf(want, sizeof want, "model: error: train: --resume %s had taken "
+             "9007199254740991 steps before its run; 2 more would pass 2^53, the most a run "
+             "counts\n", tmp("late.st"));
+    ck_assert_ptr_nonnull(strstr(err, want));
     free(err);
     /* 9008 steps an epoch (batch 1) times 10^12 epochs */
     write_blobs(9008, "big.npy", "big-y.npy");
@@ -1904,12 +1987,14 @@ START_TEST(e2e_optimizers_and_losses)
                      "--lr 0.05 --save %s", tmp("x.npy"), tmp("y.npy"), opts[i], tmp("o.st"));
         ck_assert_msg(rc == 0, "%s: %s", opts[i], err);
         free(err);
-        char *s = read_all(tmp("o.st"), NULL);
-        const char *h = s + 8;   /* the header, after its length */
+        char *s = read_all(tmp("o.st"), NULL), *st = read_all(tmp("o.st.state"), NULL);
+        const char *h = s + 8, *sh = st + 8;   /* the headers, after their lengths */
         ck_assert_ptr_nonnull(strstr(h, "\"D1.weight\":{\"dtype\":\"F32\""));
-        ck_assert((strstr(h, "exp_avg_sq") != NULL) == (i == 3));
-        ck_assert((strstr(h, "momentum_buffer") != NULL) == (i == 1 || i == 2));
+        ck_assert_ptr_null(strstr(h, "__opt__"));
+        ck_assert((strstr(sh, "exp_avg_sq") != NULL) == (i == 3));
+        ck_assert((strstr(sh, "momentum_buffer") != NULL) == (i == 1 || i == 2));
         free(s);
+        free(st);
     }
     /* mse with integer labels (one-hot) and with float targets */
     ck_assert_int_eq(run(&cnnrt_model_example_mse, NULL, NULL,
@@ -2202,11 +2287,10 @@ START_TEST(ckpt_truncations_and_damage)
     ck_assert_int_eq(rt_ckpt_save(&a, tmp("good.st")), 0);
     size_t n;
     char *good = read_all(tmp("good.st"), &n);
-    bool state;
     size_t loaded = 0, shortest = n;
     for (size_t len = 0; len < n; len++) {
         unsigned char *cut = exact_copy(good, len);
-        if (rt_ckpt_load_buffer(&b, "cut.st", cut, len, true, &state) != -1) {
+        if (rt_ckpt_load_buffer(&b, "cut.st", cut, len) != -1) {
             loaded++;
             shortest = len < shortest ? len : shortest;
         }
@@ -2226,7 +2310,7 @@ START_TEST(ckpt_truncations_and_damage)
         int flips = 1 + (int)cnnrt_rng_below(&r, 3);
         for (int k = 0; k < flips; k++)
             bad[cnnrt_rng_below(&r, hlen)] = (unsigned char)cnnrt_rng_below(&r, 256);
-        if (rt_ckpt_load_buffer(&b, "bad.st", bad, n, true, &state) == 0)
+        if (rt_ckpt_load_buffer(&b, "bad.st", bad, n) == 0)
             for (int j = 0; j < 67; j++)
                 nonfinite += !isfinite(((double *)b.params)[j]);
         free(bad);
@@ -3216,6 +3300,7 @@ static Suite *runtime_suite(void)
     tcase_add_test(tc, ckpt_metadata_limits);
     tcase_add_test(tc, ckpt_from_memory);
     tcase_add_test(tc, ckpt_other_optimizer_state);
+    tcase_add_test(tc, ckpt_bad_state);
     tcase_add_test(tc, ckpt_save_atomic_on_failure);
     suite_add_tcase(s, tc);
 

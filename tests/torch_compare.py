@@ -36,9 +36,10 @@ torch.set_num_threads(1)
 # ---- the cases --------------------------------------------------------------
 # Every case trains 4 steps of batch 4 on 10 samples, without shuffling:
 # samples 0-3, 4-7, 8-9 (a short last batch), then 0-3 of the second epoch.
-# A "resume" case stops after 2 steps, restarts from that checkpoint (with its
-# optimizer state and step count) for 2 more, and compares with PyTorch's 4
-# uninterrupted steps on the same batches (0-3, 4-7, 0-3, 4-7).
+# A "resume" case pauses after 2 steps (--pause-after), goes on with --resume
+# for the 2 more, and compares with PyTorch's 4 uninterrupted steps. Every
+# checkpoint must load into PyTorch with load_state_dict(strict=True); the
+# optimizer state is read from the training state beside it.
 CASES = [
     dict(net="torch_convs", prec="f64", opt="sgd", lr=0.1),
     dict(net="torch_convs", prec="f64", opt="nesterov", lr=0.05, momentum=0.9,
@@ -477,6 +478,36 @@ def train_flags(case, steps):
     return f
 
 
+def strict_load(ours, ref):
+    """What PyTorch's load_state_dict(strict=True) says of the trainer's
+    checkpoint on a module that holds the reference's parameters and buffers
+    under their names ("C1.weight": module C1, parameter weight); '' when it
+    takes it."""
+    root = torch.nn.Module()
+    for name, a in ref.items():
+        if name.startswith("__opt__."):
+            continue
+        *path, leaf = name.split(".")
+        mod = root
+        for p in path:
+            if not hasattr(mod, p):
+                mod.add_module(p, torch.nn.Module())
+            mod = getattr(mod, p)
+        t = torch.zeros(np.shape(a), dtype=torch.int64 if leaf == "num_batches_tracked"
+                        else torch.float64)
+        if leaf in ("running_mean", "running_var", "num_batches_tracked"):
+            mod.register_buffer(leaf, t)
+        else:
+            mod.register_parameter(leaf, torch.nn.Parameter(t))
+    try:
+        root.load_state_dict({k: torch.from_numpy(np.array(v)).to(
+            torch.int64 if k.endswith(".num_batches_tracked") else torch.float64)
+            for k, v in ours.items()}, strict=True)
+    except RuntimeError as e:
+        return " ".join(str(e).split())[:300]
+    return ""
+
+
 def compare(ours, ref, tol):
     """-> (all within tol, the worst relative difference, one row per tensor);
     a tensor missing from either side is a failure."""
@@ -547,24 +578,31 @@ def one_case(args, case, data_cache, nets):
         return list(range(s, min(s + BATCH, N_TRAIN)))
 
     if case.get("resume"):
-        run([tr, "train"] + data + train_flags(case, 2) +
-            ["--init", base + ".init.st", "--save", base + ".half.st"], base + ".train1.log")
-        run([tr, "train"] + data + train_flags(case, 2) +
-            ["--init", base + ".half.st", "--save", base + ".st"], base + ".train2.log")
-        batches = [batch(0), batch(1), batch(0), batch(1)]
+        run([tr, "train"] + data + train_flags(case, STEPS) +
+            ["--init", base + ".init.st", "--save", base + ".half.st", "--pause-after", "2"],
+            base + ".train1.log")
+        run([tr, "train"] + data + train_flags(case, STEPS) +
+            ["--resume", base + ".half.st", "--save", base + ".st"], base + ".train2.log")
     else:
         run([tr, "train"] + data + train_flags(case, STEPS) +
             ["--init", base + ".init.st", "--save", base + ".st"], base + ".train.log")
-        batches = [batch(i) for i in range(STEPS)]
+    batches = [batch(i) for i in range(STEPS)]
     ours, meta = st_read(base + ".st")
+    state, smeta = st_read(base + ".st.state")
     ref, P = torch_train(net, init, xtr, ytr, batches, case)
     # f32 BatchNorm divides by the spread of 4 samples: rounding grows there
     tol = case.get("tol", TOL[case["prec"]])
-    ok, worst, rows = compare(ours, ref, tol)
     notes = []
-    if meta.get("cnnc.step") != str(len(batches)):
-        ok = False
-        notes.append("cnnc.step is %r, expected %d" % (meta.get("cnnc.step"), len(batches)))
+    strict = strict_load(ours, ref)
+    if strict:
+        notes.append("load_state_dict(strict=True) refuses the checkpoint: " + strict)
+    ok, worst, rows = compare(dict(ours, **state), ref, tol)
+    ok &= not strict
+    for m_, what in ((meta, "checkpoint"), (smeta, "training state")):
+        if m_.get("cnnc.step") != str(len(batches)):
+            ok = False
+            notes.append("the %s's cnnc.step is %r, expected %d" % (what, m_.get("cnnc.step"),
+                                                                  len(batches)))
     if not all(v.dtype == DTYPES[dtype] for k, v in ours.items()
                if not k.endswith(".num_batches_tracked")):
         ok = False
