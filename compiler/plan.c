@@ -34,8 +34,8 @@
  * pass over the whole batch (there is no batch statistic), with the large
  * maps of a micro-batch small enough to stay near the cache. The
  * micro-batch is the batch halved until the maps and gradient buffers of
- * every lane fit PLAN_MICRO_BUDGET and every lane has a micro-batch, or
- * what --micro-batch says.
+ * the lanes that run at once fit PLAN_MICRO_BUDGET and every lane has a
+ * micro-batch, or what --micro-batch says.
  *
  * Lanes: micro-batch k of a step goes to lane k mod lanes. A lane has a
  * workspace of its own (all of the above but the parameters) and, but lane
@@ -62,9 +62,13 @@
 /* The header of the workspace: what forward leaves for loss and backward. */
 enum { PLAN_STATE_BYTES = 256 };
 
-/* The bytes a micro-batch's maps and gradient buffers may fill before it is
- * halved: at 24 MiB the seed network runs 16 samples at a time, as fast as
- * the whole batch of 128 (measured) in a quarter of the memory. */
+/* The bytes the maps and gradient buffers of the lanes that run at once
+ * (at most PLAN_LANES, the cores cnnc is tuned on) may fill before the
+ * micro-batch is halved. At 24 MiB the seed network ran 16 samples at a
+ * time, as fast as the whole batch of 128 (measured) in a quarter of the
+ * memory; its maps have grown since, to 8 at a time. With --lanes=4 it
+ * runs 8 at a time too: 4, this budget spread over all four lanes, was
+ * about 10% slower on two threads (three runs each, on a loaded machine). */
 #define PLAN_MICRO_BUDGET ((int64_t)24 << 20)
 
 /* Lanes when none are asked for (--lanes) and a step has several
@@ -482,7 +486,8 @@ static bool place_micro_batches(const Network *n, int64_t micro, Kernels kernels
     if (!place_workspace(n, p, kernels))
         return false;
     while (micro <= 0 && p->micro > 1 &&
-           (p->lanes * (p->activations + p->gradient_buffers) > PLAN_MICRO_BUDGET ||
+           ((p->lanes < PLAN_LANES ? p->lanes : PLAN_LANES) *
+                (p->activations + p->gradient_buffers) > PLAN_MICRO_BUDGET ||
             (fast(kernels) && micro_batches(p->batch, p->micro) < p->lanes_asked))) {
         p->micro = (p->micro + 1) / 2;
         p->ngrad_slots = 0;
