@@ -1121,6 +1121,26 @@ START_TEST(memory_plan)
     ck_assert_int_eq(p.workspace, 2 * p.lane_bytes + 47 * 4);
     ck_assert_int_eq(p.total_bytes, p.workspace + 752);
     plan_free(&p);
+    /* --lanes=3: the batch halved (10, 5, 3) until each lane has a
+     * micro-batch; three workspaces, then the gradients of lanes 1 and 2 */
+    ck_assert(plan_network(r.net, 4, 0, 3, KERNELS_FAST, &p));
+    ck_assert_int_eq(p.micro, 3);
+    ck_assert_int_eq(p.lanes, 3);
+    ck_assert_int_eq(p.lane_samples, 6);
+    ck_assert_int_eq(p.lane_grads_off, 3 * p.lane_bytes);
+    ck_assert_int_eq(p.workspace, 3 * p.lane_bytes + 2 * 47 * 4);
+    plan_free(&p);
+    ck_assert(plan_network(r.net, 4, 0, 3, KERNELS_REFERENCE, &p));
+    ck_assert_int_eq(p.lanes, 1); /* the reference tier: one lane */
+    plan_free(&p);
+    /* each lane needs a micro-batch: 10 in 4s is 3, in 5s only 2 */
+    char why[512] = "";
+    ck_assert(plan_lanes_fit(r.net, 4, 3, why, sizeof why));
+    ck_assert(plan_lanes_fit(r.net, 0, 10, why, sizeof why));
+    ck_assert(!plan_lanes_fit(r.net, 5, 3, why, sizeof why));
+    ck_assert_ptr_nonnull(strstr(why, "give --micro-batch=4 or less"));
+    ck_assert(!plan_lanes_fit(r.net, 0, 11, why, sizeof why));
+    ck_assert_ptr_nonnull(strstr(why, "at most 10 lanes"));
     ck_assert(plan_network(r.net, 8, 0, 0, KERNELS_FAST, &p));
     /* f64: output buffers 256 each; maps 640 + 640 + 640 + 256 + 256 */
     ck_assert_int_eq(p.layer_scratch, scratch_total(r.net, 10, 10, 8));
