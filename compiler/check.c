@@ -1055,7 +1055,7 @@ static void check_unused(Checker *c)
 static void check_plan(Checker *c)
 {
     MemPlan p;
-    if (plan_network(c->net, 8, 0, KERNELS_FAST, &p)) {
+    if (plan_network(c->net, 8, 0, 0, KERNELS_FAST, &p)) {
         plan_free(&p);
         return;
     }

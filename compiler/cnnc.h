@@ -607,6 +607,7 @@ typedef struct MemPlan {
     int64_t input_bytes;    /* its bytes */
     int64_t lane_bytes;     /* bytes of one lane's workspace, header and
                                alignment included */
+    int lanes_asked;        /* --lanes; 0: the plan's choice (PLAN_LANES) */
     int lanes;              /* lanes a step's micro-batches are dealt to */
     int64_t lane_samples;   /* the most samples a lane takes in a step */
     int64_t lane_grads_off; /* bytes: the gradients of lanes 1.., after the
@@ -620,24 +621,36 @@ typedef struct MemPlan {
  * (the plain loops of the math: one micro-batch, one lane, one thread). */
 typedef enum Kernels { KERNELS_FAST, KERNELS_REFERENCE } Kernels;
 
+/* The most lanes cnnc --lanes plans: each has a workspace and a copy of
+ * the gradients, and more than the cores of a large machine only cost
+ * memory. */
+#define PLAN_MAX_LANES 64
+
 /* False when a size would overflow int64; the plan is then empty.
  * plan_free releases a plan that succeeded. micro: samples per pass (0:
- * the plan's choice; the reference tier takes the whole batch). */
-bool plan_network(const Network *n, int64_t real_size, int64_t micro, Kernels kernels,
-                  MemPlan *p);
+ * the plan's choice; the reference tier takes the whole batch). lanes:
+ * the fast tier's lanes, 1 to PLAN_MAX_LANES, which plan_lanes_fit must
+ * have accepted (0: two, or one when the batch is one micro-batch; the
+ * reference tier has one). */
+bool plan_network(const Network *n, int64_t real_size, int64_t micro, int lanes,
+                  Kernels kernels, MemPlan *p);
 /* The same, with the layers where compact[i] holds given the reference
  * kernels in a fast trainer: nothing fused into them, nothing streamed, no
  * scratch (emit.c's budget of generated code decides which). */
-bool plan_network_mixed(const Network *n, int64_t real_size, int64_t micro, Kernels kernels,
-                        const bool *compact, MemPlan *p);
+bool plan_network_mixed(const Network *n, int64_t real_size, int64_t micro, int lanes,
+                        Kernels kernels, const bool *compact, MemPlan *p);
 void plan_free(MemPlan *p);
+/* Whether a fast trainer of n can deal a step to `lanes` lanes (each needs
+ * a micro-batch) at micro-batch micro (0: the plan's choice); if not, why,
+ * in why[size] (cnnc's message, after "error: "). */
+bool plan_lanes_fit(const Network *n, int64_t micro, int lanes, char *why, size_t size);
 
 /* ------------------------------------------------------------------------
  * summary.c: cnnc --summary
  */
 
-/* micro: samples per pass (0: the plan's choice). */
-void summary_print(FILE *f, const Network *n, int64_t real_size, int64_t micro,
+/* micro: samples per pass, lanes: the lanes (0: the plan's choice). */
+void summary_print(FILE *f, const Network *n, int64_t real_size, int64_t micro, int lanes,
                    Kernels kernels, int64_t fast_budget);
 
 /* ------------------------------------------------------------------------
@@ -763,6 +776,7 @@ void emit_dx_clear(Emitter *e, const LayerCode *c);
 typedef struct EmitOptions {
     int64_t real_size;     /* 4 or 8 */
     int64_t micro;         /* samples per pass through the layers; 0: the plan's */
+    int lanes;             /* lanes a step is dealt to (--lanes); 0: the plan's */
     Kernels kernels;
     int64_t fast_budget;   /* bytes of fast layer code at most (0: 8 MiB) */
     bool note_compact;     /* say on stderr when layers get compact kernels */
@@ -777,8 +791,8 @@ bool emit_network(FILE *out, const Network *n, const EmitOptions *o);
 /* Which layers of a fast trainer get compact (reference) kernels so that
  * its code stays within budget: compact[nlayers], *ncompact of them, and
  * about *bytes of C in all. False when even then it is too large. */
-bool emit_choose_kernels(const Network *n, int64_t real_size, int64_t micro, int64_t budget,
-                         bool *compact, int *ncompact, int64_t *bytes);
+bool emit_choose_kernels(const Network *n, int64_t real_size, int64_t micro, int lanes,
+                         int64_t budget, bool *compact, int *ncompact, int64_t *bytes);
 /* emit_choose_kernels for o, with the error when the trainer would be too
  * large (false) and, when o asks, the note when layers get compact kernels. */
 bool emit_kernels_checked(const Network *n, const EmitOptions *o, bool *compact, int *ncompact);

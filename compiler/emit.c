@@ -1059,15 +1059,15 @@ static int by_flops(const void *a, const void *b)
     return *(const int *)a - *(const int *)b;
 }
 
-bool emit_choose_kernels(const Network *n, int64_t real_size, int64_t micro, int64_t budget,
-                         bool *compact, int *ncompact, int64_t *bytes)
+bool emit_choose_kernels(const Network *n, int64_t real_size, int64_t micro, int lanes,
+                         int64_t budget, bool *compact, int *ncompact, int64_t *bytes)
 {
     if (budget <= 0)
         budget = EMIT_FAST_BUDGET;
     MemPlan lay;
     *ncompact = 0;
     *bytes = 0;
-    if (!plan_network(n, real_size, micro, KERNELS_FAST, &lay))
+    if (!plan_network(n, real_size, micro, lanes, KERNELS_FAST, &lay))
         return true;   /* the caller reports the plan */
     int *order = xcalloc((size_t)n->nlayers + 1, sizeof *order);
     for (int i = 0; i < n->nlayers; i++)
@@ -1109,8 +1109,8 @@ bool emit_kernels_checked(const Network *n, const EmitOptions *o, bool *compact,
     *ncompact = 0;
     if (o->kernels != KERNELS_FAST)
         return true;
-    if (!emit_choose_kernels(n, o->real_size, o->micro, o->fast_budget, compact, ncompact,
-                             &bytes)) {
+    if (!emit_choose_kernels(n, o->real_size, o->micro, o->lanes, o->fast_budget, compact,
+                             ncompact, &bytes)) {
         fprintf(stderr, "cnnc: error: %s: the trainer of these %d layers would be over %d MiB "
                 "of C, more than a C compiler takes in reasonable time\n", n->source_name,
                 n->nlayers, (int)(EMIT_MAX_BYTES >> 20));
@@ -1137,7 +1137,7 @@ bool emit_network(FILE *out, const Network *n, const EmitOptions *o)
         free(compact);
         return false;
     }
-    bool planned = plan_network_mixed(n, o->real_size, o->micro, o->kernels,
+    bool planned = plan_network_mixed(n, o->real_size, o->micro, o->lanes, o->kernels,
                                       ncompact ? compact : NULL, &lay);
     free(compact);
     if (!planned) {
@@ -1166,7 +1166,7 @@ bool emit_network(FILE *out, const Network *n, const EmitOptions *o)
     char *summary = NULL;
     size_t summary_len = 0;
     FILE *s = open_memstream(&summary, &summary_len);
-    summary_print(s, n, o->real_size, o->micro, o->kernels, o->fast_budget);
+    summary_print(s, n, o->real_size, o->micro, o->lanes, o->kernels, o->fast_budget);
     fclose(s);
     emit_string(&e, "net_summary", summary, summary_len);
     free(summary);

@@ -21,6 +21,10 @@
 
 enum { EXIT_MODEL = 1, EXIT_USAGE = 2 };
 
+/* A macro's value as a string literal: "64" for PLAN_MAX_LANES. */
+#define STR_(x) #x
+#define STR(x) STR_(x)
+
 typedef enum Mode { MODE_EMIT, MODE_CHECK, MODE_SUMMARY } Mode;
 
 /* What -o receives (--emit=...). */
@@ -33,6 +37,7 @@ typedef struct Options {
     const char *output;     /* -o; NULL with --check/--summary */
     int64_t real_size;      /* 4 or 8 */
     int64_t micro;          /* --micro-batch; 0: the plan's choice */
+    int lanes;              /* --lanes; 0: the plan's choice (two) */
     Kernels kernels;        /* --kernels */
     int64_t fast_budget;    /* --fast-budget, in bytes; 0: the default */
     int max_errors;
@@ -69,7 +74,11 @@ static void usage(FILE *f)
           "                      past it, the layers with the least FLOP get compact ones\n"
           "      --precision=P   f32 (default) or f64\n"
           "      --micro-batch=N samples per pass through the layers (default: the\n"
-          "                      batch halved until its maps fit 24 MiB)\n"
+          "                      batch halved until its maps fit 24 MiB and every\n"
+          "                      lane has one)\n"
+          "      --lanes=N       deal a step's micro-batches to N lanes, 1 to 64; the\n"
+          "                      trainer then runs on up to N MPI processes (default:\n"
+          "                      2, or 1 when a step is one micro-batch)\n"
           "      --max-errors=N  stop after N errors (default 20)\n"
           "      -Werror         treat warnings as errors\n"
           "  -h, --help          show this help and exit\n"
@@ -94,7 +103,7 @@ static int parse_options(int argc, char **argv, Options *o)
     enum {
         OPT_CHECK = 256, OPT_SUMMARY, OPT_PRECISION, OPT_MICRO, OPT_MAX_ERRORS, OPT_WERROR,
         OPT_EMIT, OPT_KERNELS, OPT_FAST_BUDGET, OPT_WEIGHTS, OPT_PREFIX, OPT_QUANTIZE,
-        OPT_CALIBRATE
+        OPT_CALIBRATE, OPT_LANES
     };
     static const struct option longopts[] = {
         {"check", no_argument, NULL, OPT_CHECK},
@@ -108,6 +117,7 @@ static int parse_options(int argc, char **argv, Options *o)
         {"quantize", required_argument, NULL, OPT_QUANTIZE},
         {"calibrate", required_argument, NULL, OPT_CALIBRATE},
         {"micro-batch", required_argument, NULL, OPT_MICRO},
+        {"lanes", required_argument, NULL, OPT_LANES},
         {"max-errors", required_argument, NULL, OPT_MAX_ERRORS},
         {"Werror", no_argument, NULL, OPT_WERROR},
         {"help", no_argument, NULL, 'h'},
@@ -186,6 +196,17 @@ static int parse_options(int argc, char **argv, Options *o)
             o->micro = n;
             break;
         }
+        case OPT_LANES: {
+            char *end;
+            errno = 0;
+            long n = strtol(optarg, &end, 10);
+            if (errno || *end || end == optarg || n < 1 || n > PLAN_MAX_LANES)
+                return usage_error("--lanes needs a number of lanes from 1 to "
+                                   STR(PLAN_MAX_LANES) ", not '%s' (each lane has "
+                                   "its own maps and gradients)", optarg);
+            o->lanes = (int)n;
+            break;
+        }
         case OPT_MAX_ERRORS: {
             char *end;
             errno = 0;
@@ -248,8 +269,9 @@ static bool emit_to(FILE *f, const Network *net, const Options *o, const Source 
     }
     if (o->emit == OUTPUT_ONNX)
         return emit_onnx(f, net, o->trained);
-    EmitOptions eo = {.real_size = o->real_size, .micro = o->micro, .kernels = o->kernels,
-                      .fast_budget = o->fast_budget, .compact = compact, .src = src};
+    EmitOptions eo = {.real_size = o->real_size, .micro = o->micro, .lanes = o->lanes,
+                      .kernels = o->kernels, .fast_budget = o->fast_budget,
+                      .compact = compact, .src = src};
     return emit_network(f, net, &eo);
 }
 
@@ -291,8 +313,9 @@ static int write_emitted(const char *path, const Network *net, const Options *o,
 static int write_output(const char *path, const Network *net, const Options *o,
                         const Source *src)
 {
-    EmitOptions eo = {.real_size = o->real_size, .micro = o->micro, .kernels = o->kernels,
-                      .fast_budget = o->fast_budget, .note_compact = true};
+    EmitOptions eo = {.real_size = o->real_size, .micro = o->micro, .lanes = o->lanes,
+                      .kernels = o->kernels, .fast_budget = o->fast_budget,
+                      .note_compact = true};
     bool *compact = xcalloc((size_t)net->nlayers + 1, sizeof *compact);
     int ncompact;
     if (o->emit == OUTPUT_TRAINER && !emit_kernels_checked(net, &eo, compact, &ncompact)) {
@@ -373,8 +396,16 @@ int main(int argc, char **argv)
         o.quantized = quantized;
     }
     status = 0;
-    if (o.mode == MODE_SUMMARY) {
-        summary_print(stdout, net, o.real_size, o.micro, o.kernels, o.fast_budget);
+    /* --lanes in a fast trainer: every lane must get a micro-batch (the
+     * reference tier has one lane) */
+    char why[512];
+    bool planned = o.mode == MODE_SUMMARY || (o.mode == MODE_EMIT && o.emit == OUTPUT_TRAINER);
+    if (planned && o.kernels == KERNELS_FAST && !plan_lanes_fit(net, o.micro, o.lanes, why,
+                                                                 sizeof why)) {
+        fprintf(stderr, "cnnc: error: %s: %s\n", src->name, why);
+        status = EXIT_USAGE;
+    } else if (o.mode == MODE_SUMMARY) {
+        summary_print(stdout, net, o.real_size, o.micro, o.lanes, o.kernels, o.fast_budget);
     } else if (o.mode == MODE_EMIT) {
         status = write_output(o.output, net, &o, src);
     }

@@ -34,15 +34,18 @@
  * pass over the whole batch (there is no batch statistic), with the large
  * maps of a micro-batch small enough to stay near the cache. The
  * micro-batch is the batch halved until the maps and gradient buffers of
- * every lane fit PLAN_MICRO_BUDGET, or what --micro-batch says.
+ * the lanes that run at once fit PLAN_MICRO_BUDGET and every lane has a
+ * micro-batch, or what --micro-batch says.
  *
  * Lanes: micro-batch k of a step goes to lane k mod lanes. A lane has a
  * workspace of its own (all of the above but the parameters) and, but lane
  * 0, gradients of its own; it takes its micro-batches through forward, loss
  * and backward on a thread of its own (runtime/lanes.c), so the threads of
  * a step meet once, at its end, where the lanes' gradients are added in
- * lane order. The count is fixed here, not by the thread count, so that
- * every sum is the same on any number of threads.
+ * lane order. The count is fixed here (--lanes, else PLAN_LANES), not by
+ * the thread count, so that every sum is the same on any number of
+ * threads; under MPI the lanes are dealt to the processes, so the count is
+ * also the most processes a trainer runs on.
  *
  * The reference tier's plan is the plain one: one lane, every tensor and
  * every gradient a buffer of its own (the gradients zeroed before each
@@ -53,18 +56,23 @@
  * and product is checked: planning fails rather than wrap. */
 #include "cnnc.h"
 
+#include <inttypes.h>
 #include <stdlib.h>
 
 /* The header of the workspace: what forward leaves for loss and backward. */
 enum { PLAN_STATE_BYTES = 256 };
 
-/* The bytes a micro-batch's maps and gradient buffers may fill before it is
- * halved: at 24 MiB the seed network runs 16 samples at a time, as fast as
- * the whole batch of 128 (measured) in a quarter of the memory. */
+/* The bytes the maps and gradient buffers of the lanes that run at once
+ * (at most PLAN_LANES, the cores cnnc is tuned on) may fill before the
+ * micro-batch is halved. At 24 MiB the seed network ran 16 samples at a
+ * time, as fast as the whole batch of 128 (measured) in a quarter of the
+ * memory; its maps have grown since, to 8 at a time. With --lanes=4 it
+ * runs 8 at a time too: 4, this budget spread over all four lanes, was
+ * about 10% slower on two threads (three runs each, on a loaded machine). */
 #define PLAN_MICRO_BUDGET ((int64_t)24 << 20)
 
-/* Lanes when a step has several micro-batches: the cores of the machine
- * cnnc is tuned on. */
+/* Lanes when none are asked for (--lanes) and a step has several
+ * micro-batches: the cores of the machine cnnc is tuned on. */
 enum { PLAN_LANES = 2 };
 
 static int64_t opt_slots(Optimizer o)
@@ -343,11 +351,23 @@ static bool place_lanes(MemPlan *p)
            add_ok(p->lane_grads_off, grads, &p->workspace);
 }
 
-/* How many lanes, and the most samples one takes in a step. */
+static int64_t micro_batches(int64_t batch, int64_t micro)
+{
+    return (batch + micro - 1) / micro;
+}
+
+/* How many lanes, and the most samples one takes in a step: as many as
+ * asked (plan_lanes_fit saw that each gets a micro-batch); unasked, two
+ * when there are two micro-batches or more. */
 static void count_lanes(MemPlan *p, Kernels kernels)
 {
-    int64_t micros = (p->batch + p->micro - 1) / p->micro;
-    p->lanes = !fast(kernels) || micros < PLAN_LANES ? 1 : PLAN_LANES;
+    int64_t micros = micro_batches(p->batch, p->micro);
+    if (!fast(kernels))
+        p->lanes = 1;
+    else if (p->lanes_asked > 0)
+        p->lanes = p->lanes_asked;
+    else
+        p->lanes = micros < PLAN_LANES ? 1 : PLAN_LANES;
     p->lane_samples = (micros + p->lanes - 1) / p->lanes * p->micro;
 }
 
@@ -439,16 +459,25 @@ static bool place_workspace(const Network *n, MemPlan *p, Kernels kernels)
     return place_lanes(p);
 }
 
+/* The micro-batch of a network with batch statistics: each of `lanes`
+ * lanes takes its share of the batch as one. */
+static int64_t stats_micro(int64_t batch, int lanes)
+{
+    return (batch + lanes - 1) / lanes;
+}
+
 /* The workspace at micro-batch p->micro; then, unless it was given, halved
- * while the workspace exceeds the budget. A network with batch statistics
- * keeps every lane's share of the batch for the whole step: one micro-batch
- * a lane (the reference tier: the whole batch at once). */
+ * while the workspace exceeds the budget or some lane asked for has no
+ * micro-batch. A network with batch statistics keeps every lane's share of
+ * the batch for the whole step: one micro-batch a lane (the reference
+ * tier: the whole batch at once). */
 static bool place_micro_batches(const Network *n, int64_t micro, Kernels kernels, MemPlan *p)
 {
     if (has_batch_stats(n)) {
         p->phased = fast(kernels);
-        p->micro = fast(kernels) && p->batch > 1 ? (p->batch + PLAN_LANES - 1) / PLAN_LANES
-                                                  : p->batch;
+        p->micro = fast(kernels) && p->batch > 1
+                       ? stats_micro(p->batch, p->lanes_asked > 0 ? p->lanes_asked : PLAN_LANES)
+                       : p->batch;
         p->ngrad_slots = 0;
         return place_workspace(n, p, kernels);
     }
@@ -457,7 +486,9 @@ static bool place_micro_batches(const Network *n, int64_t micro, Kernels kernels
     if (!place_workspace(n, p, kernels))
         return false;
     while (micro <= 0 && p->micro > 1 &&
-           p->lanes * (p->activations + p->gradient_buffers) > PLAN_MICRO_BUDGET) {
+           ((p->lanes < PLAN_LANES ? p->lanes : PLAN_LANES) *
+                (p->activations + p->gradient_buffers) > PLAN_MICRO_BUDGET ||
+            (fast(kernels) && micro_batches(p->batch, p->micro) < p->lanes_asked))) {
         p->micro = (p->micro + 1) / 2;
         p->ngrad_slots = 0;
         if (!place_workspace(n, p, kernels))
@@ -466,16 +497,17 @@ static bool place_micro_batches(const Network *n, int64_t micro, Kernels kernels
     return true;
 }
 
-bool plan_network(const Network *n, int64_t real_size, int64_t micro, Kernels kernels,
-                  MemPlan *p)
+bool plan_network(const Network *n, int64_t real_size, int64_t micro, int lanes,
+                  Kernels kernels, MemPlan *p)
 {
-    return plan_network_mixed(n, real_size, micro, kernels, NULL, p);
+    return plan_network_mixed(n, real_size, micro, lanes, kernels, NULL, p);
 }
 
-bool plan_network_mixed(const Network *n, int64_t real_size, int64_t micro, Kernels kernels,
-                        const bool *compact, MemPlan *p)
+bool plan_network_mixed(const Network *n, int64_t real_size, int64_t micro, int lanes,
+                        Kernels kernels, const bool *compact, MemPlan *p)
 {
-    *p = (MemPlan){.kernels = kernels, .real_size = real_size, .batch = n->train.batch};
+    *p = (MemPlan){.kernels = kernels, .real_size = real_size, .batch = n->train.batch,
+                   .lanes_asked = lanes > 0 ? lanes : 0};
     if (compact) {
         p->compact = xcalloc((size_t)n->nlayers + 1, sizeof *p->compact);
         for (int i = 0; i < n->nlayers; i++)
@@ -493,6 +525,47 @@ bool plan_network_mixed(const Network *n, int64_t real_size, int64_t micro, Kern
     if (!ok)
         plan_free(p);
     return ok;
+}
+
+bool plan_lanes_fit(const Network *n, int64_t micro, int lanes, char *why, size_t size)
+{
+    int64_t batch = n->train.batch;
+    if (lanes <= 1)
+        return true;
+    if (batch < lanes) {
+        snprintf(why, size, "--lanes=%d: a step of this network is a batch of %" PRId64
+                 " sample%s, at most %" PRId64 " micro-batch%s, and each lane needs one; "
+                 "ask for at most %" PRId64 " lane%s, or train in larger batches "
+                 "(Train(batch=))", lanes, batch, batch == 1 ? "" : "s", batch,
+                 batch == 1 ? "" : "es", batch, batch == 1 ? "" : "s");
+        return false;
+    }
+    if (has_batch_stats(n)) {
+        int64_t m = stats_micro(batch, lanes), micros = micro_batches(batch, m);
+        if (micros < lanes) {
+            snprintf(why, size, "--lanes=%d: with batch statistics (BatchNorm) each lane takes "
+                     "its share of the batch as one micro-batch, and a batch of %" PRId64
+                     " in shares of %" PRId64 " is only %" PRId64 " micro-batches; ask for "
+                     "%" PRId64 " lanes, or a batch that %d divides", lanes, batch,
+                     m, micros, micros, lanes);
+            return false;
+        }
+        return true;
+    }
+    if (micro <= 0)
+        return true;    /* the plan halves the batch until every lane has one */
+    int64_t m = micro < batch ? micro : batch, micros = micro_batches(batch, m);
+    if (micros < lanes) {
+        /* the largest micro-batch that makes `lanes` of the batch */
+        int64_t most = (batch + lanes - 2) / (lanes - 1) - 1;
+        snprintf(why, size, "--lanes=%d needs at least %d micro-batches a step (each lane "
+                 "takes one or more), but --micro-batch=%" PRId64 " makes %" PRId64
+                 " of the batch of %" PRId64 "; give --micro-batch=%" PRId64 " or less, or "
+                 "leave --micro-batch out (then the batch is halved until every lane has one)",
+                 lanes, lanes, micro, micros, batch, most);
+        return false;
+    }
+    return true;
 }
 
 void plan_free(MemPlan *p)

@@ -143,7 +143,7 @@ static void print_bytes_row(FILE *f, const char *what, int64_t bytes)
 }
 
 /* The plan the generated trainer allocates (plan.c). */
-static void print_plan(FILE *f, const Network *n, int64_t real_size, int64_t micro,
+static void print_plan(FILE *f, const Network *n, int64_t real_size, int64_t micro, int lanes,
                        Kernels kernels, int64_t fast_budget)
 {
     MemPlan p;
@@ -151,9 +151,10 @@ static void print_plan(FILE *f, const Network *n, int64_t real_size, int64_t mic
     int ncompact = 0;
     int64_t code_bytes = 0;
     if (kernels == KERNELS_FAST)
-        emit_choose_kernels(n, real_size, micro, fast_budget, compact, &ncompact, &code_bytes);
-    bool planned = plan_network_mixed(n, real_size, micro, kernels, ncompact ? compact : NULL,
-                                      &p);
+        emit_choose_kernels(n, real_size, micro, lanes, fast_budget, compact, &ncompact,
+                            &code_bytes);
+    bool planned = plan_network_mixed(n, real_size, micro, lanes, kernels,
+                                      ncompact ? compact : NULL, &p);
     if (!planned) {
         free(compact);
         fputs("memory plan: too large to count in 64 bits\n", f);
@@ -186,7 +187,7 @@ static void print_plan(FILE *f, const Network *n, int64_t real_size, int64_t mic
     plan_free(&p);
 }
 
-void summary_print(FILE *f, const Network *n, int64_t real_size, int64_t micro,
+void summary_print(FILE *f, const Network *n, int64_t real_size, int64_t micro, int lanes,
                    Kernels kernels, int64_t fast_budget)
 {
     char shape[64];
@@ -196,5 +197,5 @@ void summary_print(FILE *f, const Network *n, int64_t real_size, int64_t micro,
     fputc('\n', f);
     print_train(f, &n->train);
     fputc('\n', f);
-    print_plan(f, n, real_size, micro, kernels, fast_budget);
+    print_plan(f, n, real_size, micro, lanes, kernels, fast_budget);
 }

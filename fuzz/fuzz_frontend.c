@@ -51,10 +51,10 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     if (net) {
         /* What --summary prints, in both precisions and both tiers of
          * kernels, with the plan's micro-batch and with --micro-batch=1. */
-        summary_print(null, net, 4, 0, KERNELS_FAST, 0);
-        summary_print(null, net, 8, 1, KERNELS_REFERENCE, 0);
+        summary_print(null, net, 4, 0, 0, KERNELS_FAST, 0);
+        summary_print(null, net, 8, 1, 0, KERNELS_REFERENCE, 0);
         MemPlan plan;
-        if (plan_network(net, 8, 0, KERNELS_FAST, &plan))
+        if (plan_network(net, 8, 0, 0, KERNELS_FAST, &plan))
             plan_free(&plan);
         network_free(net);
     }

@@ -4,13 +4,14 @@
  * A trainer linked with libcnnrt_mpi and started by mpirun runs as K
  * processes, ranks 0 .. K-1 (one alone is rank 0 of 1). In a training step
  * each rank runs only the lanes it owns: lane l belongs to rank l*K/lanes,
- * so each rank holds a block of consecutive lanes and K may be at most the
- * model's lane count. Wherever the step reads what another lane computed
- * (its gradients at the end, a BatchNorm's statistics or sums at a meeting,
- * its rows of the output, its loss), the lane's owner broadcasts it and
- * every rank then does the arithmetic one process does, in the same order:
- * every sum is the one-process sum, so the checkpoint is bitwise that of one
- * process. No floating-point reduction ever happens inside MPI.
+ * so each rank holds a block of consecutive lanes (as even as K allows) and
+ * K may be at most the model's lane count (cnnc --lanes). Wherever the
+ * step reads what another lane computed (its gradients at the end, a
+ * BatchNorm's statistics or sums at a meeting, its rows of the output, its
+ * loss), the lane's owner broadcasts it and every rank then does the
+ * arithmetic one process does, in the same order: every sum is the
+ * one-process sum, so the checkpoint is bitwise that of one process. No
+ * floating-point reduction ever happens inside MPI.
  *
  * Outside a training step (validation, eval, gradcheck) every rank runs all
  * lanes itself, and gets the same results.
@@ -171,8 +172,8 @@ int rt_group_agree(const cnnrt_model *m, int status, uint64_t flags, uint64_t da
         if (rc == RT_OK && group.size > m->lanes) {
             int most = m->lanes > 1 ? m->lanes : 1;
             rt_error("%d processes, but this trainer deals a step to %d lane%s, so it trains "
-                     "on at most %d process%s", group.size, most, most == 1 ? "" : "s", most,
-                     most == 1 ? "" : "es");
+                     "on at most %d process%s (cnnc --lanes sets how many)", group.size,
+                     most, most == 1 ? "" : "s", most, most == 1 ? "" : "es");
             rc = RT_USAGE;
         }
         if (rc != RT_OK && group.rank == 0)

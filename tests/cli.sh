@@ -134,6 +134,30 @@ run --micro-batch=32 --summary "$models/seed.net" </dev/null
 expect "--micro-batch=32 --summary: status 0" 0
 expect_out "--micro-batch=32 --summary: the plan says so" "at batch 128 in micro-batches of 32"
 
+# --lanes: how many lanes a step is dealt to (and MPI processes it can run on)
+run --lanes=65 "$models/seed.net" -o "$tmp/seed.c" </dev/null
+expect "--lanes=65: status 2" 2
+expect_err "--lanes=65: says the limit" \
+    "cnnc: error: --lanes needs a number of lanes from 1 to 64, not '65'"
+run --lanes=0 --summary "$models/seed.net" </dev/null
+expect "--lanes=0: status 2" 2
+run --lanes=4 --summary "$models/lenet5.net" </dev/null
+expect_out "--lanes=4: the batch halved until each lane has a micro-batch" \
+    "at batch 64 in micro-batches of 16 on 4 lanes"
+run --lanes=4 --micro-batch=64 "$models/seed.net" -o "$tmp/lanes.c" </dev/null
+expect "--lanes=4 --micro-batch=64: status 2" 2
+expect_err "--lanes=4 --micro-batch=64: says which micro-batch would do" \
+    "--micro-batch=64 makes 2 of the batch of 128; give --micro-batch=42 or less"
+if [ -e "$tmp/lanes.c" ]; then not_ok "--lanes=4 --micro-batch=64: nothing written"
+else ok "--lanes=4 --micro-batch=64: nothing written"; fi
+run --lanes=6 --summary "$srcdir/tests/nets/batchnorm.net" </dev/null
+expect "--lanes=6, BatchNorm, batch 8: status 2" 2
+expect_err "--lanes=6, BatchNorm, batch 8: says how many lanes would do" \
+    "a batch of 8 in shares of 2 is only 4 micro-batches; ask for 4 lanes"
+run --lanes=9 --summary "$srcdir/tests/nets/batchnorm.net" </dev/null
+expect_err "--lanes=9, batch 8: more lanes than samples" \
+    "a step of this network is a batch of 8 samples, at most 8 micro-batches"
+
 run --check "$models/seed.net" "$models/mlp.net" </dev/null
 expect "two model files: status 2" 2
 

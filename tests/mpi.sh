@@ -4,7 +4,9 @@
 # For every tests/nets/*.net, compiled so that a step has two lanes
 # (cnnc --micro-batch, half the batch): the checkpoint of an epoch on two
 # processes (with validation, a short last batch) is bitwise the one of a
-# single process of the same trainer, and only one prints.
+# single process of the same trainer, and only one prints. Some, compiled
+# with more lanes (cnnc --lanes), on every process count up to the lanes:
+# the checkpoint of one process each time.
 # Then the faults: a rank killed with SIGKILL mid-run ends the whole run
 # well within 30 s and leaves the last checkpoint; ranks given other flags
 # or other data, or more processes than lanes, are refused with a message
@@ -41,13 +43,14 @@ mpirun_() {
     "$MPIRUN" --oversubscribe --bind-to none --mca btl tcp,self "$@"
 }
 
-# build NET NAME -> the trainer $work/NAME, with two lanes when the batch
-# allows (the step's micro-batch half the batch)
+# build NET NAME [LANES] -> the trainer $work/NAME, with cnnc --lanes=LANES
+# if given, else with two lanes when the batch allows (the step's
+# micro-batch half the batch)
 build() {
-    "$CNNC" "$1" -o "$work/$2.c" 2>"$work/$2.log" || return 1
+    "$CNNC" ${3:+--lanes=$3} "$1" -o "$work/$2.c" 2>"$work/$2.log" || return 1
     batch=$(sed -n 's/^#define BATCH \([0-9]*\).*/\1/p' "$work/$2.c")
     lanes=$(sed -n 's/^#define LANES \([0-9]*\).*/\1/p' "$work/$2.c")
-    if [ "$lanes" -lt 2 ] && [ "$batch" -ge 2 ]; then
+    if [ -z "${3:-}" ] && [ "$lanes" -lt 2 ] && [ "$batch" -ge 2 ]; then
         "$CNNC" --micro-batch=$(((batch + 1) / 2)) "$1" -o "$work/$2.c" \
             2>"$work/$2.log" || return 1
     fi
@@ -93,6 +96,41 @@ for net in "$srcdir"/tests/nets/*.net; do
         cat "$t.one.log" "$t.two.log"
         fail "$name: training failed"
     fi
+done
+
+echo "== more lanes (cnnc --lanes): any process count up to the lanes trains bitwise as one"
+# NET:LANES; with 34 samples an epoch, the last batch leaves lanes, and so
+# whole ranks, without a micro-batch
+for case in batchnorm:4 torch_batchnorm:4 dense_tails:4 grouped:4 torch_residual:4 \
+            activations:3; do
+    name=${case%:*} lanes=${case#*:}
+    t="$work/${name}_l$lanes"
+    build "$srcdir/tests/nets/$name.net" "${name}_l$lanes" "$lanes" ||
+        { cat "$t.log"; fail "build $name --lanes=$lanes"; continue; }
+    if ! grep -q "^#define LANES $lanes\$" "$t.c"; then
+        fail "$name: not $lanes lanes with cnnc --lanes=$lanes"
+        continue
+    fi
+    d="$work/data_$name"   # made above
+    set -- train --data "$d/train-images.npy" --labels "$d/train-labels.npy" --epochs 1 \
+        --threads 1 --val-split 0.2
+    if ! "$t" "$@" --save "$t.one.st" >"$t.one.log" 2>&1; then
+        cat "$t.one.log"
+        fail "$name --lanes=$lanes: training on one process failed"
+        continue
+    fi
+    k=2
+    while [ $k -le "$lanes" ]; do
+        if ! mpirun_ -np $k "$t" "$@" --save "$t.$k.st" >"$t.$k.log" 2>&1; then
+            cat "$t.$k.log"
+            fail "$name --lanes=$lanes: training on $k processes failed"
+        elif cmp -s "$t.one.st" "$t.$k.st"; then
+            pass "$name, $lanes lanes: $k processes, the checkpoint of 1, bitwise"
+        else
+            fail "$name, $lanes lanes: $k processes and 1 give different checkpoints"
+        fi
+        k=$((k + 1))
+    done
 done
 
 # A trainer with a BatchNorm for the faults: tests/nets/batchnorm.net
@@ -171,7 +209,7 @@ expected="batchnorm: error: rank 1's data differ from rank 0's; every process of
 refused "other data" -np 1 "$t" "$@" --steps 2 --save "$t.bad.st" : \
     -np 1 "$t" train --data "$work/other/train-images.npy" \
     --labels "$work/other/train-labels.npy" --threads 1 --steps 2 --save "$t.bad.st"
-expected="batchnorm: error: 3 processes, but this trainer deals a step to 2 lanes, so it trains on at most 2 processes"
+expected="batchnorm: error: 3 processes, but this trainer deals a step to 2 lanes, so it trains on at most 2 processes (cnnc --lanes sets how many)"
 refused "3 processes" -np 3 "$t" "$@" --steps 2 --save "$t.bad.st"
 
 echo "mpi.sh: $passed passed, $failed failed"

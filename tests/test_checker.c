@@ -215,7 +215,7 @@ START_TEST(seed_summary)
     char *text = NULL;
     size_t size = 0;
     FILE *f = open_memstream(&text, &size);
-    summary_print(f, r.net, 4, 0, KERNELS_FAST, 0);
+    summary_print(f, r.net, 4, 0, 0, KERNELS_FAST, 0);
     fclose(f);
     static const char *const rows[] = {
         "47x47x40", "23x23x40", "22x22x105", "10x10x105", "9x9x158",
@@ -240,7 +240,7 @@ START_TEST(summary_long_label)
     char *text = NULL;
     size_t size = 0;
     FILE *f = open_memstream(&text, &size);
-    summary_print(f, r.net, 4, 0, KERNELS_FAST, 0);
+    summary_print(f, r.net, 4, 0, 0, KERNELS_FAST, 0);
     fclose(f);
     const char *a = strstr(text, "a_rather_long_label_for_a_layer  Dense");
     const char *b = strstr(text, "\n  softmax1                         Softmax");
@@ -1079,7 +1079,7 @@ START_TEST(memory_plan)
     TuResult r = compiles("Input(4x4x1)\nConv(3x3, 2)\nReLU\nFlatten\nDropout\n"
                           "Dense(3)\nSoftmax\nTrain(batch=10, optimizer=adam)\n");
     MemPlan p;
-    ck_assert(plan_network(r.net, 4, 0, KERNELS_FAST, &p));
+    ck_assert(plan_network(r.net, 4, 0, 0, KERNELS_FAST, &p));
     ck_assert_int_eq(p.batch, 10);
     ck_assert_int_eq(p.micro, 10);
     ck_assert_int_eq(p.params, 47);
@@ -1107,7 +1107,7 @@ START_TEST(memory_plan)
     ck_assert_int_eq(p.loss_tensor, 5); /* the Dense's output: Softmax fused */
     plan_free(&p);
     /* Micro-batches of 4: the maps, gradient buffers and masks shrink. */
-    ck_assert(plan_network(r.net, 4, 4, KERNELS_FAST, &p));
+    ck_assert(plan_network(r.net, 4, 4, 0, KERNELS_FAST, &p));
     ck_assert_int_eq(p.micro, 4);
     ck_assert_int_eq(p.activations, 128 + 128 + 128 + 64 + 64);
     ck_assert_int_eq(p.gradient_buffers, 2 * 256);
@@ -1121,7 +1121,27 @@ START_TEST(memory_plan)
     ck_assert_int_eq(p.workspace, 2 * p.lane_bytes + 47 * 4);
     ck_assert_int_eq(p.total_bytes, p.workspace + 752);
     plan_free(&p);
-    ck_assert(plan_network(r.net, 8, 0, KERNELS_FAST, &p));
+    /* --lanes=3: the batch halved (10, 5, 3) until each lane has a
+     * micro-batch; three workspaces, then the gradients of lanes 1 and 2 */
+    ck_assert(plan_network(r.net, 4, 0, 3, KERNELS_FAST, &p));
+    ck_assert_int_eq(p.micro, 3);
+    ck_assert_int_eq(p.lanes, 3);
+    ck_assert_int_eq(p.lane_samples, 6);
+    ck_assert_int_eq(p.lane_grads_off, 3 * p.lane_bytes);
+    ck_assert_int_eq(p.workspace, 3 * p.lane_bytes + 2 * 47 * 4);
+    plan_free(&p);
+    ck_assert(plan_network(r.net, 4, 0, 3, KERNELS_REFERENCE, &p));
+    ck_assert_int_eq(p.lanes, 1); /* the reference tier: one lane */
+    plan_free(&p);
+    /* each lane needs a micro-batch: 10 in 4s is 3, in 5s only 2 */
+    char why[512] = "";
+    ck_assert(plan_lanes_fit(r.net, 4, 3, why, sizeof why));
+    ck_assert(plan_lanes_fit(r.net, 0, 10, why, sizeof why));
+    ck_assert(!plan_lanes_fit(r.net, 5, 3, why, sizeof why));
+    ck_assert_ptr_nonnull(strstr(why, "give --micro-batch=4 or less"));
+    ck_assert(!plan_lanes_fit(r.net, 0, 11, why, sizeof why));
+    ck_assert_ptr_nonnull(strstr(why, "at most 10 lanes"));
+    ck_assert(plan_network(r.net, 8, 0, 0, KERNELS_FAST, &p));
     /* f64: output buffers 256 each; maps 640 + 640 + 640 + 256 + 256 */
     ck_assert_int_eq(p.layer_scratch, scratch_total(r.net, 10, 10, 8));
     ck_assert_int_eq(p.workspace, 256 + 768 + 2432 + 2560 + p.layer_scratch + 1280);
@@ -1139,7 +1159,7 @@ START_TEST(memory_plan_in_place_and_micro)
     TuResult r = compiles("Input(64x64x16)\nMaxPool(2x2)\nReLU\nConv(1x1, 64)\nTanh\n"
                           "Flatten\nDense(2)\nSigmoid\nTrain(batch=256, loss=mse)\n");
     MemPlan p;
-    ck_assert(plan_network(r.net, 4, 0, KERNELS_FAST, &p));
+    ck_assert(plan_network(r.net, 4, 0, 0, KERNELS_FAST, &p));
     ck_assert(!p.at[1].in_place);   /* after MaxPool, whose backward reads y */
     ck_assert(p.at[3].in_place);    /* Tanh after Conv */
     ck_assert(p.at[6].in_place);    /* Sigmoid after Dense */
@@ -1173,7 +1193,7 @@ START_TEST(graph_residual)
     ck_assert_int_eq(a->inputs[0], 3);
     ck_assert_int_eq(a->inputs[1], INPUT_TENSOR);
     MemPlan p;
-    ck_assert(plan_network(n, 4, 0, KERNELS_FAST, &p));
+    ck_assert(plan_network(n, 4, 0, 0, KERNELS_FAST, &p));
     ck_assert(p.at[1].in_place && p.at[1].forward_fused && p.at[0].relu_out);
     ck_assert(p.at[4].in_place);              /* the ReLU over the Add's output */
     ck_assert(p.at[4].forward_fused);         /* applied by the Add as it stores */
@@ -1182,7 +1202,7 @@ START_TEST(graph_residual)
     ck_assert(p.at[3].need_dx[0]);
     ck_assert(!p.at[3].dx_add[0]);            /* c2's gradient: the Add's alone */
     plan_free(&p);
-    ck_assert(plan_network(n, 4, 0, KERNELS_REFERENCE, &p));
+    ck_assert(plan_network(n, 4, 0, 0, KERNELS_REFERENCE, &p));
     ck_assert(!p.at[1].in_place && !p.at[1].forward_fused);
     ck_assert(p.at[3].dx_add[0]);             /* the reference tier always adds */
     ck_assert_int_eq(p.lanes, 1);
@@ -1203,7 +1223,7 @@ START_TEST(graph_fan_out)
                           "Add(a, b, c)\n"                /* 4 */
                           "Softmax\n");
     MemPlan p;
-    ck_assert(plan_network(r.net, 4, 0, KERNELS_FAST, &p));
+    ck_assert(plan_network(r.net, 4, 0, 0, KERNELS_FAST, &p));
     ck_assert_int_eq(r.net->tensors[1].nconsumers, 3);
     ck_assert(p.t[1].needs_grad);
     ck_assert(p.at[3].need_dx[0] && !p.at[3].dx_add[0]);   /* c: first in backward */
@@ -1225,7 +1245,7 @@ START_TEST(memory_plan_optimizers)
                  cases[i].opt);
         TuResult r = compiles(text);
         MemPlan p;
-        ck_assert(plan_network(r.net, 4, 0, KERNELS_FAST, &p));
+        ck_assert(plan_network(r.net, 4, 0, 0, KERNELS_FAST, &p));
         ck_assert_int_eq(p.params, 27);
         ck_assert_int_eq(p.opt_state, cases[i].state);
         ck_assert_int_eq(p.activations, 2 * 32 * 3 * 4);   /* default batch 32 */

@@ -35,16 +35,17 @@ failed=0 passed=0
 pass() { passed=$((passed + 1)); echo "PASS: $*"; }
 fail() { failed=$((failed + 1)); echo "FAIL: $*"; }
 
-# build NET PRECISION [MICRO [KERNELS]] -> prints the trainer's path, or
-# nothing on failure; MICRO: cnnc --micro-batch, KERNELS: cnnc --kernels
+# build NET PRECISION [MICRO [KERNELS [LANES]]] -> prints the trainer's
+# path, or nothing on failure; MICRO: cnnc --micro-batch, KERNELS: cnnc
+# --kernels, LANES: cnnc --lanes
 build() {
-    name=$(basename "$1" .net)_$2${3:+_m$3}${4:+_$4}
+    name=$(basename "$1" .net)_$2${3:+_m$3}${4:+_$4}${5:+_l$5}
     if [ -x "$work/$name" ]; then
         echo "$work/$name"
         return 0
     fi
-    if ! "$CNNC" --precision="$2" ${3:+--micro-batch=$3} ${4:+--kernels=$4} "$1" \
-            -o "$work/$name.c" 2>"$work/$name.cnnc.log"; then
+    if ! "$CNNC" --precision="$2" ${3:+--micro-batch=$3} ${4:+--kernels=$4} ${5:+--lanes=$5} \
+            "$1" -o "$work/$name.c" 2>"$work/$name.cnnc.log"; then
         cat "$work/$name.cnnc.log" >&2
         return 1
     fi
@@ -231,26 +232,36 @@ if train "$t32" "$work/d1.st" 1 --epochs 1 && train "$t32" "$work/d2.st" 2 --epo
 else
     fail "training for determinism"
 fi
-# same_on_threads WHAT NET TAG FAILURE [MICRO]: NET's f32 trainer (with
-# --micro-batch MICRO if given) trained an epoch on 1, 2 and 4 threads must
-# save bitwise the same checkpoint.
+# same_on_threads WHAT NET TAG FAILURE [MICRO [LANES [THREADS]]]: NET's
+# f32 trainer (with --micro-batch MICRO and --lanes LANES if given) trained
+# an epoch on each of THREADS (default: 1 2 4) threads must save bitwise the
+# same checkpoint, $work/TAG1.st on one thread.
 same_on_threads() {
-    if t=$(build "$2" f32 ${5:-}) &&
-       train "$t" "$work/${3}1.st" 1 --epochs 1 && train "$t" "$work/${3}2.st" 2 --epochs 1 &&
-       train "$t" "$work/${3}4.st" 4 --epochs 1; then
-        if cmp -s "$work/${3}1.st" "$work/${3}2.st" && cmp -s "$work/${3}1.st" "$work/${3}4.st"; then
-            pass "$1 on 1, 2 and 4 threads: bitwise the same checkpoint"
-        else
-            fail "$1 on 1, 2 and 4 threads: checkpoints differ"
-        fi
+    threads=${7:-1 2 4}
+    t=$(build "$2" f32 "${5:-}" "" "${6:-}") || { fail "$4"; return; }
+    for th in $threads; do
+        train "$t" "$work/$3$th.st" "$th" --epochs 1 || { fail "$4 on $th threads"; return; }
+    done
+    same=yes
+    for th in $threads; do
+        cmp -s "$work/${3}1.st" "$work/$3$th.st" || same=
+    done
+    list=$(echo "$threads" | awk '{ s = $1; for (i = 2; i <= NF; i++) s = s (i < NF ? ", " : " and ") $i; print s }')
+    if [ -n "$same" ]; then
+        pass "$1 on $list threads: bitwise the same checkpoint"
     else
-        fail "$4"
+        fail "$1 on $list threads: checkpoints differ"
     fi
 }
 # In micro-batches of 5, a step's 7 micro-batches run on two lanes (one
 # thread each, or a team each with 4 threads, or one after the other on 1
 # thread), Dropout included: still bitwise the same checkpoint.
 same_on_threads "two lanes" "$work/small.net" l "training in micro-batches of 5 for determinism" 5
+# cnnc --lanes=4: the same 7 micro-batches on four lanes (two each, the
+# last one), on fewer threads than lanes, as many, and more; 3 threads
+# share 4 lanes unevenly.
+same_on_threads "four lanes" "$work/small.net" q "training on four lanes for determinism" 5 4 \
+    "1 2 3 4 8"
 tl=$(build "$work/small.net" f32 5) || tl=   # built above: its path, for the float32 check below
 # BatchNorm's statistics are the whole batch's, gathered from the lanes in
 # a fixed order: bitwise the same checkpoint (running statistics included)
@@ -273,6 +284,10 @@ Softmax
 Train(batch=32, optimizer=momentum, lr=0.05)
 NET
 same_on_threads "BatchNorm" "$work/smallbn.net" b "training with BatchNorm for determinism"
+# ... and on four lanes, each a micro-batch of 8 that meets the others at
+# every BatchNorm
+same_on_threads "BatchNorm on four lanes" "$work/smallbn.net" p \
+    "training with BatchNorm on four lanes for determinism" "" 4 "1 3 4 8"
 # Grouped and depthwise Conv sum each weight gradient in one loop item, in
 # a fixed order: bitwise the same checkpoint on 1, 2 and 4 threads.
 cat > "$work/smallgroups.net" <<'NET'
