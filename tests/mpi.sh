@@ -133,6 +133,34 @@ for case in batchnorm:4 torch_batchnorm:4 dense_tails:4 grouped:4 torch_residual
     done
 done
 
+echo "== --resume: paused on some processes, resumed on others, bitwise as one run"
+# batchnorm with 4 lanes: 2 epochs on one process, against a run paused
+# inside the first epoch on 2 processes, resumed on 4 and paused again
+# inside the second, and finished on one.
+t="$work/batchnorm_l4"
+d="$work/data_batchnorm"
+if [ -x "$t" ]; then
+    set -- train --data "$d/train-images.npy" --labels "$d/train-labels.npy" --epochs 2 \
+        --threads 1 --val-split 0.2
+    rm -f "$t.r.st" "$t.r.st.state"
+    if "$t" "$@" --save "$t.whole.st" >"$t.whole.log" 2>&1 &&
+       mpirun_ -np 2 "$t" "$@" --save "$t.r.st" --pause-after 3 >"$t.r1.log" 2>&1 &&
+       mpirun_ -np 4 "$t" "$@" --resume "$t.r.st" --save "$t.r.st" --pause-after 2 \
+           >"$t.r2.log" 2>&1 &&
+       "$t" "$@" --resume "$t.r.st" --save "$t.r.st" >"$t.r3.log" 2>&1; then
+        if cmp -s "$t.whole.st" "$t.r.st" && cmp -s "$t.whole.st.state" "$t.r.st.state"; then
+            pass "batchnorm, 4 lanes: paused on 2 processes, resumed on 4, then 1: the checkpoint and state of one run, bitwise"
+        else
+            fail "batchnorm, 4 lanes: paused and resumed on 2, 4, 1 processes differs from one run"
+        fi
+    else
+        cat "$t.whole.log" "$t.r1.log" "$t.r2.log" "$t.r3.log"
+        fail "batchnorm, 4 lanes: a run paused and resumed failed"
+    fi
+else
+    fail "no batchnorm trainer with 4 lanes for --resume"
+fi
+
 # A trainer with a BatchNorm for the faults: tests/nets/batchnorm.net
 t="$work/batchnorm"
 d="$work/data_batchnorm"
