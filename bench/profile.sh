@@ -133,7 +133,8 @@ function group(dso, sym,    s, l, p) {
     if (s ~ /memmove|memcpy/) return "(memcpy)"
     if (s ~ /^(update_all|cnnrt_update|cnnrt_add_lanes|add_body|add_lanes)$/ || s ~ /^(rt_|cnnrt_)?(sgd|momentum|nesterov|adamw?)/)
         return "(update: optimizer, lanes summed)"
-    if (s ~ /^(rt_data_inputs|cnnrt_bytes_to_reals)$/) return "(batch: uint8 to real)"
+    if (s ~ /^(rt_data_inputs|cnnrt_bytes_to_reals|cnnrt_bytes_body)$/) return "(batch: uint8 to real)"
+    if (s ~ /^(cnnrt_rng_|cnnrt_init_params)/) return "(setup: initial weights, synthetic data)"
     if (s ~ /^(cnnrt_cross_entropy_rows|loss_rows|loss_all|cnnrt_mse_rows)$/) return "(loss)"
     l = layer_of(s)
     if (l != "") {
