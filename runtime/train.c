@@ -601,14 +601,15 @@ static int train_steps(Trainer *t, int64_t epoch, int64_t first, int64_t this_ep
     return EPOCH_DONE;
 }
 
-/* The end of an epoch: validation, its line, the log, the checkpoints. */
-static int end_epoch(Trainer *t, int64_t epoch, double elapsed)
+/* The end of an epoch: validation, its line, the log, the checkpoints.
+ * `seen` samples of it took `elapsed` seconds in this session. */
+static int end_epoch(Trainer *t, int64_t epoch, int64_t seen, double elapsed)
 {
     const rt_opts *o = t->o;
     rt_run *run = &t->run;
     double tl = run->loss_sum / (double)run->seen;
     double ta = t->data.y_is_labels ? (double)run->correct / (double)run->seen : -1;
-    double ips = elapsed > 0 ? (double)run->seen / elapsed : 0;
+    double ips = elapsed > 0 ? (double)seen / elapsed : 0;
     double vl = 0, va = -1;
     bool has_val = o->val_data || t->n_val > 0;
     if (has_val) {
@@ -680,10 +681,11 @@ static int train_epoch(Trainer *t, int64_t epoch)
     int64_t left = t->total - (epoch - 1) * per_epoch;
     int64_t this_epoch = left < per_epoch ? left : per_epoch;
     double t0 = rt_now();
+    int64_t seen0 = t->run.seen;
     int rc = train_steps(t, epoch, t->run.epoch_step, this_epoch);
     if (rc != EPOCH_DONE)
         return rc;
-    if ((rc = end_epoch(t, epoch, rt_now() - t0)) != EPOCH_DONE)
+    if ((rc = end_epoch(t, epoch, t->run.seen - seen0, rt_now() - t0)) != EPOCH_DONE)
         return rc;
     bool paused = t->session == t->o->pause_after;
     if ((interrupted || paused) && t->done < t->total) {
