@@ -166,7 +166,9 @@ static double *read_samples(const Network *n, const char *path, int64_t *count)
 {
     cnnrt_model m = {.abi_version = CNNRT_ABI_VERSION, .name = n->name, .real_size = 8,
                      .input_rank = n->input.rank,
-                     .input_size = shape_elems(n->input), .outputs = 1};
+                     .input_size = shape_elems(n->input), .outputs = 1,
+                     .input_norm = n->norm_channels, .input_mean = n->input_mean,
+                     .input_std = n->input_std};
     if (n->input.rank == 3) {
         m.input_shape[0] = n->input.h;
         m.input_shape[1] = n->input.w;
@@ -936,11 +938,34 @@ static void emit_qpredict(Emitter *e, const Network *n, const Plan *p, const dou
     emit(e, "{");
     emit(e, "int8_t *a = work ? (int8_t *)work : %s_arena;", P);
     emit(e, "int8_t *q = a + %" PRId64 "; /* the input, quantised */", arena);
-    emit(e, "for (int j = 0; j < %s_INPUT_SIZE; j++) {", P);
-    emit(e, "const float v = input[j] * (float)%.17g;", 1 / scale[0]);
-    emit(e, "const int32_t r = v >= 0 ? (int32_t)(v + 0.5f) : -(int32_t)(-v + 0.5f);");
-    emit(e, "q[j] = (int8_t)(r < -127 ? -127 : r > 127 ? 127 : r);");
-    emit(e, "}");
+    if (n->norm_channels) {
+        int np = n->norm_channels;
+        char mean[CNNC_MAX_LIST * 28] = "", mul[CNNC_MAX_LIST * 28] = "";
+        size_t um = 0, uk = 0;
+        for (int c = 0; c < np; c++) {
+            um += (size_t)snprintf(mean + um, sizeof mean - um, "%s%.9gf", c ? ", " : "",
+                                   (double)(float)n->input_mean[c]);
+            uk += (size_t)snprintf(mul + uk, sizeof mul - uk, "%s%.9gf", c ? ", " : "",
+                                   (double)(float)(1 / (n->input_std[c] * scale[0])));
+        }
+        emit(e, "/* Input(mean=, std=) as the input is quantised: (x - mean[c]) / std[c] / %.6g,",
+             scale[0]);
+        emit(e, " * the division and the scale in one multiplier per channel */");
+        emit(e, "static const float mean[%d] = {%s};", np, mean);
+        emit(e, "static const float mul[%d] = {%s};", np, mul);
+        emit(e, "for (int j = 0; j < %s_INPUT_SIZE; j += %d)", P, np);
+        emit(e, "    for (int c = 0; c < %d; c++) {", np);
+        emit(e, "const float v = (input[j + c] - mean[c]) * mul[c];");
+        emit(e, "const int32_t r = v >= 0 ? (int32_t)(v + 0.5f) : -(int32_t)(-v + 0.5f);");
+        emit(e, "q[j + c] = (int8_t)(r < -127 ? -127 : r > 127 ? 127 : r);");
+        emit(e, "}");
+    } else {
+        emit(e, "for (int j = 0; j < %s_INPUT_SIZE; j++) {", P);
+        emit(e, "const float v = input[j] * (float)%.17g;", 1 / scale[0]);
+        emit(e, "const int32_t r = v >= 0 ? (int32_t)(v + 0.5f) : -(int32_t)(-v + 0.5f);");
+        emit(e, "q[j] = (int8_t)(r < -127 ? -127 : r > 127 ? 127 : r);");
+        emit(e, "}");
+    }
     for (int i = 0; i < n->nlayers; i++) {
         const Layer *l = &n->layers[i];
         if (p->at[i].op == OP_ALIAS || p->at[i].op == OP_SOFTMAX)
