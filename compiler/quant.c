@@ -382,7 +382,15 @@ static void emit_qarrays(Emitter *e, const char *L, const char *dims, int64_t co
     emit_int_array(e, "int8_t", name, dims, shift, count);
 }
 
-/* Conv(groups=G) in int8: the plain loops of the float file, both paths. */
+/* A depthwise Conv (one channel in and out per group) whose channels come
+ * in sixteens: its AVX2 path takes 16 at a time. */
+static bool depthwise16(const ConvStep *c)
+{
+    return c->groups > 1 && c->cig == 1 && c->cog == 1 && c->co % 16 == 0;
+}
+
+/* Conv(groups=G) in int8: the plain loops of the float file; a depthwise
+ * one of 16k channels has an AVX2 path too. */
 static void emit_qconv_grouped(Emitter *e, const Layer *l, const ConvStep *c, const int64_t *wq,
                                const int64_t *bq, const int64_t *mult, const int64_t *shift)
 {
@@ -405,6 +413,32 @@ static void emit_qconv_grouped(Emitter *e, const Layer *l, const ConvStep *c, co
     emit_for(e, "ox", c->ow);
     tap_range(e, "kw", "ox", c->sw, c->pl, c->w, c->kw, c->ow);
     emit(e, "int8_t *yp = y + (oy * %" PRId64 " + ox) * %" PRId64 ";", c->ow, c->co);
+    bool dw = depthwise16(c);
+    if (dw) {
+        /* 16 channels at a time: the products in 16 bits (at most 127 * 127),
+         * added into two vectors of 32-bit sums */
+        emit(e, "#if INT8_AVX2");
+        emit(e, "for (int c = 0; c < %" PRId64 "; c += 16) {", c->co);
+        emit(e, "__m256i lo = Q8_LOAD(%s_bq + c), hi = Q8_LOAD(%s_bq + c + 8);", L, L);
+        emit(e, "for (int kh = kh0; kh < kh1; kh++) {");
+        emit(e, "for (int kw = kw0; kw < kw1; kw++) {");
+        emit(e, "const int8_t *xp = x + ((oy * %" PRId64 " + kh - %" PRId64 ") * %" PRId64
+                " + ox * %" PRId64 " + kw - %" PRId64 ") * %" PRId64 " + c;", c->sh, c->pt,
+             c->w, c->sw, c->pl, c->ci);
+        emit(e, "const int8_t *wp = %s_wq + (kh * %" PRId64 " + kw) * %" PRId64 " + c;", L,
+             c->kw, c->cop);
+        emit(e, "const __m256i p = _mm256_mullo_epi16(q8_widen16(xp), q8_widen16(wp));");
+        emit(e, "lo = _mm256_add_epi32(lo, _mm256_cvtepi16_epi32(_mm256_castsi256_si128(p)));");
+        emit(e, "hi = _mm256_add_epi32(hi, _mm256_cvtepi16_epi32(_mm256_extracti128_si256(p, 1)));");
+        emit(e, "}");
+        emit(e, "}");
+        emit(e, "q8_store(yp + c, lo, %s_mult + c, %s_shift + c, %s, 8);", L, L,
+             c->relu ? "0" : "-127");
+        emit(e, "q8_store(yp + c + 8, hi, %s_mult + c + 8, %s_shift + c + 8, %s, 8);", L, L,
+             c->relu ? "0" : "-127");
+        emit(e, "}");
+        emit(e, "#else");
+    }
     emit(e, "int32_t acc[%" PRId64 "];", c->cop);
     emit(e, "memcpy(acc, %s_bq, sizeof acc);", L);
     emit(e, "for (int kh = kh0; kh < kh1; kh++) {");
@@ -426,6 +460,8 @@ static void emit_qconv_grouped(Emitter *e, const Layer *l, const ConvStep *c, co
     emit(e, "for (int co = 0; co < %" PRId64 "; co++)", c->co);
     emit(e, "    yp[co] = clamp8(requantize(acc[co], %s_mult[co], %s_shift[co]), %s);", L, L,
          c->relu ? "0" : "-127");
+    if (dw)
+        emit(e, "#endif");
     emit(e, "}");
     emit(e, "}");
     emit(e, "}");
@@ -776,8 +812,9 @@ static void guard_end(Emitter *e, const char *cond)
         emit(e, "#endif");
 }
 
-/* The AVX2 path of the Conv and Dense layers (groups == 1): its helpers. */
-static void emit_avx2_helpers(Emitter *e, const char *P)
+/* The AVX2 path of the Conv and Dense layers (groups == 1: rows) and of
+ * the depthwise ones (dw): its helpers. */
+static void emit_avx2_helpers(Emitter *e, const char *P, bool rows, bool dw)
 {
     emit(e, "/* With AVX2 (e.g. -mavx2 or -march=native on x86-64) the convolutions and");
     emit(e, " * dense layers use its 8-bit multiply-adds; define %s_PORTABLE for the plain", P);
@@ -786,21 +823,30 @@ static void emit_avx2_helpers(Emitter *e, const char *P)
     emit(e, "#define INT8_AVX2 1");
     emit(e, "#include <immintrin.h>");
     emit(e, "#define Q8_LOAD(p) _mm256_loadu_si256((const __m256i *)(const void *)(p))");
-    emit(e, "/* Four bytes of x in every 32-bit lane. */");
-    emit(e, "static __m256i q8_broadcast4(const int8_t *p)");
-    emit(e, "{");
-    emit(e, "int32_t v;");
-    emit(e, "memcpy(&v, p, 4);");
-    emit(e, "return _mm256_set1_epi32(v);");
-    emit(e, "}");
-    emit(e, "/* acc + the sums of 4 products of unsigned bytes u and signed bytes s per");
-    emit(e, " * 32-bit lane: pmaddubsw adds pairs into 16 bits (at most 2 * 128 * 127 <");
-    emit(e, " * 2^15, never saturated), pmaddwd by ones adds those pairs into 32. */");
-    emit(e, "static __m256i q8_dot(__m256i acc, __m256i u, __m256i s)");
-    emit(e, "{");
-    emit(e, "const __m256i pairs = _mm256_maddubs_epi16(u, s);");
-    emit(e, "return _mm256_add_epi32(acc, _mm256_madd_epi16(pairs, _mm256_set1_epi16(1)));");
-    emit(e, "}");
+    if (rows) {
+        emit(e, "/* Four bytes of x in every 32-bit lane. */");
+        emit(e, "static __m256i q8_broadcast4(const int8_t *p)");
+        emit(e, "{");
+        emit(e, "int32_t v;");
+        emit(e, "memcpy(&v, p, 4);");
+        emit(e, "return _mm256_set1_epi32(v);");
+        emit(e, "}");
+        emit(e, "/* acc + the sums of 4 products of unsigned bytes u and signed bytes s per");
+        emit(e, " * 32-bit lane: pmaddubsw adds pairs into 16 bits (at most 2 * 128 * 127 <");
+        emit(e, " * 2^15, never saturated), pmaddwd by ones adds those pairs into 32. */");
+        emit(e, "static __m256i q8_dot(__m256i acc, __m256i u, __m256i s)");
+        emit(e, "{");
+        emit(e, "const __m256i pairs = _mm256_maddubs_epi16(u, s);");
+        emit(e, "return _mm256_add_epi32(acc, _mm256_madd_epi16(pairs, _mm256_set1_epi16(1)));");
+        emit(e, "}");
+    }
+    if (dw) {
+        emit(e, "/* Sixteen bytes as 16-bit lanes. */");
+        emit(e, "static __m256i q8_widen16(const int8_t *p)");
+        emit(e, "{");
+        emit(e, "return _mm256_cvtepi8_epi16(_mm_loadu_si128((const __m128i *)(const void *)p));");
+        emit(e, "}");
+    }
     emit(e, "/* requantize() and clamp8() of 8 sums, stored to y[0 .. count) (count may be");
     emit(e, " * 8 or more, or 0 or less). The same integers: |acc| * mult (below 2^62) plus");
     emit(e, " * the half, shifted, in 64-bit lanes; its low 32 bits with acc's sign. */");
@@ -869,18 +915,19 @@ static void emit_qprelude(Emitter *e, const Network *n, const Plan *p, const dou
     emit_blank(e);
     /* Which helpers the layers call, and on which path: the plain Conv and
      * Dense call requantize() on the portable one only. */
-    bool rows = false, grouped = false, wide_add = false, avg = false;
+    bool rows = false, dw = false, grouped = false, wide_add = false, avg = false;
     for (int i = 0; i < n->nlayers; i++) {
         const Step *s = &p->at[i];
         int64_t q[CNNC_MAX_INPUTS];
         rows |= s->op == OP_CONV && s->conv.groups == 1;
-        grouped |= s->op == OP_CONV && s->conv.groups > 1;
+        dw |= s->op == OP_CONV && depthwise16(&s->conv);
+        grouped |= s->op == OP_CONV && s->conv.groups > 1 && !depthwise16(&s->conv);
         wide_add |= s->op == OP_ADD && !add_ratios(&n->layers[i], p, scale, q);
         avg |= s->op == OP_AVGPOOL || s->op == OP_GLOBALAVG;
     }
-    if (rows)
-        emit_avx2_helpers(e, P);
-    const char *requant = grouped ? "" : rows ? "!INT8_AVX2" : NULL;
+    if (rows || dw)
+        emit_avx2_helpers(e, P, rows, dw);
+    const char *requant = grouped ? "" : rows || dw ? "!INT8_AVX2" : NULL;
     const char *rounding = grouped || wide_add ? "" : requant;
     if (rounding) {
         guard_begin(e, rounding);
