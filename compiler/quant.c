@@ -12,7 +12,7 @@
  *   - MaxPool, AvgPool, GlobalAvgPool, ReLU, Flatten, Dropout keep their
  *     input's scale: no requantisation (the averages round to nearest).
  *   - Add: each input brought to the output's scale by a 16-bit fixed-point
- *     ratio, in int64.
+ *     ratio, in int32 (int64 where the ratios are too large for it).
  *   - The input is quantised as NAME_predict starts; the last tensor is
  *     turned back into floats, or, when the network ends in Softmax, its
  *     input is and the Softmax runs in float.
@@ -20,7 +20,14 @@
  * the tensors that Conv, Dense and Add produce (computed by running the
  * float network, folded as it is emitted, in double over every sample).
  * The other kinds (LeakyReLU, Sigmoid, Tanh, SiLU, GELU, Concat, a
- * BatchNorm that cannot fold) are refused for now. */
+ * BatchNorm that cannot fold) are refused for now.
+ *
+ * Two paths in the file, the same integers in both, so the same bytes:
+ * compiled with AVX2 (-mavx2, -march=native on a core that has it), Conv
+ * and Dense run on pmaddubsw/pmaddwd over groups of four taps of a kernel
+ * row (qlayout), depthwise Conv on 16-bit products, and requantisation in
+ * 64-bit lanes; otherwise, or with NAME_PORTABLE, plain C99 loops over the
+ * same arrays. Input(mean=, std=) is applied as the input is quantised. */
 #include "infer.h"
 #include "rt.h"
 
