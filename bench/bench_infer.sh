@@ -13,6 +13,8 @@ work=${BENCH_WORK:-bench/infer}
 mkdir -p "$work"
 work=$(cd "$work" && pwd)   # #include "..." of a relative path is from infer_run.c
 runs=${BENCH_RUNS:-2000}
+# the runtime's libraries, as deploy.sh links them (make check passes configure's)
+: "${CNNRT_LIBS:=-lpng16 -ljpeg -lz -lpthread -lm}"
 echo "load: $(uptime | sed 's/.*load average: //')"
 printf '%-16s %12s %12s %12s\n' model "float (us)" "int8 (us)" "ORT (us)"
 for net in $BENCH_NETS; do
@@ -20,7 +22,7 @@ for net in $BENCH_NETS; do
     d="$work/$name"
     mkdir -p "$d"
     if ! { "$CNNC" --kernels=reference "$net" -o "$d/t.c" 2>/dev/null &&
-           $CC -O1 -I"$srcdir/runtime" "$d/t.c" "$RT_BUILDDIR/libcnnrt.a" -lm -pthread -o "$d/t"; }; then
+           $CC -O1 -I"$srcdir/runtime" "$d/t.c" "$RT_BUILDDIR/libcnnrt.a" $CNNRT_LIBS -pthread -o "$d/t"; }; then
         printf '%-16s %12s\n' "$name" "(no trainer)"
         continue
     fi

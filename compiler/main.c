@@ -360,17 +360,6 @@ int main(int argc, char **argv)
         source_free(src);
         return EXIT_MODEL;
     }
-    /* Input(mean=, std=) is applied by the float inference C; the ONNX and
-     * int8 writers do not apply it yet, so they refuse rather than write a
-     * model that reads its input differently from the trainer. */
-    if (net->norm_channels && (o.int8 || (o.mode == MODE_EMIT && o.emit == OUTPUT_ONNX))) {
-        fprintf(stderr, "cnnc: error: %s: %s does not support Input(mean=, std=) yet; "
-                "--emit=inference (float) applies it\n", src->name,
-                o.int8 ? "--quantize=int8" : "--emit=onnx");
-        network_free(net);
-        source_free(src);
-        return EXIT_MODEL;
-    }
     /* The checkpoint is read whole before the output is opened: a bad one
      * leaves no file behind. */
     Weights *trained = NULL;

@@ -229,7 +229,7 @@ static char *onnx_tensor(const Network *n, int t)
     if (t == n->nlayers)
         return xstrdup("output");
     if (t == INPUT_TENSOR)
-        return xstrdup("input");
+        return xstrdup(n->norm_channels ? "input/normal" : "input");
     const char *label = n->layers[t - 1].label;
     if (strcmp(label, "input") == 0 || strcmp(label, "output") == 0)
         return xasprintf("%s/y", label);
@@ -467,9 +467,26 @@ static int nchw(Shape s, int64_t dims[4])
     return 4;
 }
 
+/* Input(mean=, std=): "input/normal" = Sub then Div of the input by float
+ * constants [1, C, 1, 1] (one number for all: [1]), as the trainer computes
+ * (x - mean[c]) / std[c] in float: the same two correctly rounded float
+ * operations, so the same values. */
+static void onnx_normalise(Graph *g, const Network *n)
+{
+    int64_t dims[4] = {1, n->norm_channels, 1, 1};
+    int rank = n->input.rank == 3 && n->norm_channels > 1 ? 4 : 1;
+    initializer(g, "input/mean", dims, rank, n->input_mean, n->norm_channels);
+    initializer(g, "input/std", dims, rank, n->input_std, n->norm_channels);
+    const char *sub[2] = {"input", "input/mean"}, *div[2] = {"input/centred", "input/std"};
+    node(g, "Sub", "input/sub", sub, 2, "input/centred");
+    node(g, "Div", "input/div", div, 2, "input/normal");
+}
+
 bool emit_onnx(FILE *out, const Network *n, const Weights *w)
 {
     Graph g = {0};
+    if (n->norm_channels)
+        onnx_normalise(&g, n);
     for (int i = 0; i < n->nlayers; i++)
         onnx_layer(&g, n, &n->layers[i], &w->at[i]);
     /* GraphProto: name 2, input 11, output 12 */

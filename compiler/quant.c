@@ -12,7 +12,7 @@
  *   - MaxPool, AvgPool, GlobalAvgPool, ReLU, Flatten, Dropout keep their
  *     input's scale: no requantisation (the averages round to nearest).
  *   - Add: each input brought to the output's scale by a 16-bit fixed-point
- *     ratio, in int64.
+ *     ratio, in int32 (int64 where the ratios are too large for it).
  *   - The input is quantised as NAME_predict starts; the last tensor is
  *     turned back into floats, or, when the network ends in Softmax, its
  *     input is and the Softmax runs in float.
@@ -20,7 +20,14 @@
  * the tensors that Conv, Dense and Add produce (computed by running the
  * float network, folded as it is emitted, in double over every sample).
  * The other kinds (LeakyReLU, Sigmoid, Tanh, SiLU, GELU, Concat, a
- * BatchNorm that cannot fold) are refused for now. */
+ * BatchNorm that cannot fold) are refused for now.
+ *
+ * Two paths in the file, the same integers in both, so the same bytes:
+ * compiled with AVX2 (-mavx2, -march=native on a core that has it), Conv
+ * and Dense run on pmaddubsw/pmaddwd over groups of four taps of a kernel
+ * row (qlayout), depthwise Conv on 16-bit products, and requantisation in
+ * 64-bit lanes; otherwise, or with NAME_PORTABLE, plain C99 loops over the
+ * same arrays. Input(mean=, std=) is applied as the input is quantised. */
 #include "infer.h"
 #include "rt.h"
 
@@ -166,7 +173,9 @@ static double *read_samples(const Network *n, const char *path, int64_t *count)
 {
     cnnrt_model m = {.abi_version = CNNRT_ABI_VERSION, .name = n->name, .real_size = 8,
                      .input_rank = n->input.rank,
-                     .input_size = shape_elems(n->input), .outputs = 1};
+                     .input_size = shape_elems(n->input), .outputs = 1,
+                     .input_norm = n->norm_channels, .input_mean = n->input_mean,
+                     .input_std = n->input_std};
     if (n->input.rank == 3) {
         m.input_shape[0] = n->input.h;
         m.input_shape[1] = n->input.w;
@@ -291,13 +300,62 @@ static void emit_int_array(Emitter *e, const char *type, const char *name, const
     emit(e, "};");
 }
 
-/* The Conv's int8 weights, int32 bias and per-channel multipliers. */
-static void emit_qconv(Emitter *e, const Layer *l, const ConvStep *c, double s_in, double s_out)
+/* Whether tensor t holds no negative value: what a ReLU (fused or not)
+ * produced, and what pools, Flatten and Add make of such tensors (an Add's
+ * ratios are positive). The int8 convolution then skips the sign trick. */
+static bool nonnegative(const Network *n, const Plan *p, int t)
 {
-    const char *L = l->label;
-    int64_t rows = c->kh * c->kw * c->cig, nw = rows * c->cop;
-    int64_t *wq = xcalloc((size_t)nw, sizeof *wq), *bq = xcalloc((size_t)c->cop, sizeof *bq);
-    int64_t *mult = xcalloc((size_t)c->cop, sizeof *mult), *shift = xcalloc((size_t)c->cop, sizeof *shift);
+    int r = p->root[t];
+    if (r == INPUT_TENSOR)
+        return false;
+    int i = n->tensors[r].producer;
+    const Layer *l = &n->layers[i];
+    switch (p->at[i].op) {
+    case OP_CONV: return p->at[i].conv.relu;
+    case OP_ACT: return true;   /* int8 has ReLU only */
+    case OP_MAXPOOL: case OP_AVGPOOL: case OP_GLOBALAVG: case OP_FLATTEN:
+        return nonnegative(n, p, l->inputs[0]);
+    case OP_ADD:
+        for (int k = 0; k < l->ninputs; k++)
+            if (!nonnegative(n, p, l->inputs[k]))
+                return false;
+        return true;
+    default: return false;
+    }
+}
+
+/* A Conv with groups == 1 (or a Dense) in int8, as the fast path wants it.
+ * A kernel row's kw * ci taps are contiguous in x (HWC), so the sum runs
+ * over r = kw * ci + c in groups of four, the last group padded with zero
+ * weights: one 32-bit broadcast of x and one pmaddubsw then pmaddwd give
+ * 8 output channels 4 products each. The output channels go in chunks of
+ * cw (at most QACCS vectors of 8 accumulators, held in registers), each
+ * chunk's weights contiguous: wq[chunk][kh][g][cw][4]. */
+enum { QACCS = 8 };
+
+typedef struct QLayout {
+    int64_t r, g;        /* a kernel row's taps; groups of four */
+    int64_t cw, chunks;  /* output channels per chunk (a multiple of VEC); chunks */
+    int64_t cpad;        /* chunks * cw >= co: the arrays per output channel */
+} QLayout;
+
+static QLayout qlayout(const ConvStep *c)
+{
+    QLayout q = {.r = c->kw * c->ci};
+    q.g = (q.r + 3) / 4;
+    int64_t nv = c->cop / VEC;
+    q.chunks = (nv + QACCS - 1) / QACCS;
+    q.cw = (nv + q.chunks - 1) / q.chunks * VEC;
+    q.cpad = q.chunks * q.cw;
+    return q;
+}
+
+/* The Conv's weights in int8 per output channel, [kh][kw][cig][cop] as
+ * c->wt, its bias in int32 and its multipliers, into arrays of cop. */
+static void quantize_conv(const Layer *l, const ConvStep *c, double s_in, double s_out,
+                          int64_t *wq, int64_t *bq, int64_t *mult, int64_t *shift)
+{
+    int64_t rows = c->kh * c->kw * c->cig;
     double smin = INFINITY, smax = 0;
     for (int64_t o = 0; o < c->co; o++) {
         double wmax = 0;
@@ -315,26 +373,46 @@ static void emit_qconv(Emitter *e, const Layer *l, const ConvStep *c, double s_i
         shift[o] = 31 + f.shift;
     }
     fprintf(stderr, "cnnc: int8 %s: %s, input scale %.6g, weight scales %.6g to %.6g, output "
-            "scale %.6g (range %.6g)\n", L, l->kind->name, s_in, smin, smax, s_out, s_out * 127);
+            "scale %.6g (range %.6g)\n", l->label, l->kind->name, s_in, smin, smax, s_out,
+            s_out * 127);
+}
+
+static void emit_qarrays(Emitter *e, const char *L, const char *dims, int64_t count,
+                         const int64_t *bq, const int64_t *mult, const int64_t *shift)
+{
+    char name[300];
+    snprintf(name, sizeof name, "%s_bq", L);
+    emit_int_array(e, "int32_t", name, dims, bq, count);
+    snprintf(name, sizeof name, "%s_mult", L);
+    emit_int_array(e, "int32_t", name, dims, mult, count);
+    snprintf(name, sizeof name, "%s_shift", L);
+    emit_int_array(e, "int8_t", name, dims, shift, count);
+}
+
+/* A depthwise Conv (one channel in and out per group) whose channels come
+ * in sixteens: its AVX2 path takes 16 at a time. */
+static bool depthwise16(const ConvStep *c)
+{
+    return c->groups > 1 && c->cig == 1 && c->cog == 1 && c->co % 16 == 0;
+}
+
+/* Conv(groups=G) in int8: the plain loops of the float file; a depthwise
+ * one of 16k channels has an AVX2 path too. */
+static void emit_qconv_grouped(Emitter *e, const Layer *l, const ConvStep *c, const int64_t *wq,
+                               const int64_t *bq, const int64_t *mult, const int64_t *shift)
+{
+    const char *L = l->label;
     char name[300], dims[128];
     snprintf(name, sizeof name, "%s_wq", L);
     snprintf(dims, sizeof dims, "[%" PRId64 "][%" PRId64 "][%" PRId64 "][%" PRId64 "]", c->kh,
              c->kw, c->cig, c->cop);
-    emit_int_array(e, "int8_t", name, dims, wq, nw);
+    emit_int_array(e, "int8_t", name, dims, wq, c->kh * c->kw * c->cig * c->cop);
     snprintf(dims, sizeof dims, "[%" PRId64 "]", c->cop);
-    snprintf(name, sizeof name, "%s_bq", L);
-    emit_int_array(e, "int32_t", name, dims, bq, c->cop);
-    snprintf(name, sizeof name, "%s_mult", L);
-    emit_int_array(e, "int32_t", name, dims, mult, c->cop);
-    snprintf(name, sizeof name, "%s_shift", L);
-    emit_int_array(e, "int8_t", name, dims, shift, c->cop);
-    free(wq);
-    free(bq);
-    free(mult);
-    free(shift);
+    emit_qarrays(e, L, dims, c->cop, bq, mult, shift);
     emit(e, "/* %s: %s in int8, %" PRId64 "x%" PRId64 "x%" PRId64 " -> %" PRId64 "x%" PRId64 "x%"
-            PRId64 "%s: int32 sums, requantised per output channel */", L, l->kind->name, c->h,
-         c->w, c->ci, c->oh, c->ow, c->co, c->relu ? ", then ReLU" : "");
+            PRId64 " in %" PRId64 " groups%s: int32 sums, requantised per output channel */", L,
+         l->kind->name, c->h, c->w, c->ci, c->oh, c->ow, c->co, c->groups,
+         c->relu ? ", then ReLU" : "");
     emit(e, "static void %s_forward(const int8_t *restrict x, int8_t *restrict y)", L);
     emit(e, "{");
     emit_for(e, "oy", c->oh);
@@ -342,6 +420,32 @@ static void emit_qconv(Emitter *e, const Layer *l, const ConvStep *c, double s_i
     emit_for(e, "ox", c->ow);
     tap_range(e, "kw", "ox", c->sw, c->pl, c->w, c->kw, c->ow);
     emit(e, "int8_t *yp = y + (oy * %" PRId64 " + ox) * %" PRId64 ";", c->ow, c->co);
+    bool dw = depthwise16(c);
+    if (dw) {
+        /* 16 channels at a time: the products in 16 bits (at most 127 * 127),
+         * added into two vectors of 32-bit sums */
+        emit(e, "#if INT8_AVX2");
+        emit(e, "for (int c = 0; c < %" PRId64 "; c += 16) {", c->co);
+        emit(e, "__m256i lo = Q8_LOAD(%s_bq + c), hi = Q8_LOAD(%s_bq + c + 8);", L, L);
+        emit(e, "for (int kh = kh0; kh < kh1; kh++) {");
+        emit(e, "for (int kw = kw0; kw < kw1; kw++) {");
+        emit(e, "const int8_t *xp = x + ((oy * %" PRId64 " + kh - %" PRId64 ") * %" PRId64
+                " + ox * %" PRId64 " + kw - %" PRId64 ") * %" PRId64 " + c;", c->sh, c->pt,
+             c->w, c->sw, c->pl, c->ci);
+        emit(e, "const int8_t *wp = %s_wq + (kh * %" PRId64 " + kw) * %" PRId64 " + c;", L,
+             c->kw, c->cop);
+        emit(e, "const __m256i p = _mm256_mullo_epi16(q8_widen16(xp), q8_widen16(wp));");
+        emit(e, "lo = _mm256_add_epi32(lo, _mm256_cvtepi16_epi32(_mm256_castsi256_si128(p)));");
+        emit(e, "hi = _mm256_add_epi32(hi, _mm256_cvtepi16_epi32(_mm256_extracti128_si256(p, 1)));");
+        emit(e, "}");
+        emit(e, "}");
+        emit(e, "q8_store(yp + c, lo, %s_mult + c, %s_shift + c, %s, 8);", L, L,
+             c->relu ? "0" : "-127");
+        emit(e, "q8_store(yp + c + 8, hi, %s_mult + c + 8, %s_shift + c + 8, %s, 8);", L, L,
+             c->relu ? "0" : "-127");
+        emit(e, "}");
+        emit(e, "#else");
+    }
     emit(e, "int32_t acc[%" PRId64 "];", c->cop);
     emit(e, "memcpy(acc, %s_bq, sizeof acc);", L);
     emit(e, "for (int kh = kh0; kh < kh1; kh++) {");
@@ -352,24 +456,207 @@ static void emit_qconv(Emitter *e, const Layer *l, const ConvStep *c, double s_i
     emit(e, "const int8_t *wp = %s_wq + (kh * %" PRId64 " + kw) * %" PRId64 ";", L, c->kw,
          c->cig * c->cop);
     emit(e, "for (int j = 0; j < %" PRId64 "; j++, wp += %" PRId64 ") {", c->cig, c->cop);
-    if (c->groups == 1) {
-        emit(e, "const int32_t v = xp[j];");
-        emit(e, "for (int co = 0; co < %" PRId64 "; co++) acc[co] += v * wp[co];", c->cop);
-    } else if (c->cig == 1 && c->cog == 1) {
+    if (c->cig == 1 && c->cog == 1)
         emit(e, "for (int co = 0; co < %" PRId64 "; co++) acc[co] += xp[co] * wp[co];", c->co);
-    } else {
+    else
         emit(e, "for (int co = 0; co < %" PRId64 "; co++) acc[co] += xp[co / %" PRId64 " * %"
                 PRId64 " + j] * wp[co];", c->co, c->cog, c->cig);
-    }
     emit(e, "}");
     emit(e, "}");
     emit(e, "}");
     emit(e, "for (int co = 0; co < %" PRId64 "; co++)", c->co);
     emit(e, "    yp[co] = clamp8(requantize(acc[co], %s_mult[co], %s_shift[co]), %s);", L, L,
          c->relu ? "0" : "-127");
+    if (dw)
+        emit(e, "#endif");
     emit(e, "}");
     emit(e, "}");
     emit(e, "}");
+}
+
+/* The fast path's loop over one chunk's groups of four taps: each of the
+ * chunk's vectors of accumulators gets 8 channels times 4 products. With
+ * an input that may be negative, pmaddubsw (unsigned times signed bytes)
+ * takes |x| and the weights with x's sign: |x| * (w * sign x) = x * w. */
+static void emit_qconv_avx2(Emitter *e, const ConvStep *c, const QLayout *q, const char *L,
+                            bool unsigned_x)
+{
+    int nv = (int)(q->cw / VEC);
+    const char *low = c->relu ? "0" : "-127";
+    emit(e, "for (int k = 0; k < %" PRId64 "; k++) {", q->chunks);
+    emit(e, "const int32_t *bk = %s_bq + k * %" PRId64 ";", L, q->cw);
+    for (int v = 0; v < nv; v++)
+        emit(e, "__m256i a%d = Q8_LOAD(bk + %d);", v, v * VEC);
+    emit(e, "for (int kh = kh0; kh < kh1; kh++) {");
+    emit(e, "const int8_t *xp = xr[kh];");
+    emit(e, "const int8_t *wp = %s_wq + (k * %" PRId64 " + kh) * %" PRId64 ";", L, c->kh,
+         q->g * q->cw * 4);
+    emit(e, "for (int g = 0; g < %" PRId64 "; g++, xp += 4, wp += %" PRId64 ") {", q->g,
+         q->cw * 4);
+    if (unsigned_x) {
+        emit(e, "const __m256i u = q8_broadcast4(xp);");
+        for (int v = 0; v < nv; v++)
+            emit(e, "a%d = q8_dot(a%d, u, Q8_LOAD(wp + %d));", v, v, v * 32);
+    } else {
+        emit(e, "const __m256i s = q8_broadcast4(xp), u = _mm256_abs_epi8(s);");
+        for (int v = 0; v < nv; v++)
+            emit(e, "a%d = q8_dot(a%d, u, _mm256_sign_epi8(Q8_LOAD(wp + %d), s));", v, v,
+                 v * 32);
+    }
+    emit(e, "}");
+    emit(e, "}");
+    for (int v = 0; v < nv; v++)
+        emit(e, "q8_store(yp + k * %" PRId64 " + %d, a%d, %s_mult + k * %" PRId64 " + %d, %s_shift"
+                " + k * %" PRId64 " + %d, %s, %" PRId64 " - (k * %" PRId64 " + %d));", q->cw,
+             v * VEC, v, L, q->cw, v * VEC, L, q->cw, v * VEC, low, c->co, q->cw, v * VEC);
+    emit(e, "}");
+}
+
+/* The portable path: the same sums over the same layout, in plain C. */
+static void emit_qconv_portable(Emitter *e, const ConvStep *c, const QLayout *q, const char *L)
+{
+    emit(e, "for (int k = 0; k < %" PRId64 "; k++) {", q->chunks);
+    emit(e, "int32_t acc[%" PRId64 "];", q->cw);
+    emit(e, "memcpy(acc, %s_bq + k * %" PRId64 ", sizeof acc);", L, q->cw);
+    emit(e, "for (int kh = kh0; kh < kh1; kh++) {");
+    emit(e, "const int8_t *xp = xr[kh];");
+    emit(e, "const int8_t *wp = %s_wq + (k * %" PRId64 " + kh) * %" PRId64 ";", L, c->kh,
+         q->g * q->cw * 4);
+    emit(e, "for (int g = 0; g < %" PRId64 "; g++, xp += 4, wp += %" PRId64 ") {", q->g,
+         q->cw * 4);
+    emit(e, "const int32_t x0 = xp[0], x1 = xp[1], x2 = xp[2], x3 = xp[3];");
+    emit(e, "for (int c = 0; c < %" PRId64 "; c++)", q->cw);
+    emit(e, "    acc[c] += x0 * wp[4 * c] + x1 * wp[4 * c + 1] + x2 * wp[4 * c + 2] + "
+            "x3 * wp[4 * c + 3];");
+    emit(e, "}");
+    emit(e, "}");
+    emit(e, "for (int c = 0; c < %" PRId64 " && k * %" PRId64 " + c < %" PRId64 "; c++)", q->cw,
+         q->cw, c->co);
+    emit(e, "    yp[k * %" PRId64 " + c] = clamp8(requantize(acc[c], %s_mult[k * %" PRId64
+            " + c], %s_shift[k * %" PRId64 " + c]), %s);", q->cw, L, q->cw, L, q->cw,
+         c->relu ? "0" : "-127");
+    emit(e, "}");
+}
+
+/* Conv (groups == 1) or Dense in int8: the weights in the layout of
+ * qlayout, and a function whose two paths (AVX2, portable) sum the same
+ * integers and so give the same bytes. */
+static void emit_qconv_rows(Emitter *e, const Layer *l, const ConvStep *c, bool unsigned_x,
+                            const int64_t *wq, const int64_t *bq, const int64_t *mult,
+                            const int64_t *shift)
+{
+    const char *L = l->label;
+    QLayout q = qlayout(c);
+    int64_t rp = q.g * 4, nw = q.chunks * c->kh * rp * q.cw;
+    int64_t *w = xcalloc((size_t)nw, sizeof *w);
+    for (int64_t k = 0; k < q.chunks; k++)
+        for (int64_t kh = 0; kh < c->kh; kh++)
+            for (int64_t r = 0; r < q.r; r++)
+                for (int64_t o = 0; o < q.cw && k * q.cw + o < c->co; o++)
+                    w[(((k * c->kh + kh) * q.g + r / 4) * q.cw + o) * 4 + r % 4] =
+                        wq[(kh * q.r + r) * c->cop + k * q.cw + o];
+    char name[300], dims[160];
+    snprintf(name, sizeof name, "%s_wq", L);
+    snprintf(dims, sizeof dims, "[%" PRId64 "][%" PRId64 "][%" PRId64 "][%" PRId64
+             "][4]: [chunk][kh][(kw * %" PRId64 " + ci) / 4][co in the chunk][(kw * %" PRId64
+             " + ci) %% 4]", q.chunks, c->kh, q.g, q.cw, c->ci, c->ci);
+    emit_int_array(e, "int8_t Q8_ALIGNED", name, dims, w, nw);
+    free(w);
+    snprintf(dims, sizeof dims, "[%" PRId64 "]", q.cpad);
+    int64_t *pad = xcalloc((size_t)q.cpad * 3, sizeof *pad);
+    memcpy(pad, bq, (size_t)c->co * sizeof *pad);
+    memcpy(pad + q.cpad, mult, (size_t)c->co * sizeof *pad);
+    memcpy(pad + 2 * q.cpad, shift, (size_t)c->co * sizeof *pad);
+    for (int64_t o = c->co; o < q.cpad; o++)
+        pad[2 * q.cpad + o] = 31;
+    emit_qarrays(e, L, dims, q.cpad, pad, pad + q.cpad, pad + 2 * q.cpad);
+    free(pad);
+    if (is_kind(l, &layer_dense))
+        emit(e, "/* %s: Dense %" PRId64 " -> %" PRId64 "%s in int8, as a 1x1 convolution:",
+             L, c->ci, c->co, c->relu ? ", then ReLU" : "");
+    else
+        emit(e, "/* %s: Conv %" PRId64 "x%" PRId64 ", stride %" PRId64 "x%" PRId64
+                ", padding %" PRId64 " top %" PRId64 " left, in int8: %" PRId64 "x%" PRId64
+                "x%" PRId64 " -> %" PRId64 "x%" PRId64 "x%" PRId64 "%s:", L, c->kh, c->kw,
+             c->sh, c->sw, c->pt, c->pl, c->h, c->w, c->ci, c->oh, c->ow, c->co,
+             c->relu ? ", then ReLU" : "");
+    emit(e, " *   acc[co] = bq[co] + sum over kh and r < %" PRId64 " of w[kh][r][co] * xr[kh][r]",
+         rp);
+    emit(e, " *   y[oy][ox][co] = requantize(acc[co]) clamped to [%s, 127]",
+         c->relu ? "0" : "-127");
+    emit(e, " * where xr[kh] is input row oy*%" PRId64 " + kh - %" PRId64 " from column ox*%"
+            PRId64 " - %" PRId64 ": its %" PRId64 "x%" PRId64 " taps, contiguous in x (taps in "
+            "the padding as zeros), and the sum in int32 */", c->sh, c->pt, c->sw, c->pl,
+         c->kw, c->ci);
+    emit(e, "static void %s_forward(const int8_t *restrict x, int8_t *restrict y)", L);
+    emit(e, "{");
+    emit_for(e, "oy", c->oh);
+    tap_range(e, "kh", "oy", c->sh, c->pt, c->h, c->kh, c->oh);
+    emit_for(e, "ox", c->ow);
+    /* A row is read in place when it lies whole inside the input, the
+     * bytes of the last group past its end included; else its taps are
+     * copied to zeros (the padding, or the end of x). */
+    bool left = c->pl > 0, right = (c->ow - 1) * c->sw + c->kw - c->pl > c->w;
+    bool past = q.r % 4 != 0;
+    if (left || right || past)
+        tap_range(e, "kw", "ox", c->sw, c->pl, c->w, c->kw, c->ow);
+    emit(e, "int8_t *yp = y + (oy * %" PRId64 " + ox) * %" PRId64 ";", c->ow, c->co);
+    char cond[256] = "";
+    size_t used = 0;
+    if (left || right)
+        used += (size_t)snprintf(cond + used, sizeof cond - used, "kw0 == 0 && kw1 == %" PRId64,
+                                 c->kw);
+    if (past)
+        snprintf(cond + used, sizeof cond - used, "%sat + %" PRId64 " <= %" PRId64,
+                 used ? " && " : "", rp, c->h * c->w * c->ci);
+    emit(e, "const int8_t *xr[%" PRId64 "];", c->kh);
+    if (cond[0])
+        emit(e, "int8_t edge[%" PRId64 "][%" PRId64 "];", c->kh, rp);
+    emit(e, "for (int kh = kh0; kh < kh1; kh++) {");
+    emit(e, "const ptrdiff_t at = ((ptrdiff_t)(oy * %" PRId64 " + kh - %" PRId64 ") * %" PRId64
+            " + ox * %" PRId64 " - %" PRId64 ") * %" PRId64 ";", c->sh, c->pt, c->w, c->sw,
+         c->pl, c->ci);
+    if (cond[0]) {
+        emit(e, "if (%s) {", cond);
+        emit(e, "xr[kh] = x + at;");
+        emit(e, "} else {");
+        emit(e, "memset(edge[kh], 0, sizeof edge[kh]);");
+        emit(e, "memcpy(edge[kh] + kw0 * %" PRId64 ", x + (at + kw0 * %" PRId64 "), (size_t)(kw1 "
+                "- kw0) * %" PRId64 ");", c->ci, c->ci, c->ci);
+        emit(e, "xr[kh] = edge[kh];");
+        emit(e, "}");
+    } else {
+        emit(e, "xr[kh] = x + at;");
+    }
+    emit(e, "}");
+    emit(e, "#if INT8_AVX2");
+    emit_qconv_avx2(e, c, &q, L, unsigned_x);
+    emit(e, "#else");
+    emit_qconv_portable(e, c, &q, L);
+    emit(e, "#endif");
+    emit(e, "}");
+    emit(e, "}");
+    emit(e, "}");
+}
+
+/* The Conv's int8 weights, int32 bias and per-channel multipliers, and
+ * its function. */
+static void emit_qconv(Emitter *e, const Layer *l, const ConvStep *c, double s_in, double s_out,
+                       bool unsigned_x)
+{
+    int64_t nw = c->kh * c->kw * c->cig * c->cop;
+    int64_t *wq = xcalloc((size_t)nw, sizeof *wq), *bq = xcalloc((size_t)c->cop, sizeof *bq);
+    int64_t *mult = xcalloc((size_t)c->cop, sizeof *mult);
+    int64_t *shift = xcalloc((size_t)c->cop, sizeof *shift);
+    quantize_conv(l, c, s_in, s_out, wq, bq, mult, shift);
+    if (c->groups > 1)
+        emit_qconv_grouped(e, l, c, wq, bq, mult, shift);
+    else
+        emit_qconv_rows(e, l, c, unsigned_x, wq, bq, mult, shift);
+    free(wq);
+    free(bq);
+    free(mult);
+    free(shift);
 }
 
 static void emit_qpool(Emitter *e, const Layer *l, Op op)
@@ -381,11 +668,12 @@ static void emit_qpool(Emitter *e, const Layer *l, Op op)
         emit(e, "static void %s_forward(const int8_t *restrict x, int8_t *restrict y)",
              l->label);
         emit(e, "{");
-        emit_for(e, "c", c);
-        emit(e, "int32_t sum = 0;");
-        emit(e, "for (int p = 0; p < %" PRId64 "; p++) sum += x[p * %" PRId64 " + c];", hw, c);
-        emit(e, "y[c] = (int8_t)divide_round(sum, %" PRId64 ");", hw);
-        emit(e, "}");
+        emit(e, "int32_t sum[%" PRId64 "] = {0};", c);
+        emit(e, "for (int p = 0; p < %" PRId64 "; p++)", hw);
+        emit(e, "    for (int c = 0; c < %" PRId64 "; c++) sum[c] += x[p * %" PRId64 " + c];", c,
+             c);
+        emit(e, "for (int c = 0; c < %" PRId64 "; c++) y[c] = (int8_t)divide_round(sum[c], %"
+                PRId64 ");", c, hw);
         emit(e, "}");
         return;
     }
@@ -393,7 +681,8 @@ static void emit_qpool(Emitter *e, const Layer *l, Op op)
     int64_t kh = layer_arg(l, "size")->u.size.h, kw = layer_arg(l, "size")->u.size.w;
     int64_t sh = layer_arg(l, "stride")->u.size.h, sw = layer_arg(l, "stride")->u.size.w;
     int64_t pt = layer_arg(l, "padding")->u.pad.top, pl = layer_arg(l, "padding")->u.pad.left;
-    emit(e, "/* %s: %s in int8 (the input's scale) */", l->label, l->kind->name);
+    emit(e, "/* %s: %s in int8 (the input's scale)%s */", l->label, l->kind->name,
+         max ? ": every window has a tap inside the input" : "");
     emit(e, "static void %s_forward(const int8_t *restrict x, int8_t *restrict y)", l->label);
     emit(e, "{");
     emit_for(e, "oy", l->out.h);
@@ -401,42 +690,74 @@ static void emit_qpool(Emitter *e, const Layer *l, Op op)
     emit_for(e, "ox", l->out.w);
     tap_range(e, "kw", "ox", sw, pl, w, kw, l->out.w);
     emit(e, "int8_t *yp = y + (oy * %" PRId64 " + ox) * %" PRId64 ";", l->out.w, c);
-    emit_for(e, "c", c);
-    emit(e, "int32_t acc = %s;", max ? "-128" : "0");
+    if (max) {
+        emit(e, "const int8_t *first = x + ((oy * %" PRId64 " + kh0 - %" PRId64 ") * %" PRId64
+                " + ox * %" PRId64 " + kw0 - %" PRId64 ") * %" PRId64 ";", sh, pt, w, sw, pl,
+             c);
+        emit(e, "for (int c = 0; c < %" PRId64 "; c++) yp[c] = first[c];", c);
+    } else {
+        emit(e, "int32_t acc[%" PRId64 "] = {0};", c);
+    }
     emit(e, "for (int kh = kh0; kh < kh1; kh++) {");
     emit(e, "for (int kw = kw0; kw < kw1; kw++) {");
-    emit(e, "const int32_t v = x[((oy * %" PRId64 " + kh - %" PRId64 ") * %" PRId64
-            " + ox * %" PRId64 " + kw - %" PRId64 ") * %" PRId64 " + c];", sh, pt, w, sw, pl,
-         c);
-    emit(e, max ? "acc = v > acc ? v : acc;" : "acc += v;");
+    emit(e, "const int8_t *xp = x + ((oy * %" PRId64 " + kh - %" PRId64 ") * %" PRId64
+            " + ox * %" PRId64 " + kw - %" PRId64 ") * %" PRId64 ";", sh, pt, w, sw, pl, c);
+    if (max)
+        emit(e, "for (int c = 0; c < %" PRId64 "; c++) yp[c] = xp[c] > yp[c] ? xp[c] : yp[c];",
+             c);
+    else
+        emit(e, "for (int c = 0; c < %" PRId64 "; c++) acc[c] += xp[c];", c);
     emit(e, "}");
     emit(e, "}");
-    emit(e, max ? "yp[c] = (int8_t)acc;"
-                : "yp[c] = (int8_t)divide_round(acc, (kh1 - kh0) * (kw1 - kw0));");
-    emit(e, "}");
+    if (!max)
+        emit(e, "for (int c = 0; c < %" PRId64 "; c++) yp[c] = (int8_t)divide_round(acc[c], "
+                "(kh1 - kh0) * (kw1 - kw0));", c);
     emit(e, "}");
     emit(e, "}");
     emit(e, "}");
 }
 
-/* Add: sum of the inputs each times q_k = round(s_k / s_out * 2^16). */
+/* An Add's ratios q_k = round(s_k / s_out * 2^16), and whether its sums
+ * fit int32 (they do unless an input's scale is above 128 times the
+ * output's). */
+static bool add_ratios(const Layer *l, const Plan *p, const double *scale, int64_t *q)
+{
+    int t = layer_output(l);
+    int64_t bound = 32768;
+    for (int k = 0; k < l->ninputs; k++) {
+        q[k] = llround(scale[p->root[l->inputs[k]]] / scale[t] * 65536.0);
+        bound += 128 * q[k];
+    }
+    return bound <= INT32_MAX;
+}
+
+/* Add: sum of the inputs each times q_k, * 2^-16 rounded. */
 static void emit_qadd(Emitter *e, const Layer *l, const Plan *p, const double *scale)
 {
     int t = layer_output(l);
+    int64_t q[CNNC_MAX_INPUTS];
+    bool narrow = add_ratios(l, p, scale, q);
     emit(e, "/* %s: Add in int8: each input brought to the output's scale %.6g */", l->label,
          scale[t]);
     char args[CNNC_MAX_INPUTS * 40] = "", sum[CNNC_MAX_INPUTS * 48] = "";
     size_t a = 0, b = 0;
     for (int k = 0; k < l->ninputs; k++) {
         a += (size_t)snprintf(args + a, sizeof args - a, "const int8_t *restrict x%d, ", k);
-        int64_t q = llround(scale[p->root[l->inputs[k]]] / scale[t] * 65536.0);
-        b += (size_t)snprintf(sum + b, sizeof sum - b, "%s(int64_t)x%d[j] * %" PRId64,
-                              k ? " + " : "", k, q);
+        b += (size_t)snprintf(sum + b, sizeof sum - b, "%s(%s)x%d[j] * %" PRId64,
+                              k ? " + " : "", narrow ? "int32_t" : "int64_t", k, q[k]);
     }
     emit(e, "static void %s_forward(%sint8_t *restrict y)", l->label, args);
     emit(e, "{");
-    emit(e, "for (int j = 0; j < %" PRId64 "; j++)", shape_elems(l->out));
-    emit(e, "    y[j] = clamp8(shift_round(%s, 16), -127);", sum);
+    emit(e, "for (int j = 0; j < %" PRId64 "; j++) {", shape_elems(l->out));
+    if (narrow) {
+        /* shift_round(v, 16) and clamp8 in int32: the sum cannot overflow */
+        emit(e, "const int32_t v = %s;", sum);
+        emit(e, "const int32_t r = v >= 0 ? (v + 32768) >> 16 : -((-v + 32768) >> 16);");
+        emit(e, "y[j] = (int8_t)(r < -127 ? -127 : r > 127 ? 127 : r);");
+    } else {
+        emit(e, "y[j] = clamp8(shift_round(%s, 16), -127);", sum);
+    }
+    emit(e, "}");
     emit(e, "}");
 }
 
@@ -446,7 +767,8 @@ static void emit_qlayer(Emitter *e, const Network *n, const Plan *p, int i, cons
     const Step *s = &p->at[i];
     switch (s->op) {
     case OP_CONV:
-        emit_qconv(e, l, &s->conv, scale[p->root[l->inputs[0]]], scale[i + 1]);
+        emit_qconv(e, l, &s->conv, scale[p->root[l->inputs[0]]], scale[i + 1],
+                   nonnegative(n, p, l->inputs[0]));
         break;
     case OP_MAXPOOL: case OP_AVGPOOL: case OP_GLOBALAVG:
         emit_qpool(e, l, s->op);
@@ -483,7 +805,98 @@ static void emit_qlayer(Emitter *e, const Network *n, const Plan *p, int i, cons
     emit_blank(e);
 }
 
-static void emit_qprelude(Emitter *e, const Network *n, const Plan *p, const InferOptions *o)
+/* "#if COND" before a helper when it is used on one path only ("" when on
+ * both), and its "#endif". */
+static void guard_begin(Emitter *e, const char *cond)
+{
+    if (cond[0])
+        emit(e, "#if %s", cond);
+}
+
+static void guard_end(Emitter *e, const char *cond)
+{
+    if (cond[0])
+        emit(e, "#endif");
+}
+
+/* The AVX2 path of the Conv and Dense layers (groups == 1: rows) and of
+ * the depthwise ones (dw): its helpers. */
+static void emit_avx2_helpers(Emitter *e, const char *P, bool rows, bool dw)
+{
+    emit(e, "/* With AVX2 (e.g. -mavx2 or -march=native on x86-64) the convolutions and");
+    emit(e, " * dense layers use its 8-bit multiply-adds; define %s_PORTABLE for the plain", P);
+    emit(e, " * loops. Both sum the same integers: the outputs are the same bytes. */");
+    emit(e, "#if defined(__AVX2__) && !defined(%s_PORTABLE)", P);
+    emit(e, "#define INT8_AVX2 1");
+    emit(e, "#include <immintrin.h>");
+    emit(e, "#define Q8_LOAD(p) _mm256_loadu_si256((const __m256i *)(const void *)(p))");
+    if (rows) {
+        emit(e, "/* Four bytes of x in every 32-bit lane. */");
+        emit(e, "static __m256i q8_broadcast4(const int8_t *p)");
+        emit(e, "{");
+        emit(e, "int32_t v;");
+        emit(e, "memcpy(&v, p, 4);");
+        emit(e, "return _mm256_set1_epi32(v);");
+        emit(e, "}");
+        emit(e, "/* acc + the sums of 4 products of unsigned bytes u and signed bytes s per");
+        emit(e, " * 32-bit lane: pmaddubsw adds pairs into 16 bits (at most 2 * 128 * 127 <");
+        emit(e, " * 2^15, never saturated), pmaddwd by ones adds those pairs into 32. */");
+        emit(e, "static __m256i q8_dot(__m256i acc, __m256i u, __m256i s)");
+        emit(e, "{");
+        emit(e, "const __m256i pairs = _mm256_maddubs_epi16(u, s);");
+        emit(e, "return _mm256_add_epi32(acc, _mm256_madd_epi16(pairs, _mm256_set1_epi16(1)));");
+        emit(e, "}");
+    }
+    if (dw) {
+        emit(e, "/* Sixteen bytes as 16-bit lanes. */");
+        emit(e, "static __m256i q8_widen16(const int8_t *p)");
+        emit(e, "{");
+        emit(e, "return _mm256_cvtepi8_epi16(_mm_loadu_si128((const __m128i *)(const void *)p));");
+        emit(e, "}");
+    }
+    emit(e, "/* requantize() and clamp8() of 8 sums, stored to y[0 .. count) (count may be");
+    emit(e, " * 8 or more, or 0 or less). The same integers: |acc| * mult (below 2^62) plus");
+    emit(e, " * the half, shifted, in 64-bit lanes; its low 32 bits with acc's sign. */");
+    emit(e, "static void q8_store(int8_t *y, __m256i acc, const int32_t *mult, const int8_t *shift,");
+    emit(e, "                     int low, int count)");
+    emit(e, "{");
+    emit(e, "const __m256i one = _mm256_set1_epi64x(1), m = Q8_LOAD(mult);");
+    emit(e, "const __m256i n = _mm256_cvtepi8_epi32(_mm_loadl_epi64((const __m128i *)(const void *)shift));");
+    emit(e, "const __m256i n_even = _mm256_and_si256(n, _mm256_set1_epi64x(0xffffffff));");
+    emit(e, "const __m256i n_odd = _mm256_srli_epi64(n, 32);");
+    emit(e, "const __m256i mag = _mm256_abs_epi32(acc);");
+    emit(e, "__m256i even = _mm256_mul_epu32(mag, m);");
+    emit(e, "__m256i odd = _mm256_mul_epu32(_mm256_srli_epi64(mag, 32), _mm256_srli_epi64(m, 32));");
+    emit(e, "even = _mm256_add_epi64(even, _mm256_sllv_epi64(one, _mm256_sub_epi64(n_even, one)));");
+    emit(e, "odd = _mm256_add_epi64(odd, _mm256_sllv_epi64(one, _mm256_sub_epi64(n_odd, one)));");
+    emit(e, "even = _mm256_srlv_epi64(even, n_even);");
+    emit(e, "odd = _mm256_srlv_epi64(odd, n_odd);");
+    emit(e, "__m256i r = _mm256_blend_epi32(even, _mm256_slli_epi64(odd, 32), 0xaa);");
+    emit(e, "r = _mm256_max_epi32(_mm256_sign_epi32(r, acc), _mm256_set1_epi32(low));");
+    emit(e, "/* to 16 then 8 bits, saturating: the clamp to 127 */");
+    emit(e, "__m128i b = _mm_packs_epi32(_mm256_castsi256_si128(r), _mm256_extracti128_si256(r, 1));");
+    emit(e, "b = _mm_packs_epi16(b, b);");
+    emit(e, "if (count >= 8) {");
+    emit(e, "_mm_storel_epi64((__m128i *)(void *)y, b);");
+    emit(e, "} else if (count > 0) {");
+    emit(e, "int8_t t[16];");
+    emit(e, "_mm_storeu_si128((__m128i *)(void *)t, b);");
+    emit(e, "memcpy(y, t, (size_t)count);");
+    emit(e, "}");
+    emit(e, "}");
+    emit(e, "#else");
+    emit(e, "#define INT8_AVX2 0");
+    emit(e, "#endif");
+    emit(e, "#if defined(__GNUC__)");
+    emit(e, "#define Q8_ALIGNED __attribute__((aligned(64)))");
+    emit(e, "#else");
+    emit(e, "#define Q8_ALIGNED");
+    emit(e, "#endif");
+    emit_blank(e);
+}
+
+static void emit_qprelude(Emitter *e, const Network *n, const Plan *p, const double *scale,
+                          const InferOptions *o)
 {
     const char *P = o->prefix;
     emit(e, "/* %s int8 inference: generated by cnnc from %s with the weights of %s,", P,
@@ -507,10 +920,24 @@ static void emit_qprelude(Emitter *e, const Network *n, const Plan *p, const Inf
     emit_blank(e);
     emit(e, "int %s_predict(const float *input, float *output, void *work);", P);
     emit_blank(e);
-    bool has[OP_FLATTEN + 1] = {false};
-    for (int i = 0; i < n->nlayers; i++)
-        has[p->at[i].op] = true;
-    if (has[OP_CONV] || has[OP_ADD]) {
+    /* Which helpers the layers call, and on which path: the plain Conv and
+     * Dense call requantize() on the portable one only. */
+    bool rows = false, dw = false, grouped = false, wide_add = false, avg = false;
+    for (int i = 0; i < n->nlayers; i++) {
+        const Step *s = &p->at[i];
+        int64_t q[CNNC_MAX_INPUTS];
+        rows |= s->op == OP_CONV && s->conv.groups == 1;
+        dw |= s->op == OP_CONV && depthwise16(&s->conv);
+        grouped |= s->op == OP_CONV && s->conv.groups > 1 && !depthwise16(&s->conv);
+        wide_add |= s->op == OP_ADD && !add_ratios(&n->layers[i], p, scale, q);
+        avg |= s->op == OP_AVGPOOL || s->op == OP_GLOBALAVG;
+    }
+    if (rows || dw)
+        emit_avx2_helpers(e, P, rows, dw);
+    const char *requant = grouped ? "" : rows || dw ? "!INT8_AVX2" : NULL;
+    const char *rounding = grouped || wide_add ? "" : requant;
+    if (rounding) {
+        guard_begin(e, rounding);
         emit(e, "/* v * 2^-n rounded to nearest, halves away from zero (n >= 1). */");
         emit(e, "static int64_t shift_round(int64_t v, int n)");
         emit(e, "{");
@@ -521,15 +948,18 @@ static void emit_qprelude(Emitter *e, const Network *n, const Plan *p, const Inf
         emit(e, "{");
         emit(e, "return (int8_t)(v < low ? low : v > 127 ? 127 : v);");
         emit(e, "}");
+        guard_end(e, rounding);
     }
-    if (has[OP_CONV]) {
+    if (requant) {
+        guard_begin(e, requant);
         emit(e, "/* acc * mult * 2^-shift: the fixed-point multiplier of a scale ratio. */");
         emit(e, "static int32_t requantize(int32_t acc, int32_t mult, int shift)");
         emit(e, "{");
         emit(e, "return (int32_t)shift_round((int64_t)acc * mult, shift);");
         emit(e, "}");
+        guard_end(e, requant);
     }
-    if (has[OP_AVGPOOL] || has[OP_GLOBALAVG]) {
+    if (avg) {
         emit(e, "/* v / d rounded to nearest, halves away from zero. */");
         emit(e, "static int32_t divide_round(int32_t v, int32_t d)");
         emit(e, "{");
@@ -562,11 +992,34 @@ static void emit_qpredict(Emitter *e, const Network *n, const Plan *p, const dou
     emit(e, "{");
     emit(e, "int8_t *a = work ? (int8_t *)work : %s_arena;", P);
     emit(e, "int8_t *q = a + %" PRId64 "; /* the input, quantised */", arena);
-    emit(e, "for (int j = 0; j < %s_INPUT_SIZE; j++) {", P);
-    emit(e, "const float v = input[j] * (float)%.17g;", 1 / scale[0]);
-    emit(e, "const int32_t r = v >= 0 ? (int32_t)(v + 0.5f) : -(int32_t)(-v + 0.5f);");
-    emit(e, "q[j] = (int8_t)(r < -127 ? -127 : r > 127 ? 127 : r);");
-    emit(e, "}");
+    if (n->norm_channels) {
+        int np = n->norm_channels;
+        char mean[CNNC_MAX_LIST * 28] = "", mul[CNNC_MAX_LIST * 28] = "";
+        size_t um = 0, uk = 0;
+        for (int c = 0; c < np; c++) {
+            um += (size_t)snprintf(mean + um, sizeof mean - um, "%s%.9gf", c ? ", " : "",
+                                   (double)(float)n->input_mean[c]);
+            uk += (size_t)snprintf(mul + uk, sizeof mul - uk, "%s%.9gf", c ? ", " : "",
+                                   (double)(float)(1 / (n->input_std[c] * scale[0])));
+        }
+        emit(e, "/* Input(mean=, std=) as the input is quantised: (x - mean[c]) / std[c] / %.6g,",
+             scale[0]);
+        emit(e, " * the division and the scale in one multiplier per channel */");
+        emit(e, "static const float mean[%d] = {%s};", np, mean);
+        emit(e, "static const float mul[%d] = {%s};", np, mul);
+        emit(e, "for (int j = 0; j < %s_INPUT_SIZE; j += %d)", P, np);
+        emit(e, "    for (int c = 0; c < %d; c++) {", np);
+        emit(e, "const float v = (input[j + c] - mean[c]) * mul[c];");
+        emit(e, "const int32_t r = v >= 0 ? (int32_t)(v + 0.5f) : -(int32_t)(-v + 0.5f);");
+        emit(e, "q[j + c] = (int8_t)(r < -127 ? -127 : r > 127 ? 127 : r);");
+        emit(e, "}");
+    } else {
+        emit(e, "for (int j = 0; j < %s_INPUT_SIZE; j++) {", P);
+        emit(e, "const float v = input[j] * (float)%.17g;", 1 / scale[0]);
+        emit(e, "const int32_t r = v >= 0 ? (int32_t)(v + 0.5f) : -(int32_t)(-v + 0.5f);");
+        emit(e, "q[j] = (int8_t)(r < -127 ? -127 : r > 127 ? 127 : r);");
+        emit(e, "}");
+    }
     for (int i = 0; i < n->nlayers; i++) {
         const Layer *l = &n->layers[i];
         if (p->at[i].op == OP_ALIAS || p->at[i].op == OP_SOFTMAX)
@@ -642,7 +1095,7 @@ bool emit_quantized(FILE *out, const Quantized *q, const InferOptions *o)
 {
     const Network *n = q->n;
     Emitter e = {.out = out, .net = n, .real_size = 4};
-    emit_qprelude(&e, n, &q->plan, o);
+    emit_qprelude(&e, n, &q->plan, q->scale, o);
     for (int i = 0; i < n->nlayers; i++)
         emit_qlayer(&e, n, &q->plan, i, q->scale);
     emit_qpredict(&e, n, &q->plan, q->scale, o);
