@@ -374,6 +374,18 @@ void tap_range(Emitter *e, const char *k, const char *o, int64_t s, int64_t p,
                 PRId64 " - %s * %" PRId64 " + %" PRId64 ");", o, s, p, kn, in, k, in, o, s, p);
 }
 
+/* Inside the loops over kh and kw: xp at the tap's input pixel, wp at its
+ * weights from channel co0, and the loop over the input channels opened. */
+static void emit_tap_loop(Emitter *e, const ConvStep *c, const char *L, int64_t co0)
+{
+    emit(e, "const float *xp = x + ((oy * %" PRId64 " + kh - %" PRId64 ") * %" PRId64
+            " + ox * %" PRId64 " + kw - %" PRId64 ") * %" PRId64 ";", c->sh, c->pt, c->w,
+         c->sw, c->pl, c->ci);
+    emit(e, "const float *wp = %s_w + (kh * %" PRId64 " + kw) * %" PRId64 " + %" PRId64 ";",
+         L, c->kw, c->ci * c->cop, co0);
+    emit(e, "for (int ci = 0; ci < %" PRId64 "; ci++, wp += %" PRId64 ") {", c->ci, c->cop);
+}
+
 /* Accumulators of one block of co: nv vectors from co0. */
 static void conv_fast_block(Emitter *e, const ConvStep *c, const char *L, int64_t co0, int nv)
 {
@@ -382,12 +394,7 @@ static void conv_fast_block(Emitter *e, const ConvStep *c, const char *L, int64_
         emit(e, "vfloat a%d = VLOAD(%s_b + %" PRId64 ");", v, L, co0 + v * VEC);
     emit(e, "for (int kh = kh0; kh < kh1; kh++) {");
     emit(e, "for (int kw = kw0; kw < kw1; kw++) {");
-    emit(e, "const float *xp = x + ((oy * %" PRId64 " + kh - %" PRId64 ") * %" PRId64
-            " + ox * %" PRId64 " + kw - %" PRId64 ") * %" PRId64 ";", c->sh, c->pt, c->w,
-         c->sw, c->pl, c->ci);
-    emit(e, "const float *wp = %s_w + (kh * %" PRId64 " + kw) * %" PRId64 " + %" PRId64 ";",
-         L, c->kw, c->ci * c->cop, co0);
-    emit(e, "for (int ci = 0; ci < %" PRId64 "; ci++, wp += %" PRId64 ") {", c->ci, c->cop);
+    emit_tap_loop(e, c, L, co0);
     emit(e, "const float v = xp[ci];");
     for (int v = 0; v < nv; v++)
         emit(e, "a%d += v * VLOAD(wp + %d);", v, v * VEC);
@@ -495,12 +502,7 @@ static void conv_fast_tile(Emitter *e, const ConvStep *c, const char *L, int64_t
             emit(e, "vfloat a%d_%d = VLOAD(%s_b + %" PRId64 ");", q, v, L, co0 + v * VEC);
     emit(e, "for (int kh = kh0; kh < kh1; kh++) {");
     emit(e, "for (int kw = 0; kw < %" PRId64 "; kw++) {", c->kw);
-    emit(e, "const float *xp = x + ((oy * %" PRId64 " + kh - %" PRId64 ") * %" PRId64
-            " + ox * %" PRId64 " + kw - %" PRId64 ") * %" PRId64 ";", c->sh, c->pt, c->w,
-         c->sw, c->pl, c->ci);
-    emit(e, "const float *wp = %s_w + (kh * %" PRId64 " + kw) * %" PRId64 " + %" PRId64 ";",
-         L, c->kw, c->ci * c->cop, co0);
-    emit(e, "for (int ci = 0; ci < %" PRId64 "; ci++, wp += %" PRId64 ") {", c->ci, c->cop);
+    emit_tap_loop(e, c, L, co0);
     for (int v = 0; v < nv; v++)
         emit(e, "const vfloat w%d = VLOAD(wp + %d);", v, v * VEC);
     for (int q = 0; q < np; q++) {
