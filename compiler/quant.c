@@ -474,6 +474,18 @@ static void emit_qconv_grouped(Emitter *e, const Layer *l, const ConvStep *c, co
     emit(e, "}");
 }
 
+/* Inside chunk k: the loops over the kernel's rows and a row's groups of
+ * four taps opened, xp at the group's input bytes, wp at its weights. */
+static void emit_qtap_loops(Emitter *e, const ConvStep *c, const QLayout *q, const char *L)
+{
+    emit(e, "for (int kh = kh0; kh < kh1; kh++) {");
+    emit(e, "const int8_t *xp = xr[kh];");
+    emit(e, "const int8_t *wp = %s_wq + (k * %" PRId64 " + kh) * %" PRId64 ";", L, c->kh,
+         q->g * q->cw * 4);
+    emit(e, "for (int g = 0; g < %" PRId64 "; g++, xp += 4, wp += %" PRId64 ") {", q->g,
+         q->cw * 4);
+}
+
 /* The fast path's loop over one chunk's groups of four taps: each of the
  * chunk's vectors of accumulators gets 8 channels times 4 products. With
  * an input that may be negative, pmaddubsw (unsigned times signed bytes)
@@ -487,12 +499,7 @@ static void emit_qconv_avx2(Emitter *e, const ConvStep *c, const QLayout *q, con
     emit(e, "const int32_t *bk = %s_bq + k * %" PRId64 ";", L, q->cw);
     for (int v = 0; v < nv; v++)
         emit(e, "__m256i a%d = Q8_LOAD(bk + %d);", v, v * VEC);
-    emit(e, "for (int kh = kh0; kh < kh1; kh++) {");
-    emit(e, "const int8_t *xp = xr[kh];");
-    emit(e, "const int8_t *wp = %s_wq + (k * %" PRId64 " + kh) * %" PRId64 ";", L, c->kh,
-         q->g * q->cw * 4);
-    emit(e, "for (int g = 0; g < %" PRId64 "; g++, xp += 4, wp += %" PRId64 ") {", q->g,
-         q->cw * 4);
+    emit_qtap_loops(e, c, q, L);
     if (unsigned_x) {
         emit(e, "const __m256i u = q8_broadcast4(xp);");
         for (int v = 0; v < nv; v++)
@@ -518,12 +525,7 @@ static void emit_qconv_portable(Emitter *e, const ConvStep *c, const QLayout *q,
     emit(e, "for (int k = 0; k < %" PRId64 "; k++) {", q->chunks);
     emit(e, "int32_t acc[%" PRId64 "];", q->cw);
     emit(e, "memcpy(acc, %s_bq + k * %" PRId64 ", sizeof acc);", L, q->cw);
-    emit(e, "for (int kh = kh0; kh < kh1; kh++) {");
-    emit(e, "const int8_t *xp = xr[kh];");
-    emit(e, "const int8_t *wp = %s_wq + (k * %" PRId64 " + kh) * %" PRId64 ";", L, c->kh,
-         q->g * q->cw * 4);
-    emit(e, "for (int g = 0; g < %" PRId64 "; g++, xp += 4, wp += %" PRId64 ") {", q->g,
-         q->cw * 4);
+    emit_qtap_loops(e, c, q, L);
     emit(e, "const int32_t x0 = xp[0], x1 = xp[1], x2 = xp[2], x3 = xp[3];");
     emit(e, "for (int c = 0; c < %" PRId64 "; c++)", q->cw);
     emit(e, "    acc[c] += x0 * wp[4 * c] + x1 * wp[4 * c + 1] + x2 * wp[4 * c + 2] + "
