@@ -1657,7 +1657,8 @@ END_TEST
 
 static int parse(rt_opts *o, const char *line)
 {
-    char buf[1024];
+    /* static: the options point into it after the call (o->out, o->data) */
+    static char buf[1024];
     snprintf(buf, sizeof buf, "%s", line);
     char *argv[32];
     int argc = 0;
