@@ -357,6 +357,15 @@ static void conv_comment(Emitter *e, const Layer *l, const ConvStep *c)
 
 /* The range of kernel rows [k0, k1) that land inside the input for output
  * row o: declared only when padding makes it vary. */
+void emit_window_at(Emitter *e, const char *type, const char *name, const char *kh,
+                    const char *kw, const char *more, int64_t sh, int64_t pt, int64_t w,
+                    int64_t sw, int64_t pl, int64_t c)
+{
+    emit(e, "const %s *%s = x + ((oy * %" PRId64 " + %s - %" PRId64 ") * %" PRId64 " + ox * %"
+            PRId64 " + %s - %" PRId64 ") * %" PRId64 "%s;", type, name, sh, kh, pt, w, sw, kw,
+         pl, c, more);
+}
+
 void tap_range(Emitter *e, const char *k, const char *o, int64_t s, int64_t p,
                       int64_t in, int64_t kn, int64_t on)
 {
@@ -378,9 +387,8 @@ void tap_range(Emitter *e, const char *k, const char *o, int64_t s, int64_t p,
  * weights from channel co0, and the loop over the input channels opened. */
 static void emit_tap_loop(Emitter *e, const ConvStep *c, const char *L, int64_t co0)
 {
-    emit(e, "const float *xp = x + ((oy * %" PRId64 " + kh - %" PRId64 ") * %" PRId64
-            " + ox * %" PRId64 " + kw - %" PRId64 ") * %" PRId64 ";", c->sh, c->pt, c->w,
-         c->sw, c->pl, c->ci);
+    emit_window_at(e, "float", "xp", "kh", "kw", "", c->sh, c->pt, c->w, c->sw, c->pl,
+                   c->ci);
     emit(e, "const float *wp = %s_w + (kh * %" PRId64 " + kw) * %" PRId64 " + %" PRId64 ";",
          L, c->kw, c->ci * c->cop, co0);
     emit(e, "for (int ci = 0; ci < %" PRId64 "; ci++, wp += %" PRId64 ") {", c->ci, c->cop);
@@ -420,9 +428,8 @@ static void conv_portable(Emitter *e, const ConvStep *c, const char *L)
     emit(e, "memcpy(acc, %s_b, sizeof acc);", L);
     emit(e, "for (int kh = kh0; kh < kh1; kh++) {");
     emit(e, "for (int kw = kw0; kw < kw1; kw++) {");
-    emit(e, "const float *xp = x + ((oy * %" PRId64 " + kh - %" PRId64 ") * %" PRId64
-            " + ox * %" PRId64 " + kw - %" PRId64 ") * %" PRId64 ";", c->sh, c->pt, c->w,
-         c->sw, c->pl, c->ci);
+    emit_window_at(e, "float", "xp", "kh", "kw", "", c->sh, c->pt, c->w, c->sw, c->pl,
+                   c->ci);
     emit(e, "const float *wp = %s_w + (kh * %" PRId64 " + kw) * %" PRId64 ";", L, c->kw,
          c->ci * c->cop);
     emit(e, "for (int ci = 0; ci < %" PRId64 "; ci++, wp += %" PRId64 ") {", c->ci, c->cop);
@@ -448,9 +455,8 @@ static void conv_grouped(Emitter *e, const ConvStep *c, const char *L)
     emit(e, "memcpy(acc, %s_b, sizeof acc);", L);
     emit(e, "for (int kh = kh0; kh < kh1; kh++) {");
     emit(e, "for (int kw = kw0; kw < kw1; kw++) {");
-    emit(e, "const float *xp = x + ((oy * %" PRId64 " + kh - %" PRId64 ") * %" PRId64
-            " + ox * %" PRId64 " + kw - %" PRId64 ") * %" PRId64 ";", c->sh, c->pt, c->w,
-         c->sw, c->pl, c->ci);
+    emit_window_at(e, "float", "xp", "kh", "kw", "", c->sh, c->pt, c->w, c->sw, c->pl,
+                   c->ci);
     emit(e, "const float *wp = %s_w + (kh * %" PRId64 " + kw) * %" PRId64 ";", L, c->kw,
          c->cig * c->cop);
     emit(e, "for (int j = 0; j < %" PRId64 "; j++, wp += %" PRId64 ")", c->cig, c->cop);
@@ -621,17 +627,14 @@ static void emit_pool(Emitter *e, const Layer *l, bool max)
     pool_range(e, "kw", "ox", sw, pl, w, kw, ow);
     emit(e, "float *yp = y + (oy * %" PRId64 " + ox) * %" PRId64 ";", ow, c);
     if (max) {
-        emit(e, "const float *first = x + ((oy * %" PRId64 " + kh0 - %" PRId64 ") * %" PRId64
-                " + ox * %" PRId64 " + kw0 - %" PRId64 ") * %" PRId64 ";", sh, pt, w, sw, pl,
-             c);
+        emit_window_at(e, "float", "first", "kh0", "kw0", "", sh, pt, w, sw, pl, c);
         emit(e, "for (int c = 0; c < %" PRId64 "; c++) yp[c] = first[c];", c);
     } else {
         emit(e, "for (int c = 0; c < %" PRId64 "; c++) yp[c] = 0;", c);
     }
     emit(e, "for (int kh = kh0; kh < kh1; kh++) {");
     emit(e, "for (int kw = kw0; kw < kw1; kw++) {");
-    emit(e, "const float *xp = x + ((oy * %" PRId64 " + kh - %" PRId64 ") * %" PRId64
-            " + ox * %" PRId64 " + kw - %" PRId64 ") * %" PRId64 ";", sh, pt, w, sw, pl, c);
+    emit_window_at(e, "float", "xp", "kh", "kw", "", sh, pt, w, sw, pl, c);
     if (max)
         emit(e, "for (int c = 0; c < %" PRId64 "; c++) yp[c] = xp[c] > yp[c] ? xp[c] : yp[c];",
              c);

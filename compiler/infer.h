@@ -55,6 +55,12 @@ Plan plan_steps(const Network *n, const Weights *w);
 void plan_release(const Network *n, Plan *p);
 /* "const int K0 = ..., K1 = ...;": the kernel rows [K0, K1) inside the input
  * for output row O (stride s, padding p, input in, kernel kn, outputs on). */
+/* "const TYPE *NAME = x + ((oy * sh + KH - pt) * w + ox * sw + KW - pl) * c" and
+ * then MORE (or nothing): where the tap (KH, KW) of output pixel (oy, ox) reads
+ * an HWC input of row width w and c channels. */
+void emit_window_at(Emitter *e, const char *type, const char *name, const char *kh,
+                    const char *kw, const char *more, int64_t sh, int64_t pt, int64_t w,
+                    int64_t sw, int64_t pl, int64_t c);
 void tap_range(Emitter *e, const char *k, const char *o, int64_t s, int64_t p, int64_t in,
                int64_t kn, int64_t on);
 /* "static const float NAME[COUNT] = { hex floats };" with dims as a comment. */

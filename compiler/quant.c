@@ -429,9 +429,8 @@ static void emit_qconv_grouped(Emitter *e, const Layer *l, const ConvStep *c, co
         emit(e, "__m256i lo = Q8_LOAD(%s_bq + c), hi = Q8_LOAD(%s_bq + c + 8);", L, L);
         emit(e, "for (int kh = kh0; kh < kh1; kh++) {");
         emit(e, "for (int kw = kw0; kw < kw1; kw++) {");
-        emit(e, "const int8_t *xp = x + ((oy * %" PRId64 " + kh - %" PRId64 ") * %" PRId64
-                " + ox * %" PRId64 " + kw - %" PRId64 ") * %" PRId64 " + c;", c->sh, c->pt,
-             c->w, c->sw, c->pl, c->ci);
+        emit_window_at(e, "int8_t", "xp", "kh", "kw", " + c", c->sh, c->pt, c->w, c->sw,
+                       c->pl, c->ci);
         emit(e, "const int8_t *wp = %s_wq + (kh * %" PRId64 " + kw) * %" PRId64 " + c;", L,
              c->kw, c->cop);
         emit(e, "const __m256i p = _mm256_mullo_epi16(q8_widen16(xp), q8_widen16(wp));");
@@ -450,9 +449,8 @@ static void emit_qconv_grouped(Emitter *e, const Layer *l, const ConvStep *c, co
     emit(e, "memcpy(acc, %s_bq, sizeof acc);", L);
     emit(e, "for (int kh = kh0; kh < kh1; kh++) {");
     emit(e, "for (int kw = kw0; kw < kw1; kw++) {");
-    emit(e, "const int8_t *xp = x + ((oy * %" PRId64 " + kh - %" PRId64 ") * %" PRId64
-            " + ox * %" PRId64 " + kw - %" PRId64 ") * %" PRId64 ";", c->sh, c->pt, c->w,
-         c->sw, c->pl, c->ci);
+    emit_window_at(e, "int8_t", "xp", "kh", "kw", "", c->sh, c->pt, c->w, c->sw, c->pl,
+                   c->ci);
     emit(e, "const int8_t *wp = %s_wq + (kh * %" PRId64 " + kw) * %" PRId64 ";", L, c->kw,
          c->cig * c->cop);
     emit(e, "for (int j = 0; j < %" PRId64 "; j++, wp += %" PRId64 ") {", c->cig, c->cop);
@@ -693,17 +691,14 @@ static void emit_qpool(Emitter *e, const Layer *l, Op op)
     tap_range(e, "kw", "ox", sw, pl, w, kw, l->out.w);
     emit(e, "int8_t *yp = y + (oy * %" PRId64 " + ox) * %" PRId64 ";", l->out.w, c);
     if (max) {
-        emit(e, "const int8_t *first = x + ((oy * %" PRId64 " + kh0 - %" PRId64 ") * %" PRId64
-                " + ox * %" PRId64 " + kw0 - %" PRId64 ") * %" PRId64 ";", sh, pt, w, sw, pl,
-             c);
+        emit_window_at(e, "int8_t", "first", "kh0", "kw0", "", sh, pt, w, sw, pl, c);
         emit(e, "for (int c = 0; c < %" PRId64 "; c++) yp[c] = first[c];", c);
     } else {
         emit(e, "int32_t acc[%" PRId64 "] = {0};", c);
     }
     emit(e, "for (int kh = kh0; kh < kh1; kh++) {");
     emit(e, "for (int kw = kw0; kw < kw1; kw++) {");
-    emit(e, "const int8_t *xp = x + ((oy * %" PRId64 " + kh - %" PRId64 ") * %" PRId64
-            " + ox * %" PRId64 " + kw - %" PRId64 ") * %" PRId64 ";", sh, pt, w, sw, pl, c);
+    emit_window_at(e, "int8_t", "xp", "kh", "kw", "", sh, pt, w, sw, pl, c);
     if (max)
         emit(e, "for (int c = 0; c < %" PRId64 "; c++) yp[c] = xp[c] > yp[c] ? xp[c] : yp[c];",
              c);
