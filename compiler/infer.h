@@ -6,9 +6,10 @@
 #include "deploy.h"
 #include "emitter.h"
 
-/* Floats per vector in the fast path, and the most vectors of output
- * channels one pixel keeps in registers. */
-enum { VEC = 8, MAX_ACCS = 8 };
+/* Floats per vector in the fast path (WIDE_VEC where the target has
+ * AVX-512), and the most vectors of output channels one pixel keeps in
+ * registers. */
+enum { VEC = 8, WIDE_VEC = 16, MAX_ACCS = 8 };
 
 /* Buffers start at multiples of this many floats (64 bytes). */
 enum { ALIGN_FLOATS = 16 };
@@ -32,6 +33,10 @@ typedef struct ConvStep {
     double *wt;           /* [kh][kw][cig][cop] */
     double *bias;         /* [cop] */
     bool relu;            /* a ReLU after it, applied as it stores */
+    bool padded;          /* reads a zero-bordered copy of its input, hp x wp
+                             x ci at pad_off in the arena, so that every
+                             window lies inside what it reads */
+    int64_t hp, wp, pad_off;
 } ConvStep;
 
 typedef struct Step {
@@ -50,8 +55,10 @@ typedef struct Plan {
 
 bool is_kind(const Layer *l, const LayerKind *k);
 /* The steps of n with w's values (BatchNorm folded, ReLU fused, Flatten
- * absorbed, buffers placed for floats); plan_release frees them. */
-Plan plan_steps(const Network *n, const Weights *w);
+ * absorbed, buffers placed for floats; with pad_copies, room for the
+ * zero-bordered copies of padded convolutions' inputs); plan_release frees
+ * them. */
+Plan plan_steps(const Network *n, const Weights *w, bool pad_copies);
 void plan_release(const Network *n, Plan *p);
 /* "const int K0 = ..., K1 = ...;": the kernel rows [K0, K1) inside the input
  * for output row O (stride s, padding p, input in, kernel kn, outputs on). */
