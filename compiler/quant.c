@@ -424,7 +424,33 @@ static void emit_qconv_grouped(Emitter *e, const Layer *l, const ConvStep *c, co
     if (dw) {
         /* 16 channels at a time: the products in 16 bits (at most 127 * 127),
          * added into two vectors of 32-bit sums */
-        emit(e, "#if INT8_AVX2");
+        if (c->co % 32 == 0) {
+            /* AVX-512: 32 channels a step, the same integers */
+            emit(e, "#if INT8_AVX2 && defined(__AVX512BW__) && defined(__AVX512VL__)");
+            emit(e, "for (int c = 0; c < %" PRId64 "; c += 32) {", c->co);
+            emit(e, "__m512i lo = _mm512_loadu_si512((const void *)(%s_bq + c));", L);
+            emit(e, "__m512i hi = _mm512_loadu_si512((const void *)(%s_bq + c + 16));", L);
+            emit(e, "for (int kh = kh0; kh < kh1; kh++) {");
+            emit(e, "for (int kw = kw0; kw < kw1; kw++) {");
+            emit_window_at(e, "int8_t", "xp", "kh", "kw", " + c", c->sh, c->pt, c->w, c->sw,
+                           c->pl, c->ci);
+            emit(e, "const int8_t *wp = %s_wq + (kh * %" PRId64 " + kw) * %" PRId64 " + c;", L,
+                 c->kw, c->cop);
+            emit(e, "const __m512i p = _mm512_mullo_epi16(q8_widen32(xp), q8_widen32(wp));");
+            emit(e, "lo = _mm512_add_epi32(lo, _mm512_cvtepi16_epi32(_mm512_castsi512_si256(p)));");
+            emit(e, "hi = _mm512_add_epi32(hi, _mm512_cvtepi16_epi32(_mm512_extracti64x4_epi64(p, 1)));");
+            emit(e, "}");
+            emit(e, "}");
+            for (int h = 0; h < 2; h++)
+                emit(e, "q8_store2(yp + c + %d, _mm512_castsi512_si256(%s), "
+                        "_mm512_extracti64x4_epi64(%s, 1), %s_mult + c + %d, %s_shift + c + %d, "
+                        "%s, 16);", h * 16, h ? "hi" : "lo", h ? "hi" : "lo", L, h * 16, L,
+                     h * 16, c->relu ? "0" : "-127");
+            emit(e, "}");
+            emit(e, "#elif INT8_AVX2");
+        } else {
+            emit(e, "#if INT8_AVX2");
+        }
         emit(e, "for (int c = 0; c < %" PRId64 "; c += 16) {", c->co);
         emit(e, "__m256i lo = Q8_LOAD(%s_bq + c), hi = Q8_LOAD(%s_bq + c + 8);", L, L);
         emit(e, "for (int kh = kh0; kh < kh1; kh++) {");
@@ -438,9 +464,7 @@ static void emit_qconv_grouped(Emitter *e, const Layer *l, const ConvStep *c, co
         emit(e, "hi = _mm256_add_epi32(hi, _mm256_cvtepi16_epi32(_mm256_extracti128_si256(p, 1)));");
         emit(e, "}");
         emit(e, "}");
-        emit(e, "q8_store(yp + c, lo, %s_mult + c, %s_shift + c, %s, 8);", L, L,
-             c->relu ? "0" : "-127");
-        emit(e, "q8_store(yp + c + 8, hi, %s_mult + c + 8, %s_shift + c + 8, %s, 8);", L, L,
+        emit(e, "q8_store2(yp + c, lo, hi, %s_mult + c, %s_shift + c, %s, 16);", L, L,
              c->relu ? "0" : "-127");
         emit(e, "}");
         emit(e, "#else");
@@ -484,6 +508,18 @@ static void emit_qtap_loops(Emitter *e, const ConvStep *c, const QLayout *q, con
          q->cw * 4);
 }
 
+/* q8_store (or q8_store2 with two accumulators, "a, b") of the sums acc of
+ * the channels from k * cw + at, to yp + where (at in the chunk; where
+ * names it for the code). */
+static void emit_q8_store(Emitter *e, const ConvStep *c, const char *L, const char *where,
+                          const char *acc, bool two, int at, const char *low)
+{
+    const QLayout q = qlayout(c);
+    emit(e, "q8_store%s(yp + %s, %s, %s_mult + k * %" PRId64 " + %d, %s_shift + k * %" PRId64
+            " + %d, %s, %" PRId64 " - (k * %" PRId64 " + %d));", two ? "2" : "", where, acc, L,
+         q.cw, at, L, q.cw, at, low, c->co, q.cw, at);
+}
+
 /* The fast path's loop over one chunk's groups of four taps: each of the
  * chunk's vectors of accumulators gets 8 channels times 4 products. With
  * an input that may be negative, pmaddubsw (unsigned times signed bytes)
@@ -510,10 +546,15 @@ static void emit_qconv_avx2(Emitter *e, const ConvStep *c, const QLayout *q, con
     }
     emit(e, "}");
     emit(e, "}");
-    for (int v = 0; v < nv; v++)
-        emit(e, "q8_store(yp + k * %" PRId64 " + %d, a%d, %s_mult + k * %" PRId64 " + %d, %s_shift"
-                " + k * %" PRId64 " + %d, %s, %" PRId64 " - (k * %" PRId64 " + %d));", q->cw,
-             v * VEC, v, L, q->cw, v * VEC, L, q->cw, v * VEC, low, c->co, q->cw, v * VEC);
+    for (int v = 0; v < nv; v += 2) {
+        char at[64], acc[32];
+        snprintf(at, sizeof at, "k * %" PRId64 " + %d", q->cw, v * VEC);
+        if (v + 1 < nv)
+            snprintf(acc, sizeof acc, "a%d, a%d", v, v + 1);
+        else
+            snprintf(acc, sizeof acc, "a%d", v);
+        emit_q8_store(e, c, L, at, acc, v + 1 < nv, v * VEC, low);
+    }
     emit(e, "}");
 }
 
@@ -560,14 +601,18 @@ static void emit_qconv_tile(Emitter *e, const ConvStep *c, const QLayout *q, con
         }
         emit(e, "}");
         emit(e, "}");
-        for (int p = 0; p < np; p++)
-            for (int v = 0; v < n; v++) {
-                int at = (b + v) * VEC;
-                emit(e, "q8_store(yp + %" PRId64 " + k * %" PRId64 " + %d, a%d_%d, %s_mult + k * %"
-                        PRId64 " + %d, %s_shift + k * %" PRId64 " + %d, %s, %" PRId64
-                        " - (k * %" PRId64 " + %d));", p * c->co, q->cw, at, p, v, L, q->cw, at,
-                     L, q->cw, at, low, c->co, q->cw, at);
+        for (int p = 0; p < np; p++) {
+            char at[64], acc[32];
+            for (int v = 0; v < n; v += 2) {
+                snprintf(at, sizeof at, "%" PRId64 " + k * %" PRId64 " + %d", p * c->co, q->cw,
+                         (b + v) * VEC);
+                if (v + 1 < n)
+                    snprintf(acc, sizeof acc, "a%d_%d, a%d_%d", p, v, p, v + 1);
+                else
+                    snprintf(acc, sizeof acc, "a%d_%d", p, v);
+                emit_q8_store(e, c, L, at, acc, v + 1 < n, (b + v) * VEC, low);
             }
+        }
         emit(e, "}");
     }
     emit(e, "}");
@@ -950,10 +995,23 @@ static void emit_avx2_helpers(Emitter *e, const char *P, bool rows, bool dw)
     }
     if (dw) {
         emit(e, "/* Sixteen bytes as 16-bit lanes. */");
+        emit(e, "#if defined(__GNUC__)");
+        emit(e, "__attribute__((unused))");
+        emit(e, "#endif");
         emit(e, "static __m256i q8_widen16(const int8_t *p)");
         emit(e, "{");
         emit(e, "return _mm256_cvtepi8_epi16(_mm_loadu_si128((const __m128i *)(const void *)p));");
         emit(e, "}");
+        emit(e, "#if defined(__AVX512BW__)");
+        emit(e, "/* Thirty-two bytes as 16-bit lanes. */");
+        emit(e, "#if defined(__GNUC__)");
+        emit(e, "__attribute__((unused))");
+        emit(e, "#endif");
+        emit(e, "static __m512i q8_widen32(const int8_t *p)");
+        emit(e, "{");
+        emit(e, "return _mm512_cvtepi8_epi16(_mm256_loadu_si256((const __m256i *)(const void *)p));");
+        emit(e, "}");
+        emit(e, "#endif");
     }
     emit(e, "/* requantize() and clamp8() of 8 sums, stored to y[0 .. count) (count may be");
     emit(e, " * 8 or more, or 0 or less). The same integers: |acc| * mult (below 2^62) plus");
@@ -961,7 +1019,7 @@ static void emit_avx2_helpers(Emitter *e, const char *P, bool rows, bool dw)
     emit(e, " * Not inlined: GCC 12 inlining it into the 24 stores of a tile made the");
     emit(e, " * convolutions 1.5 times slower. */");
     emit(e, "#if defined(__GNUC__)");
-    emit(e, "__attribute__((noinline))");
+    emit(e, "__attribute__((noinline, unused))");
     emit(e, "#endif");
     emit(e, "static void q8_store(int8_t *y, __m256i acc, const int32_t *mult, const int8_t *shift,");
     emit(e, "                     int low, int count)");
@@ -996,6 +1054,47 @@ static void emit_avx2_helpers(Emitter *e, const char *P, bool rows, bool dw)
     emit(e, "}");
     emit(e, "#endif");
     emit(e, "}");
+    emit(e, "/* q8_store of two vectors of sums, lo then hi (16 channels): with AVX-512");
+    emit(e, " * in one pass of 512-bit lanes, the same integers for half the instructions");
+    emit(e, " * (requantisation is most of a thin layer's time: a depthwise 3x3 does 9");
+    emit(e, " * multiply-adds an output). */");
+    emit(e, "#if defined(__AVX512F__) && defined(__AVX512BW__) && defined(__AVX512VL__)");
+    emit(e, "#if defined(__GNUC__)");
+    emit(e, "__attribute__((noinline, unused))");
+    emit(e, "#endif");
+    emit(e, "static void q8_store2(int8_t *y, __m256i lo, __m256i hi, const int32_t *mult,");
+    emit(e, "                      const int8_t *shift, int low, int count)");
+    emit(e, "{");
+    emit(e, "const __m512i one = _mm512_set1_epi64(1), zero = _mm512_setzero_si512();");
+    emit(e, "const __m512i acc = _mm512_inserti64x4(_mm512_castsi256_si512(lo), hi, 1);");
+    emit(e, "const __m512i m = _mm512_loadu_si512((const void *)mult);");
+    emit(e, "const __m512i n = _mm512_cvtepi8_epi32(_mm_loadu_si128((const __m128i *)(const void *)shift));");
+    emit(e, "const __m512i n_even = _mm512_and_si512(n, _mm512_set1_epi64(0xffffffff));");
+    emit(e, "const __m512i n_odd = _mm512_srli_epi64(n, 32);");
+    emit(e, "const __m512i mag = _mm512_abs_epi32(acc);");
+    emit(e, "__m512i even = _mm512_mul_epu32(mag, m);");
+    emit(e, "__m512i odd = _mm512_mul_epu32(_mm512_srli_epi64(mag, 32), _mm512_srli_epi64(m, 32));");
+    emit(e, "even = _mm512_add_epi64(even, _mm512_sllv_epi64(one, _mm512_sub_epi64(n_even, one)));");
+    emit(e, "odd = _mm512_add_epi64(odd, _mm512_sllv_epi64(one, _mm512_sub_epi64(n_odd, one)));");
+    emit(e, "even = _mm512_srlv_epi64(even, n_even);");
+    emit(e, "odd = _mm512_srlv_epi64(odd, n_odd);");
+    emit(e, "__m512i r = _mm512_mask_blend_epi32(0xaaaa, even, _mm512_slli_epi64(odd, 32));");
+    emit(e, "r = _mm512_mask_sub_epi32(r, _mm512_cmplt_epi32_mask(acc, zero), zero, r);");
+    emit(e, "r = _mm512_max_epi32(r, _mm512_set1_epi32(low));");
+    emit(e, "const __mmask16 keep = count >= 16 ? 0xffff : count > 0 ? (__mmask16)((1u << count) - 1) : 0;");
+    emit(e, "_mm512_mask_cvtsepi32_storeu_epi8(y, keep, r);");
+    emit(e, "}");
+    emit(e, "#else");
+    emit(e, "#if defined(__GNUC__)");
+    emit(e, "__attribute__((unused))");
+    emit(e, "#endif");
+    emit(e, "static void q8_store2(int8_t *y, __m256i lo, __m256i hi, const int32_t *mult,");
+    emit(e, "                      const int8_t *shift, int low, int count)");
+    emit(e, "{");
+    emit(e, "q8_store(y, lo, mult, shift, low, count);");
+    emit(e, "q8_store(y + 8, hi, mult + 8, shift + 8, low, count - 8);");
+    emit(e, "}");
+    emit(e, "#endif");
     emit(e, "#else");
     emit(e, "#define INT8_AVX2 0");
     emit(e, "#endif");
