@@ -396,6 +396,52 @@ static bool depthwise16(const ConvStep *c)
     return c->groups > 1 && c->cig == 1 && c->cog == 1 && c->co % 16 == 0;
 }
 
+/* The vector widths of the depthwise int8 path: 16 or 32 channels a step,
+ * the products in 16-bit lanes split into two vectors of 32-bit sums (lo,
+ * hi), stored by q8_store2 16 channels at a time. */
+typedef struct DwLanes {
+    int step;
+    const char *type, *load, *widen, *mullo, *add, *cvt, *lo, *hi;
+} DwLanes;
+
+static const DwLanes dw256 = {16, "__m256i", "Q8_LOAD", "q8_widen16", "_mm256_mullo_epi16",
+                              "_mm256_add_epi32", "_mm256_cvtepi16_epi32",
+                              "_mm256_castsi256_si128(p)", "_mm256_extracti128_si256(p, 1)"};
+static const DwLanes dw512 = {32, "__m512i", "Q8_LOAD512", "q8_widen32", "_mm512_mullo_epi16",
+                              "_mm512_add_epi32", "_mm512_cvtepi16_epi32",
+                              "_mm512_castsi512_si256(p)", "_mm512_extracti64x4_epi64(p, 1)"};
+
+/* A depthwise Conv's vector loop over the channels, k->step at a time: the
+ * products in 16 bits (at most 127 * 127), added into two vectors of
+ * 32-bit sums. */
+static void emit_qdepthwise_avx(Emitter *e, const ConvStep *c, const char *L, const DwLanes *k)
+{
+    const char *low = c->relu ? "0" : "-127";
+    emit(e, "for (int c = 0; c < %" PRId64 "; c += %d) {", c->co, k->step);
+    emit(e, "%s lo = %s(%s_bq + c), hi = %s(%s_bq + c + %d);", k->type, k->load, L, k->load,
+         L, k->step / 2);
+    emit(e, "for (int kh = kh0; kh < kh1; kh++) {");
+    emit(e, "for (int kw = kw0; kw < kw1; kw++) {");
+    emit_window_at(e, "int8_t", "xp", "kh", "kw", " + c", c->sh, c->pt, c->w, c->sw, c->pl,
+                   c->ci);
+    emit(e, "const int8_t *wp = %s_wq + (kh * %" PRId64 " + kw) * %" PRId64 " + c;", L, c->kw,
+         c->cop);
+    emit(e, "const %s p = %s(%s(xp), %s(wp));", k->type, k->mullo, k->widen, k->widen);
+    emit(e, "lo = %s(lo, %s(%s));", k->add, k->cvt, k->lo);
+    emit(e, "hi = %s(hi, %s(%s));", k->add, k->cvt, k->hi);
+    emit(e, "}");
+    emit(e, "}");
+    if (k->step == 16)
+        emit(e, "q8_store2(yp + c, lo, hi, %s_mult + c, %s_shift + c, %s, 16);", L, L, low);
+    else
+        for (int h = 0; h < 2; h++)
+            emit(e, "q8_store2(yp + c + %d, _mm512_castsi512_si256(%s), "
+                    "_mm512_extracti64x4_epi64(%s, 1), %s_mult + c + %d, %s_shift + c + %d, "
+                    "%s, 16);", h * 16, h ? "hi" : "lo", h ? "hi" : "lo", L, h * 16, L, h * 16,
+                 low);
+    emit(e, "}");
+}
+
 /* Conv(groups=G) in int8: the plain loops of the float file; a depthwise
  * one of 16k channels has an AVX2 path too. */
 static void emit_qconv_grouped(Emitter *e, const Layer *l, const ConvStep *c, const int64_t *wq,
@@ -422,51 +468,15 @@ static void emit_qconv_grouped(Emitter *e, const Layer *l, const ConvStep *c, co
     emit(e, "int8_t *yp = y + (oy * %" PRId64 " + ox) * %" PRId64 ";", c->ow, c->co);
     bool dw = depthwise16(c);
     if (dw) {
-        /* 16 channels at a time: the products in 16 bits (at most 127 * 127),
-         * added into two vectors of 32-bit sums */
+        /* AVX-512: 32 channels a step where they divide co; AVX2: 16 */
         if (c->co % 32 == 0) {
-            /* AVX-512: 32 channels a step, the same integers */
             emit(e, "#if INT8_AVX2 && defined(__AVX512BW__) && defined(__AVX512VL__)");
-            emit(e, "for (int c = 0; c < %" PRId64 "; c += 32) {", c->co);
-            emit(e, "__m512i lo = _mm512_loadu_si512((const void *)(%s_bq + c));", L);
-            emit(e, "__m512i hi = _mm512_loadu_si512((const void *)(%s_bq + c + 16));", L);
-            emit(e, "for (int kh = kh0; kh < kh1; kh++) {");
-            emit(e, "for (int kw = kw0; kw < kw1; kw++) {");
-            emit_window_at(e, "int8_t", "xp", "kh", "kw", " + c", c->sh, c->pt, c->w, c->sw,
-                           c->pl, c->ci);
-            emit(e, "const int8_t *wp = %s_wq + (kh * %" PRId64 " + kw) * %" PRId64 " + c;", L,
-                 c->kw, c->cop);
-            emit(e, "const __m512i p = _mm512_mullo_epi16(q8_widen32(xp), q8_widen32(wp));");
-            emit(e, "lo = _mm512_add_epi32(lo, _mm512_cvtepi16_epi32(_mm512_castsi512_si256(p)));");
-            emit(e, "hi = _mm512_add_epi32(hi, _mm512_cvtepi16_epi32(_mm512_extracti64x4_epi64(p, 1)));");
-            emit(e, "}");
-            emit(e, "}");
-            for (int h = 0; h < 2; h++)
-                emit(e, "q8_store2(yp + c + %d, _mm512_castsi512_si256(%s), "
-                        "_mm512_extracti64x4_epi64(%s, 1), %s_mult + c + %d, %s_shift + c + %d, "
-                        "%s, 16);", h * 16, h ? "hi" : "lo", h ? "hi" : "lo", L, h * 16, L,
-                     h * 16, c->relu ? "0" : "-127");
-            emit(e, "}");
+            emit_qdepthwise_avx(e, c, L, &dw512);
             emit(e, "#elif INT8_AVX2");
         } else {
             emit(e, "#if INT8_AVX2");
         }
-        emit(e, "for (int c = 0; c < %" PRId64 "; c += 16) {", c->co);
-        emit(e, "__m256i lo = Q8_LOAD(%s_bq + c), hi = Q8_LOAD(%s_bq + c + 8);", L, L);
-        emit(e, "for (int kh = kh0; kh < kh1; kh++) {");
-        emit(e, "for (int kw = kw0; kw < kw1; kw++) {");
-        emit_window_at(e, "int8_t", "xp", "kh", "kw", " + c", c->sh, c->pt, c->w, c->sw,
-                       c->pl, c->ci);
-        emit(e, "const int8_t *wp = %s_wq + (kh * %" PRId64 " + kw) * %" PRId64 " + c;", L,
-             c->kw, c->cop);
-        emit(e, "const __m256i p = _mm256_mullo_epi16(q8_widen16(xp), q8_widen16(wp));");
-        emit(e, "lo = _mm256_add_epi32(lo, _mm256_cvtepi16_epi32(_mm256_castsi256_si128(p)));");
-        emit(e, "hi = _mm256_add_epi32(hi, _mm256_cvtepi16_epi32(_mm256_extracti128_si256(p, 1)));");
-        emit(e, "}");
-        emit(e, "}");
-        emit(e, "q8_store2(yp + c, lo, hi, %s_mult + c, %s_shift + c, %s, 16);", L, L,
-             c->relu ? "0" : "-127");
-        emit(e, "}");
+        emit_qdepthwise_avx(e, c, L, &dw256);
         emit(e, "#else");
     }
     emit(e, "int32_t acc[%" PRId64 "];", c->cop);
@@ -1003,6 +1013,7 @@ static void emit_avx2_helpers(Emitter *e, const char *P, bool rows, bool dw)
         emit(e, "return _mm256_cvtepi8_epi16(_mm_loadu_si128((const __m128i *)(const void *)p));");
         emit(e, "}");
         emit(e, "#if defined(__AVX512BW__)");
+        emit(e, "#define Q8_LOAD512(p) _mm512_loadu_si512((const void *)(p))");
         emit(e, "/* Thirty-two bytes as 16-bit lanes. */");
         emit(e, "#if defined(__GNUC__)");
         emit(e, "__attribute__((unused))");
