@@ -553,7 +553,7 @@ static void conv_fast_tile(Emitter *e, const ConvStep *c, const char *L, const V
     emit(e, "}");
     for (int q = 0; q < np; q++)
         for (int k = 0; k < nv; k++) {
-            char acc[24];
+            char acc[32];
             snprintf(acc, sizeof acc, "a%d_%d", q, k);
             emit_vstore(e, c, &v[k], acc, q * c->co);
         }
@@ -672,7 +672,7 @@ static void conv_depthwise_fast(Emitter *e, const ConvStep *c, const char *L, in
         emit(e, "}");
         emit(e, "}");
         for (int k = 0; k < per; k++) {
-            char acc[16];
+            char acc[32];
             snprintf(acc, sizeof acc, "a%d", k);
             emit_vstore(e, c, &v[b + k], acc, 0);
         }

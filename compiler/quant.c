@@ -557,7 +557,7 @@ static void emit_qconv_avx2(Emitter *e, const ConvStep *c, const QLayout *q, con
     emit(e, "}");
     emit(e, "}");
     for (int v = 0; v < nv; v += 2) {
-        char at[64], acc[32];
+        char at[80], acc[64];
         snprintf(at, sizeof at, "k * %" PRId64 " + %d", q->cw, v * VEC);
         if (v + 1 < nv)
             snprintf(acc, sizeof acc, "a%d, a%d", v, v + 1);
@@ -612,7 +612,7 @@ static void emit_qconv_tile(Emitter *e, const ConvStep *c, const QLayout *q, con
         emit(e, "}");
         emit(e, "}");
         for (int p = 0; p < np; p++) {
-            char at[64], acc[32];
+            char at[80], acc[64];
             for (int v = 0; v < n; v += 2) {
                 snprintf(at, sizeof at, "%" PRId64 " + k * %" PRId64 " + %d", p * c->co, q->cw,
                          (b + v) * VEC);
