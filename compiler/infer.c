@@ -268,7 +268,7 @@ static int64_t place(Block *live, int *nlive, int64_t size, int last, int64_t *a
     return off;
 }
 
-static void place_buffers(const Network *n, Plan *p, bool pad_copies)
+static void place_buffers(const Network *n, Plan *p, const Placing *how)
 {
     int *last = xcalloc((size_t)n->nlayers + 1, sizeof *last);
     for (int i = 0; i < n->nlayers; i++)
@@ -289,12 +289,13 @@ static void place_buffers(const Network *n, Plan *p, bool pad_copies)
         nlive = kept;
         if (p->at[i].op == OP_ALIAS)
             continue;
-        int64_t size = round_up(shape_elems(n->layers[i].out), ALIGN_FLOATS);
+        int64_t size = round_up(shape_elems(n->layers[i].out) + how->slack, ALIGN_FLOATS);
         p->at[i].off = place(live, &nlive, size, last[i + 1] > i ? last[i + 1] : i, &p->arena);
         ConvStep *c = &p->at[i].conv;
-        if (p->at[i].op == OP_CONV && pad_copies && pad_copy(c)) {
+        if (p->at[i].op == OP_CONV && (c->groups == 1 || how->pad_grouped) && pad_copy(c)) {
             c->padded = true;
-            c->pad_off = place(live, &nlive, round_up(c->hp * c->wp * c->ci, ALIGN_FLOATS), i,
+            c->pad_off = place(live, &nlive,
+                               round_up(c->hp * c->wp * c->ci + how->slack, ALIGN_FLOATS), i,
                                &p->arena);
         }
     }
@@ -302,14 +303,14 @@ static void place_buffers(const Network *n, Plan *p, bool pad_copies)
     free(last);
 }
 
-Plan plan_steps(const Network *n, const Weights *w, bool pad_copies)
+Plan plan_steps(const Network *n, const Weights *w, const Placing *how)
 {
     Plan p = {.at = xcalloc((size_t)n->nlayers + 1, sizeof *p.at),
               .root = xcalloc((size_t)n->nlayers + 1, sizeof *p.root)};
     p.root[INPUT_TENSOR] = INPUT_TENSOR;
     for (int i = 0; i < n->nlayers; i++)
         plan_step(n, w, &p, i);
-    place_buffers(n, &p, pad_copies);
+    place_buffers(n, &p, how);
     return p;
 }
 
@@ -685,31 +686,31 @@ static void conv_depthwise_fast(Emitter *e, const ConvStep *c, const char *L, in
 
 /* L_pad: the zero-bordered copy a padded Conv reads, hp x wp x ci with the
  * input at row pt, column pl (the rows and columns no window reaches left
- * out). */
-static void emit_pad(Emitter *e, const char *L, const ConvStep *c)
+ * out; the slack past its end is not written). */
+void emit_pad(Emitter *e, const char *L, const ConvStep *c, const char *type)
 {
     int64_t rows = c->hp - c->pt < c->h ? c->hp - c->pt : c->h;
     int64_t cols = c->wp - c->pl < c->w ? c->wp - c->pl : c->w;
     int64_t right = c->wp - c->pl - cols, bottom = c->hp - c->pt - rows;
     emit(e, "/* %s's input with its padding as zeros: %" PRId64 "x%" PRId64 "x%" PRId64
             ", every window inside it */", L, c->hp, c->wp, c->ci);
-    emit(e, "static void %s_pad(const float *restrict x, float *restrict p)", L);
+    emit(e, "static void %s_pad(const %s *restrict x, %s *restrict p)", L, type, type);
     emit(e, "{");
     if (c->pt > 0)
-        emit(e, "memset(p, 0, %" PRId64 " * sizeof(float));", c->pt * c->wp * c->ci);
+        emit(e, "memset(p, 0, %" PRId64 " * sizeof(%s));", c->pt * c->wp * c->ci, type);
     emit_for(e, "r", rows);
-    emit(e, "float *row = p + (r + %" PRId64 ") * %" PRId64 ";", c->pt, c->wp * c->ci);
+    emit(e, "%s *row = p + (r + %" PRId64 ") * %" PRId64 ";", type, c->pt, c->wp * c->ci);
     if (c->pl > 0)
-        emit(e, "memset(row, 0, %" PRId64 " * sizeof(float));", c->pl * c->ci);
-    emit(e, "memcpy(row + %" PRId64 ", x + r * %" PRId64 ", %" PRId64 " * sizeof(float));",
-         c->pl * c->ci, c->w * c->ci, cols * c->ci);
+        emit(e, "memset(row, 0, %" PRId64 " * sizeof(%s));", c->pl * c->ci, type);
+    emit(e, "memcpy(row + %" PRId64 ", x + r * %" PRId64 ", %" PRId64 " * sizeof(%s));",
+         c->pl * c->ci, c->w * c->ci, cols * c->ci, type);
     if (right > 0)
-        emit(e, "memset(row + %" PRId64 ", 0, %" PRId64 " * sizeof(float));",
-             (c->pl + cols) * c->ci, right * c->ci);
+        emit(e, "memset(row + %" PRId64 ", 0, %" PRId64 " * sizeof(%s));",
+             (c->pl + cols) * c->ci, right * c->ci, type);
     emit(e, "}");
     if (bottom > 0)
-        emit(e, "memset(p + %" PRId64 ", 0, %" PRId64 " * sizeof(float));",
-             (c->pt + rows) * c->wp * c->ci, bottom * c->wp * c->ci);
+        emit(e, "memset(p + %" PRId64 ", 0, %" PRId64 " * sizeof(%s));",
+             (c->pt + rows) * c->wp * c->ci, bottom * c->wp * c->ci, type);
     emit(e, "}");
     emit_blank(e);
 }
@@ -718,7 +719,7 @@ static void emit_conv(Emitter *e, const Layer *l, const ConvStep *step)
 {
     const char *L = l->label;
     if (step->padded)
-        emit_pad(e, L, step);
+        emit_pad(e, L, step, "float");
     /* a padded Conv as one without padding over the copy */
     ConvStep padded = *step;
     if (step->padded) {
@@ -1120,7 +1121,7 @@ static void emit_predict(Emitter *e, const Network *n, const Plan *p, const Infe
 
 bool emit_inference(FILE *out, const Network *n, const Weights *w, const InferOptions *o)
 {
-    Plan p = plan_steps(n, w, true);
+    Plan p = plan_steps(n, w, &(Placing){.pad_grouped = true});
     Emitter e = {.out = out, .net = n, .real_size = 4};
     emit_prelude(&e, n, &p, o);
     for (int i = 0; i < n->nlayers; i++)

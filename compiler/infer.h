@@ -53,12 +53,21 @@ typedef struct Plan {
     int64_t arena;        /* floats */
 } Plan;
 
+/* What plan_steps places in the arena beside the layers' outputs. */
+typedef struct Placing {
+    bool pad_grouped;     /* zero-bordered copies for grouped Convs too
+                             (every padded Conv of groups 1 has one) */
+    int64_t slack;        /* elements past every buffer's end that a kernel
+                             may read (int8 reads a window row's bytes in
+                             groups of four, the last group's extra bytes
+                             times zero weights) */
+} Placing;
+
 bool is_kind(const Layer *l, const LayerKind *k);
 /* The steps of n with w's values (BatchNorm folded, ReLU fused, Flatten
- * absorbed, buffers placed for floats; with pad_copies, room for the
- * zero-bordered copies of padded convolutions' inputs); plan_release frees
- * them. */
-Plan plan_steps(const Network *n, const Weights *w, bool pad_copies);
+ * absorbed, buffers placed, with room for the zero-bordered copies of
+ * padded convolutions' inputs as how says); plan_release frees them. */
+Plan plan_steps(const Network *n, const Weights *w, const Placing *how);
 void plan_release(const Network *n, Plan *p);
 /* "const int K0 = ..., K1 = ...;": the kernel rows [K0, K1) inside the input
  * for output row O (stride s, padding p, input in, kernel kn, outputs on). */
@@ -70,6 +79,9 @@ void emit_window_at(Emitter *e, const char *type, const char *name, const char *
                     int64_t sw, int64_t pl, int64_t c);
 void tap_range(Emitter *e, const char *k, const char *o, int64_t s, int64_t p, int64_t in,
                int64_t kn, int64_t on);
+/* L_pad(x, p): the zero-bordered copy of a padded Conv's input of the
+ * element type type (float, int8_t), hp x wp x ci. */
+void emit_pad(Emitter *e, const char *L, const ConvStep *c, const char *type);
 /* "static const float NAME[COUNT] = { hex floats };" with dims as a comment. */
 void emit_array(Emitter *e, const char *name, const char *dims, const double *v,
                 int64_t count);

@@ -24,10 +24,14 @@
  *
  * Two paths in the file, the same integers in both, so the same bytes:
  * compiled with AVX2 (-mavx2, -march=native on a core that has it), Conv
- * and Dense run on pmaddubsw/pmaddwd over groups of four taps of a kernel
- * row (qlayout), depthwise Conv on 16-bit products, and requantisation in
- * 64-bit lanes; otherwise, or with NAME_PORTABLE, plain C99 loops over the
- * same arrays. Input(mean=, std=) is applied as the input is quantised. */
+ * and Dense run on pmaddubsw/pmaddwd (vpdpbusd with AVX-512 VNNI) over
+ * groups of four taps of a kernel row (qlayout), in tiles of pixels by
+ * vectors of channels, depthwise Conv on 16-bit products, and
+ * requantisation in 64-bit lanes; otherwise, or with NAME_PORTABLE, plain
+ * C99 loops over the same arrays. A padded Conv (groups 1) reads a
+ * zero-bordered copy of its input, as the float file's do, so that every
+ * window lies inside what it reads. Input(mean=, std=) is applied as the
+ * input is quantised. */
 #include "infer.h"
 #include "rt.h"
 
@@ -333,6 +337,11 @@ static bool nonnegative(const Network *n, const Plan *p, int t)
  * chunk's weights contiguous: wq[chunk][kh][g][cw][4]. */
 enum { QACCS = 8 };
 
+/* Bytes past every buffer's end that a window row's last group of four
+ * may read (q.g * 4 - q.r <= 3; their weights are zero): the plan keeps
+ * them free. */
+enum { Q8_SLACK = 4 };
+
 typedef struct QLayout {
     int64_t r, g;        /* a kernel row's taps; groups of four */
     int64_t cw, chunks;  /* output channels per chunk (a multiple of VEC); chunks */
@@ -530,44 +539,6 @@ static void emit_q8_store(Emitter *e, const ConvStep *c, const char *L, const ch
          q.cw, at, L, q.cw, at, low, c->co, q.cw, at);
 }
 
-/* The fast path's loop over one chunk's groups of four taps: each of the
- * chunk's vectors of accumulators gets 8 channels times 4 products. With
- * an input that may be negative, pmaddubsw (unsigned times signed bytes)
- * takes |x| and the weights with x's sign: |x| * (w * sign x) = x * w. */
-static void emit_qconv_avx2(Emitter *e, const ConvStep *c, const QLayout *q, const char *L,
-                            bool unsigned_x)
-{
-    int nv = (int)(q->cw / VEC);
-    const char *low = c->relu ? "0" : "-127";
-    emit(e, "for (int k = 0; k < %" PRId64 "; k++) {", q->chunks);
-    emit(e, "const int32_t *bk = %s_bq + k * %" PRId64 ";", L, q->cw);
-    for (int v = 0; v < nv; v++)
-        emit(e, "__m256i a%d = Q8_LOAD(bk + %d);", v, v * VEC);
-    emit_qtap_loops(e, c, q, L);
-    if (unsigned_x) {
-        emit(e, "const __m256i u = q8_broadcast4(xp);");
-        for (int v = 0; v < nv; v++)
-            emit(e, "a%d = q8_dot(a%d, u, Q8_LOAD(wp + %d));", v, v, v * 32);
-    } else {
-        emit(e, "const __m256i s = q8_broadcast4(xp), u = _mm256_abs_epi8(s);");
-        for (int v = 0; v < nv; v++)
-            emit(e, "a%d = q8_dot(a%d, u, _mm256_sign_epi8(Q8_LOAD(wp + %d), s));", v, v,
-                 v * 32);
-    }
-    emit(e, "}");
-    emit(e, "}");
-    for (int v = 0; v < nv; v += 2) {
-        char at[80], acc[64];
-        snprintf(at, sizeof at, "k * %" PRId64 " + %d", q->cw, v * VEC);
-        if (v + 1 < nv)
-            snprintf(acc, sizeof acc, "a%d, a%d", v, v + 1);
-        else
-            snprintf(acc, sizeof acc, "a%d", v);
-        emit_q8_store(e, c, L, at, acc, v + 1 < nv, v * VEC, low);
-    }
-    emit(e, "}");
-}
-
 /* The fast path for a tile of np pixels of a row whose windows lie inside
  * the input and are read in place (ox ... ox + np - 1): for each chunk, tv
  * of its vectors at a time, each weight vector loaded serves np pixels
@@ -649,57 +620,63 @@ static void emit_qconv_portable(Emitter *e, const ConvStep *c, const QLayout *q,
     emit(e, "}");
 }
 
-/* In the fast path, tiles of np pixels where np of them in a row have
- * their windows inside the input and read in place (their last group of
- * four inside x too): up to 24 accumulators with AVX-512's 32 registers,
- * 12 with AVX2's 16. */
-static void emit_qconv_tiles(Emitter *e, const ConvStep *c, const QLayout *q, const char *L,
-                             bool unsigned_x)
+/* Pixels (np) and vectors (tv, of the chunk's nv) a tile, for a row of ow
+ * pixels and at most accs accumulators (24 with AVX-512VL's 32 registers,
+ * 12 with AVX2's 16): up to 4 vectors by as many pixels as fill accs, at
+ * most 12; a row of fewer pixels (a Dense: 1) takes more vectors. (On the
+ * Zen 5, np a divisor of the row, 28 as 4 tiles of 7 rather than 6 + 6 +
+ * 6 + 6 + 4, was no faster on the models.) */
+static void qtile_shape(int nv, int accs, int64_t ow, int *np, int *tv)
 {
-    int64_t lo = (c->pl + c->sw - 1) / c->sw;
-    int64_t hi = c->w + c->pl - c->kw < 0 ? -1 : (c->w + c->pl - c->kw) / c->sw;
-    if (hi > c->ow - 1)
-        hi = c->ow - 1;
-    int nv = (int)(q->cw / VEC);
-    static const struct { const char *when; int accs; } fits[] = {
-        {"#if INT8_AVX2 && defined(__AVX512VL__)", 24}, {"#elif INT8_AVX2", 12}};
-    for (int i = 0; i < 2; i++) {
-        int tv = nv < 4 ? nv : 4, np = fits[i].accs / tv > 8 ? 8 : fits[i].accs / tv;
-        int64_t end = np > 1 ? lo + (hi + 1 - lo) / np * np : lo;
-        emit(e, "%s", fits[i].when);
-        if (end <= lo) {
-            emit(e, "int t1 = 0;");
-            continue;
-        }
-        char past[200] = "";
-        if (q->r % 4 != 0)
-            snprintf(past, sizeof past, " && ((oy * %" PRId64 " + kh1 - 1 - %" PRId64 ") * %"
-                     PRId64 " + (ox + %d) * %" PRId64 " - %" PRId64 ") * %" PRId64 " + %"
-                     PRId64 " <= %" PRId64, c->sh, c->pt, c->w, np - 1, c->sw, c->pl, c->ci,
-                     q->g * 4, c->h * c->w * c->ci);
-        emit(e, "int t1 = %" PRId64 ";", lo);
-        emit(e, "for (int ox = %" PRId64 "; ox + %d <= %" PRId64 "%s; ox += %d, t1 = ox) {", lo,
-             np, end, past, np);
+    enum { MOST_PIXELS = 12, MOST_VECTORS = 4 };
+    int most = accs / (nv < MOST_VECTORS ? nv : MOST_VECTORS);
+    *np = (int)(ow < most ? ow : most < MOST_PIXELS ? most : MOST_PIXELS);
+    *tv = accs / *np < nv ? accs / *np : nv;
+}
+
+/* A row of output pixels in tiles (every window lies inside x: a padded
+ * Conv reads its zero-bordered copy), the pixels left in one smaller tile. */
+static void emit_qconv_row(Emitter *e, const ConvStep *c, const QLayout *q, const char *L,
+                           bool unsigned_x, int accs)
+{
+    int tv, np;
+    qtile_shape((int)(q->cw / VEC), accs, c->ow, &np, &tv);
+    int64_t rest = c->ow % np;
+    if (c->ow - rest > 0) {
+        emit(e, "for (int ox = 0; ox < %" PRId64 "; ox += %d) {", c->ow - rest, np);
         emit(e, "int8_t *yp = y + (oy * %" PRId64 " + ox) * %" PRId64 ";", c->ow, c->co);
         emit_qconv_tile(e, c, q, L, unsigned_x, np, tv);
         emit(e, "}");
     }
-    emit(e, "#else");
-    emit(e, "int t1 = 0;");
-    emit(e, "#endif");
-    /* the pixels the tiles did not cover, [0, lo) and [t1, ow), one at a time */
-    emit(e, "for (int ox = 0; ox < %" PRId64 "; ox++) {", c->ow);
-    emit(e, "if (ox >= %" PRId64 " && ox < t1) continue;", lo);
+    if (rest > 0) {
+        emit(e, "{");
+        emit(e, "const int ox = %" PRId64 ";", c->ow - rest);
+        emit(e, "int8_t *yp = y + (oy * %" PRId64 " + ox) * %" PRId64 ";", c->ow, c->co);
+        emit_qconv_tile(e, c, q, L, unsigned_x, (int)rest, tv);
+        emit(e, "}");
+    }
 }
 
 /* Conv (groups == 1) or Dense in int8: the weights in the layout of
  * qlayout, and a function whose two paths (AVX2, portable) sum the same
- * integers and so give the same bytes. */
-static void emit_qconv_rows(Emitter *e, const Layer *l, const ConvStep *c, bool unsigned_x,
+ * integers and so give the same bytes. A padded Conv reads the
+ * zero-bordered copy of its input that L_pad makes, so that every window
+ * lies inside what it reads; a window row's last group of four may read up
+ * to 3 bytes past it (times zero weights), inside the buffer's slack. */
+static void emit_qconv_rows(Emitter *e, const Layer *l, const ConvStep *step, bool unsigned_x,
                             const int64_t *wq, const int64_t *bq, const int64_t *mult,
                             const int64_t *shift)
 {
     const char *L = l->label;
+    if (step->padded)
+        emit_pad(e, L, step, "int8_t");
+    ConvStep padded = *step;
+    if (step->padded) {
+        padded.h = step->hp;
+        padded.w = step->wp;
+        padded.pt = padded.pl = 0;
+    }
+    const ConvStep *c = &padded;
     QLayout q = qlayout(c);
     int64_t rp = q.g * 4, nw = q.chunks * c->kh * rp * q.cw;
     int64_t *w = xcalloc((size_t)nw, sizeof *w);
@@ -732,63 +709,33 @@ static void emit_qconv_rows(Emitter *e, const Layer *l, const ConvStep *c, bool 
         emit(e, "/* %s: Conv %" PRId64 "x%" PRId64 ", stride %" PRId64 "x%" PRId64
                 ", padding %" PRId64 " top %" PRId64 " left, in int8: %" PRId64 "x%" PRId64
                 "x%" PRId64 " -> %" PRId64 "x%" PRId64 "x%" PRId64 "%s:", L, c->kh, c->kw,
-             c->sh, c->sw, c->pt, c->pl, c->h, c->w, c->ci, c->oh, c->ow, c->co,
+             c->sh, c->sw, step->pt, step->pl, step->h, step->w, c->ci, c->oh, c->ow, c->co,
              c->relu ? ", then ReLU" : "");
     emit(e, " *   acc[co] = bq[co] + sum over kh and r < %" PRId64 " of w[kh][r][co] * xr[kh][r]",
          rp);
     emit(e, " *   y[oy][ox][co] = requantize(acc[co]) clamped to [%s, 127]",
          c->relu ? "0" : "-127");
-    emit(e, " * where xr[kh] is input row oy*%" PRId64 " + kh - %" PRId64 " from column ox*%"
-            PRId64 " - %" PRId64 ": its %" PRId64 "x%" PRId64 " taps, contiguous in x (taps in "
-            "the padding as zeros), and the sum in int32 */", c->sh, c->pt, c->sw, c->pl,
-         c->kw, c->ci);
+    emit(e, " * where xr[kh] is %s row oy*%" PRId64 " + kh from column ox*%" PRId64 ": its %"
+            PRId64 "x%" PRId64 " taps, contiguous in x, and the sum in int32 */",
+         step->padded ? "the zero-bordered copy's" : "input", c->sh, c->sw, c->kw, c->ci);
     emit(e, "static void %s_forward(const int8_t *restrict x, int8_t *restrict y)", L);
     emit(e, "{");
     emit_for(e, "oy", c->oh);
-    tap_range(e, "kh", "oy", c->sh, c->pt, c->h, c->kh, c->oh);
-    emit_qconv_tiles(e, c, &q, L, unsigned_x);
-    /* A row is read in place when it lies whole inside the input, the
-     * bytes of the last group past its end included; else its taps are
-     * copied to zeros (the padding, or the end of x). */
-    bool left = c->pl > 0, right = (c->ow - 1) * c->sw + c->kw - c->pl > c->w;
-    bool past = q.r % 4 != 0;
-    if (left || right || past)
-        tap_range(e, "kw", "ox", c->sw, c->pl, c->w, c->kw, c->ow);
-    emit(e, "int8_t *yp = y + (oy * %" PRId64 " + ox) * %" PRId64 ";", c->ow, c->co);
-    char cond[256] = "";
-    size_t used = 0;
-    if (left || right)
-        used += (size_t)snprintf(cond + used, sizeof cond - used, "kw0 == 0 && kw1 == %" PRId64,
-                                 c->kw);
-    if (past)
-        snprintf(cond + used, sizeof cond - used, "%sat + %" PRId64 " <= %" PRId64,
-                 used ? " && " : "", rp, c->h * c->w * c->ci);
-    emit(e, "const int8_t *xr[%" PRId64 "];", c->kh);
-    if (cond[0])
-        emit(e, "int8_t edge[%" PRId64 "][%" PRId64 "];", c->kh, rp);
-    emit(e, "for (int kh = kh0; kh < kh1; kh++) {");
-    emit(e, "const ptrdiff_t at = ((ptrdiff_t)(oy * %" PRId64 " + kh - %" PRId64 ") * %" PRId64
-            " + ox * %" PRId64 " - %" PRId64 ") * %" PRId64 ";", c->sh, c->pt, c->w, c->sw,
-         c->pl, c->ci);
-    if (cond[0]) {
-        emit(e, "if (%s) {", cond);
-        emit(e, "xr[kh] = x + at;");
-        emit(e, "} else {");
-        emit(e, "memset(edge[kh], 0, sizeof edge[kh]);");
-        emit(e, "memcpy(edge[kh] + kw0 * %" PRId64 ", x + (at + kw0 * %" PRId64 "), (size_t)(kw1 "
-                "- kw0) * %" PRId64 ");", c->ci, c->ci, c->ci);
-        emit(e, "xr[kh] = edge[kh];");
-        emit(e, "}");
-    } else {
-        emit(e, "xr[kh] = x + at;");
-    }
-    emit(e, "}");
-    emit(e, "#if INT8_AVX2");
-    emit_qconv_avx2(e, c, &q, L, unsigned_x);
+    emit(e, "const int kh0 = 0, kh1 = %" PRId64 ";", c->kh);
+    emit(e, "#if INT8_AVX2 && defined(__AVX512VL__)");
+    emit_qconv_row(e, c, &q, L, unsigned_x, 24);
+    emit(e, "#elif INT8_AVX2");
+    emit_qconv_row(e, c, &q, L, unsigned_x, 12);
     emit(e, "#else");
+    emit_for(e, "ox", c->ow);
+    emit(e, "int8_t *yp = y + (oy * %" PRId64 " + ox) * %" PRId64 ";", c->ow, c->co);
+    emit(e, "const int8_t *xr[%" PRId64 "];", c->kh);
+    emit(e, "for (int kh = 0; kh < %" PRId64 "; kh++)", c->kh);
+    emit(e, "    xr[kh] = x + ((oy * %" PRId64 " + kh) * %" PRId64 " + ox * %" PRId64 ") * %"
+            PRId64 ";", c->sh, c->w, c->sw, c->ci);
     emit_qconv_portable(e, c, &q, L);
-    emit(e, "#endif");
     emit(e, "}");
+    emit(e, "#endif");
     emit(e, "}");
     emit(e, "}");
 }
@@ -1138,7 +1085,7 @@ static void emit_qprelude(Emitter *e, const Network *n, const Plan *p, const dou
     emit(e, "#define %s_INPUT_SIZE %" PRId64, P, shape_elems(n->input));
     emit(e, "#define %s_OUTPUT_SIZE %" PRId64, P, shape_elems(n->tensors[n->nlayers].shape));
     emit(e, "#define %s_WORK_BYTES %" PRId64, P,
-         round_up8(p->arena > 0 ? p->arena : 1) + round_up8(shape_elems(n->input)));
+         round_up8(p->arena > 0 ? p->arena : 1) + round_up8(shape_elems(n->input) + Q8_SLACK));
     emit_blank(e);
     emit(e, "int %s_predict(const float *input, float *output, void *work);", P);
     emit_blank(e);
@@ -1251,6 +1198,10 @@ static void emit_qpredict(Emitter *e, const Network *n, const Plan *p, const dou
         for (int k = 0; k < l->ninputs; k++)
             used += (size_t)snprintf(args + used, sizeof args - used, "%s, ",
                                      qtensor(n, p, l->inputs[k], buf, sizeof buf));
+        if (p->at[i].op == OP_CONV && p->at[i].conv.padded) {
+            emit(e, "%s_pad(%sa + %" PRId64 ");", l->label, args, p->at[i].conv.pad_off);
+            snprintf(args, sizeof args, "a + %" PRId64 ", ", p->at[i].conv.pad_off);
+        }
         emit(e, "%s_forward(%sa + %" PRId64 ");", l->label, args, p->at[i].off);
     }
     char buf[48];
@@ -1284,7 +1235,7 @@ Quantized *quant_prepare(const Network *n, const Weights *w, const char *calibra
 {
     Quantized *q = xcalloc(1, sizeof *q);
     q->n = n;
-    q->plan = plan_steps(n, w, false);
+    q->plan = plan_steps(n, w, &(Placing){.slack = Q8_SLACK});
     if (!supported(n, &q->plan)) {
         quant_free(q);
         return NULL;
