@@ -11,8 +11,10 @@
 #
 # The int8 file (--quantize=int8), where int8 covers the network: strict
 # C99 under both compilers, its AVX2 path (-mavx2, run where the machine
-# has AVX2) and its portable one giving the same bytes; with Input(mean=,
-# std=), outputs within 0.05 of the trainer's.
+# has AVX2), its -march=native one and its portable one giving the same
+# bytes; with Input(mean=, std=), outputs within 0.05 of the trainer's.
+# Both files' fast paths are also built with -march=native and run, so that
+# the widest vector code of the machine running the tests is checked too.
 #
 # The ONNX export of the same checkpoint must pass onnx.checker (where a
 # python3 with the onnx module is found; Debian's python3-onnx) and give the
@@ -106,6 +108,12 @@ if $CC -mavx2 -dM -E - </dev/null 2>/dev/null | grep __AVX2__ >/dev/null; then
     int8_paths="avx2 portable"
     grep -w avx2 /proc/cpuinfo >/dev/null 2>&1 && avx2_runs=yes
 fi
+# and both files' widest vector code this machine runs (-march=native: on
+# an AVX-512 machine the 16-float tiles, vpdpbusd, the 512-bit
+# requantisation), built and run with $CC, where it takes the flag
+native=
+$CC -march=native -E - </dev/null >/dev/null 2>&1 && native=-march=native
+[ -n "$native" ] && int8_paths="native $int8_paths"
 
 # onnx.checker: a python3 with the onnx module (Debian's is /usr/bin/python3)
 checker=
@@ -131,10 +139,14 @@ for net in "$srcdir"/tests/nets/*.net "$srcdir"/models/*.net; do
         continue
     fi
     for cc in $compilers; do
-        for path in fast portable; do
+        for path in native fast portable; do
             flags=
             [ $path = portable ] && flags=-Dnet_PORTABLE
-            # one compiler runs both paths; the others build them and run the fast one
+            if [ $path = native ]; then
+                [ "$cc" = "$CC" ] && [ -n "$native" ] || continue
+                flags=$native
+            fi
+            # one compiler runs every path; the others build them and run the fast one
             run=yes
             [ "$cc" != "$CC" ] && [ $path = portable ] && run=
             # the file alone, as strict C99
@@ -184,6 +196,10 @@ for net in "$srcdir"/tests/nets/*.net "$srcdir"/models/*.net; do
             for path in $int8_paths; do
                 flags=-Dnet_PORTABLE
                 [ $path = avx2 ] && flags=-mavx2
+                if [ $path = native ]; then
+                    [ "$cc" = "$CC" ] || continue
+                    flags=$native
+                fi
                 # shellcheck disable=SC2086
                 if ! $cc $STRICT $flags -c "$d/net8.c" -o "$d/net8.o" 2>"$d/cc.log"; then
                     cat "$d/cc.log"
