@@ -687,7 +687,7 @@ static void conv_depthwise_fast(Emitter *e, const ConvStep *c, const char *L, in
 /* L_pad: the zero-bordered copy a padded Conv reads, hp x wp x ci with the
  * input at row pt, column pl (the rows and columns no window reaches left
  * out; the slack past its end is not written). */
-void emit_pad(Emitter *e, const char *L, const ConvStep *c, const char *type)
+static void emit_pad(Emitter *e, const char *L, const ConvStep *c, const char *type)
 {
     int64_t rows = c->hp - c->pt < c->h ? c->hp - c->pt : c->h;
     int64_t cols = c->wp - c->pl < c->w ? c->wp - c->pl : c->w;
@@ -715,18 +715,22 @@ void emit_pad(Emitter *e, const char *L, const ConvStep *c, const char *type)
     emit_blank(e);
 }
 
+ConvStep emit_pad_view(Emitter *e, const char *L, const ConvStep *step, const char *type)
+{
+    ConvStep view = *step;
+    if (step->padded) {
+        emit_pad(e, L, step, type);
+        view.h = step->hp;
+        view.w = step->wp;
+        view.pt = view.pl = 0;
+    }
+    return view;
+}
+
 static void emit_conv(Emitter *e, const Layer *l, const ConvStep *step)
 {
     const char *L = l->label;
-    if (step->padded)
-        emit_pad(e, L, step, "float");
-    /* a padded Conv as one without padding over the copy */
-    ConvStep padded = *step;
-    if (step->padded) {
-        padded.h = step->hp;
-        padded.w = step->wp;
-        padded.pt = padded.pl = 0;
-    }
+    const ConvStep padded = emit_pad_view(e, L, step, "float");
     const ConvStep *c = &padded;
     char name[300], dims[160];
     snprintf(name, sizeof name, "%s_w", L);

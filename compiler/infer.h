@@ -79,9 +79,11 @@ void emit_window_at(Emitter *e, const char *type, const char *name, const char *
                     int64_t sw, int64_t pl, int64_t c);
 void tap_range(Emitter *e, const char *k, const char *o, int64_t s, int64_t p, int64_t in,
                int64_t kn, int64_t on);
-/* L_pad(x, p): the zero-bordered copy of a padded Conv's input of the
- * element type type (float, int8_t), hp x wp x ci. */
-void emit_pad(Emitter *e, const char *L, const ConvStep *c, const char *type);
+/* A Conv as its kernels read their input: where the plan gave it a
+ * zero-bordered copy, L_pad(x, p) is written first (the copy of elements of
+ * type, float or int8_t) and the Conv returned reads the copy, hp x wp and
+ * no padding; else the Conv as it is. */
+ConvStep emit_pad_view(Emitter *e, const char *L, const ConvStep *step, const char *type);
 /* "static const float NAME[COUNT] = { hex floats };" with dims as a comment. */
 void emit_array(Emitter *e, const char *name, const char *dims, const double *v,
                 int64_t count);

@@ -668,14 +668,7 @@ static void emit_qconv_rows(Emitter *e, const Layer *l, const ConvStep *step, bo
                             const int64_t *shift)
 {
     const char *L = l->label;
-    if (step->padded)
-        emit_pad(e, L, step, "int8_t");
-    ConvStep padded = *step;
-    if (step->padded) {
-        padded.h = step->hp;
-        padded.w = step->wp;
-        padded.pt = padded.pl = 0;
-    }
+    const ConvStep padded = emit_pad_view(e, L, step, "int8_t");
     const ConvStep *c = &padded;
     QLayout q = qlayout(c);
     int64_t rp = q.g * 4, nw = q.chunks * c->kh * rp * q.cw;
