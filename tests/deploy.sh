@@ -4,7 +4,8 @@
 # For every tests/nets/*.net and models/*.net: train the trainer a few steps
 # on data cnnc-data makes, emit the inference C from its checkpoint, build
 # it warning-free as strict C99 (-std=c99 -pedantic -Wall -Wextra -Werror)
-# with gcc and clang, fast (vector) and portable paths, and check that its
+# with gcc and clang, fast (vector: -mavx2 -mfma where the machine has AVX2)
+# and portable paths, and check that its
 # outputs equal the trainer's `predict --probabilities` within 1e-5 and its
 # classes are the same. Then an aarch64 cross build run under qemu must give
 # the same classes (skipped without the cross compiler or qemu).
@@ -108,6 +109,11 @@ if $CC -mavx2 -dM -E - </dev/null 2>/dev/null | grep __AVX2__ >/dev/null; then
     int8_paths="avx2 portable"
     grep -w avx2 /proc/cpuinfo >/dev/null 2>&1 && avx2_runs=yes
 fi
+# The float file's vector path needs AVX (or NEON): on x86 its "fast" build
+# takes -mavx2 -mfma where the machine runs AVX2, else it is the portable
+# loops again.
+fast_flags=
+[ -n "$avx2_runs" ] && fast_flags="-mavx2 -mfma"
 # and both files' widest vector code this machine runs (-march=native: on
 # an AVX-512 machine the 16-float tiles, vpdpbusd, the 512-bit
 # requantisation), built and run with $CC, where it takes the flag
@@ -140,7 +146,7 @@ for net in "$srcdir"/tests/nets/*.net "$srcdir"/models/*.net; do
     fi
     for cc in $compilers; do
         for path in native fast portable; do
-            flags=
+            flags=$fast_flags
             [ $path = portable ] && flags=-Dnet_PORTABLE
             if [ $path = native ]; then
                 [ "$cc" = "$CC" ] && [ -n "$native" ] || continue
