@@ -539,11 +539,13 @@ static void emit_q8_store(Emitter *e, const ConvStep *c, const char *L, const ch
          q.cw, at, L, q.cw, at, low, c->co, q.cw, at);
 }
 
-/* The fast path for a tile of np pixels of a row whose windows lie inside
- * the input and are read in place (ox ... ox + np - 1): for each chunk, tv
- * of its vectors at a time, each weight vector loaded serves np pixels
- * (one pixel at a time sweeps all the layer's weights per pixel, from L2
- * on a late layer). The same integers as one pixel at a time. */
+/* The fast path for a tile of np pixels of a row (ox ... ox + np - 1,
+ * every window inside x): for each chunk, tv of its vectors at a time,
+ * each weight vector loaded serves np pixels (one pixel at a time sweeps
+ * all the layer's weights per pixel, from L2 on a late layer), each
+ * accumulator gets 8 channels times 4 products a group of four taps. With
+ * an input that may be negative, pmaddubsw (unsigned times signed bytes)
+ * takes |x| and the weights with x's sign: |x| * (w * sign x) = x * w. */
 static void emit_qconv_tile(Emitter *e, const ConvStep *c, const QLayout *q, const char *L,
                             bool unsigned_x, int np, int tv)
 {
