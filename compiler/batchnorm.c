@@ -316,11 +316,12 @@ static void bn_stats(Emitter *e, const LayerCode *c)
     emit(e, "    for (int c = 0; c < %" PRId64 "; c++) m[c] += x[(size_t)r * %" PRId64 " + c];",
          g.c, g.c);
     emit(e, "for (int c = 0; c < %" PRId64 "; c++) m[c] /= r1 - r0;", g.c);
-    emit(e, "for (int r = r0; r < r1; r++)");
-    emit(e, "    for (int c = 0; c < %" PRId64 "; c++) {", g.c);
-    emit(e, "        const double d = x[(size_t)r * %" PRId64 " + c] - m[c];", g.c);
-    emit(e, "        q[c] += d * d;");
-    emit(e, "    }");
+    emit(e, "for (int r = r0; r < r1; r++) {");
+    emit(e, "for (int c = 0; c < %" PRId64 "; c++) {", g.c);
+    emit(e, "const double d = x[(size_t)r * %" PRId64 " + c] - m[c];", g.c);
+    emit(e, "q[c] += d * d;");
+    emit(e, "}");
+    emit(e, "}");
     emit_parallel_end(e);
     emit(e, "double *mean = st + %d * %" PRId64 ", *m2 = st + %d * %" PRId64 ";", BN_LANE_MEAN,
          g.c, BN_LANE_M2, g.c);
@@ -410,22 +411,23 @@ static void bn_bsums(Emitter *e, const LayerCode *c)
     emit(e, "const double *mean = st + %d * %" PRId64 ", *inv = st + %d * %" PRId64 ";", BN_MEAN,
          g.c, BN_INV, g.c);
     emit(e, "for (int c = 0; c < %" PRId64 "; c++) sd[c] = sx[c] = 0;", g.c);
-    emit(e, "for (int r = r0; r < r1; r++)");
-    emit(e, "    for (int c = 0; c < %" PRId64 "; c++) {", g.c);
-    emit(e, "        const double d = dy[(size_t)r * %" PRId64 " + c];", g.c);
-    emit(e, "        sd[c] += d;");
-    emit(e, "        sx[c] += d * (x[(size_t)r * %" PRId64 " + c] - mean[c]) * inv[c];", g.c);
-    emit(e, "    }");
+    emit(e, "for (int r = r0; r < r1; r++) {");
+    emit(e, "for (int c = 0; c < %" PRId64 "; c++) {", g.c);
+    emit(e, "const double d = dy[(size_t)r * %" PRId64 " + c];", g.c);
+    emit(e, "sd[c] += d;");
+    emit(e, "sx[c] += d * (x[(size_t)r * %" PRId64 " + c] - mean[c]) * inv[c];", g.c);
+    emit(e, "}");
+    emit(e, "}");
     emit_parallel_end(e);
     emit(e, "double *sum_dy = st + %d * %" PRId64 ", *sum_dyx = st + %d * %" PRId64 ";",
          BN_LANE_DY, g.c, BN_LANE_DYX, g.c);
     emit(e, "for (int c = 0; c < %" PRId64 "; c++) sum_dy[c] = sum_dyx[c] = 0;", g.c);
-    emit(e, "for (int k = 0; k < chunks; k++)");
-    emit(e, "    for (int c = 0; c < %" PRId64 "; c++) {", g.c);
-    emit(e, "        sum_dy[c] += parts[(size_t)k * %" PRId64 " + c];", 2 * g.c);
-    emit(e, "        sum_dyx[c] += parts[(size_t)k * %" PRId64 " + %" PRId64 " + c];", 2 * g.c,
-         g.c);
-    emit(e, "    }");
+    emit(e, "for (int k = 0; k < chunks; k++) {");
+    emit(e, "for (int c = 0; c < %" PRId64 "; c++) {", g.c);
+    emit(e, "sum_dy[c] += parts[(size_t)k * %" PRId64 " + c];", 2 * g.c);
+    emit(e, "sum_dyx[c] += parts[(size_t)k * %" PRId64 " + %" PRId64 " + c];", 2 * g.c, g.c);
+    emit(e, "}");
+    emit(e, "}");
     emit_function_end(e);
 }
 
