@@ -22,7 +22,11 @@
  * the trainer's driver meets them before BatchNorm's forward (L_stats,
  * L_combine) and backward (L_bsums, L_bcombine), adding their parts in lane
  * order. Sums are in double, in chunks of rows added in a fixed order, so
- * the results do not depend on the thread count. */
+ * the results do not depend on the thread count. When the BatchNorm's input
+ * is a Conv's output and goes nowhere else, the Conv's forward writes the
+ * lane's share of the statistics as it stores the map (tiles_conv.c,
+ * tiles_group.c): the map is not read again for them, and there is no
+ * L_stats. */
 #include "cnnc.h"
 
 #include <inttypes.h>
@@ -242,6 +246,16 @@ static void bn_emit_scratch(Emitter *e, const BnGeom *g)
     emit_local(e, "parts", "double *parts = (double *)((char *)ab + %" PRId64
                " * sizeof(real) + 64 - (%" PRId64 " * sizeof(real)) %% 64); /* [chunks][2][%"
                PRId64 "] */", 2 * g->c, 2 * g->c, g->c);
+}
+
+/* "double *bn_mean = ..., *bn_m2 = ...;": where the lane's mean and sum of
+ * squared deviations of BatchNorm `label`'s input go, for the layer before
+ * that writes them (LayerCode.stats_to) in L_stats's stead. */
+void batchnorm_emit_lane_stats(Emitter *e, const char *label, int64_t channels)
+{
+    emit(e, "double *bn_mean = (double *)work(ln, %s_SCRATCH) + %d * %" PRId64 ", *bn_m2 = "
+            "bn_mean + %d * %" PRId64 "; /* %s's share of the lane */", label, BN_LANE_MEAN,
+         channels, BN_LANE_M2 - BN_LANE_MEAN, channels, label);
 }
 
 static void bn_emit_rows(Emitter *e, const BnGeom *g)

@@ -368,6 +368,13 @@ typedef struct LayerKind {
      * reference kernels need none. */
     int64_t (*scratch_bytes)(const struct Layer *l, int64_t batch, int64_t lane_samples,
                              int64_t real_size);
+    /* A kind whose fast forward can also write the lane's share of the
+     * statistics of its output for the batch_stats layer that is its only
+     * consumer (LayerCode.stats_to), saving that layer's pass over it: the
+     * scratch bytes it needs for that beyond scratch_bytes, 0 when it
+     * cannot for this layer; NULL when it never can. */
+    int64_t (*stats_bytes)(const struct Layer *l, int64_t batch, int64_t lane_samples,
+                           int64_t real_size);
     /* The layer's functions, forward and backward, in the two tiers: fast
      * (register tiles, threads) and reference (the plain loops of the math).
      * Signatures in the emit.c section below. */
@@ -380,6 +387,10 @@ typedef struct LayerKind {
      * (the lanes' into the batch's, and the parameters' gradients). */
     LayerEmitter *emit_stats, *emit_combine, *emit_bsums, *emit_bcombine;
 } LayerKind;
+
+/* batchnorm.c: "double *bn_mean, *bn_m2", the lane's share of BatchNorm
+ * LABEL's statistics, for the layer before it to write (stats_to). */
+void batchnorm_emit_lane_stats(struct Emitter *e, const char *label, int64_t channels);
 
 /* conv.c: the sliding-window rule that Conv, MaxPool and AvgPool share. */
 typedef struct Window {
@@ -557,6 +568,11 @@ typedef struct LayerPlace {
                                where x <= 0 */
     bool forward_fused;     /* a ReLU: forward done by the layer before */
     bool backward_fused;    /* a ReLU: backward done by the layer after */
+    int stats_to;           /* forward also writes the lane's statistics of
+                               its output for this batch_stats layer, its
+                               only consumer; -1: none */
+    bool stats_fused;       /* a batch_stats layer whose lane statistics the
+                               layer before writes: no L_stats */
     bool streamed;          /* its output is kept for one sample: its
                                consumer (after the ReLU it applies) takes it
                                a sample at a time, and no backward reads it */
@@ -702,6 +718,11 @@ typedef struct LayerCode {
     bool forward_fused;    /* a ReLU whose forward the layer before does: emit none */
     bool backward_fused;   /* a ReLU whose backward the layer after does: emit none */
     bool streamed_into;    /* forward_sample is called (the layer before streams) */
+    const char *stats_to;  /* forward also writes the lane's statistics of y
+                              for this batch_stats layer (its label); NULL:
+                              none */
+    bool stats_fused;      /* a batch_stats layer: the layer before writes
+                              the lane's statistics; emit no L_stats */
     int64_t scratch_off;   /* bytes into the workspace: the layer's scratch */
 } LayerCode;
 

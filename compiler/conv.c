@@ -231,6 +231,7 @@ static ConvGeom conv_code_geom(const LayerCode *c)
     g.relu_out = c->relu_out;
     g.relu_in = c->relu_in;
     g.dx_add = c->dx_add[0];
+    g.stats_to = c->stats_to;
     return g;
 }
 
@@ -260,6 +261,17 @@ static int64_t conv_scratch_bytes(const Layer *l, int64_t batch, int64_t lane_sa
     ConvGeom g = conv_geom(l);
     return g.groups > 1 ? tiles_group_scratch_bytes(&g, real_size)
                         : tiles_conv_scratch_bytes(&g, real_size);
+}
+
+/* The statistics of y for a BatchNorm after it, per tile (tiles_conv.c) or
+ * per row (tiles_group.c). */
+static int64_t conv_stats_bytes(const Layer *l, int64_t batch, int64_t lane_samples,
+                                int64_t real_size)
+{
+    ConvGeom g = conv_geom(l);
+    int64_t samples = batch > lane_samples ? batch : lane_samples;
+    return g.groups > 1 ? tiles_group_stats_bytes(&g, samples, real_size)
+                        : tiles_conv_stats_bytes(&g, samples, real_size);
 }
 
 /* ------------------------------------------------------------------------
@@ -533,6 +545,7 @@ const LayerKind layer_conv = {
     .infer = conv_infer,
     .flops = conv_flops,
     .scratch_bytes = conv_scratch_bytes,
+    .stats_bytes = conv_stats_bytes,
     .emit_forward = conv_forward,
     .emit_backward = conv_backward,
     .ref_forward = conv_ref_forward,

@@ -267,7 +267,8 @@ static LayerCode layer_code(const Emitter *e, const MemPlan *lay, int i, Kernels
                    .batch = lay->micro, .lane_samples = lay->lane_samples,
                    .in_place = at->in_place, .relu_out = at->relu_out, .relu_in = at->relu_in,
                    .forward_fused = at->forward_fused, .backward_fused = at->backward_fused,
-                   .scratch_off = at->scratch_off};
+                   .scratch_off = at->scratch_off, .stats_fused = at->stats_fused,
+                   .stats_to = at->stats_to >= 0 ? n->layers[at->stats_to].label : NULL};
     for (int k = 0; k < l->ninputs; k++) {
         c.need_dx[k] = at->need_dx[k];
         c.dx_add[k] = at->dx_add[k];
@@ -296,8 +297,10 @@ static void emit_layer(Emitter *e, const MemPlan *lay, int i, Kernels kernels)
     (fast ? l->kind->emit_forward : l->kind->ref_forward)(e, &c);
     emit_blank(e);
     if (fast && lay->phased && l->kind->batch_stats) {
-        l->kind->emit_stats(e, &c);
-        emit_blank(e);
+        if (!c.stats_fused) {
+            l->kind->emit_stats(e, &c);
+            emit_blank(e);
+        }
         l->kind->emit_combine(e, &c);
         if (lay->at[i].backward) {
             l->kind->emit_bsums(e, &c);
@@ -515,6 +518,9 @@ static void emit_stats_call(Emitter *e, const MemPlan *lay, int b, bool backward
         char *dy = grad_at(lay, lay->at[b].dy_tensor);
         emit(e, "%s_bsums(ln, m, %s, %s);", l->label, x, dy);
         free(dy);
+    } else if (lay->at[b].stats_fused) {
+        emit_comment(e, "%s's statistics: written by %s_forward", l->label,
+                     n->layers[n->tensors[l->inputs[0]].producer].label);
     } else {
         emit(e, "%s_stats(ln, m, %s);", l->label, x);
     }

@@ -406,6 +406,31 @@ static bool place_tensors(const Network *n, MemPlan *p, Kernels kernels, int64_t
     return true;
 }
 
+/* The layer (a Conv) whose forward also writes the lane's statistics of its
+ * output for the batch_stats layer (BatchNorm) that is its only consumer,
+ * when its kind can for it (LayerKind.stats_bytes): the map is not read a
+ * second time for them. Phased trainers only: there the lanes meet at the
+ * batch_stats layer, each with the statistics of its own share. */
+static void place_stats_fusions(const Network *n, MemPlan *p)
+{
+    for (int i = 0; i < n->nlayers; i++) {
+        p->at[i].stats_to = -1;
+        p->at[i].stats_fused = false;
+    }
+    for (int i = 0; p->phased && i < n->nlayers; i++) {
+        const Layer *l = &n->layers[i];
+        int from = n->tensors[l->inputs[0]].producer;
+        if (!l->kind->batch_stats || !layer_fast(p, i) || from < 0 || !layer_fast(p, from) ||
+            only_consumer(n, l->inputs[0]) != i || p->at[from].streamed ||
+            p->at[from].relu_out || !n->layers[from].kind->stats_bytes ||
+            n->layers[from].kind->stats_bytes(&n->layers[from], p->micro, p->lane_samples,
+                                              p->real_size) <= 0)
+            continue;
+        p->at[from].stats_to = i;
+        p->at[i].stats_fused = true;
+    }
+}
+
 static int64_t largest_tensor(const Network *n)
 {
     int64_t largest = shape_elems(n->input);
@@ -442,12 +467,17 @@ static bool place_workspace(const Network *n, MemPlan *p, Kernels kernels)
     }
     p->gradient_buffers = off - start;
     start = off;
+    place_stats_fusions(n, p);
     for (int i = 0; i < n->nlayers; i++) {
         const Layer *l = &n->layers[i];
         p->at[i].scratch_off = off;
         bytes = layer_fast(p, i) && l->kind->scratch_bytes
                     ? l->kind->scratch_bytes(l, p->micro, p->lane_samples, p->real_size) : 0;
         if (bytes < 0 || !take(&off, bytes))
+            return false;
+        bytes = p->at[i].stats_to >= 0
+                    ? l->kind->stats_bytes(l, p->micro, p->lane_samples, p->real_size) : 0;
+        if (!take(&off, bytes))
             return false;
     }
     p->layer_scratch = off - start;

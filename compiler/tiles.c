@@ -86,3 +86,14 @@ void tiles_relu_in(Emitter *e, const char *type, int r, int v, const char *addr)
     emit(e, "{ %s xv; VLOAD(xv, %s); a%d_%d = (%s)((%s_mask)a%d_%d & (xv > (%s){0})); }", type,
          addr, r, v, type, type, r, v, type);
 }
+
+void tiles_emit_chan_merge(Emitter *e, const char *mean, const char *m2, int64_t lanes)
+{
+    emit(e, "const double all = counted + more, f = more / all, h = counted * f;");
+    emit_for(e, "l", lanes);
+    emit(e, "const double delta = sm[l] - %s[l];", mean);
+    emit(e, "%s[l] += delta * f;", mean);
+    emit(e, "%s[l] += sq[l] + delta * delta * h;", m2);
+    emit(e, "}");
+    emit(e, "counted = all;");
+}

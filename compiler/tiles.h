@@ -55,6 +55,12 @@ void tiles_relu_out(Emitter *e, const char *type, int r, int v);
  * backward, y > 0 ? dy : 0 (its y, this layer's x; NaN gives 0). */
 void tiles_relu_in(Emitter *e, const char *type, int r, int v, const char *addr);
 
+/* The statistics of a part merged into those so far (Chan et al.): MEAN[l]
+ * and M2[l] (doubles: the mean and the sum of squared deviations of
+ * `counted` values) with sm[l] and sq[l] (those of `more` values), for
+ * lanes l; counted += more. */
+void tiles_emit_chan_merge(Emitter *e, const char *mean, const char *m2, int64_t lanes);
+
 /* ------------------------------------------------------------------------
  * tiles_conv.c: Conv
  */
@@ -68,6 +74,8 @@ typedef struct ConvGeom {
     bool relu_out, relu_in;  /* the ReLUs fused in (LayerCode's) */
     bool dx_add;             /* dx adds to what another consumer wrote */
     int64_t groups;          /* channel groups: 1, or tiles_group.c's */
+    const char *stats_to;    /* forward also writes the lane's statistics of
+                                y for this BatchNorm (LayerCode's) */
 } ConvGeom;
 
 /* Whether some tap of some output lands on a padded row / column. */
@@ -76,6 +84,9 @@ bool conv_cols_padded(const ConvGeom *g);
 /* Bytes of the fast kernels' scratch: the repacked weights and the weight
  * gradient's partial sums. */
 int64_t tiles_conv_scratch_bytes(const ConvGeom *g, int64_t real_size);
+/* Bytes of scratch beyond that for the forward's statistics of y (a
+ * mean and a sum of squared deviations per tile) at most `samples` a call. */
+int64_t tiles_conv_stats_bytes(const ConvGeom *g, int64_t samples, int64_t real_size);
 void tiles_conv_forward(Emitter *e, const LayerCode *c, const ConvGeom *g);
 void tiles_conv_backward(Emitter *e, const LayerCode *c, const ConvGeom *g);
 
@@ -84,6 +95,10 @@ void tiles_conv_backward(Emitter *e, const LayerCode *c, const ConvGeom *g);
  */
 
 int64_t tiles_group_scratch_bytes(const ConvGeom *g, int64_t real_size);
+/* Bytes of scratch beyond that for the forward's statistics of y (a mean
+ * and a sum of squared deviations per row of pixels) at most `samples` a
+ * call. */
+int64_t tiles_group_stats_bytes(const ConvGeom *g, int64_t samples, int64_t real_size);
 void tiles_group_forward(Emitter *e, const LayerCode *c, const ConvGeom *g);
 void tiles_group_backward(Emitter *e, const LayerCode *c, const ConvGeom *g);
 

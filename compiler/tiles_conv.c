@@ -173,6 +173,13 @@ static GroupSet group_set(const Lanes *ln, int k)
     return (GroupSet){ln->groups.extra, ln->groups.base + 1, small * ln->groups.base};
 }
 
+/* Reals a tile's slot holds: a mean and a sum of squares per channel of the
+ * largest group. */
+static int64_t stats_slot(const Lanes *ln)
+{
+    return 2 * (ln->groups.base + (ln->groups.extra > 0)) * ln->vl;
+}
+
 /* Pixels in a tile of nv vectors: as many as the sums allow, at most 8. */
 static int tile_pixels(const Lanes *ln, int64_t nv)
 {
@@ -338,6 +345,45 @@ typedef struct Axis {
     int64_t lo, hi;
 } Axis;
 
+/* The forward's axes: output rows and columns, by the taps each meets. */
+static void forward_axes(const ConvGeom *g, Axis *y, Axis *x)
+{
+    *y = (Axis){{false, g->h, g->oh, g->kh, g->sh, g->pt}, 0, g->oh - 1};
+    *x = (Axis){{false, g->w, g->ow, g->kw, g->sw, g->pl}, 0, g->ow - 1};
+}
+
+/* Classes of the forward: rectangles of output pixels that meet the same taps. */
+static int64_t forward_classes(const ConvGeom *g)
+{
+    Axis y, x;
+    forward_axes(g, &y, &x);
+    Segment *seg = xrealloc(NULL, (size_t)(g->oh > g->ow ? g->oh : g->ow) * sizeof *seg);
+    int64_t classes = (int64_t)axis_segments(&y.rule, y.lo, y.hi, seg) *
+                      axis_segments(&x.rule, x.lo, x.hi, seg);
+    free(seg);
+    return classes;
+}
+
+/* A slot per loop item (group, tile): a group's tiles of np pixels are
+ * ceil(samples * pixels / np) a class, at most samples * oh * ow / np + 1;
+ * room for the target that needs the most. */
+int64_t tiles_conv_stats_bytes(const ConvGeom *g, int64_t samples, int64_t real_size)
+{
+    int64_t most = 0, classes = forward_classes(g);
+    for (int t = 0; t < NTARGETS; t++) {
+        Lanes ln = conv_lanes(&conv_targets[t], g->co, real_size);
+        int64_t items = 0;
+        for (int k = 0; k < 2; k++) {
+            GroupSet set = group_set(&ln, k);
+            int np = tile_pixels(&ln, set.size);
+            items += set.count * ((samples * g->oh * g->ow + np - 1) / np + classes);
+        }
+        if (items * stats_slot(&ln) > most)
+            most = items * stats_slot(&ln);
+    }
+    return most * real_size;
+}
+
 /* "static const struct conv_class cls[] = ...": the classes, rows (axis
  * y) by columns (axis x): the first row and column, rows, columns, pixels
  * (per sample), taps a0..a1 along y and b0..b1 along x. Returns their
@@ -444,6 +490,105 @@ static void emit_class_pixels(Emitter *e, int np, const char *row, const char *c
 
 /* ---- forward */
 
+/* The statistics of y for a BatchNorm after the Conv (ConvGeom.stats_to):
+ * while training, each forward tile also writes, per channel of its group,
+ * the mean of its pixels and their sum of squared deviations from it, from
+ * the sums still in registers, to a slot of its own (its loop item's,
+ * `it`). After the tiles, the slots are merged in tile order (Chan et al.'s
+ * update, in double) into the BatchNorm's share of the lane: the same
+ * numbers whatever the thread count, and y is not read again for them. */
+
+/* sd{v}, sq{v}: the sums over the tile's pixels after the first of d =
+ * y - y at the first pixel, and of d^2 (when `masked`, each times keep{p}:
+ * pixel p is not a repeat of the last). The shift keeps the sum of squares
+ * accurate whatever the channel's mean. */
+static void conv_emit_tile_sums(Emitter *e, int nv, int np, bool masked)
+{
+    for (int p = 1; masked && p < np; p++)
+        emit(e, "const real keep%d = (real)(%d < count);", p, p);
+    for (int v = 0; v < nv; v++) {
+        emit(e, "sd%d = sq%d = (vco){0};", v, v);
+        for (int p = 1; p < np; p++) {
+            char keep[32] = "";
+            if (masked)
+                snprintf(keep, sizeof keep, " * keep%d", p);
+            emit(e, "{ const vco d = (a%d_%d - a0_%d)%s; sd%d += d; sq%d += d * d; }", p, v, v,
+                 keep, v, v);
+        }
+    }
+}
+
+/* The tile's slot: per channel of its group the mean of its `count` pixels
+ * (the last tile of a class repeats its last pixel: that counts once),
+ * then their sum of squared deviations from it. */
+static void conv_emit_tile_stats(Emitter *e, const Lanes *ln, int nv, int np)
+{
+    emit(e, "if (stats) {");
+    emit(e, "const int count = last - mt + 1 < %d ? last - mt + 1 : %d;", np, np);
+    char line[512];
+    size_t len = (size_t)snprintf(line, sizeof line, "vco");
+    for (int v = 0; v < nv; v++)
+        len += (size_t)snprintf(line + len, sizeof line - len, "%s sd%d, sq%d", v ? "," : "", v,
+                                v);
+    emit(e, "%s;", line);
+    emit(e, "if (count == %d) {", np);
+    conv_emit_tile_sums(e, nv, np, false);
+    emit(e, "} else {");
+    conv_emit_tile_sums(e, nv, np, true);
+    emit(e, "}");
+    emit(e, "const real per = (real)1 / (real)count;");
+    emit(e, "real *slot = parts + (size_t)it * %" PRId64 ";", stats_slot(ln));
+    for (int v = 0; v < nv; v++) {
+        emit(e, "const vco mean%d = a0_%d + sd%d * per, m2_%d = sq%d - sd%d * sd%d * per;", v, v,
+             v, v, v, v, v);
+        emit(e, "VSTORE(slot + %" PRId64 ", mean%d);", v * ln->vl, v);
+        emit(e, "VSTORE(slot + %" PRId64 ", m2_%d);", (nv + v) * ln->vl, v);
+    }
+    emit(e, "}");
+}
+
+/* The slots of the tiles merged, group by group, each channel's in tile
+ * order, into the BatchNorm's lane mean and sum of squared deviations. */
+static void conv_emit_stats_merge(Emitter *e, const ConvGeom *g, const Lanes *ln, int classes)
+{
+    GroupSet set[2] = {group_set(ln, 0), group_set(ln, 1)};
+    emit(e, "if (stats) { /* the tiles' statistics merged in tile order */");
+    batchnorm_emit_lane_stats(e, g->stats_to, g->co);
+    for (int k = 0; k < 2; k++) {
+        if (!set[k].count)
+            continue;
+        int64_t lanes = set[k].size * ln->vl;
+        int np = tile_pixels(ln, set[k].size);
+        emit(e, "for (int gi = 0; gi < %" PRId64 "; gi++) {", set[k].count);
+        emit(e, "const int j0 = %" PRId64 " + gi * %" PRId64 ";", set[k].first, set[k].size);
+        char before[64] = "0"; /* the items of set 0 */
+        if (k && set[0].count)
+            snprintf(before, sizeof before, "%" PRId64 " * tiles0[%d]", set[0].count, classes);
+        emit(e, "const real *group = parts + ((size_t)%s + (size_t)gi * tiles%d[%d]) * %" PRId64
+                ";", before, k, classes, stats_slot(ln));
+        emit(e, "double mean[%" PRId64 "] = {0}, m2[%" PRId64 "] = {0}, counted = 0;", lanes,
+             lanes);
+        emit(e, "for (int c = 0, t = 0; c < %d; c++) {", classes);
+        emit(e, "const int pixels = n * cls[c].pixels;");
+        emit(e, "for (int mt = 0; mt < pixels; mt += %d, t++) {", np);
+        emit(e, "const double more = pixels - mt < %d ? pixels - mt : %d;", np, np);
+        emit(e, "const real *sm = group + (size_t)t * %" PRId64 ", *sq = sm + %" PRId64 ";",
+             stats_slot(ln), lanes);
+        tiles_emit_chan_merge(e, "mean", "m2", lanes);
+        emit(e, "}");
+        emit(e, "}");
+        emit_for(e, "v", set[k].size);
+        emit_for(e, "l", ln->vl);
+        emit(e, "const int ch = VEC_AT(j0 + v, %" PRId64 ", %" PRId64 ") + l;", ln->vl, g->co);
+        emit(e, "bn_mean[ch] = mean[v * %" PRId64 " + l], bn_m2[ch] = m2[v * %" PRId64 " + l];",
+             ln->vl, ln->vl);
+        emit(e, "}");
+        emit(e, "}");
+        emit(e, "}");
+    }
+    emit(e, "}");
+}
+
 /* One tile: y at np pixels by nv vectors of channels = b + the sum over
  * the class's taps and ci of x[i][oy*SH + kh - PT][ox*SW + kw - PL][ci] *
  * wp[t][ci][c_v] (then max(y, 0) for a ReLU after it). Its kernel columns
@@ -484,6 +629,8 @@ static void conv_emit_forward_tile(Emitter *e, const ConvGeom *g, const Lanes *l
             emit(e, "VSTORE(y + ((size_t)(i%d * %" PRId64 " + oy%d) * %" PRId64 " + ox%d) * %"
                     PRId64 " + c%d, a%d_%d);", p, g->oh, p, g->ow, p, g->co, v, p, v);
         }
+    if (g->stats_to)
+        conv_emit_tile_stats(e, ln, nv, np);
 }
 
 static void conv_emit_forward_section(Emitter *e, const ConvGeom *g, const Lanes *ln,
@@ -494,10 +641,12 @@ static void conv_emit_forward_section(Emitter *e, const ConvGeom *g, const Lanes
     if (g->relu_out)
         emit_mask_type(e, "vco");
     conv_emit_repack(e, g, ln, "wp", true);
-    Axis y = {{false, g->h, g->oh, g->kh, g->sh, g->pt}, 0, g->oh - 1};
-    Axis x = {{false, g->w, g->ow, g->kw, g->sw, g->pl}, 0, g->ow - 1};
+    Axis y, x;
+    forward_axes(g, &y, &x);
     int classes = conv_emit_classes(e, &y, &x);
     conv_emit_class_tiles(e, g, ln, classes, conv_emit_forward_tile, NULL);
+    if (g->stats_to)
+        conv_emit_stats_merge(e, g, ln, classes);
 }
 
 /* y[i][oy][ox][co] = b[co] + sum over taps and ci of x[i][iy][ix][ci] * w[co][ci][t] */
@@ -515,6 +664,13 @@ void tiles_conv_forward(Emitter *e, const LayerCode *c, const ConvGeom *g)
         emit_local(e, "b", "const real *b = param(ln) + %s_bias;", L);
     emit_local(e, "wp", "real *restrict wp = work(ln, %s_SCRATCH); /* [tap][%" PRId64
                "][slots of %" PRId64 "] */", L, g->ci, g->co);
+    if (g->stats_to) {
+        emit_local(e, "stats", "const int stats = ln->home->training; /* %s's statistics "
+                   "of y */", g->stats_to);
+        emit_local(e, "parts", "real *restrict parts = (real *)((char *)work(ln, %s_SCRATCH) + "
+                   "%" PRId64 "); /* [tile][mean, sum of squares][group's channels] */", L,
+                   tiles_conv_scratch_bytes(g, emit_real_size(e)));
+    }
     conv_emit_targets(e, g, g->co, conv_emit_forward_section, NULL);
     emit_function_end(e);
 }

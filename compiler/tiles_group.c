@@ -200,6 +200,63 @@ static void forward_block(Emitter *e, const ConvGeom *g, int64_t len, const char
     emit(e, "}");
 }
 
+/* ---- the statistics of y for a BatchNorm after it
+ *
+ * While training, each row of output pixels also writes, per channel, the
+ * mean of its pixels and their sum of squared deviations from it (in
+ * double, two passes over the row just written, still in L1) to a slot of
+ * its own; after the rows, the slots are merged in row order into the
+ * BatchNorm's share of the lane. So y is not read again from memory for
+ * them, and the numbers do not depend on the thread count. */
+
+int64_t tiles_group_stats_bytes(const ConvGeom *g, int64_t samples, int64_t real_size)
+{
+    return samples * g->oh * 2 * g->co * real_size;
+}
+
+static void group_emit_row_stats(Emitter *e, const ConvGeom *g)
+{
+    emit(e, "if (stats) { /* the row's mean and sum of squared deviations per channel */");
+    emit(e, "const real *yr = y + (size_t)r * %" PRId64 ";", g->ow * g->co);
+    emit(e, "double mean[%" PRId64 "] = {0}, m2[%" PRId64 "] = {0};", g->co, g->co);
+    emit_for(e, "ox", g->ow);
+    emit_for(e, "k", g->co);
+    emit(e, "mean[k] += yr[ox * %" PRId64 " + k];", g->co);
+    emit(e, "}");
+    emit(e, "}");
+    emit_for(e, "k", g->co);
+    emit(e, "mean[k] /= %" PRId64 ";", g->ow);
+    emit(e, "}");
+    emit_for(e, "ox", g->ow);
+    emit_for(e, "k", g->co);
+    emit(e, "const double d = yr[ox * %" PRId64 " + k] - mean[k];", g->co);
+    emit(e, "m2[k] += d * d;");
+    emit(e, "}");
+    emit(e, "}");
+    emit(e, "real *slot = parts + (size_t)r * %" PRId64 ";", 2 * g->co);
+    emit_for(e, "k", g->co);
+    emit(e, "slot[k] = (real)mean[k], slot[%" PRId64 " + k] = (real)m2[k];", g->co);
+    emit(e, "}");
+    emit(e, "}");
+}
+
+static void group_emit_stats_merge(Emitter *e, const ConvGeom *g)
+{
+    emit(e, "if (stats) { /* the rows' statistics merged in row order */");
+    batchnorm_emit_lane_stats(e, g->stats_to, g->co);
+    emit_for(e, "k", g->co);
+    emit(e, "bn_mean[k] = bn_m2[k] = 0;");
+    emit(e, "}");
+    emit(e, "double counted = 0;");
+    emit(e, "for (int r = 0; r < n * %" PRId64 "; r++) {", g->oh);
+    emit(e, "const real *sm = parts + (size_t)r * %" PRId64 ", *sq = sm + %" PRId64 ";",
+         2 * g->co, g->co);
+    emit(e, "const double more = %" PRId64 ";", g->ow);
+    tiles_emit_chan_merge(e, "bn_mean", "bn_m2", g->co);
+    emit(e, "}");
+    emit(e, "}");
+}
+
 void tiles_group_forward(Emitter *e, const LayerCode *c, const ConvGeom *g)
 {
     const char *L = c->name;
@@ -216,6 +273,13 @@ void tiles_group_forward(Emitter *e, const LayerCode *c, const ConvGeom *g)
     emit_local(e, "wt", "real *restrict wt = work(ln, %s_SCRATCH); /* [tap][%" PRId64
                "][%" PRId64 "] */", L, per_group_in(g), g->co);
     emit_repack(e, g, "wt", true);
+    if (g->stats_to) {
+        emit_local(e, "stats", "const int stats = ln->home->training; /* %s's statistics "
+                   "of y */", g->stats_to);
+        emit_local(e, "parts", "real *restrict parts = (real *)((char *)work(ln, %s_SCRATCH) + "
+                   "%" PRId64 "); /* [row][mean, sum of squares][%" PRId64 "] */", L,
+                   tiles_group_scratch_bytes(g, emit_real_size(e)), g->co);
+    }
     emit_comment(e, "a row of output pixels of one sample at a time");
     char rows[64];
     snprintf(rows, sizeof rows, "n * %" PRId64, g->oh);
@@ -229,7 +293,11 @@ void tiles_group_forward(Emitter *e, const LayerCode *c, const ConvGeom *g)
          g->oh, g->ow, g->co);
     emit_out_blocks(e, g, forward_block, NULL);
     emit(e, "}");
+    if (g->stats_to)
+        group_emit_row_stats(e, g);
     emit_parallel_end(e);
+    if (g->stats_to)
+        group_emit_stats_merge(e, g);
     emit_function_end(e);
 }
 

@@ -264,11 +264,15 @@ same_on_threads "four lanes" "$work/small.net" q "training on four lanes for det
     "1 2 3 4 8"
 tl=$(build "$work/small.net" f32 5) || tl=   # built above: its path, for the float32 check below
 # BatchNorm's statistics are the whole batch's, gathered from the lanes in
-# a fixed order: bitwise the same checkpoint (running statistics included)
-# on 1, 2 and 4 threads.
+# a fixed order (the Conv before each writes its lane's as it stores the
+# map: tiles of pixels, or rows for the depthwise one): bitwise the same
+# checkpoint (running statistics included) on 1, 2 and 4 threads.
 cat > "$work/smallbn.net" <<'NET'
 Input(12x12x2)
 Conv(kernel=3x3, n=6, padding=same, bias=false)
+BatchNorm
+ReLU
+Conv(kernel=3x3, n=6, groups=6, padding=same, bias=false)
 BatchNorm
 ReLU
 MaxPool(2x2)
