@@ -203,39 +203,37 @@ static void forward_block(Emitter *e, const ConvGeom *g, int64_t len, const char
 /* ---- the statistics of y for a BatchNorm after it
  *
  * While training, each row of output pixels also writes, per channel, the
- * mean of its pixels and their sum of squared deviations from it (in
- * double, two passes over the row just written, still in L1) to a slot of
- * its own; after the rows, the slots are merged in row order into the
- * BatchNorm's share of the lane. So y is not read again from memory for
- * them, and the numbers do not depend on the thread count. */
+ * mean of its pixels and their sum of squared deviations from it (a pass
+ * over the row just written, still in L1) to a slot of its own; after the
+ * rows, the slots are merged in row order into the BatchNorm's share of
+ * the lane. So y is not read again from memory for them, and the numbers
+ * do not depend on the thread count. */
 
 int64_t tiles_group_stats_bytes(const ConvGeom *g, int64_t samples, int64_t real_size)
 {
     return samples * g->oh * 2 * g->co * real_size;
 }
 
+/* The row's slot: per channel the mean of its pixels and their sum of
+ * squared deviations, from sums of d = y - y at the row's first pixel and
+ * of d^2 (one pass over the row just written, in L1; the shift keeps the
+ * sum of squares accurate whatever the channel's mean). */
 static void group_emit_row_stats(Emitter *e, const ConvGeom *g)
 {
     emit(e, "if (stats) { /* the row's mean and sum of squared deviations per channel */");
     emit(e, "const real *yr = y + (size_t)r * %" PRId64 ";", g->ow * g->co);
-    emit(e, "double mean[%" PRId64 "] = {0}, m2[%" PRId64 "] = {0};", g->co, g->co);
-    emit_for(e, "ox", g->ow);
+    emit(e, "real sd[%" PRId64 "] = {0}, sq[%" PRId64 "] = {0};", g->co, g->co);
+    emit(e, "for (int ox = 1; ox < %" PRId64 "; ox++) {", g->ow);
     emit_for(e, "k", g->co);
-    emit(e, "mean[k] += yr[ox * %" PRId64 " + k];", g->co);
-    emit(e, "}");
-    emit(e, "}");
-    emit_for(e, "k", g->co);
-    emit(e, "mean[k] /= %" PRId64 ";", g->ow);
-    emit(e, "}");
-    emit_for(e, "ox", g->ow);
-    emit_for(e, "k", g->co);
-    emit(e, "const double d = yr[ox * %" PRId64 " + k] - mean[k];", g->co);
-    emit(e, "m2[k] += d * d;");
+    emit(e, "const real d = yr[ox * %" PRId64 " + k] - yr[k];", g->co);
+    emit(e, "sd[k] += d;");
+    emit(e, "sq[k] += d * d;");
     emit(e, "}");
     emit(e, "}");
     emit(e, "real *slot = parts + (size_t)r * %" PRId64 ";", 2 * g->co);
     emit_for(e, "k", g->co);
-    emit(e, "slot[k] = (real)mean[k], slot[%" PRId64 " + k] = (real)m2[k];", g->co);
+    emit(e, "slot[k] = yr[k] + sd[k] / %" PRId64 ", slot[%" PRId64 " + k] = sq[k] - sd[k] * "
+            "sd[k] / %" PRId64 ";", g->ow, g->co, g->ow);
     emit(e, "}");
     emit(e, "}");
 }
