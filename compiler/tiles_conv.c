@@ -173,8 +173,12 @@ static GroupSet group_set(const Lanes *ln, int k)
     return (GroupSet){ln->groups.extra, ln->groups.base + 1, small * ln->groups.base};
 }
 
-/* Reals a tile's slot holds: a mean and a sum of squares per channel of the
- * largest group. */
+/* Tiles a loop item of the forward takes when it also gives a BatchNorm's
+ * statistics (see the forward's section). */
+enum { STATS_RUN = 8 };
+
+/* Reals a run's slot of statistics holds: a mean and a sum of squares per
+ * channel of the largest group. */
 static int64_t stats_slot(const Lanes *ln)
 {
     return 2 * (ln->groups.base + (ln->groups.extra > 0)) * ln->vl;
@@ -364,9 +368,9 @@ static int64_t forward_classes(const ConvGeom *g)
     return classes;
 }
 
-/* A slot per loop item (group, tile): a group's tiles of np pixels are
- * ceil(samples * pixels / np) a class, at most samples * oh * ow / np + 1;
- * room for the target that needs the most. */
+/* A slot per loop item (group, run of STATS_RUN tiles): a group's tiles of
+ * np pixels are ceil(samples * pixels / np) a class, at most samples * oh *
+ * ow / np + 1; room for the target that needs the most. */
 int64_t tiles_conv_stats_bytes(const ConvGeom *g, int64_t samples, int64_t real_size)
 {
     int64_t most = 0, classes = forward_classes(g);
@@ -376,7 +380,8 @@ int64_t tiles_conv_stats_bytes(const ConvGeom *g, int64_t samples, int64_t real_
         for (int k = 0; k < 2; k++) {
             GroupSet set = group_set(&ln, k);
             int np = tile_pixels(&ln, set.size);
-            items += set.count * ((samples * g->oh * g->ow + np - 1) / np + classes);
+            int64_t tiles = (samples * g->oh * g->ow + np - 1) / np + classes;
+            items += set.count * ((tiles + STATS_RUN - 1) / STATS_RUN);
         }
         if (items * stats_slot(&ln) > most)
             most = items * stats_slot(&ln);
@@ -432,20 +437,36 @@ static void emit_class_tile_counts(Emitter *e, int set, int classes, int np)
                " / %d;", set, classes + 1, np, set, classes, set, set, np - 1, np);
 }
 
+/* A loop item of several tiles (forward with a BatchNorm's statistics):
+ * `tiles` consecutive tiles of a group, BEGIN before the first and END
+ * after the last. */
+typedef struct ItemOfTiles {
+    int tiles;
+    TileBody *begin, *end;
+} ItemOfTiles;
+
 /* The parallel loop over every (group, tile of a class), a group at a time,
- * the groups of set 0 before those of set 1. */
+ * the groups of set 0 before those of set 1; with `several`, over every
+ * (group, run of several->tiles tiles). */
 static void conv_emit_class_tiles(Emitter *e, const ConvGeom *g, const Lanes *ln, int classes,
-                                  TileBody *body, const void *arg)
+                                  TileBody *body, const ItemOfTiles *several, const void *arg)
 {
     GroupSet set[2] = {group_set(ln, 0), group_set(ln, 1)};
+    char runs[2][32];   /* a group's items: its tiles, or its runs of tiles */
     char items[256];
     size_t len = 0;
     for (int k = 0; k < 2; k++) {
         if (!set[k].count)
             continue;
         emit_class_tile_counts(e, k, classes, tile_pixels(ln, set[k].size));
-        len += (size_t)snprintf(items + len, sizeof items - len, "%s%" PRId64 " * tiles%d[%d]",
-                                len ? " + " : "", set[k].count, k, classes);
+        snprintf(runs[k], sizeof runs[k], "tiles%d[%d]", k, classes);
+        if (several) {
+            snprintf(runs[k], sizeof runs[k], "runs%d", k);
+            emit_local(e, runs[k], "const int runs%d = (tiles%d[%d] + %d) / %d; /* of %d tiles "
+                       "*/", k, k, classes, several->tiles - 1, several->tiles, several->tiles);
+        }
+        len += (size_t)snprintf(items + len, sizeof items - len, "%s%" PRId64 " * %s",
+                                len ? " + " : "", set[k].count, runs[k]);
     }
     emit_parallel(e, "it", items, 1);
     for (int k = 0; k < 2; k++) {
@@ -454,19 +475,28 @@ static void conv_emit_class_tiles(Emitter *e, const ConvGeom *g, const Lanes *ln
         bool second = k == 1 && set[0].count;  /* the else of set 0 */
         char idx[64] = "it";
         if (k == 0 && set[1].count)
-            emit(e, "if (it < %" PRId64 " * tiles0[%d]) {", set[0].count, classes);
+            emit(e, "if (it < %" PRId64 " * %s) {", set[0].count, runs[0]);
         if (second) {
             emit(e, "} else {");
-            snprintf(idx, sizeof idx, "(it - %" PRId64 " * tiles0[%d])", set[0].count, classes);
+            snprintf(idx, sizeof idx, "(it - %" PRId64 " * %s)", set[0].count, runs[0]);
         }
         int np = tile_pixels(ln, set[k].size);
-        emit(e, "const int j0 = %" PRId64 " + %s / tiles%d[%d] * %" PRId64 ", t = %s %% tiles%d[%d];",
-             set[k].first, idx, k, classes, set[k].size, idx, k, classes);
+        emit(e, "const int j0 = %" PRId64 " + %s / %s * %" PRId64 ", %s = %s %% %s;",
+             set[k].first, idx, runs[k], set[k].size, several ? "run" : "t", idx, runs[k]);
+        if (several) {
+            several->begin(e, g, ln, (int)set[k].size, np, arg);
+            emit(e, "for (int t = run * %d; t < (run + 1) * %d && t < tiles%d[%d]; t++) {",
+                 several->tiles, several->tiles, k, classes);
+        }
         emit(e, "int c = 0; /* the tile's class */");
         emit(e, "while (t >= tiles%d[c + 1]) c++;", k);
         emit(e, "const struct conv_class *k = &cls[c];");
         emit(e, "const int last = n * k->pixels - 1, mt = (t - tiles%d[c]) * %d;", k, np);
         body(e, g, ln, (int)set[k].size, np, arg);
+        if (several) {
+            emit(e, "}");
+            several->end(e, g, ln, (int)set[k].size, np, arg);
+        }
         if (second)
             emit(e, "}");
     }
@@ -491,13 +521,15 @@ static void emit_class_pixels(Emitter *e, int np, const char *row, const char *c
 /* ---- forward */
 
 /* The statistics of y for a BatchNorm after the Conv (ConvGeom.stats_to):
- * while training, each forward tile also writes, per channel of its group,
- * the mean of its pixels and their sum of squared deviations from it, from
- * the sums still in registers, to a slot of its own (its loop item's,
- * `it`). After the tiles, the slots are merged in tile order (Chan et al.'s
- * update, in double) into the BatchNorm's share of the lane: the same
- * numbers whatever the thread count, and y is not read again for them. */
-
+ * while training, a loop item takes a run of STATS_RUN tiles of a group,
+ * and each tile, from the sums still in registers, gives per channel the
+ * mean of its pixels and their sum of squared deviations from it, merged
+ * into the run's (Chan et al.'s update, in registers); the run's go to a
+ * slot of the item's own (`it`). After the tiles, the slots are merged in
+ * order (the same update, in double) into the BatchNorm's share of the
+ * lane: the same numbers whatever the thread count, and y is not read
+ * again for them. A slot a run rather than a tile keeps the slots' traffic
+ * and the merge's work small beside a pass over y. */
 /* sd{v}, sq{v}: the sums over the tile's pixels after the first of d =
  * y - y at the first pixel, and of d^2 (when `masked`, each times keep{p}:
  * pixel p is not a repeat of the last). The shift keeps the sum of squares
@@ -518,41 +550,74 @@ static void conv_emit_tile_sums(Emitter *e, int nv, int np, bool masked)
     }
 }
 
-/* The tile's slot: per channel of its group the mean of its `count` pixels
- * (the last tile of a class repeats its last pixel: that counts once),
- * then their sum of squared deviations from it. */
-static void conv_emit_tile_stats(Emitter *e, const Lanes *ln, int nv, int np)
+/* "vco NAME0, NAME0_b, NAME1, ...": a pair of vectors per vector of the group. */
+static void emit_vector_pairs(Emitter *e, int nv, const char *a, const char *b, const char *init)
 {
-    emit(e, "if (stats) {");
-    emit(e, "const int count = last - mt + 1 < %d ? last - mt + 1 : %d;", np, np);
     char line[512];
     size_t len = (size_t)snprintf(line, sizeof line, "vco");
     for (int v = 0; v < nv; v++)
-        len += (size_t)snprintf(line + len, sizeof line - len, "%s sd%d, sq%d", v ? "," : "", v,
-                                v);
+        len += (size_t)snprintf(line + len, sizeof line - len, "%s %s%d%s, %s%d%s", v ? "," : "",
+                                a, v, init, b, v, init);
     emit(e, "%s;", line);
+}
+
+/* Before a run's tiles: its mean rm{v} and sum of squares rq{v} of the
+ * `counted` pixels so far. */
+static void conv_emit_run_begin(Emitter *e, const ConvGeom *g, const Lanes *ln, int nv, int np,
+                                const void *arg)
+{
+    (void)g, (void)ln, (void)np, (void)arg;
+    emit_vector_pairs(e, nv, "rm", "rq", " = {0}");
+    emit(e, "real counted = 0;");
+}
+
+/* A tile's mean and sum of squared deviations of its `count` pixels (the
+ * last tile of a class repeats its last pixel: that counts once), merged
+ * into the run's. */
+static void conv_emit_tile_stats(Emitter *e, int nv, int np)
+{
+    emit(e, "if (stats) {");
+    emit(e, "const int count = last - mt + 1 < %d ? last - mt + 1 : %d;", np, np);
+    emit_vector_pairs(e, nv, "sd", "sq", "");
     emit(e, "if (count == %d) {", np);
     conv_emit_tile_sums(e, nv, np, false);
     emit(e, "} else {");
     conv_emit_tile_sums(e, nv, np, true);
     emit(e, "}");
-    emit(e, "const real per = (real)1 / (real)count;");
+    emit(e, "const real per = (real)1 / (real)count, all = counted + (real)count;");
+    emit(e, "const real f = (real)count / all, h = counted * f;");
+    for (int v = 0; v < nv; v++) {
+        emit(e, "const vco delta%d = a0_%d + sd%d * per - rm%d;", v, v, v, v);
+        emit(e, "rm%d += delta%d * f;", v, v);
+        emit(e, "rq%d += sq%d - sd%d * sd%d * per + delta%d * delta%d * h;", v, v, v, v, v, v);
+    }
+    emit(e, "counted = all;");
+    emit(e, "}");
+}
+
+/* After a run's tiles: its slot. */
+static void conv_emit_run_end(Emitter *e, const ConvGeom *g, const Lanes *ln, int nv, int np,
+                              const void *arg)
+{
+    (void)g, (void)np, (void)arg;
+    emit(e, "if (stats) {");
     emit(e, "real *slot = parts + (size_t)it * %" PRId64 ";", stats_slot(ln));
     for (int v = 0; v < nv; v++) {
-        emit(e, "const vco mean%d = a0_%d + sd%d * per, m2_%d = sq%d - sd%d * sd%d * per;", v, v,
-             v, v, v, v, v);
-        emit(e, "VSTORE(slot + %" PRId64 ", mean%d);", v * ln->vl, v);
-        emit(e, "VSTORE(slot + %" PRId64 ", m2_%d);", (nv + v) * ln->vl, v);
+        emit(e, "VSTORE(slot + %" PRId64 ", rm%d);", v * ln->vl, v);
+        emit(e, "VSTORE(slot + %" PRId64 ", rq%d);", (nv + v) * ln->vl, v);
     }
     emit(e, "}");
 }
 
-/* The slots of the tiles merged, group by group, each channel's in tile
- * order, into the BatchNorm's lane mean and sum of squared deviations. */
+static const ItemOfTiles stats_runs = {STATS_RUN, conv_emit_run_begin, conv_emit_run_end};
+
+/* The slots of the runs merged, group by group, each channel's in order,
+ * into the BatchNorm's lane mean and sum of squared deviations. A run's
+ * pixels: those of its tiles. */
 static void conv_emit_stats_merge(Emitter *e, const ConvGeom *g, const Lanes *ln, int classes)
 {
     GroupSet set[2] = {group_set(ln, 0), group_set(ln, 1)};
-    emit(e, "if (stats) { /* the tiles' statistics merged in tile order */");
+    emit(e, "if (stats) { /* the runs' statistics merged in order */");
     batchnorm_emit_lane_stats(e, g->stats_to, g->co);
     for (int k = 0; k < 2; k++) {
         if (!set[k].count)
@@ -563,18 +628,21 @@ static void conv_emit_stats_merge(Emitter *e, const ConvGeom *g, const Lanes *ln
         emit(e, "const int j0 = %" PRId64 " + gi * %" PRId64 ";", set[k].first, set[k].size);
         char before[64] = "0"; /* the items of set 0 */
         if (k && set[0].count)
-            snprintf(before, sizeof before, "%" PRId64 " * tiles0[%d]", set[0].count, classes);
-        emit(e, "const real *group = parts + ((size_t)%s + (size_t)gi * tiles%d[%d]) * %" PRId64
-                ";", before, k, classes, stats_slot(ln));
-        emit(e, "double mean[%" PRId64 "] = {0}, m2[%" PRId64 "] = {0}, counted = 0;", lanes,
-             lanes);
+            snprintf(before, sizeof before, "%" PRId64 " * runs0", set[0].count);
+        emit(e, "const real *group = parts + ((size_t)%s + (size_t)gi * runs%d) * %" PRId64 ";",
+             before, k, stats_slot(ln));
+        emit(e, "double mean[%" PRId64 "] = {0}, m2[%" PRId64 "] = {0}, counted = 0, more = 0;",
+             lanes, lanes);
         emit(e, "for (int c = 0, t = 0; c < %d; c++) {", classes);
         emit(e, "const int pixels = n * cls[c].pixels;");
         emit(e, "for (int mt = 0; mt < pixels; mt += %d, t++) {", np);
-        emit(e, "const double more = pixels - mt < %d ? pixels - mt : %d;", np, np);
-        emit(e, "const real *sm = group + (size_t)t * %" PRId64 ", *sq = sm + %" PRId64 ";",
-             stats_slot(ln), lanes);
+        emit(e, "more += pixels - mt < %d ? pixels - mt : %d;", np, np);
+        emit(e, "if ((t + 1) %% %d && t + 1 < tiles%d[%d])", STATS_RUN, k, classes);
+        emit(e, "    continue; /* the run goes on */");
+        emit(e, "const real *sm = group + (size_t)(t / %d) * %" PRId64 ", *sq = sm + %" PRId64
+                ";", STATS_RUN, stats_slot(ln), lanes);
         tiles_emit_chan_merge(e, "mean", "m2", lanes);
+        emit(e, "more = 0;");
         emit(e, "}");
         emit(e, "}");
         emit_for(e, "v", set[k].size);
@@ -630,7 +698,7 @@ static void conv_emit_forward_tile(Emitter *e, const ConvGeom *g, const Lanes *l
                     PRId64 " + c%d, a%d_%d);", p, g->oh, p, g->ow, p, g->co, v, p, v);
         }
     if (g->stats_to)
-        conv_emit_tile_stats(e, ln, nv, np);
+        conv_emit_tile_stats(e, nv, np);
 }
 
 static void conv_emit_forward_section(Emitter *e, const ConvGeom *g, const Lanes *ln,
@@ -644,7 +712,8 @@ static void conv_emit_forward_section(Emitter *e, const ConvGeom *g, const Lanes
     Axis y, x;
     forward_axes(g, &y, &x);
     int classes = conv_emit_classes(e, &y, &x);
-    conv_emit_class_tiles(e, g, ln, classes, conv_emit_forward_tile, NULL);
+    conv_emit_class_tiles(e, g, ln, classes, conv_emit_forward_tile,
+                          g->stats_to ? &stats_runs : NULL, NULL);
     if (g->stats_to)
         conv_emit_stats_merge(e, g, ln, classes);
 }
@@ -1093,7 +1162,7 @@ static void conv_emit_input_phase(Emitter *e, const ConvGeom *g, const Lanes *ln
     Axis y = {{true, g->h, g->oh, ph->y.taps, g->sh, g->pt}, ph->y.lo, ph->y.hi};
     Axis x = {{true, g->w, g->ow, ph->x.taps, g->sw, g->pl}, ph->x.lo, ph->x.hi};
     int classes = conv_emit_classes(e, &y, &x);
-    conv_emit_class_tiles(e, g, ln, classes, conv_emit_input_tile, ph);
+    conv_emit_class_tiles(e, g, ln, classes, conv_emit_input_tile, NULL, ph);
 }
 
 /* Phase by phase. */
