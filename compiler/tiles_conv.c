@@ -550,7 +550,8 @@ static void conv_emit_tile_sums(Emitter *e, int nv, int np, bool masked)
     }
 }
 
-/* "vco NAME0, NAME0_b, NAME1, ...": a pair of vectors per vector of the group. */
+/* "vco A0 INIT, B0 INIT, A1 INIT, ...": a pair of vectors per vector of the
+ * group. */
 static void emit_vector_pairs(Emitter *e, int nv, const char *a, const char *b, const char *init)
 {
     char line[512];
@@ -737,8 +738,8 @@ void tiles_conv_forward(Emitter *e, const LayerCode *c, const ConvGeom *g)
         emit_local(e, "stats", "const int stats = ln->home->training; /* %s's statistics "
                    "of y */", g->stats_to);
         emit_local(e, "parts", "real *restrict parts = (real *)((char *)work(ln, %s_SCRATCH) + "
-                   "%" PRId64 "); /* [tile][mean, sum of squares][group's channels] */", L,
-                   tiles_conv_scratch_bytes(g, emit_real_size(e)));
+                   "%" PRId64 "); /* [run of tiles][mean, sum of squares][group's channels] */",
+                   L, tiles_conv_scratch_bytes(g, emit_real_size(e)));
     }
     conv_emit_targets(e, g, g->co, conv_emit_forward_section, NULL);
     emit_function_end(e);
