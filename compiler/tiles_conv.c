@@ -54,6 +54,10 @@ enum {
     /* Bytes of dy a weight-gradient block holds, to stay in L1 while
      * every tile of a thread sweeps it. */
     WGRAD_BLOCK_BYTES = 24 << 10,
+    /* How many tiles ahead a gappy 1x1's forward asks for its pixels: the
+     * next tile's wait on memory in part (fashion_resnet's conv6: 55% of
+     * the peak, 58% at 2 tiles, 26% without). */
+    PREFETCH_TILES = 2,
 };
 
 /* Whether some tap of some output lands on a padded row / column. */
@@ -92,6 +96,15 @@ typedef struct Lanes {
     int sums, group;
     Split groups;
 } Lanes;
+
+/* Whether the conv is a 1x1 that skips pixels (stride 2: every other pixel
+ * of every other row). The hardware's prefetchers follow a stream; through
+ * a gappy one each tile's first loads wait on memory (half of such a
+ * forward's time, by perf), so its tiles ask for the next one's pixels. */
+static bool gappy_1x1(const ConvGeom *g)
+{
+    return g->kh == 1 && g->kw == 1 && (g->sh > 1 || g->sw > 1);
+}
 
 static Lanes conv_lanes(const Target *t, int64_t channels, int64_t real_size)
 {
@@ -488,8 +501,12 @@ static void conv_emit_class_tiles(Emitter *e, const ConvGeom *g, const Lanes *ln
             emit(e, "for (int t = run * %d; t < (run + 1) * %d && t < tiles%d[%d]; t++) {",
                  several->tiles, several->tiles, k, classes);
         }
-        emit(e, "int c = 0; /* the tile's class */");
-        emit(e, "while (t >= tiles%d[c + 1]) c++;", k);
+        if (classes == 1) { /* a constant: the class's sizes fold into the arithmetic */
+            emit(e, "const int c = 0; /* the one class */");
+        } else {
+            emit(e, "int c = 0; /* the tile's class */");
+            emit(e, "while (t >= tiles%d[c + 1]) c++;", k);
+        }
         emit(e, "const struct conv_class *k = &cls[c];");
         emit(e, "const int last = n * k->pixels - 1, mt = (t - tiles%d[c]) * %d;", k, np);
         body(e, g, ln, (int)set[k].size, np, arg);
@@ -658,6 +675,27 @@ static void conv_emit_stats_merge(Emitter *e, const ConvGeom *g, const Lanes *ln
     emit(e, "}");
 }
 
+/* The lines of the pixels of the tile PREFETCH_TILES on (of a 1x1): its
+ * pixel p is pixel PREFETCH_TILES*np + p of this one's class (the last one
+ * repeated, as the tiles do), at the offset the tile's own pixels have,
+ * clamped to x. */
+static void conv_emit_prefetch_ahead(Emitter *e, const ConvGeom *g, int np)
+{
+    int ahead = PREFETCH_TILES * np;
+    int64_t rowlen = g->w * g->ci;
+    emit(e, "const int64_t xend = (int64_t)n * %" PRId64 " - %" PRId64 "; /* the last pixel's "
+            "start */", g->h * rowlen, g->ci);
+    emit(e, "for (int p = 0; p < %d; p++) {", np);
+    emit(e, "const int m = mt + %d + p < last ? mt + %d + p : last;", ahead, ahead);
+    emit(e, "const int64_t at = (int64_t)(m / k->pixels) * %" PRId64 " + (int64_t)((k->row + m "
+            "%% k->pixels / k->cols) * %" PRId64 " - %" PRId64 ") * %" PRId64 " + ((k->col + m %% "
+            "k->cols) * %" PRId64 " - %" PRId64 " + k->b0) * %" PRId64 ";", g->h * rowlen, g->sh,
+         g->pt, rowlen, g->sw, g->pl, g->ci);
+    emit(e, "const int64_t in = at < 0 ? 0 : at < xend ? at : xend;");
+    emit(e, "for (int l = 0; l < %" PRId64 "; l += CNNC_LINE) PREFETCH(x + in + l);", g->ci);
+    emit(e, "}");
+}
+
 /* One tile: y at np pixels by nv vectors of channels = b + the sum over
  * the class's taps and ci of x[i][oy*SH + kh - PT][ox*SW + kw - PL][ci] *
  * wp[t][ci][c_v] (then max(y, 0) for a ReLU after it). Its kernel columns
@@ -677,6 +715,8 @@ static void conv_emit_forward_tile(Emitter *e, const ConvGeom *g, const Lanes *l
                 PRId64 ") * %" PRId64 " + (ox%d * %" PRId64 " - %" PRId64 " + k->b0) * %" PRId64
                 "; /* at kernel row 0, column b0 */", p, p, g->h * rowlen, p, g->sh, g->pt,
              rowlen, p, g->sw, g->pl, g->ci);
+    if (gappy_1x1(g))
+        conv_emit_prefetch_ahead(e, g, np);
     emit(e, "const int run = (k->b1 - k->b0 + 1) * %" PRId64 ";", g->ci);
     emit(e, "const real *wg = wp + j0 * %" PRId64 " + (size_t)k->b0 * %" PRId64
             "; /* the group's slots at column b0 */", ln->vl, g->ci * slots);
@@ -802,8 +842,16 @@ static void conv_emit_wgrad_flat_block(Emitter *e, const ConvGeom *g, int64_t bl
     emit(e, "for (int r = r0, p = 0; r < r1; r++) {");
     emit(e, "const size_t row = (size_t)(r / %" PRId64 ") * %" PRId64 " + (size_t)(r %% %" PRId64
             ") * %" PRId64 ";", g->oh, g->h * g->w * g->ci, g->oh, g->sh * g->w * g->ci);
+    if (gappy_1x1(g)) /* and, while this block's tiles run, ask for the next one's pixels */
+        emit(e, "const int rn = r + %" PRId64 " < hi ? r + %" PRId64 " : r; const size_t next = "
+                "(size_t)(rn / %" PRId64 ") * %" PRId64 " + (size_t)(rn %% %" PRId64 ") * %"
+                PRId64 ";", block, block, g->oh, g->h * g->w * g->ci, g->oh,
+             g->sh * g->w * g->ci);
     emit_for(e, "ox", g->ow);
     emit(e, "xoff[p++] = row + (size_t)ox * %" PRId64 ";", g->sw * g->ci);
+    if (gappy_1x1(g))
+        emit(e, "for (int l = 0; l < %" PRId64 "; l += CNNC_LINE) PREFETCH(x + next + (size_t)ox "
+                "* %" PRId64 " + l);", g->ci, g->sw * g->ci);
     emit(e, "}");
     emit(e, "}");
 }
@@ -1166,7 +1214,55 @@ static void conv_emit_input_phase(Emitter *e, const ConvGeom *g, const Lanes *ln
     conv_emit_class_tiles(e, g, ln, classes, conv_emit_input_tile, NULL, ph);
 }
 
-/* Phase by phase. */
+/* A phase no tap reaches (kernel smaller than the stride: of a 1x1 of
+ * stride 2, three in four inputs) has dx = 0. Its tiles would sum nothing
+ * and store zeros through the whole tile machinery, a quarter of dx at a
+ * time; instead one loop over dx's rows clears them: whole rows of a
+ * tapless row phase, the tapless columns of the others. Nothing to do when
+ * dx adds to another consumer's. */
+static bool has_tapless_phase(const ConvGeom *g)
+{
+    PhaseAxis a;
+    for (int64_t py = g->kh; py < g->sh; py++)
+        if (phase_axis(g->h, g->kh, g->sh, g->pt, py, &a))
+            return true;
+    for (int64_t px = g->kw; px < g->sw; px++)
+        if (phase_axis(g->w, g->kw, g->sw, g->pl, px, &a))
+            return true;
+    return false;
+}
+
+static void conv_emit_tapless_phases(Emitter *e, const ConvGeom *g)
+{
+    int64_t rowlen = g->w * g->ci;
+    bool tapless_rows = false; /* a row phase py >= KH (taps none) has rows */
+    PhaseAxis a;
+    for (int64_t py = g->kh; py < g->sh; py++)
+        tapless_rows |= phase_axis(g->h, g->kh, g->sh, g->pt, py, &a);
+    emit(e, "/* the inputs no tap reaches: dx = 0, row by row */");
+    char count[64];
+    snprintf(count, sizeof count, "n * %" PRId64, g->h);
+    emit_parallel(e, "r", count, 1);
+    emit(e, "real *restrict dxr = dx + (size_t)r * %" PRId64 ";", rowlen);
+    if (tapless_rows) {
+        emit(e, "if ((r %% %" PRId64 " + %" PRId64 ") %% %" PRId64 " >= %" PRId64 ") { /* its "
+                "row phase */", g->h, g->pt, g->sh, g->kh);
+        emit(e, "memset(dxr, 0, sizeof(real) * %" PRId64 ");", rowlen);
+        emit(e, "continue;");
+        emit(e, "}");
+    }
+    for (int64_t px = g->kw; px < g->sw; px++) {
+        if (!phase_axis(g->w, g->kw, g->sw, g->pl, px, &a))
+            continue;
+        emit(e, "for (int qx = %" PRId64 "; qx <= %" PRId64 "; qx++) /* columns qx*%" PRId64
+                " + %" PRId64 " */", a.lo, a.hi, g->sw, px - g->pl);
+        emit(e, "    memset(dxr + (qx * %" PRId64 " + %" PRId64 ") * %" PRId64 ", 0, sizeof(real) "
+                "* %" PRId64 ");", g->sw, px - g->pl, g->ci, g->ci);
+    }
+    emit_parallel_end(e);
+}
+
+/* Phase by phase, but for the ones no tap reaches. */
 static void conv_emit_input_section(Emitter *e, const ConvGeom *g, const Lanes *ln,
                                     const void *arg)
 {
@@ -1180,6 +1276,8 @@ static void conv_emit_input_section(Emitter *e, const ConvGeom *g, const Lanes *
             Phase ph;
             if (!phase_axis(g->h, g->kh, g->sh, g->pt, py, &ph.y) ||
                 !phase_axis(g->w, g->kw, g->sw, g->pl, px, &ph.x))
+                continue;
+            if (!ph.y.taps || !ph.x.taps)
                 continue;
             emit(e, "{ /* phase (%" PRId64 ", %" PRId64 "): rows qy*%" PRId64 " + %" PRId64
                     ", qy in [%" PRId64 ", %" PRId64 "]; columns qx*%" PRId64 " + %" PRId64
@@ -1204,6 +1302,8 @@ static void conv_emit_input_grad(Emitter *e, const LayerCode *c, const ConvGeom 
                "; /* [tap][%" PRId64 "][slots of %" PRId64 "] */", L,
                wp_len(g, emit_real_size(e)), g->co, g->ci);
     conv_emit_targets(e, g, g->ci, conv_emit_input_section, NULL);
+    if (has_tapless_phase(g) && !g->dx_add)
+        conv_emit_tapless_phases(e, g);
 }
 
 static void conv_emit_weights_phase(Emitter *e, const LayerCode *c, const void *g)

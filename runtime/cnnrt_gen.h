@@ -65,6 +65,15 @@
 #define NOINLINE
 #endif
 
+/* Ask for the cache line at p ahead of its use (a hint: never faults). */
+#if defined(__GNUC__)
+#define PREFETCH(p) __builtin_prefetch(p)
+#else
+#define PREFETCH(p) ((void)(p))
+#endif
+/* Reals in a cache line (64 bytes on the machines we know). */
+#define CNNC_LINE (64 / REAL_SIZE)
+
 /* A lane's parameters, gradients and workspace (cnnrt.h's cnnrt_lane). */
 static inline const real *param(const cnnrt_lane *ln)
 {

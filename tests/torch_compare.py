@@ -62,6 +62,8 @@ CASES = [
          decay=1e-3),
     dict(net="torch_residual", prec="f64", opt="adam", lr=0.01),
     dict(net="torch_residual", prec="f32", opt="sgd", lr=0.1),
+    dict(net="torch_projection_first", prec="f64", opt="momentum", lr=0.1, momentum=0.9),
+    dict(net="torch_projection_first", prec="f32", opt="adam", lr=0.01),
     dict(net="torch_concat", prec="f64", opt="nesterov", lr=0.05, momentum=0.9),
     dict(net="torch_concat", prec="f32", opt="adam", lr=0.01),
     dict(net="torch_fanout", prec="f64", opt="sgd", lr=0.2, decay=0.01),
