@@ -232,6 +232,7 @@ static ConvGeom conv_code_geom(const LayerCode *c)
     g.relu_in = c->relu_in;
     g.dx_add = c->dx_add[0];
     g.stats_to = c->stats_to;
+    g.samples = c->batch;
     return g;
 }
 

@@ -76,6 +76,8 @@ typedef struct ConvGeom {
     int64_t groups;          /* channel groups: 1, or tiles_group.c's */
     const char *stats_to;    /* forward also writes the lane's statistics of
                                 y for this BatchNorm (LayerCode's) */
+    int64_t samples;         /* a call's at most: the micro-batch (LayerCode's
+                                batch; 0: not known) */
 } ConvGeom;
 
 /* Whether some tap of some output lands on a padded row / column. */

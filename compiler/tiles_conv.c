@@ -59,6 +59,8 @@ enum {
      * the peak, 58% at 2 tiles, 26% without). */
     PREFETCH_TILES = 2,
 };
+/* A core's L2, as the prefetching takes it (Zen 4 and 5: 1 MiB). */
+static const int64_t L2_BYTES = 1 << 20;
 
 /* Whether some tap of some output lands on a padded row / column. */
 bool conv_rows_padded(const ConvGeom *g)
@@ -104,6 +106,19 @@ typedef struct Lanes {
 static bool gappy_1x1(const ConvGeom *g)
 {
     return g->kh == 1 && g->kw == 1 && (g->sh > 1 || g->sw > 1);
+}
+
+/* Whether backward_data's stores leave gaps in a dx larger than a core's
+ * L2 (a phase of a stride 2 writes every other pixel of every other row):
+ * then its tiles ask for the pixels of the tile PREFETCH_TILES on (conv4
+ * of fashion_resnet, 3x3 stride 2, dx 3.2 MB a call: 53-62% -> 64-72% of
+ * the peak). Where dx stays in the cache (resnet8's micro-batches) the
+ * asking only costs (50% -> 45%); so it does for a 1x1's one phase with
+ * taps (fashion_resnet's conv6: 66% -> 61%). */
+static bool gappy_dx(const ConvGeom *g, int64_t real_size)
+{
+    return (g->sh > 1 || g->sw > 1) && !gappy_1x1(g) &&
+           g->samples * g->h * g->w * g->ci * real_size > L2_BYTES;
 }
 
 static Lanes conv_lanes(const Target *t, int64_t channels, int64_t real_size)
@@ -675,25 +690,42 @@ static void conv_emit_stats_merge(Emitter *e, const ConvGeom *g, const Lanes *ln
     emit(e, "}");
 }
 
-/* The lines of the pixels of the tile PREFETCH_TILES on (of a 1x1): its
- * pixel p is pixel PREFETCH_TILES*np + p of this one's class (the last one
- * repeated, as the tiles do), at the offset the tile's own pixels have,
- * clamped to x. */
-static void conv_emit_prefetch_ahead(Emitter *e, const ConvGeom *g, int np)
+/* Ask for the lines of the pixels of the tile PREFETCH_TILES on: pixels
+ * PREFETCH_TILES*np + p of this one's class (the last repeated, as the
+ * tiles do), (pi, prow, pcol), stepped as the tile's own; `offset` places
+ * one in `map` (reals from the map's start, in those names), whose `span`
+ * reals from there the tile uses, clamped to the map (n samples of
+ * `sample` reals). `write`: the tile will store there. */
+static void conv_emit_prefetch_ahead(Emitter *e, int np, const char *map, int64_t sample,
+                                     int64_t span, const char *offset, bool write)
 {
     int ahead = PREFETCH_TILES * np;
-    int64_t rowlen = g->w * g->ci;
-    emit(e, "const int64_t xend = (int64_t)n * %" PRId64 " - %" PRId64 "; /* the last pixel's "
-            "start */", g->h * rowlen, g->ci);
+    emit(e, "{ /* the tile %d on */", PREFETCH_TILES);
+    emit(e, "const int m = mt + %d < last ? mt + %d : last;", ahead, ahead);
+    emit(e, "int pi = m / k->pixels, prow = k->row + m %% k->pixels / k->cols, pcol = k->col + "
+            "m %% k->cols;");
     emit(e, "for (int p = 0; p < %d; p++) {", np);
-    emit(e, "const int m = mt + %d + p < last ? mt + %d + p : last;", ahead, ahead);
-    emit(e, "const int64_t at = (int64_t)(m / k->pixels) * %" PRId64 " + (int64_t)((k->row + m "
-            "%% k->pixels / k->cols) * %" PRId64 " - %" PRId64 ") * %" PRId64 " + ((k->col + m %% "
-            "k->cols) * %" PRId64 " - %" PRId64 " + k->b0) * %" PRId64 ";", g->h * rowlen, g->sh,
-         g->pt, rowlen, g->sw, g->pl, g->ci);
-    emit(e, "const int64_t in = at < 0 ? 0 : at < xend ? at : xend;");
-    emit(e, "for (int l = 0; l < %" PRId64 "; l += CNNC_LINE) PREFETCH(x + in + l);", g->ci);
+    emit(e, "const int64_t at = %s, end = (int64_t)n * %" PRId64 " - %" PRId64 ";", offset,
+         sample, span);
+    emit(e, "const int64_t in = at < 0 ? 0 : at < end ? at : end;");
+    emit(e, "for (int l = 0; l < %" PRId64 "; l += CNNC_LINE) %s(%s + in + l);", span,
+         write ? "PREFETCH_W" : "PREFETCH", map);
+    emit(e, "if (m + p < last && ++pcol == k->col + k->cols) { pcol = k->col; if (++prow == "
+            "k->row + k->rows) { prow = k->row; pi++; } }");
     emit(e, "}");
+    emit(e, "}");
+}
+
+/* The forward's: the next pixels of a gappy 1x1 (their windows, one pixel
+ * each, at kernel column b0 as the tile's own). */
+static void conv_emit_forward_prefetch(Emitter *e, const ConvGeom *g, int np)
+{
+    int64_t rowlen = g->w * g->ci;
+    char offset[256];
+    snprintf(offset, sizeof offset, "(int64_t)pi * %" PRId64 " + (int64_t)(prow * %" PRId64
+             " - %" PRId64 ") * %" PRId64 " + (pcol * %" PRId64 " - %" PRId64 " + k->b0) * %"
+             PRId64, g->h * rowlen, g->sh, g->pt, rowlen, g->sw, g->pl, g->ci);
+    conv_emit_prefetch_ahead(e, np, "x", g->h * rowlen, g->ci, offset, false);
 }
 
 /* One tile: y at np pixels by nv vectors of channels = b + the sum over
@@ -716,7 +748,7 @@ static void conv_emit_forward_tile(Emitter *e, const ConvGeom *g, const Lanes *l
                 "; /* at kernel row 0, column b0 */", p, p, g->h * rowlen, p, g->sh, g->pt,
              rowlen, p, g->sw, g->pl, g->ci);
     if (gappy_1x1(g))
-        conv_emit_prefetch_ahead(e, g, np);
+        conv_emit_forward_prefetch(e, g, np);
     emit(e, "const int run = (k->b1 - k->b0 + 1) * %" PRId64 ";", g->ci);
     emit(e, "const real *wg = wp + j0 * %" PRId64 " + (size_t)k->b0 * %" PRId64
             "; /* the group's slots at column b0 */", ln->vl, g->ci * slots);
@@ -1160,6 +1192,14 @@ static void conv_emit_input_tile(Emitter *e, const ConvGeom *g, const Lanes *ln,
     emit_group_channels(e, ln, nv);
     tiles_accs(e, "vci", np, nv, ACC_ZERO, "", "");
     emit_class_pixels(e, np, "qy", "qx");
+    if (gappy_dx(g, emit_real_size(e))) { /* ask ahead for dx's pixels */
+        char offset[256];
+        snprintf(offset, sizeof offset, "(int64_t)pi * %" PRId64 " + ((int64_t)(prow * %" PRId64
+                 " + %" PRId64 ") * %" PRId64 " + pcol * %" PRId64 " + %" PRId64 ") * %" PRId64
+                 " + c0", g->h * g->w * g->ci, g->sh, ph->y.ph - g->pt, g->w, g->sw,
+                 ph->x.ph - g->pl, g->ci);
+        conv_emit_prefetch_ahead(e, np, "dx", g->h * g->w * g->ci, nv * ln->vl, offset, true);
+    }
     for (int p = 0; p < np; p++)
         emit(e, "const real *dyi%d = dy + (size_t)i%d * %" PRId64 ";", p, p,
              g->oh * g->ow * g->co);

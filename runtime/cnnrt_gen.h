@@ -65,11 +65,14 @@
 #define NOINLINE
 #endif
 
-/* Ask for the cache line at p ahead of its use (a hint: never faults). */
+/* Ask for the cache line at p ahead of its use, to read or to write (a
+ * hint: never faults). */
 #if defined(__GNUC__)
 #define PREFETCH(p) __builtin_prefetch(p)
+#define PREFETCH_W(p) __builtin_prefetch(p, 1)
 #else
 #define PREFETCH(p) ((void)(p))
+#define PREFETCH_W(p) ((void)(p))
 #endif
 /* Reals in a cache line (64 bytes on the machines we know). */
 #define CNNC_LINE (64 / REAL_SIZE)
