@@ -865,20 +865,29 @@ static bool wgrad_flat(const ConvGeom *g)
     return !conv_rows_padded(g) && !conv_cols_padded(g);
 }
 
+/* "(size_t)(R / OH) * ... ": the offset in x of the first window row of dy's
+ * row R (a sample and an output row). */
+static void wgrad_row_offset(char *buf, size_t size, const ConvGeom *g, const char *r)
+{
+    snprintf(buf, size, "(size_t)(%s / %" PRId64 ") * %" PRId64 " + (size_t)(%s %% %" PRId64
+             ") * %" PRId64, r, g->oh, g->h * g->w * g->ci, r, g->oh, g->sh * g->w * g->ci);
+}
+
 /* The flat block: dyb its dy, xoff[p] the offset in x of pixel p's window. */
 static void conv_emit_wgrad_flat_block(Emitter *e, const ConvGeom *g, int64_t block)
 {
+    char at[160];
     emit(e, "const real *dyb = dy + (size_t)r0 * %" PRId64 ";", g->ow * g->co);
     emit(e, "const int pixels = (r1 - r0) * %" PRId64 ";", g->ow);
     emit(e, "size_t xoff[%" PRId64 "]; /* of each pixel's window in x */", block * g->ow);
     emit(e, "for (int r = r0, p = 0; r < r1; r++) {");
-    emit(e, "const size_t row = (size_t)(r / %" PRId64 ") * %" PRId64 " + (size_t)(r %% %" PRId64
-            ") * %" PRId64 ";", g->oh, g->h * g->w * g->ci, g->oh, g->sh * g->w * g->ci);
-    if (gappy_1x1(g)) /* and, while this block's tiles run, ask for the next one's pixels */
+    wgrad_row_offset(at, sizeof at, g, "r");
+    emit(e, "const size_t row = %s;", at);
+    if (gappy_1x1(g)) { /* and, while this block's tiles run, ask for the next one's pixels */
+        wgrad_row_offset(at, sizeof at, g, "rn");
         emit(e, "const int rn = r + %" PRId64 " < hi ? r + %" PRId64 " : r; const size_t next = "
-                "(size_t)(rn / %" PRId64 ") * %" PRId64 " + (size_t)(rn %% %" PRId64 ") * %"
-                PRId64 ";", block, block, g->oh, g->h * g->w * g->ci, g->oh,
-             g->sh * g->w * g->ci);
+                "%s;", block, block, at);
+    }
     emit_for(e, "ox", g->ow);
     emit(e, "xoff[p++] = row + (size_t)ox * %" PRId64 ";", g->sw * g->ci);
     if (gappy_1x1(g))
@@ -1260,31 +1269,30 @@ static void conv_emit_input_phase(Emitter *e, const ConvGeom *g, const Lanes *ln
  * time; instead one loop over dx's rows clears them: whole rows of a
  * tapless row phase, the tapless columns of the others. Nothing to do when
  * dx adds to another consumer's. */
-static bool has_tapless_phase(const ConvGeom *g)
+/* Whether a phase K..S-1 of an axis (k < s: no tap) has inputs. */
+static bool axis_tapless(int64_t in, int64_t k, int64_t s, int64_t p)
 {
     PhaseAxis a;
-    for (int64_t py = g->kh; py < g->sh; py++)
-        if (phase_axis(g->h, g->kh, g->sh, g->pt, py, &a))
-            return true;
-    for (int64_t px = g->kw; px < g->sw; px++)
-        if (phase_axis(g->w, g->kw, g->sw, g->pl, px, &a))
+    for (int64_t ph = k; ph < s; ph++)
+        if (phase_axis(in, k, s, p, ph, &a))
             return true;
     return false;
+}
+
+static bool has_tapless_phase(const ConvGeom *g)
+{
+    return axis_tapless(g->h, g->kh, g->sh, g->pt) || axis_tapless(g->w, g->kw, g->sw, g->pl);
 }
 
 static void conv_emit_tapless_phases(Emitter *e, const ConvGeom *g)
 {
     int64_t rowlen = g->w * g->ci;
-    bool tapless_rows = false; /* a row phase py >= KH (taps none) has rows */
-    PhaseAxis a;
-    for (int64_t py = g->kh; py < g->sh; py++)
-        tapless_rows |= phase_axis(g->h, g->kh, g->sh, g->pt, py, &a);
     emit(e, "/* the inputs no tap reaches: dx = 0, row by row */");
     char count[64];
     snprintf(count, sizeof count, "n * %" PRId64, g->h);
     emit_parallel(e, "r", count, 1);
     emit(e, "real *restrict dxr = dx + (size_t)r * %" PRId64 ";", rowlen);
-    if (tapless_rows) {
+    if (axis_tapless(g->h, g->kh, g->sh, g->pt)) { /* a row phase py >= KH */
         emit(e, "if ((r %% %" PRId64 " + %" PRId64 ") %% %" PRId64 " >= %" PRId64 ") { /* its "
                 "row phase */", g->h, g->pt, g->sh, g->kh);
         emit(e, "memset(dxr, 0, sizeof(real) * %" PRId64 ");", rowlen);
@@ -1292,6 +1300,7 @@ static void conv_emit_tapless_phases(Emitter *e, const ConvGeom *g)
         emit(e, "}");
     }
     for (int64_t px = g->kw; px < g->sw; px++) {
+        PhaseAxis a;
         if (!phase_axis(g->w, g->kw, g->sw, g->pl, px, &a))
             continue;
         emit(e, "for (int qx = %" PRId64 "; qx <= %" PRId64 "; qx++) /* columns qx*%" PRId64
